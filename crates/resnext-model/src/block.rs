@@ -1,0 +1,64 @@
+//! The ResNeXt bottleneck block (Xie et al. 2017, Fig. 3c): 1×1 reduce, grouped 3×3 with the
+//! stride (ResNet v1.5, as torchvision), 1×1 expand, and a projection shortcut `downsample` only
+//! where the shape changes (He et al. 2016, option B).
+
+use crate::layers::{BatchNorm2d, Conv2d, ConvSpec};
+use tch::{nn, Tensor};
+
+/// Output channels are `planes * EXPANSION`.
+pub const EXPANSION: i64 = 4;
+
+/// The shape of one bottleneck block.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockSpec {
+    pub in_channels: i64,
+    pub planes: i64,
+    pub stride: i64,
+    pub groups: i64,
+    pub width_per_group: i64,
+    pub zero_init_residual: bool,
+}
+
+#[derive(Debug)]
+pub struct Bottleneck {
+    conv1: Conv2d,
+    bn1: BatchNorm2d,
+    conv2: Conv2d,
+    bn2: BatchNorm2d,
+    conv3: Conv2d,
+    bn3: BatchNorm2d,
+    downsample: Option<(Conv2d, BatchNorm2d)>,
+}
+
+impl Bottleneck {
+    pub fn new(p: nn::Path, s: BlockSpec) -> Self {
+        // torchvision: width = int(planes * (base_width / 64.)) * groups
+        let width = (s.planes * s.width_per_group / 64) * s.groups;
+        let out = s.planes * EXPANSION;
+        let conv1 = Conv2d::new(&p / "conv1", ConvSpec::pointwise(s.in_channels, width, 1));
+        let bn1 = BatchNorm2d::new(&p / "bn1", width, false);
+        let conv2 = Conv2d::new(&p / "conv2", ConvSpec::grouped3x3(width, width, s.stride, s.groups));
+        let bn2 = BatchNorm2d::new(&p / "bn2", width, false);
+        let conv3 = Conv2d::new(&p / "conv3", ConvSpec::pointwise(width, out, 1));
+        let bn3 = BatchNorm2d::new(&p / "bn3", out, s.zero_init_residual);
+        let downsample = (s.stride != 1 || s.in_channels != out).then(|| {
+            let d = &p / "downsample";
+            (
+                Conv2d::new(&d / "0", ConvSpec::pointwise(s.in_channels, out, s.stride)),
+                BatchNorm2d::new(&d / "1", out, false),
+            )
+        });
+        Self { conv1, bn1, conv2, bn2, conv3, bn3, downsample }
+    }
+
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let h = self.bn1.forward_t(&self.conv1.forward(xs), train).relu();
+        let h = self.bn2.forward_t(&self.conv2.forward(&h), train).relu();
+        let h = self.bn3.forward_t(&self.conv3.forward(&h), train);
+        let shortcut = match &self.downsample {
+            Some((conv, bn)) => bn.forward_t(&conv.forward(xs), train),
+            None => xs.shallow_clone(),
+        };
+        (h + shortcut).relu()
+    }
+}

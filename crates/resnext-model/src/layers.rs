@@ -1,0 +1,137 @@
+//! Building blocks with torchvision's parameter names: a bias-free convolution and a BatchNorm
+//! that keeps `num_batches_tracked` (Ioffe & Szegedy 2015, "Batch Normalization").
+//!
+//! Both follow the input's dtype: given a bf16 input, the fp32 master weights are cast to bf16
+//! inside the forward (differentiably), which is mixed precision without an autocast context.
+
+use tch::nn::{self, Init};
+use tch::{Kind, Tensor};
+
+/// A 2-D convolution without bias, weight named `weight`.
+#[derive(Debug)]
+pub struct Conv2d {
+    pub weight: Tensor,
+    stride: i64,
+    padding: i64,
+    groups: i64,
+}
+
+/// The shape of a convolution: input/output channels, kernel, stride, padding and groups.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec {
+    pub in_channels: i64,
+    pub out_channels: i64,
+    pub kernel: i64,
+    pub stride: i64,
+    pub padding: i64,
+    pub groups: i64,
+}
+
+impl ConvSpec {
+    /// A 1×1 convolution.
+    pub fn pointwise(in_channels: i64, out_channels: i64, stride: i64) -> Self {
+        Self { in_channels, out_channels, kernel: 1, stride, padding: 0, groups: 1 }
+    }
+    /// A 3×3 convolution with padding 1.
+    pub fn grouped3x3(in_channels: i64, out_channels: i64, stride: i64, groups: i64) -> Self {
+        Self { in_channels, out_channels, kernel: 3, stride, padding: 1, groups }
+    }
+}
+
+/// Kaiming-normal, fan_out, ReLU gain: torchvision's initialisation of every ResNet conv.
+pub const KAIMING_FAN_OUT: Init = Init::Kaiming {
+    dist: nn::init::NormalOrUniform::Normal,
+    fan: nn::init::FanInOut::FanOut,
+    non_linearity: nn::init::NonLinearity::ReLU,
+};
+
+impl Conv2d {
+    pub fn new(p: nn::Path, spec: ConvSpec) -> Self {
+        let dims = [spec.out_channels, spec.in_channels / spec.groups, spec.kernel, spec.kernel];
+        let weight = p.var("weight", &dims, KAIMING_FAN_OUT);
+        Self { weight, stride: spec.stride, padding: spec.padding, groups: spec.groups }
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
+        let w = cast_like(&self.weight, xs);
+        xs.conv2d(&w, None::<Tensor>, [self.stride; 2], [self.padding; 2], [1, 1], self.groups)
+    }
+}
+
+/// BatchNorm2d with eps 1e-5 and momentum 0.1, parameters `weight`, `bias` and buffers
+/// `running_mean`, `running_var`, `num_batches_tracked` (int64, counted in train mode).
+#[derive(Debug)]
+pub struct BatchNorm2d {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub num_batches_tracked: Tensor,
+}
+
+pub const BN_EPS: f64 = 1e-5;
+pub const BN_MOMENTUM: f64 = 0.1;
+
+impl BatchNorm2d {
+    pub fn new(p: nn::Path, channels: i64, zero_weight: bool) -> Self {
+        let weight = p.var("weight", &[channels], Init::Const(if zero_weight { 0.0 } else { 1.0 }));
+        let bias = p.var("bias", &[channels], Init::Const(0.0));
+        let running_mean = p.zeros_no_train("running_mean", &[channels]);
+        let running_var = p.ones_no_train("running_var", &[channels]);
+        let num_batches_tracked =
+            p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false);
+        Self { weight, bias, running_mean, running_var, num_batches_tracked }
+    }
+
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        if train {
+            tch::no_grad(|| {
+                let _ = self.num_batches_tracked.shallow_clone().f_add_scalar_(1);
+            });
+        }
+        // ATen's CPU and CUDA batch_norm accept a bf16/fp16 input with fp32 parameters and
+        // statistics, so the running statistics stay in fp32 under mixed precision.
+        Tensor::batch_norm(
+            xs,
+            Some(&self.weight),
+            Some(&self.bias),
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            train,
+            BN_MOMENTUM,
+            BN_EPS,
+            true,
+        )
+    }
+}
+
+/// A fully connected layer `fc` with PyTorch's default initialisation.
+#[derive(Debug)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Linear {
+    pub fn new(p: nn::Path, in_features: i64, out_features: i64) -> Self {
+        let bound = 1.0 / (in_features as f64).sqrt();
+        let weight = p.var("weight", &[out_features, in_features], Init::Uniform { lo: -bound, up: bound });
+        let bias = p.var("bias", &[out_features], Init::Uniform { lo: -bound, up: bound });
+        Self { weight, bias }
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
+        let w = cast_like(&self.weight, xs);
+        let b = cast_like(&self.bias, xs);
+        xs.linear(&w, Some(&b))
+    }
+}
+
+/// The weight in the input's floating dtype (a no-op when they agree).
+fn cast_like(w: &Tensor, xs: &Tensor) -> Tensor {
+    if w.kind() == xs.kind() {
+        w.shallow_clone()
+    } else {
+        w.to_kind(xs.kind())
+    }
+}

@@ -1,0 +1,99 @@
+//! The ResNeXt classifier (Xie et al. 2017): stem, four stages of bottleneck blocks, global
+//! average pooling and a linear head. `forward_t` returns logits; softmax belongs to the caller
+//! (the original tutorial applied softmax inside the model before cross-entropy, a double softmax).
+
+use crate::block::{BlockSpec, Bottleneck, EXPANSION};
+use crate::config::ModelConfig;
+use crate::error::ModelError;
+use crate::layers::{BatchNorm2d, Conv2d, ConvSpec, Linear};
+use tch::{nn, Kind, Tensor};
+
+/// Names of the four stages, as in torchvision.
+pub const STAGES: [&str; 4] = ["layer1", "layer2", "layer3", "layer4"];
+
+#[derive(Debug)]
+pub struct ResNeXt {
+    config: ModelConfig,
+    conv1: Conv2d,
+    bn1: BatchNorm2d,
+    stages: Vec<Vec<Bottleneck>>,
+    fc: Linear,
+}
+
+impl ResNeXt {
+    /// Builds the network under `p` (use `vs.root()` for torchvision's names).
+    pub fn new(p: &nn::Path, config: &ModelConfig) -> Result<Self, ModelError> {
+        config.validate()?;
+        let conv1 = Conv2d::new(
+            p / "conv1",
+            ConvSpec { in_channels: 3, out_channels: 64, kernel: 7, stride: 2, padding: 3, groups: 1 },
+        );
+        let bn1 = BatchNorm2d::new(p / "bn1", 64, false);
+        let mut in_channels = 64;
+        let mut stages = Vec::with_capacity(4);
+        for (i, (&name, &blocks)) in STAGES.iter().zip(config.layers.iter()).enumerate() {
+            let planes = 64 << i;
+            let stage_path = p / name;
+            let mut stage = Vec::with_capacity(blocks);
+            for b in 0..blocks {
+                let stride = if i > 0 && b == 0 { 2 } else { 1 };
+                let spec = BlockSpec {
+                    in_channels,
+                    planes,
+                    stride,
+                    groups: config.groups,
+                    width_per_group: config.width_per_group,
+                    zero_init_residual: config.zero_init_residual,
+                };
+                stage.push(Bottleneck::new(&stage_path / b, spec));
+                in_channels = planes * EXPANSION;
+            }
+            stages.push(stage);
+        }
+        let fc = Linear::new(p / "fc", in_channels, config.num_classes);
+        Ok(Self { config: config.clone(), conv1, bn1, stages, fc })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Stem: conv 7×7/2, BatchNorm, ReLU, max-pool 3×3/2.
+    pub fn stem(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.bn1
+            .forward_t(&self.conv1.forward(xs), train)
+            .relu()
+            .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+    }
+
+    /// One stage (0..4) of bottleneck blocks.
+    pub fn stage(&self, index: usize, xs: &Tensor, train: bool) -> Tensor {
+        let mut h = xs.shallow_clone();
+        for block in &self.stages[index] {
+            h = block.forward_t(&h, train);
+        }
+        h
+    }
+
+    /// The last stage's feature map, `[N, 2048, H/32, W/32]` (used by Grad-CAM).
+    pub fn features(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut h = self.stem(xs, train);
+        for i in 0..STAGES.len() {
+            h = self.stage(i, &h, train);
+        }
+        h
+    }
+
+    /// Global average pooling and the linear head; logits are returned in fp32 whatever the
+    /// compute dtype.
+    pub fn head(&self, features: &Tensor) -> Tensor {
+        let pooled = features.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        self.fc.forward(&pooled).to_kind(Kind::Float)
+    }
+}
+
+impl nn::ModuleT for ResNeXt {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.head(&self.features(xs, train))
+    }
+}

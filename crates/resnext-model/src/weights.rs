@@ -1,0 +1,165 @@
+//! Weights in safetensors under torchvision's `state_dict` names, so that torchvision and timm
+//! checkpoints load by name and ours load into `torchvision.models.*` with `strict=True`.
+
+use crate::error::ModelError;
+use safetensors::SafeTensors;
+use std::collections::BTreeSet;
+use std::path::Path;
+use tch::nn::VarStore;
+use tch::{Kind, Tensor};
+
+/// How to treat a classifier head (`fc.*`) whose shape differs from the model's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadPolicy {
+    /// Every tensor must match: loading a checkpoint for inference or resuming.
+    Strict,
+    /// Keep the model's fresh head when the file's class count differs: fine-tuning ImageNet
+    /// weights on a new task.
+    ReplaceIfMismatched,
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    /// Tensors copied into the model.
+    pub loaded: Vec<String>,
+    /// Model tensors kept as they were (a replaced head, or a missing `num_batches_tracked`).
+    pub kept: Vec<String>,
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "loaded {} tensors", self.loaded.len())?;
+        if !self.kept.is_empty() {
+            write!(f, "; kept the model's own {}", self.kept.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+fn is_head(name: &str) -> bool {
+    name == "fc.weight" || name == "fc.bias"
+}
+
+/// Loads a safetensors file with torchvision names into `vs`. Floating tensors are converted to
+/// the model's dtype. Missing or mis-shaped tensors and unknown names are errors that name the
+/// tensor, except a mismatched head under [`HeadPolicy::ReplaceIfMismatched`] and a missing
+/// `num_batches_tracked` (older exports omit it).
+pub fn load_weights(vs: &VarStore, path: &Path, policy: HeadPolicy) -> Result<LoadReport, ModelError> {
+    let read_err = |reason: String| ModelError::ReadWeights { path: path.to_path_buf(), reason };
+    let bytes = std::fs::read(path).map_err(|e| read_err(e.to_string()))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| read_err(format!("not a safetensors file ({e})")))?;
+    let file_names: BTreeSet<String> = st.names().into_iter().cloned().collect();
+
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+
+    // The head is replaced as a whole: both tensors or neither.
+    let head_mismatch = policy == HeadPolicy::ReplaceIfMismatched
+        && vars.iter().filter(|(n, _)| is_head(n)).any(|(n, var)| match st.tensor(n) {
+            Ok(view) => view.shape().iter().map(|&d| d as i64).collect::<Vec<_>>() != var.size(),
+            Err(_) => true,
+        });
+
+    let mut report = LoadReport::default();
+    let mut plan: Vec<(Tensor, Tensor)> = Vec::new();
+    for (name, var) in &vars {
+        if head_mismatch && is_head(name) {
+            report.kept.push(name.clone());
+            continue;
+        }
+        let view = match st.tensor(name) {
+            Ok(v) => v,
+            Err(_) if name.ends_with("num_batches_tracked") => {
+                report.kept.push(name.clone());
+                continue;
+            }
+            Err(_) => return Err(ModelError::MissingTensor { path: path.to_path_buf(), name: name.clone() }),
+        };
+        let found: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        if found != var.size() {
+            return Err(ModelError::ShapeMismatch {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                expected: var.size(),
+                found,
+            });
+        }
+        let kind = Kind::try_from(view.dtype())
+            .map_err(|e| read_err(format!("tensor `{name}` has an unsupported dtype ({e})")))?;
+        let data = Tensor::f_from_data_size(view.data(), &found, kind)?;
+        plan.push((var.shallow_clone(), data));
+        report.loaded.push(name.clone());
+    }
+    let known: BTreeSet<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+    let unknown: Vec<&str> = file_names.iter().map(String::as_str).filter(|n| !known.contains(n)).collect();
+    if !unknown.is_empty() {
+        let mut names = unknown.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+        if unknown.len() > 5 {
+            names.push_str(&format!(" and {} more", unknown.len() - 5));
+        }
+        return Err(ModelError::UnexpectedTensors { path: path.to_path_buf(), names });
+    }
+    // Only now, with every check passed, touch the model.
+    tch::no_grad(|| -> Result<(), ModelError> {
+        for (mut var, data) in plan {
+            let data = data.f_to_kind(var.kind())?.f_to_device(var.device())?;
+            var.f_copy_(&data)?;
+        }
+        Ok(())
+    })?;
+    Ok(report)
+}
+
+/// All parameters and buffers of `vs` (torchvision names, fp32 and int64 as stored), on the CPU
+/// and contiguous, sorted by name.
+pub fn state_dict(vs: &VarStore) -> Vec<(String, Tensor)> {
+    let mut vars: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.detach().to_device(tch::Device::Cpu).contiguous()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// Writes the state dict of `vs` to `path` atomically: a temporary file in the same folder,
+/// flushed to disk, then renamed over the target, so a crash leaves the old file intact.
+pub fn save_weights(vs: &VarStore, path: &Path) -> Result<(), ModelError> {
+    write_tensors_atomic(&state_dict(vs), path)
+}
+
+/// Writes named tensors to a safetensors file atomically (see [`save_weights`]).
+pub fn write_tensors_atomic(tensors: &[(String, Tensor)], path: &Path) -> Result<(), ModelError> {
+    let write_err = |reason: String| ModelError::WriteWeights { path: path.to_path_buf(), reason };
+    let file_name = path.file_name().ok_or_else(|| write_err("not a file path".into()))?;
+    let tmp = path.with_file_name(format!(".{}.tmp", file_name.to_string_lossy()));
+    let result = (|| -> Result<(), ModelError> {
+        Tensor::write_safetensors(tensors, &tmp).map_err(|e| write_err(e.to_string()))?;
+        let f = std::fs::File::open(&tmp).map_err(|e| write_err(e.to_string()))?;
+        f.sync_all().map_err(|e| write_err(e.to_string()))?;
+        std::fs::rename(&tmp, path).map_err(|e| write_err(e.to_string()))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// PyTorch's name of a dtype (`float32`, `int64`, ...), as in a `state_dict` manifest.
+pub fn dtype_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Float => "float32",
+        Kind::Double => "float64",
+        Kind::Half => "float16",
+        Kind::BFloat16 => "bfloat16",
+        Kind::Int64 => "int64",
+        Kind::Int => "int32",
+        Kind::Int16 => "int16",
+        Kind::Int8 => "int8",
+        Kind::Uint8 => "uint8",
+        Kind::Bool => "bool",
+        _ => "other",
+    }
+}

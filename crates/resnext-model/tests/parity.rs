@@ -1,0 +1,98 @@
+//! Parity with torchvision: the fixtures in ../shared/fixtures/torchvision were made with
+//! torchvision 0.28 / PyTorch 2.13.
+
+mod common;
+
+use resnext_model::weights::{dtype_name, load_weights, state_dict, HeadPolicy};
+use resnext_model::{ModelConfig, ResNeXt};
+use std::collections::HashMap;
+use tch::nn::{ModuleT, VarStore};
+use tch::{Device, Tensor};
+
+fn io() -> Option<HashMap<String, Tensor>> {
+    let p = common::shared("fixtures/torchvision/tiny_resnext_io.safetensors")?;
+    Some(Tensor::read_safetensors(p).unwrap().into_iter().collect())
+}
+
+fn tiny() -> Option<(VarStore, ResNeXt)> {
+    let w = common::shared("fixtures/torchvision/tiny_resnext.safetensors")?;
+    let vs = VarStore::new(Device::Cpu);
+    let net = ResNeXt::new(&vs.root(), &ModelConfig::custom([1, 1, 1, 1], 4, 4, 3)).unwrap();
+    let report = load_weights(&vs, &w, HeadPolicy::Strict).unwrap();
+    assert!(report.kept.is_empty(), "strict load kept {:?}", report.kept);
+    Some((vs, net))
+}
+
+fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn tiny_eval_logits_match_torchvision() {
+    let (Some(io), Some((_vs, net))) = (io(), tiny()) else { return };
+    let logits = tch::no_grad(|| net.forward_t(&io["input"], false));
+    let err = max_abs(&logits, &io["logits_eval"]);
+    assert!(err <= 1e-4, "eval logits differ by {err}");
+}
+
+#[test]
+fn tiny_train_logits_and_running_stats_match_torchvision() {
+    let (Some(io), Some((vs, net))) = (io(), tiny()) else { return };
+    let vars = vs.variables();
+    let before = vars["bn1.num_batches_tracked"].int64_value(&[]);
+    let logits = tch::no_grad(|| net.forward_t(&io["input"], true));
+    let err = max_abs(&logits, &io["logits_train"]);
+    assert!(err <= 1e-4, "train logits differ by {err}");
+    let mean_err = max_abs(&vars["bn1.running_mean"], &io["bn1_running_mean_after_train_forward"]);
+    let var_err = max_abs(&vars["bn1.running_var"], &io["bn1_running_var_after_train_forward"]);
+    assert!(mean_err <= 1e-6, "running_mean differs by {mean_err}");
+    assert!(var_err <= 1e-6, "running_var differs by {var_err}");
+    assert_eq!(vars["bn1.num_batches_tracked"].int64_value(&[]), before + 1);
+}
+
+#[test]
+fn presets_equal_torchvision_manifests() {
+    for (name, config) in [
+        ("resnext50_32x4d", ModelConfig::resnext50_32x4d(1000)),
+        ("resnext101_32x8d", ModelConfig::resnext101_32x8d(1000)),
+        ("resnext101_64x4d", ModelConfig::resnext101_64x4d(1000)),
+        ("resnet50", ModelConfig::resnet50(1000)),
+    ] {
+        let Some(path) = common::shared(&format!("fixtures/torchvision/{name}.keys.json")) else { return };
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let expected: Vec<(String, Vec<i64>, String)> = manifest["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let shape = t["shape"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
+                (t["name"].as_str().unwrap().to_string(), shape, t["dtype"].as_str().unwrap().to_string())
+            })
+            .collect();
+        let vs = VarStore::new(Device::Cpu);
+        let _net = ResNeXt::new(&vs.root(), &config).unwrap();
+        let mut ours: Vec<(String, Vec<i64>, String)> =
+            state_dict(&vs).into_iter().map(|(n, t)| (n, t.size(), dtype_name(t.kind()).to_string())).collect();
+        let mut expected_sorted = expected.clone();
+        expected_sorted.sort();
+        ours.sort();
+        assert_eq!(ours.len(), expected_sorted.len(), "{name}: tensor count");
+        for (a, b) in ours.iter().zip(&expected_sorted) {
+            assert_eq!(a, b, "{name}");
+        }
+        let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        assert_eq!(params, manifest["parameters"].as_i64().unwrap(), "{name}: parameter count");
+    }
+}
+
+#[test]
+fn full_resnext50_forward_at_224_on_cpu() {
+    let vs = VarStore::new(Device::Cpu);
+    let net = ResNeXt::new(&vs.root(), &ModelConfig::resnext50_32x4d(2)).unwrap();
+    let x = Tensor::randn([1, 3, 224, 224], (tch::Kind::Float, Device::Cpu));
+    let logits = tch::no_grad(|| net.forward_t(&x, false));
+    assert_eq!(logits.size(), vec![1, 2]);
+    assert!(bool::try_from(logits.isfinite().all()).unwrap());
+    let features = tch::no_grad(|| net.features(&x, false));
+    assert_eq!(features.size(), vec![1, 2048, 7, 7]);
+}

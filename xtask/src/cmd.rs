@@ -1,0 +1,41 @@
+//! Running child processes and locating the workspace.
+
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The workspace root (the parent of this crate's folder).
+pub fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// The cargo that runs us.
+pub fn cargo() -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.current_dir(root());
+    c
+}
+
+/// Runs `cmd`, failing with its description when it does not succeed.
+pub fn run(mut cmd: Command, what: &str) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot start {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Builds the `resnext` binary in release mode and returns its path.
+pub fn build_cli_release() -> Result<PathBuf> {
+    let mut c = cargo();
+    c.args(["build", "--release", "--package", "resnext-cli", "--bin", "resnext"]);
+    run(c, "cargo build --release")?;
+    Ok(root().join("target/release/resnext"))
+}
+
+/// True when `args` already hold `flag` (as `--flag` or `--flag=...`).
+pub fn has_flag(args: &[String], flag: &str) -> bool {
+    args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+}

@@ -1,0 +1,3 @@
+//! `cargo xtask demo`.
+use anyhow::Result;
+pub fn run(_args: &[String]) -> Result<()> { anyhow::bail!("not implemented yet") }

@@ -1,0 +1,55 @@
+//! Project automation (`cargo xtask <command>`), in the style of rust-analyzer's xtask: one
+//! module per command, no libtorch dependency, so it builds before libtorch exists.
+
+mod cmd;
+mod demo;
+mod eval;
+mod plot;
+mod setup;
+mod test;
+mod train;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [args]
+
+commands:
+  setup              install PyTorch 2.13.0 (libtorch) from PyPI into a cache venv, link .libtorch
+  test [ARGS]        setup on first use, then `cargo test --workspace [ARGS]`
+  train [ARGS]       release build, then `resnext train` (configs/monkeypox.toml, data/monkeypox)
+  demo               generate a synthetic dataset in data/demo and train configs/demo.toml
+  eval [ARGS]        release build, then `resnext eval` (default --run runs/monkeypox)
+  plot DIR           draw the training curves, confusion matrix and ROC of a run directory
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = match command.as_str() {
+        "setup" => setup::run(rest).map(|_| ()),
+        "test" => test::run(rest),
+        "train" => train::run(rest),
+        "demo" => demo::run(rest),
+        "eval" => eval::run(rest),
+        "plot" => plot::run(rest),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprintln!("error: unknown xtask command `{other}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

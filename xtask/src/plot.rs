@@ -1,0 +1,3 @@
+//! `cargo xtask plot`.
+use anyhow::Result;
+pub fn run(_args: &[String]) -> Result<()> { anyhow::bail!("not implemented yet") }

@@ -1,0 +1,116 @@
+//! `cargo xtask setup`: libtorch from the official PyTorch 2.13.0 wheel on PyPI (the version that
+//! tch 0.26 checks for), installed into a venv in a per-user cache and linked as `.libtorch`.
+//!
+//! - `RESNEXT_CACHE_DIR` overrides the cache (default `$XDG_CACHE_HOME/resnext` or
+//!   `~/.cache/resnext`); the venv is `<cache>/torch-2.13.0`.
+//! - A `LIBTORCH` that points elsewhere than this repo's `.libtorch` is the user's own libtorch:
+//!   it is checked and left alone.
+//! - `RESNEXT_PYTHON` names the Python interpreter (default `python3`).
+
+use crate::cmd;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const TORCH_VERSION: &str = "2.13.0";
+const MARKER: &str = ".resnext-complete";
+
+/// The venv that holds PyTorch.
+pub fn venv_dir() -> Result<PathBuf> {
+    let cache = if let Some(dir) = std::env::var_os("RESNEXT_CACHE_DIR") {
+        PathBuf::from(dir)
+    } else if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        PathBuf::from(dir).join("resnext")
+    } else {
+        let home = std::env::var_os("HOME").context("neither RESNEXT_CACHE_DIR nor HOME is set")?;
+        PathBuf::from(home).join(".cache/resnext")
+    };
+    Ok(cache.join(format!("torch-{TORCH_VERSION}")))
+}
+
+/// The venv's Python interpreter.
+pub fn venv_python() -> Result<PathBuf> {
+    Ok(venv_dir()?.join("bin/python"))
+}
+
+fn user_libtorch() -> Option<PathBuf> {
+    let value = PathBuf::from(std::env::var_os("LIBTORCH")?);
+    let ours = cmd::root().join(".libtorch");
+    (value != ours && !value.ends_with(".libtorch")).then_some(value)
+}
+
+fn find_torch_dir(venv: &Path) -> Option<PathBuf> {
+    let lib = venv.join("lib");
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&lib).ok()?.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    entries
+        .into_iter()
+        .map(|p| p.join("site-packages/torch"))
+        .find(|t| t.join("lib").is_dir() && t.join("include").is_dir())
+}
+
+/// Makes sure libtorch is there and `.libtorch` points at it. Returns the libtorch folder.
+pub fn run(args: &[String]) -> Result<PathBuf> {
+    if let Some(a) = args.first() {
+        bail!("setup takes no arguments, got `{a}`");
+    }
+    if let Some(dir) = user_libtorch() {
+        if !dir.join("lib").is_dir() {
+            bail!("LIBTORCH={} has no lib/ folder: point it at a libtorch {TORCH_VERSION} install or unset it", dir.display());
+        }
+        return Ok(dir);
+    }
+    let venv = venv_dir()?;
+    let torch = match find_torch_dir(&venv) {
+        Some(t) if venv.join(MARKER).exists() => t,
+        _ => install(&venv)?,
+    };
+    link(&torch)?;
+    Ok(torch)
+}
+
+fn install(venv: &Path) -> Result<PathBuf> {
+    let python = std::env::var_os("RESNEXT_PYTHON").unwrap_or_else(|| "python3".into());
+    eprintln!("setup: installing PyTorch {TORCH_VERSION} from PyPI into {} (about 5 GB, once)", venv.display());
+    if !venv.join("bin/python").exists() {
+        let parent = venv.parent().context("cache path has no parent")?;
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        let out = Command::new(&python)
+            .args(["-m", "venv"])
+            .arg(venv)
+            .output()
+            .map_err(|e| anyhow::anyhow!("cannot run {}: {e}; install Python 3 (Debian: apt-get install python3 python3-venv) or set RESNEXT_PYTHON", python.to_string_lossy()))?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir_all(venv);
+            bail!(
+                "`{} -m venv` failed: {}; on Debian/Ubuntu install the venv module with `apt-get install python3-venv`",
+                python.to_string_lossy(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    let mut pip = Command::new(venv.join("bin/python"));
+    pip.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input"])
+        .arg(format!("torch=={TORCH_VERSION}"));
+    cmd::run(pip, &format!("pip install torch=={TORCH_VERSION}"))
+        .context("PyTorch could not be installed from PyPI; check the network, or set LIBTORCH to an existing libtorch")?;
+    let torch = find_torch_dir(venv).context("pip finished but site-packages/torch has no lib/ and include/")?;
+    std::fs::write(venv.join(MARKER), TORCH_VERSION).context("cannot write the setup marker")?;
+    Ok(torch)
+}
+
+fn link(torch: &Path) -> Result<()> {
+    let link = cmd::root().join(".libtorch");
+    if let Ok(current) = std::fs::read_link(&link) {
+        if current == torch {
+            return Ok(());
+        }
+        std::fs::remove_file(&link).with_context(|| format!("cannot replace {}", link.display()))?;
+    } else if link.exists() {
+        bail!("{} exists and is not a link; remove it or set LIBTORCH", link.display());
+    }
+    std::os::unix::fs::symlink(torch, &link)
+        .with_context(|| format!("cannot link {} -> {}", link.display(), torch.display()))?;
+    eprintln!("setup: .libtorch -> {}", torch.display());
+    Ok(())
+}
