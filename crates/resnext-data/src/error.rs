@@ -1,0 +1,35 @@
+//! Typed errors of the data crate. Each names the file or setting at fault.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("dataset root {0} does not exist")]
+    RootMissing(PathBuf),
+    #[error("dataset root {0} is not a directory")]
+    RootNotDir(PathBuf),
+    #[error("dataset root {0} has no class folders (expected one sub-folder of images per class)")]
+    NoClasses(PathBuf),
+    #[error("dataset root {root} has a single class `{class}`; a classifier needs at least two")]
+    SingleClass { root: PathBuf, class: String },
+    #[error("class folder {0} has no images")]
+    EmptyClass(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("bad image {path}: {reason}")]
+    BadImage { path: PathBuf, reason: String },
+    #[error("invalid split: {0}")]
+    InvalidSplit(String),
+    #[error("split file {path}: {reason}")]
+    SplitFile { path: PathBuf, reason: String },
+    #[error("invalid transform: {0}")]
+    InvalidTransform(String),
+    #[error("invalid loader setting: {0}")]
+    InvalidLoader(String),
+}
+
+impl DataError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io { path: path.into(), source }
+    }
+}

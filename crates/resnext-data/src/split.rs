@@ -1,0 +1,180 @@
+//! Seeded, stratified train/val/test splits, optionally grouped so that no group (a patient, a
+//! source photo) straddles two parts. Photos of one patient in both train and val inflate
+//! validation accuracy; MSLD names them `P13_1.jpg`, `P13_2.jpg`, so `^([^_.]+)` is its key.
+
+use crate::error::DataError;
+use crate::rng::Rng;
+use crate::scan::{ImageFolder, Sample};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// How to split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitConfig {
+    /// Fraction of each class for validation.
+    #[serde(default = "default_val")]
+    pub val: f64,
+    /// Fraction of each class for a held-out test part.
+    #[serde(default)]
+    pub test: f64,
+    #[serde(default)]
+    pub seed: u64,
+    /// A regex whose first capture group, applied to the file name, is the group key.
+    #[serde(default)]
+    pub group_regex: Option<String>,
+}
+
+fn default_val() -> f64 {
+    0.2
+}
+
+impl Default for SplitConfig {
+    fn default() -> Self {
+        Self { val: 0.2, test: 0.0, seed: 0, group_regex: None }
+    }
+}
+
+/// A split: class names and, per part, paths relative to the dataset root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Split {
+    pub classes: Vec<String>,
+    pub train: Vec<String>,
+    pub val: Vec<String>,
+    #[serde(default)]
+    pub test: Vec<String>,
+}
+
+fn rel_string(p: &Path) -> String {
+    p.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")
+}
+
+impl SplitConfig {
+    pub fn validate(&self) -> Result<Option<Regex>, DataError> {
+        let ok = |f: f64| (0.0..1.0).contains(&f);
+        if !ok(self.val) || !ok(self.test) || self.val + self.test >= 1.0 {
+            return Err(DataError::InvalidSplit(format!(
+                "val ({}) and test ({}) must be fractions in [0, 1) that leave room for training",
+                self.val, self.test
+            )));
+        }
+        match &self.group_regex {
+            None => Ok(None),
+            Some(re) => {
+                let regex = Regex::new(re).map_err(|e| DataError::InvalidSplit(format!("group regex `{re}`: {e}")))?;
+                if regex.captures_len() < 2 {
+                    return Err(DataError::InvalidSplit(format!("group regex `{re}` has no capture group")));
+                }
+                Ok(Some(regex))
+            }
+        }
+    }
+
+    /// The group key of a sample: the regex's first capture on the file name, else the path.
+    fn group_key(regex: Option<&Regex>, sample: &Sample) -> String {
+        let file_name = sample.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if let Some(re) = regex {
+            if let Some(m) = re.captures(&file_name).and_then(|c| c.get(1)) {
+                return format!("g:{}", m.as_str());
+            }
+            tracing::warn!(file = %file_name, "group regex does not match; the file is its own group");
+        }
+        format!("f:{}", rel_string(&sample.path))
+    }
+
+    /// Splits `folder`. Within each class (a group counts for its majority class), groups are
+    /// shuffled with the seed and dealt to test, then val, then train until each part holds its
+    /// share of images. Depends only on the sorted sample list and the seed.
+    pub fn split(&self, folder: &ImageFolder) -> Result<Split, DataError> {
+        let regex = self.validate()?;
+        let mut groups: BTreeMap<String, Vec<&Sample>> = BTreeMap::new();
+        for s in &folder.samples {
+            groups.entry(Self::group_key(regex.as_ref(), s)).or_default().push(s);
+        }
+        let mut by_class: Vec<Vec<(&String, &Vec<&Sample>)>> = vec![Vec::new(); folder.classes.len()];
+        for (key, members) in &groups {
+            let mut counts = vec![0usize; folder.classes.len()];
+            for s in members {
+                counts[s.label] += 1;
+            }
+            // Majority class; ties go to the lower index.
+            let class = counts.iter().enumerate().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0))).map(|c| c.0).unwrap_or(0);
+            by_class[class].push((key, members));
+        }
+        let mut split = Split { classes: folder.classes.clone(), train: vec![], val: vec![], test: vec![] };
+        for (class, mut class_groups) in by_class.into_iter().enumerate() {
+            let total: usize = class_groups.iter().map(|g| g.1.len()).sum();
+            let mut rng = Rng::keyed(self.seed, &[0x5917, class as u64]);
+            rng.shuffle(&mut class_groups);
+            let want_test = (total as f64 * self.test).round() as usize;
+            let want_val = (total as f64 * self.val).round() as usize;
+            let (mut n_test, mut n_val) = (0usize, 0usize);
+            for (_, members) in class_groups {
+                let size = members.len();
+                // A group goes to a part while that part is short of its share and taking the
+                // group overshoots by less than it would undershoot otherwise.
+                let fits = |have: usize, want: usize| have < want && (have + size).saturating_sub(want) <= want - have;
+                let part = if fits(n_test, want_test) {
+                    n_test += size;
+                    &mut split.test
+                } else if fits(n_val, want_val) {
+                    n_val += size;
+                    &mut split.val
+                } else {
+                    &mut split.train
+                };
+                part.extend(members.iter().map(|s| rel_string(&s.path)));
+            }
+        }
+        split.train.sort();
+        split.val.sort();
+        split.test.sort();
+        Ok(split)
+    }
+}
+
+impl Split {
+    /// Writes the split as JSON (atomically: temporary file, then rename).
+    pub fn save(&self, path: &Path) -> Result<(), DataError> {
+        let json = serde_json::to_string_pretty(self).map_err(|e| DataError::SplitFile { path: path.into(), reason: e.to_string() })?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json + "\n").map_err(|e| DataError::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    }
+
+    pub fn load(path: &Path) -> Result<Split, DataError> {
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| DataError::SplitFile { path: path.into(), reason: e.to_string() })
+    }
+
+    /// The samples of one part with labels from the split's classes: the class of a path is its
+    /// first component. Checks that every class is known and every file exists under `root`.
+    pub fn samples(&self, part: &[String], root: &Path) -> Result<Vec<Sample>, DataError> {
+        part.iter()
+            .map(|p| {
+                let class = p.split('/').next().unwrap_or_default();
+                let label = self.classes.iter().position(|c| c == class).ok_or_else(|| {
+                    DataError::InvalidSplit(format!("path `{p}` is not under any class of the split {:?}", self.classes))
+                })?;
+                let path = PathBuf::from(p);
+                if !root.join(&path).is_file() {
+                    return Err(DataError::InvalidSplit(format!("`{p}` is in the split but not under {}", root.display())));
+                }
+                Ok(Sample { path, label })
+            })
+            .collect()
+    }
+
+    /// Checks that the split's classes are those of the dataset at hand.
+    pub fn check_classes(&self, classes: &[String]) -> Result<(), DataError> {
+        if self.classes != classes {
+            return Err(DataError::InvalidSplit(format!(
+                "the split's classes {:?} differ from the dataset's {:?}",
+                self.classes, classes
+            )));
+        }
+        Ok(())
+    }
+}
