@@ -1,0 +1,198 @@
+//! Raw command-line arguments (clap). Validation into rich types happens in `commands`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "resnext", version, about = "Train, evaluate, predict and explain ResNeXt image classifiers")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Per-stage output shapes and parameter counts of an architecture.
+    Summary(SummaryArgs),
+    /// Predict the class of images with a trained model.
+    Predict(PredictArgs),
+    /// Train a model from a TOML config.
+    Train(TrainArgs),
+    /// Evaluate a run on its validation or test part.
+    Eval(EvalArgs),
+    /// Draw a run's training curves, confusion matrix and ROC curve as PNGs.
+    Plot(PlotArgs),
+    /// Inspect and prepare ImageFolder datasets.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+/// The architecture: a preset name, or `custom` with explicit shapes.
+#[derive(Debug, Args, Clone)]
+pub struct ModelArgs {
+    /// resnext50_32x4d, resnext101_32x8d, resnext101_64x4d, resnet50 or custom.
+    #[arg(long, default_value = "resnext50_32x4d")]
+    pub arch: String,
+    /// Blocks per stage for --arch custom, e.g. 1,1,1,1.
+    #[arg(long)]
+    pub layers: Option<String>,
+    /// Groups (cardinality) for --arch custom.
+    #[arg(long)]
+    pub groups: Option<i64>,
+    /// Width per group for --arch custom.
+    #[arg(long)]
+    pub width_per_group: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long, default_value_t = 1000)]
+    pub num_classes: i64,
+    #[arg(long, default_value_t = 224)]
+    pub image_size: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// A run directory (weights, classes and transform come from it).
+    #[arg(long, conflicts_with = "weights")]
+    pub run: Option<PathBuf>,
+    /// A safetensors file with torchvision names (needs --arch and --num-classes).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long)]
+    pub num_classes: Option<i64>,
+    /// Square input size for --weights (resize to exactly this size).
+    #[arg(long, default_value_t = 224)]
+    pub image_size: u32,
+    /// Which checkpoint of the run: best or last.
+    #[arg(long, default_value = "best")]
+    pub checkpoint: String,
+    /// One JSON object per line per image.
+    #[arg(long)]
+    pub json: bool,
+    /// Show the K most likely classes.
+    #[arg(long, default_value_t = 1)]
+    pub top_k: usize,
+    /// Write a Grad-CAM overlay to this PNG (one image only).
+    #[arg(long)]
+    pub cam: Option<PathBuf>,
+    /// The class index Grad-CAM explains (default: the predicted class).
+    #[arg(long)]
+    pub cam_class: Option<i64>,
+    /// Average with the horizontally flipped image.
+    #[arg(long)]
+    pub tta: bool,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Images or folders of images.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The ImageFolder root (overrides data.root).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The run directory (default runs/<name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Override any config key: --set optim.lr=0.001 (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub sets: Vec<String>,
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Continue the run in this directory where it stopped.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Start from these weights (torchvision names; the head is replaced if the class count differs).
+    #[arg(long)]
+    pub init_weights: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The ImageFolder root (default: the run's).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// val, test or all.
+    #[arg(long, default_value = "val")]
+    pub split: String,
+    #[arg(long, default_value = "best")]
+    pub checkpoint: String,
+    #[arg(long)]
+    pub tta: bool,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// The run directory.
+    pub run: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Class names and counts, and every bad file with its reason.
+    Check {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a seeded, stratified (optionally grouped) split as JSON.
+    Split {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long, default_value_t = 0.2)]
+        val: f64,
+        #[arg(long, default_value_t = 0.0)]
+        test: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Regex whose first capture group on the file name is the group key, e.g. '^([^_.]+)'.
+        #[arg(long)]
+        group_regex: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Per-channel mean and std of a dataset.
+    Stats {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decode, transform and batch the whole folder; report throughput.
+    Bench {
+        #[arg(long)]
+        root: PathBuf,
+        /// train (RandomResizedCrop + flip) or eval (resize + normalise).
+        #[arg(long, default_value = "eval")]
+        transform: String,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 224)]
+        image_size: u32,
+    },
+}

@@ -1,0 +1,94 @@
+//! `resnext data check|split|stats|bench`.
+
+use crate::args::DataCommand;
+use anyhow::{bail, Context, Result};
+use resnext_data::check::check;
+use resnext_data::scan::scan;
+use resnext_data::split::SplitConfig;
+use resnext_data::stats::channel_stats;
+use resnext_data::{DecodeLimits, Loader, LoaderConfig, Transform, TransformConfig};
+use std::process::ExitCode;
+use std::time::Instant;
+
+pub fn run(cmd: DataCommand) -> Result<ExitCode> {
+    match cmd {
+        DataCommand::Check { root, json } => {
+            let report = check(&root, DecodeLimits::default())?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{:<32} {:>8}", "class", "images");
+                for c in &report.classes {
+                    println!("{:<32} {:>8}", c.name, c.count);
+                }
+                for i in &report.ignored {
+                    println!("ignored (not an image): {}", i.display());
+                }
+                for b in &report.bad {
+                    println!("bad: {}: {}", b.path, b.reason);
+                }
+                println!("{} bad file(s)", report.bad.len());
+            }
+            Ok(if report.bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        DataCommand::Split { root, val, test, seed, group_regex, out } => {
+            let folder = scan(&root)?;
+            let split = SplitConfig { val, test, seed, group_regex }.split(&folder)?;
+            split.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "train {} / val {} / test {} images of {} classes -> {}",
+                split.train.len(),
+                split.val.len(),
+                split.test.len(),
+                split.classes.len(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DataCommand::Stats { root, json } => {
+            let folder = scan(&root)?;
+            let paths: Vec<_> = folder.samples.iter().map(|s| folder.abs_path(s)).collect();
+            let stats = channel_stats(&paths, DecodeLimits::default())?;
+            if json {
+                println!("{}", serde_json::to_string(&stats)?);
+            } else {
+                println!("images: {}", stats.images);
+                println!("mean = [{:.4}, {:.4}, {:.4}]", stats.mean[0], stats.mean[1], stats.mean[2]);
+                println!("std = [{:.4}, {:.4}, {:.4}]", stats.std[0], stats.std[1], stats.std[2]);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DataCommand::Bench { root, transform, threads, epochs, batch_size, image_size } => {
+            let tc = match transform.as_str() {
+                "eval" => TransformConfig::resize_exact(image_size),
+                "train" => TransformConfig::rrc_flip(image_size),
+                other => bail!("unknown --transform `{other}` (expected train or eval)"),
+            };
+            if epochs == 0 || batch_size == 0 {
+                bail!("--epochs and --batch-size must be at least 1");
+            }
+            let folder = scan(&root)?;
+            let mut cfg = LoaderConfig::new(batch_size, folder.classes.len());
+            cfg.shuffle = true;
+            cfg.threads = threads;
+            let loader = Loader::new(&folder.root, &folder.samples, Transform::new(tc)?, cfg)?;
+            let start = Instant::now();
+            let mut images = 0usize;
+            let mut checksum = 0f64;
+            for epoch in 0..epochs {
+                for batch in loader.epoch(epoch as u64) {
+                    let batch = batch?;
+                    images += batch.len();
+                    if let Some(a) = batch.f32() {
+                        checksum += a[[0, 0, 0, 0]] as f64;
+                    }
+                }
+            }
+            let secs = start.elapsed().as_secs_f64();
+            let threads_used = if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
+            println!("images: {images} in {secs:.3} s ({threads_used} threads, transform {transform}, checksum {checksum:.3})");
+            println!("throughput: {:.1} img/s", images as f64 / secs);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Cross-entropy on logits (never on softmax outputs: the original tutorial's double softmax),
+//! with label smoothing (Szegedy et al. 2016) and soft targets for Mixup/CutMix.
+
+use tch::{Kind, Tensor};
+
+/// Mean over the batch of −Σ q·log softmax(logits), with q the targets smoothed by ε:
+/// q ← (1 − ε)·q + ε/C. `targets` is [N, C] of probabilities.
+pub fn soft_cross_entropy(logits: &Tensor, targets: &Tensor, smoothing: f64) -> Tensor {
+    let logits = logits.to_kind(Kind::Float);
+    let c = logits.size()[1] as f64;
+    let q = if smoothing > 0.0 { targets * (1.0 - smoothing) + smoothing / c } else { targets.shallow_clone() };
+    let logp = logits.log_softmax(1, Kind::Float);
+    -(q * logp).sum_dim_intlist(1, false, Kind::Float).mean(Kind::Float)
+}
+
+/// Plain cross-entropy against class indices.
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    logits.to_kind(Kind::Float).cross_entropy_for_logits(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soft_equals_hard_on_one_hot_and_smoothing_matches_definition() {
+        let logits = Tensor::from_slice(&[2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0]).view([2, 3]);
+        let labels = Tensor::from_slice(&[0i64, 2]);
+        let onehot = labels.one_hot(3).to_kind(Kind::Float);
+        let a = soft_cross_entropy(&logits, &onehot, 0.0).double_value(&[]);
+        let b = cross_entropy(&logits, &labels).double_value(&[]);
+        assert!((a - b).abs() < 1e-6);
+        let s = soft_cross_entropy(&logits, &onehot, 0.1).double_value(&[]);
+        let logp = logits.log_softmax(1, Kind::Float);
+        let uniform = -(logp.mean_dim(1, false, Kind::Float)).mean(Kind::Float).double_value(&[]);
+        assert!((s - (0.9 * b + 0.1 * uniform)).abs() < 1e-6);
+    }
+}
