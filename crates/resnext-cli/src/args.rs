@@ -179,6 +179,17 @@ pub enum DataCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Draw a synthetic four-class ImageFolder (checkerboard, dots, rings, stripes).
+    Synth {
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long, default_value_t = 150)]
+        per_class: usize,
+        #[arg(long, default_value_t = 64)]
+        size: u32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Decode, transform and batch the whole folder; report throughput.
     Bench {
         #[arg(long)]

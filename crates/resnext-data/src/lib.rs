@@ -13,6 +13,7 @@
 //! - [`loader`]: parallel decoding into reused batch buffers with bounded prefetch.
 //! - [`stats`]: a dataset's per-channel mean and std.
 //! - [`check`]: a whole-folder health check.
+//! - [`synth`]: a procedurally drawn four-class dataset for offline demos and tests.
 //! - [`rng`]: the small deterministic generator behind all randomness here.
 
 pub mod check;
@@ -25,6 +26,7 @@ pub mod rng;
 pub mod scan;
 pub mod split;
 pub mod stats;
+pub mod synth;
 pub mod transform;
 
 pub use decode::{decode_file, DecodeLimits};

@@ -58,6 +58,14 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        DataCommand::Synth { out, per_class, size, seed } => {
+            if per_class == 0 || !(16..=1024).contains(&size) {
+                bail!("--per-class must be at least 1 and --size between 16 and 1024");
+            }
+            let n = resnext_data::synth::write_dataset(&out, per_class, size, seed)?;
+            println!("wrote {n} images of {} classes to {}", resnext_data::synth::CLASSES.len(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         DataCommand::Bench { root, transform, threads, epochs, batch_size, image_size } => {
             let tc = match transform.as_str() {
                 "eval" => TransformConfig::resize_exact(image_size),
