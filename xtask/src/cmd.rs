@@ -20,7 +20,9 @@ pub fn cargo() -> Command {
 
 /// Runs `cmd`, failing with its description when it does not succeed.
 pub fn run(mut cmd: Command, what: &str) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot start {what}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {what}"))?;
     if !status.success() {
         bail!("{what} failed ({status})");
     }
@@ -30,12 +32,20 @@ pub fn run(mut cmd: Command, what: &str) -> Result<()> {
 /// Builds the `resnext` binary in release mode and returns its path.
 pub fn build_cli_release() -> Result<PathBuf> {
     let mut c = cargo();
-    c.args(["build", "--release", "--package", "resnext-cli", "--bin", "resnext"]);
+    c.args([
+        "build",
+        "--release",
+        "--package",
+        "resnext-cli",
+        "--bin",
+        "resnext",
+    ]);
     run(c, "cargo build --release")?;
     Ok(root().join("target/release/resnext"))
 }
 
 /// True when `args` already hold `flag` (as `--flag` or `--flag=...`).
 pub fn has_flag(args: &[String], flag: &str) -> bool {
-    args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    args.iter()
+        .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
 }

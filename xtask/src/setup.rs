@@ -28,11 +28,6 @@ pub fn venv_dir() -> Result<PathBuf> {
     Ok(cache.join(format!("torch-{TORCH_VERSION}")))
 }
 
-/// The venv's Python interpreter.
-pub fn venv_python() -> Result<PathBuf> {
-    Ok(venv_dir()?.join("bin/python"))
-}
-
 fn user_libtorch() -> Option<PathBuf> {
     let value = PathBuf::from(std::env::var_os("LIBTORCH")?);
     let ours = cmd::root().join(".libtorch");
@@ -41,7 +36,11 @@ fn user_libtorch() -> Option<PathBuf> {
 
 fn find_torch_dir(venv: &Path) -> Option<PathBuf> {
     let lib = venv.join("lib");
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(&lib).ok()?.flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&lib)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     entries
         .into_iter()
@@ -71,10 +70,14 @@ pub fn run(args: &[String]) -> Result<PathBuf> {
 
 fn install(venv: &Path) -> Result<PathBuf> {
     let python = std::env::var_os("RESNEXT_PYTHON").unwrap_or_else(|| "python3".into());
-    eprintln!("setup: installing PyTorch {TORCH_VERSION} from PyPI into {} (about 5 GB, once)", venv.display());
+    eprintln!(
+        "setup: installing PyTorch {TORCH_VERSION} from PyPI into {} (about 5 GB, once)",
+        venv.display()
+    );
     if !venv.join("bin/python").exists() {
         let parent = venv.parent().context("cache path has no parent")?;
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
         let out = Command::new(&python)
             .args(["-m", "venv"])
             .arg(venv)
@@ -90,11 +93,18 @@ fn install(venv: &Path) -> Result<PathBuf> {
         }
     }
     let mut pip = Command::new(venv.join("bin/python"));
-    pip.args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input"])
-        .arg(format!("torch=={TORCH_VERSION}"));
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+    ])
+    .arg(format!("torch=={TORCH_VERSION}"));
     cmd::run(pip, &format!("pip install torch=={TORCH_VERSION}"))
         .context("PyTorch could not be installed from PyPI; check the network, or set LIBTORCH to an existing libtorch")?;
-    let torch = find_torch_dir(venv).context("pip finished but site-packages/torch has no lib/ and include/")?;
+    let torch = find_torch_dir(venv)
+        .context("pip finished but site-packages/torch has no lib/ and include/")?;
     std::fs::write(venv.join(MARKER), TORCH_VERSION).context("cannot write the setup marker")?;
     Ok(torch)
 }
@@ -105,9 +115,13 @@ fn link(torch: &Path) -> Result<()> {
         if current == torch {
             return Ok(());
         }
-        std::fs::remove_file(&link).with_context(|| format!("cannot replace {}", link.display()))?;
+        std::fs::remove_file(&link)
+            .with_context(|| format!("cannot replace {}", link.display()))?;
     } else if link.exists() {
-        bail!("{} exists and is not a link; remove it or set LIBTORCH", link.display());
+        bail!(
+            "{} exists and is not a link; remove it or set LIBTORCH",
+            link.display()
+        );
     }
     std::os::unix::fs::symlink(torch, &link)
         .with_context(|| format!("cannot link {} -> {}", link.display(), torch.display()))?;

@@ -4,7 +4,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "resnext", version, about = "Train, evaluate, predict and explain ResNeXt image classifiers")]
+#[command(
+    name = "resnext",
+    version,
+    about = "Train, evaluate, predict and explain ResNeXt image classifiers"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -10,7 +10,8 @@ pub fn expand(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     for p in inputs {
         if p.is_dir() {
             let mut found = Vec::new();
-            collect(p, &mut found).with_context(|| format!("cannot read folder {}", p.display()))?;
+            collect(p, &mut found)
+                .with_context(|| format!("cannot read folder {}", p.display()))?;
             if found.is_empty() {
                 bail!("folder {} has no images", p.display());
             }

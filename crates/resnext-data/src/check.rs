@@ -48,9 +48,24 @@ pub fn check(root: &Path, limits: DecodeLimits) -> Result<CheckReport, DataError
     for (s, r) in folder.samples.iter().zip(results) {
         match r {
             None => counts[s.label] += 1,
-            Some(reason) => bad.push(BadFile { path: s.path.to_string_lossy().into_owned(), reason }),
+            Some(reason) => bad.push(BadFile {
+                path: s.path.to_string_lossy().into_owned(),
+                reason,
+            }),
         }
     }
-    let classes = folder.classes.iter().zip(counts).map(|(name, count)| ClassCount { name: name.clone(), count }).collect();
-    Ok(CheckReport { classes, bad, ignored: folder.ignored })
+    let classes = folder
+        .classes
+        .iter()
+        .zip(counts)
+        .map(|(name, count)| ClassCount {
+            name: name.clone(),
+            count,
+        })
+        .collect();
+    Ok(CheckReport {
+        classes,
+        bad,
+        ignored: folder.ignored,
+    })
 }

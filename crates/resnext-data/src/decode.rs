@@ -18,7 +18,11 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        Self { max_width: 16_384, max_height: 16_384, max_alloc: 1 << 30 }
+        Self {
+            max_width: 16_384,
+            max_height: 16_384,
+            max_alloc: 1 << 30,
+        }
     }
 }
 
@@ -26,7 +30,9 @@ impl Default for DecodeLimits {
 /// (Scan data cannot hold `FF D9`: `FF` is stuffed as `FF 00` there.) The decoder itself is
 /// lenient and would fill the missing part with gray.
 fn jpeg_is_truncated(bytes: &[u8]) -> bool {
-    let Some(sos) = bytes.windows(2).position(|w| w == [0xFF, 0xDA]) else { return true };
+    let Some(sos) = bytes.windows(2).position(|w| w == [0xFF, 0xDA]) else {
+        return true;
+    };
     !bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
@@ -35,7 +41,9 @@ pub fn decode_bytes(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, Stri
     if bytes.is_empty() {
         return Err("empty file (0 bytes)".into());
     }
-    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
     let format = reader.format().ok_or("not a recognised image format")?;
     if format == ImageFormat::Jpeg && jpeg_is_truncated(bytes) {
         return Err("truncated JPEG (no end-of-image marker)".into());
@@ -46,13 +54,18 @@ pub fn decode_bytes(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, Stri
     l.max_alloc = Some(limits.max_alloc);
     let mut reader = reader;
     reader.limits(l);
-    let mut decoder = reader.into_decoder().map_err(|e| format!("{format:?}: {e}"))?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| format!("{format:?}: {e}"))?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
         return Err(format!("image has no pixels ({w}x{h})"));
     }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = image::DynamicImage::from_decoder(decoder).map_err(|e| format!("{format:?}: {e}"))?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img =
+        image::DynamicImage::from_decoder(decoder).map_err(|e| format!("{format:?}: {e}"))?;
     img.apply_orientation(orientation);
     Ok(match img {
         image::DynamicImage::ImageRgb8(rgb) => rgb,
@@ -63,5 +76,8 @@ pub fn decode_bytes(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, Stri
 /// Reads and decodes one file.
 pub fn decode_file(path: &Path, limits: DecodeLimits) -> Result<RgbImage, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    decode_bytes(&bytes, limits).map_err(|reason| DataError::BadImage { path: path.to_path_buf(), reason })
+    decode_bytes(&bytes, limits).map_err(|reason| DataError::BadImage {
+        path: path.to_path_buf(),
+        reason,
+    })
 }

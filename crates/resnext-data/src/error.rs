@@ -15,7 +15,10 @@ pub enum DataError {
     #[error("class folder {0} has no images")]
     EmptyClass(PathBuf),
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("bad image {path}: {reason}")]
     BadImage { path: PathBuf, reason: String },
     #[error("invalid split: {0}")]
@@ -30,6 +33,9 @@ pub enum DataError {
 
 impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io { path: path.into(), source }
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -31,7 +31,7 @@ pub mod transform;
 
 pub use decode::{decode_file, DecodeLimits};
 pub use error::DataError;
-pub use loader::{Batch, BadImagePolicy, Layout, Loader, LoaderConfig};
+pub use loader::{BadImagePolicy, Batch, Layout, Loader, LoaderConfig};
 pub use scan::{scan, ImageFolder, Sample};
 pub use split::{Split, SplitConfig};
 pub use transform::{Transform, TransformConfig};

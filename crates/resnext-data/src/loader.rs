@@ -116,7 +116,9 @@ impl Batch {
     }
     /// Targets as probabilities: the soft targets, or one-hot labels.
     pub fn soft_targets(&self, num_classes: usize) -> Array2<f32> {
-        self.targets.clone().unwrap_or_else(|| one_hot(&self.labels, num_classes))
+        self.targets
+            .clone()
+            .unwrap_or_else(|| one_hot(&self.labels, num_classes))
     }
 }
 
@@ -148,37 +150,79 @@ pub struct Loader {
 
 impl std::fmt::Debug for Loader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Loader").field("samples", &self.shared.items.len()).field("config", &self.shared.config).finish()
+        f.debug_struct("Loader")
+            .field("samples", &self.shared.items.len())
+            .field("config", &self.shared.config)
+            .finish()
     }
 }
 
 impl Loader {
-    pub fn new(root: &Path, samples: &[Sample], transform: Transform, config: LoaderConfig) -> Result<Self, DataError> {
+    pub fn new(
+        root: &Path,
+        samples: &[Sample],
+        transform: Transform,
+        config: LoaderConfig,
+    ) -> Result<Self, DataError> {
         if config.batch_size == 0 {
-            return Err(DataError::InvalidLoader("batch_size must be at least 1".into()));
+            return Err(DataError::InvalidLoader(
+                "batch_size must be at least 1".into(),
+            ));
         }
         if config.num_classes == 0 {
-            return Err(DataError::InvalidLoader("num_classes must be at least 1".into()));
+            return Err(DataError::InvalidLoader(
+                "num_classes must be at least 1".into(),
+            ));
         }
         if let Some(m) = &config.mix {
             m.validate()?;
             if m.enabled() && config.pixels == PixelType::U8 {
-                return Err(DataError::InvalidLoader("Mixup/CutMix need float batches".into()));
+                return Err(DataError::InvalidLoader(
+                    "Mixup/CutMix need float batches".into(),
+                ));
             }
         }
         if let Some(s) = samples.iter().find(|s| s.label >= config.num_classes) {
-            return Err(DataError::InvalidLoader(format!("{} has label {} but there are {} classes", s.path.display(), s.label, config.num_classes)));
+            return Err(DataError::InvalidLoader(format!(
+                "{} has label {} but there are {} classes",
+                s.path.display(),
+                s.label,
+                config.num_classes
+            )));
         }
-        let threads = if config.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { config.threads };
+        let threads = if config.threads == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            config.threads
+        };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("resnext-data-{i}"))
             .build()
-            .map_err(|e| DataError::InvalidLoader(format!("cannot start {threads} threads: {e}")))?;
-        let items = samples.iter().map(|s| (root.join(&s.path), s.label)).collect::<Vec<_>>();
-        let cache = config.cache.then(|| (0..items.len()).map(|_| OnceLock::new()).collect());
+            .map_err(|e| {
+                DataError::InvalidLoader(format!("cannot start {threads} threads: {e}"))
+            })?;
+        let items = samples
+            .iter()
+            .map(|s| (root.join(&s.path), s.label))
+            .collect::<Vec<_>>();
+        let cache = config
+            .cache
+            .then(|| (0..items.len()).map(|_| OnceLock::new()).collect());
         let (recycle_tx, recycle_rx) = bounded(config.prefetch + 2);
-        Ok(Self { shared: Arc::new(Shared { items, transform, config, pool, cache, recycle_tx, recycle_rx }) })
+        Ok(Self {
+            shared: Arc::new(Shared {
+                items,
+                transform,
+                config,
+                pool,
+                cache,
+                recycle_tx,
+                recycle_rx,
+            }),
+        })
     }
 
     pub fn num_samples(&self) -> usize {
@@ -236,11 +280,19 @@ impl Loader {
                 }
             })
             .expect("spawning the prefetch thread");
-        EpochIter { rx: Some(rx), handle: Some(handle) }
+        EpochIter {
+            rx: Some(rx),
+            handle: Some(handle),
+        }
     }
 
     /// Prepares one batch of the given sample indices on the calling thread's pool.
-    pub fn batch(&self, epoch: u64, batch_index: u64, indices: &[usize]) -> Result<Batch, DataError> {
+    pub fn batch(
+        &self,
+        epoch: u64,
+        batch_index: u64,
+        indices: &[usize],
+    ) -> Result<Batch, DataError> {
         self.shared.make_batch(epoch, batch_index, indices)
     }
 }
@@ -260,7 +312,12 @@ impl Shared {
         }
     }
 
-    fn make_batch(&self, epoch: u64, batch_index: u64, indices: &[usize]) -> Result<Batch, DataError> {
+    fn make_batch(
+        &self,
+        epoch: u64,
+        batch_index: u64,
+        indices: &[usize],
+    ) -> Result<Batch, DataError> {
         let [h, w] = self.transform.size();
         let per = 3 * h as usize * w as usize;
         let n = indices.len();
@@ -296,7 +353,12 @@ impl Shared {
                 });
                 self.settle(results, indices, &mut keep, &mut skipped)?;
                 let kept = compact(&mut buf, per, &keep);
-                (BatchImages::F32(Array4::from_shape_vec(shape(kept), buf).expect("buffer size matches")), kept)
+                (
+                    BatchImages::F32(
+                        Array4::from_shape_vec(shape(kept), buf).expect("buffer size matches"),
+                    ),
+                    kept,
+                )
             }
             PixelType::U8 => {
                 let mut buf = vec![0u8; n * per];
@@ -305,7 +367,10 @@ impl Shared {
                         .zip(indices.par_iter())
                         .map(|(slot, &i)| {
                             let img = work(i)?;
-                            let mut rng = Rng::keyed(Transform::sample_rng(seed, epoch, i as u64).next_u64(), &[0xe5]);
+                            let mut rng = Rng::keyed(
+                                Transform::sample_rng(seed, epoch, i as u64).next_u64(),
+                                &[0xe5],
+                            );
                             self.transform.write_u8(&img, slot, cfg.layout, &mut rng);
                             Ok(())
                         })
@@ -313,22 +378,46 @@ impl Shared {
                 });
                 self.settle(results, indices, &mut keep, &mut skipped)?;
                 let kept = compact(&mut buf, per, &keep);
-                (BatchImages::U8(Array4::from_shape_vec(shape(kept), buf).expect("buffer size matches")), kept)
+                (
+                    BatchImages::U8(
+                        Array4::from_shape_vec(shape(kept), buf).expect("buffer size matches"),
+                    ),
+                    kept,
+                )
             }
         };
-        let kept_indices: Vec<usize> = indices.iter().zip(&keep).filter(|(_, &k)| k).map(|(&i, _)| i).collect();
+        let kept_indices: Vec<usize> = indices
+            .iter()
+            .zip(&keep)
+            .filter(|(_, &k)| k)
+            .map(|(&i, _)| i)
+            .collect();
         debug_assert_eq!(kept_indices.len(), kept_n);
         let labels: Vec<usize> = kept_indices.iter().map(|&i| self.items[i].1).collect();
         let mut images = images;
         let targets = match (&cfg.mix, &mut images) {
             (Some(m), BatchImages::F32(a)) if m.enabled() => {
                 let mut rng = Rng::keyed(seed, &[0x3c, epoch, batch_index]);
-                Some(mix_batch(a, cfg.layout, &labels, cfg.num_classes, m, &mut rng))
+                Some(mix_batch(
+                    a,
+                    cfg.layout,
+                    &labels,
+                    cfg.num_classes,
+                    m,
+                    &mut rng,
+                ))
             }
             _ => None,
         };
         let recycle = matches!(images, BatchImages::F32(_)).then(|| self.recycle_tx.clone());
-        Ok(Batch { images, labels, targets, indices: kept_indices, skipped, recycle })
+        Ok(Batch {
+            images,
+            labels,
+            targets,
+            indices: kept_indices,
+            skipped,
+            recycle,
+        })
     }
 
     fn settle(

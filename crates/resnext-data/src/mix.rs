@@ -40,7 +40,9 @@ impl MixConfig {
             && (0.0..=1.0).contains(&self.prob)
             && (0.0..=1.0).contains(&self.switch_prob);
         if !ok {
-            return Err(DataError::InvalidLoader(format!("mix settings out of range: {self:?}")));
+            return Err(DataError::InvalidLoader(format!(
+                "mix settings out of range: {self:?}"
+            )));
         }
         Ok(())
     }
@@ -61,7 +63,14 @@ pub fn one_hot(labels: &[usize], num_classes: usize) -> Array2<f32> {
 
 /// Mixes `images` in place and returns the soft targets. `images` is [N, C, H, W] or
 /// [N, H, W, C] per `layout`.
-pub fn mix_batch(images: &mut Array4<f32>, layout: Layout, labels: &[usize], num_classes: usize, cfg: &MixConfig, rng: &mut Rng) -> Array2<f32> {
+pub fn mix_batch(
+    images: &mut Array4<f32>,
+    layout: Layout,
+    labels: &[usize],
+    num_classes: usize,
+    cfg: &MixConfig,
+    rng: &mut Rng,
+) -> Array2<f32> {
     let targets = one_hot(labels, num_classes);
     let n = labels.len();
     if n < 2 || !cfg.enabled() || !rng.bernoulli(cfg.prob) {

@@ -19,7 +19,12 @@ pub struct CropBox {
 
 impl CropBox {
     pub fn full(img: &RgbImage) -> Self {
-        Self { left: 0, top: 0, width: img.width(), height: img.height() }
+        Self {
+            left: 0,
+            top: 0,
+            width: img.width(),
+            height: img.height(),
+        }
     }
 }
 
@@ -52,7 +57,8 @@ fn precompute(in_size: usize, out_size: usize) -> Coeffs {
         let ss = 1.0 / filterscale;
         // C's (int) truncates toward zero
         let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-        let xmax = (((center + support + 0.5) as i64).min(in_size as i64) as usize).saturating_sub(xmin);
+        let xmax =
+            (((center + support + 0.5) as i64).min(in_size as i64) as usize).saturating_sub(xmin);
         let mut ww = 0.0;
         for (x, kx) in k.iter_mut().enumerate().take(xmax) {
             let w = bilinear((x as f64 + xmin as f64 - center + 0.5) * ss);
@@ -62,11 +68,19 @@ fn precompute(in_size: usize, out_size: usize) -> Coeffs {
         for (x, kx) in k.iter().enumerate().take(xmax) {
             let v = if ww != 0.0 { kx / ww } else { *kx };
             let fixed = v * (1u32 << PRECISION_BITS) as f64;
-            weights[xx * ksize + x] = if fixed < 0.0 { (fixed - 0.5) as i32 } else { (fixed + 0.5) as i32 };
+            weights[xx * ksize + x] = if fixed < 0.0 {
+                (fixed - 0.5) as i32
+            } else {
+                (fixed + 0.5) as i32
+            };
         }
         bounds.push((xmin, xmax));
     }
-    Coeffs { bounds, ksize, weights }
+    Coeffs {
+        bounds,
+        ksize,
+        weights,
+    }
 }
 
 #[inline]

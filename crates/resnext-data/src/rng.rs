@@ -15,7 +15,9 @@ fn mix64(mut z: u64) -> u64 {
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Self { state: mix64(seed ^ 0x5851_f42d_4c95_7f2d) }
+        Self {
+            state: mix64(seed ^ 0x5851_f42d_4c95_7f2d),
+        }
     }
 
     /// An independent stream for one key tuple.
@@ -84,7 +86,9 @@ impl Rng {
                 continue;
             }
             let u = self.uniform();
-            if u < 1.0 - 0.0331 * x.powi(4) || u.max(1e-300).ln() < 0.5 * x * x + d * (1.0 - v + v.ln()) {
+            if u < 1.0 - 0.0331 * x.powi(4)
+                || u.max(1e-300).ln() < 0.5 * x * x + d * (1.0 - v + v.ln())
+            {
                 return d * v;
             }
         }
@@ -118,8 +122,14 @@ mod tests {
     fn streams_are_reproducible_and_distinct() {
         let a: Vec<u64> = (0..4).map(|_| Rng::keyed(7, &[1, 2]).next_u64()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        assert_ne!(Rng::keyed(7, &[1, 2]).next_u64(), Rng::keyed(7, &[2, 1]).next_u64());
-        assert_ne!(Rng::keyed(7, &[1, 2]).next_u64(), Rng::keyed(8, &[1, 2]).next_u64());
+        assert_ne!(
+            Rng::keyed(7, &[1, 2]).next_u64(),
+            Rng::keyed(7, &[2, 1]).next_u64()
+        );
+        assert_ne!(
+            Rng::keyed(7, &[1, 2]).next_u64(),
+            Rng::keyed(8, &[1, 2]).next_u64()
+        );
     }
 
     #[test]
@@ -136,6 +146,11 @@ mod tests {
         for _ in 0..n {
             counts[r.below(5) as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (c as f64 - n as f64 / 5.0).abs() < 300.0), "{counts:?}");
+        assert!(
+            counts
+                .iter()
+                .all(|&c| (c as f64 - n as f64 / 5.0).abs() < 300.0),
+            "{counts:?}"
+        );
     }
 }

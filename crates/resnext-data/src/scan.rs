@@ -74,9 +74,13 @@ pub fn scan(root: &Path) -> Result<ImageFolder, DataError> {
             continue;
         }
         // `metadata` follows symlinks, as torchvision's `entry.is_dir()` does.
-        let is_dir = std::fs::metadata(entry.path()).map(|m| m.is_dir()).unwrap_or(false);
+        let is_dir = std::fs::metadata(entry.path())
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
         if is_dir {
-            classes.push(name.into_string().map_err(|n| DataError::InvalidSplit(format!("class folder name {n:?} is not valid UTF-8")))?);
+            classes.push(name.into_string().map_err(|n| {
+                DataError::InvalidSplit(format!("class folder name {n:?} is not valid UTF-8"))
+            })?);
         } else {
             ignored.push(PathBuf::from(name));
         }
@@ -87,14 +91,23 @@ pub fn scan(root: &Path) -> Result<ImageFolder, DataError> {
         return Err(DataError::NoClasses(root.to_path_buf()));
     }
     if classes.len() == 1 {
-        return Err(DataError::SingleClass { root: root.to_path_buf(), class: classes[0].clone() });
+        return Err(DataError::SingleClass {
+            root: root.to_path_buf(),
+            class: classes[0].clone(),
+        });
     }
     let mut samples = Vec::new();
     for (label, class) in classes.iter().enumerate() {
         let dir = root.join(class);
         let mut files = Vec::new();
         let mut visited = HashSet::new();
-        walk(&dir, Path::new(class), &mut files, &mut ignored, &mut visited)?;
+        walk(
+            &dir,
+            Path::new(class),
+            &mut files,
+            &mut ignored,
+            &mut visited,
+        )?;
         if files.is_empty() {
             return Err(DataError::EmptyClass(dir));
         }
@@ -105,7 +118,12 @@ pub fn scan(root: &Path) -> Result<ImageFolder, DataError> {
     for path in &ignored {
         tracing::info!(path = %path.display(), "not an image by its extension; ignored");
     }
-    Ok(ImageFolder { root: root.to_path_buf(), classes, samples, ignored })
+    Ok(ImageFolder {
+        root: root.to_path_buf(),
+        classes,
+        samples,
+        ignored,
+    })
 }
 
 /// Recursively collects image files under `dir` (following symlinks, each real folder once).

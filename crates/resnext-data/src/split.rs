@@ -33,7 +33,12 @@ fn default_val() -> f64 {
 
 impl Default for SplitConfig {
     fn default() -> Self {
-        Self { val: 0.2, test: 0.0, seed: 0, group_regex: None }
+        Self {
+            val: 0.2,
+            test: 0.0,
+            seed: 0,
+            group_regex: None,
+        }
     }
 }
 
@@ -48,7 +53,10 @@ pub struct Split {
 }
 
 fn rel_string(p: &Path) -> String {
-    p.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 impl SplitConfig {
@@ -63,9 +71,12 @@ impl SplitConfig {
         match &self.group_regex {
             None => Ok(None),
             Some(re) => {
-                let regex = Regex::new(re).map_err(|e| DataError::InvalidSplit(format!("group regex `{re}`: {e}")))?;
+                let regex = Regex::new(re)
+                    .map_err(|e| DataError::InvalidSplit(format!("group regex `{re}`: {e}")))?;
                 if regex.captures_len() < 2 {
-                    return Err(DataError::InvalidSplit(format!("group regex `{re}` has no capture group")));
+                    return Err(DataError::InvalidSplit(format!(
+                        "group regex `{re}` has no capture group"
+                    )));
                 }
                 Ok(Some(regex))
             }
@@ -74,7 +85,11 @@ impl SplitConfig {
 
     /// The group key of a sample: the regex's first capture on the file name, else the path.
     fn group_key(regex: Option<&Regex>, sample: &Sample) -> String {
-        let file_name = sample.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_name = sample
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if let Some(re) = regex {
             if let Some(m) = re.captures(&file_name).and_then(|c| c.get(1)) {
                 return format!("g:{}", m.as_str());
@@ -91,19 +106,33 @@ impl SplitConfig {
         let regex = self.validate()?;
         let mut groups: BTreeMap<String, Vec<&Sample>> = BTreeMap::new();
         for s in &folder.samples {
-            groups.entry(Self::group_key(regex.as_ref(), s)).or_default().push(s);
+            groups
+                .entry(Self::group_key(regex.as_ref(), s))
+                .or_default()
+                .push(s);
         }
-        let mut by_class: Vec<Vec<(&String, &Vec<&Sample>)>> = vec![Vec::new(); folder.classes.len()];
+        let mut by_class: Vec<Vec<(&String, &Vec<&Sample>)>> =
+            vec![Vec::new(); folder.classes.len()];
         for (key, members) in &groups {
             let mut counts = vec![0usize; folder.classes.len()];
             for s in members {
                 counts[s.label] += 1;
             }
             // Majority class; ties go to the lower index.
-            let class = counts.iter().enumerate().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0))).map(|c| c.0).unwrap_or(0);
+            let class = counts
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
+                .map(|c| c.0)
+                .unwrap_or(0);
             by_class[class].push((key, members));
         }
-        let mut split = Split { classes: folder.classes.clone(), train: vec![], val: vec![], test: vec![] };
+        let mut split = Split {
+            classes: folder.classes.clone(),
+            train: vec![],
+            val: vec![],
+            test: vec![],
+        };
         for (class, mut class_groups) in by_class.into_iter().enumerate() {
             let total: usize = class_groups.iter().map(|g| g.1.len()).sum();
             let mut rng = Rng::keyed(self.seed, &[0x5917, class as u64]);
@@ -115,7 +144,9 @@ impl SplitConfig {
                 let size = members.len();
                 // A group goes to a part while that part is short of its share and taking the
                 // group overshoots by less than it would undershoot otherwise.
-                let fits = |have: usize, want: usize| have < want && (have + size).saturating_sub(want) <= want - have;
+                let fits = |have: usize, want: usize| {
+                    have < want && (have + size).saturating_sub(want) <= want - have
+                };
                 let part = if fits(n_test, want_test) {
                     n_test += size;
                     &mut split.test
@@ -138,7 +169,10 @@ impl SplitConfig {
 impl Split {
     /// Writes the split as JSON (atomically: temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
-        let json = serde_json::to_string_pretty(self).map_err(|e| DataError::SplitFile { path: path.into(), reason: e.to_string() })?;
+        let json = serde_json::to_string_pretty(self).map_err(|e| DataError::SplitFile {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, json + "\n").map_err(|e| DataError::io(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
@@ -146,7 +180,10 @@ impl Split {
 
     pub fn load(path: &Path) -> Result<Split, DataError> {
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| DataError::SplitFile { path: path.into(), reason: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| DataError::SplitFile {
+            path: path.into(),
+            reason: e.to_string(),
+        })
     }
 
     /// The samples of one part with labels from the split's classes: the class of a path is its
@@ -155,12 +192,22 @@ impl Split {
         part.iter()
             .map(|p| {
                 let class = p.split('/').next().unwrap_or_default();
-                let label = self.classes.iter().position(|c| c == class).ok_or_else(|| {
-                    DataError::InvalidSplit(format!("path `{p}` is not under any class of the split {:?}", self.classes))
-                })?;
+                let label = self
+                    .classes
+                    .iter()
+                    .position(|c| c == class)
+                    .ok_or_else(|| {
+                        DataError::InvalidSplit(format!(
+                            "path `{p}` is not under any class of the split {:?}",
+                            self.classes
+                        ))
+                    })?;
                 let path = PathBuf::from(p);
                 if !root.join(&path).is_file() {
-                    return Err(DataError::InvalidSplit(format!("`{p}` is in the split but not under {}", root.display())));
+                    return Err(DataError::InvalidSplit(format!(
+                        "`{p}` is in the split but not under {}",
+                        root.display()
+                    )));
                 }
                 Ok(Sample { path, label })
             })

@@ -49,7 +49,11 @@ pub fn channel_stats(paths: &[PathBuf], limits: DecodeLimits) -> Result<ChannelS
                     q[k] += v * v;
                 }
             }
-            let mut a = Acc { n: (img.width() as u64) * (img.height() as u64), images: 1, ..Acc::default() };
+            let mut a = Acc {
+                n: (img.width() as u64) * (img.height() as u64),
+                images: 1,
+                ..Acc::default()
+            };
             for k in 0..3 {
                 a.sum[k] = s[k] as f64 / 255.0;
                 a.sumsq[k] = q[k] as f64 / (255.0 * 255.0);
@@ -58,10 +62,18 @@ pub fn channel_stats(paths: &[PathBuf], limits: DecodeLimits) -> Result<ChannelS
         })
         .try_reduce(Acc::default, |a, b| Ok(a.merge(b)))?;
     if acc.n == 0 {
-        return Err(DataError::InvalidLoader("no images to compute statistics from".into()));
+        return Err(DataError::InvalidLoader(
+            "no images to compute statistics from".into(),
+        ));
     }
     let n = acc.n as f64;
     let mean: [f64; 3] = std::array::from_fn(|k| acc.sum[k] / n);
-    let std: [f64; 3] = std::array::from_fn(|k| (acc.sumsq[k] / n - mean[k] * mean[k]).max(0.0).sqrt());
-    Ok(ChannelStats { mean, std, pixels: acc.n, images: acc.images })
+    let std: [f64; 3] =
+        std::array::from_fn(|k| (acc.sumsq[k] / n - mean[k] * mean[k]).max(0.0).sqrt());
+    Ok(ChannelStats {
+        mean,
+        std,
+        pixels: acc.n,
+        images: acc.images,
+    })
 }

@@ -10,7 +10,11 @@ use std::path::Path;
 pub const CLASSES: [&str; 4] = ["checker", "dots", "rings", "stripes"];
 
 fn colour(rng: &mut Rng) -> [f32; 3] {
-    [rng.range(20.0, 235.0) as f32, rng.range(20.0, 235.0) as f32, rng.range(20.0, 235.0) as f32]
+    [
+        rng.range(20.0, 235.0) as f32,
+        rng.range(20.0, 235.0) as f32,
+        rng.range(20.0, 235.0) as f32,
+    ]
 }
 
 /// Draws one image of class `class` (an index into [`CLASSES`]): a pattern of random scale,
@@ -20,10 +24,17 @@ pub fn draw(class: usize, size: u32, rng: &mut Rng) -> RgbImage {
     // a dark and a light colour, in random roles, so the pattern always stands out
     let dark = colour(rng).map(|v| v * 0.35);
     let light = colour(rng).map(|v| 255.0 - (255.0 - v) * 0.35);
-    let (fg, bg) = if rng.bernoulli(0.5) { (dark, light) } else { (light, dark) };
+    let (fg, bg) = if rng.bernoulli(0.5) {
+        (dark, light)
+    } else {
+        (light, dark)
+    };
     let period = rng.range(0.2, 0.3) as f32 * s;
     let angle = rng.range(0.0, std::f64::consts::PI) as f32;
-    let (ox, oy) = (rng.range(0.0, s as f64) as f32, rng.range(0.0, s as f64) as f32);
+    let (ox, oy) = (
+        rng.range(0.0, s as f64) as f32,
+        rng.range(0.0, s as f64) as f32,
+    );
     let (c, sn) = (angle.cos(), angle.sin());
     let mut noise = Rng::new(rng.next_u64());
     RgbImage::from_fn(size, size, |x, y| {
@@ -32,7 +43,10 @@ pub fn draw(class: usize, size: u32, rng: &mut Rng) -> RgbImage {
         let inside = match class {
             0 => (((u / period).floor() + (v / period).floor()) as i64).rem_euclid(2) == 0,
             1 => {
-                let (fu, fv) = ((u / period).rem_euclid(1.0) - 0.5, (v / period).rem_euclid(1.0) - 0.5);
+                let (fu, fv) = (
+                    (u / period).rem_euclid(1.0) - 0.5,
+                    (v / period).rem_euclid(1.0) - 0.5,
+                );
                 fu * fu + fv * fv < 0.09
             }
             2 => ((px * px + py * py).sqrt() / (period * 0.6)).rem_euclid(1.0) < 0.5,
@@ -45,7 +59,12 @@ pub fn draw(class: usize, size: u32, rng: &mut Rng) -> RgbImage {
 }
 
 /// Writes `per_class` PNGs of `size`×`size` for each class under `out/<class>/`.
-pub fn write_dataset(out: &Path, per_class: usize, size: u32, seed: u64) -> Result<usize, DataError> {
+pub fn write_dataset(
+    out: &Path,
+    per_class: usize,
+    size: u32,
+    seed: u64,
+) -> Result<usize, DataError> {
     let mut written = 0;
     for (c, name) in CLASSES.iter().enumerate() {
         let dir = out.join(name);
@@ -54,7 +73,10 @@ pub fn write_dataset(out: &Path, per_class: usize, size: u32, seed: u64) -> Resu
             let mut rng = Rng::keyed(seed, &[c as u64, i as u64]);
             let img = draw(c, size, &mut rng);
             let path = dir.join(format!("{name}_{i:04}.png"));
-            img.save(&path).map_err(|e| DataError::BadImage { path: path.clone(), reason: e.to_string() })?;
+            img.save(&path).map_err(|e| DataError::BadImage {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
             written += 1;
         }
     }

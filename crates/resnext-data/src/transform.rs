@@ -146,7 +146,11 @@ impl TransformConfig {
     pub fn rrc_flip(size: u32) -> Self {
         Self {
             resize: None,
-            random_resized_crop: Some(RandomResizedCropConfig { size: [size, size], scale: default_rrc_scale(), ratio: default_rrc_ratio() }),
+            random_resized_crop: Some(RandomResizedCropConfig {
+                size: [size, size],
+                scale: default_rrc_scale(),
+                ratio: default_rrc_ratio(),
+            }),
             hflip: 0.5,
             ..Self::resize_exact(size)
         }
@@ -155,13 +159,19 @@ impl TransformConfig {
     /// The [height, width] every output has, or an error when it is not fixed.
     pub fn output_size(&self) -> Result<[u32; 2], DataError> {
         if let Some(rrc) = &self.random_resized_crop {
-            if self.resize.is_some() || self.resize_shorter.is_some() || self.center_crop.is_some() {
-                return Err(DataError::InvalidTransform("random_resized_crop replaces resize and center_crop; give one or the other".into()));
+            if self.resize.is_some() || self.resize_shorter.is_some() || self.center_crop.is_some()
+            {
+                return Err(DataError::InvalidTransform(
+                    "random_resized_crop replaces resize and center_crop; give one or the other"
+                        .into(),
+                ));
             }
             return Ok(rrc.size);
         }
         if self.resize.is_some() && self.resize_shorter.is_some() {
-            return Err(DataError::InvalidTransform("give resize or resize_shorter, not both".into()));
+            return Err(DataError::InvalidTransform(
+                "give resize or resize_shorter, not both".into(),
+            ));
         }
         if let Some(c) = self.center_crop {
             return Ok(c);
@@ -179,7 +189,9 @@ impl TransformConfig {
         let bad = |m: String| Err(DataError::InvalidTransform(m));
         let check_size = |s: [u32; 2], what: &str| -> Result<(), DataError> {
             if s[0] == 0 || s[1] == 0 || s[0] > 8192 || s[1] > 8192 {
-                return Err(DataError::InvalidTransform(format!("{what} {s:?} must be between 1 and 8192")));
+                return Err(DataError::InvalidTransform(format!(
+                    "{what} {s:?} must be between 1 and 8192"
+                )));
             }
             Ok(())
         };
@@ -192,28 +204,52 @@ impl TransformConfig {
         }
         let prob = |p: f64| (0.0..=1.0).contains(&p);
         if !prob(self.hflip) || !prob(self.vflip) {
-            return bad(format!("flip probabilities must be in [0, 1], got hflip {} vflip {}", self.hflip, self.vflip));
+            return bad(format!(
+                "flip probabilities must be in [0, 1], got hflip {} vflip {}",
+                self.hflip, self.vflip
+            ));
         }
         if let Some(rrc) = &self.random_resized_crop {
             if !(rrc.scale[0] > 0.0 && rrc.scale[0] <= rrc.scale[1] && rrc.scale[1] <= 1.0) {
-                return bad(format!("random_resized_crop scale {:?} must satisfy 0 < lo <= hi <= 1", rrc.scale));
+                return bad(format!(
+                    "random_resized_crop scale {:?} must satisfy 0 < lo <= hi <= 1",
+                    rrc.scale
+                ));
             }
             if !(rrc.ratio[0] > 0.0 && rrc.ratio[0] <= rrc.ratio[1]) {
-                return bad(format!("random_resized_crop ratio {:?} must satisfy 0 < lo <= hi", rrc.ratio));
+                return bad(format!(
+                    "random_resized_crop ratio {:?} must satisfy 0 < lo <= hi",
+                    rrc.ratio
+                ));
             }
         }
         if let Some(j) = &self.color_jitter {
-            if [j.brightness, j.contrast, j.saturation, j.hue].iter().any(|v| !(v.is_finite() && *v >= 0.0)) || j.hue > 0.5 {
+            if [j.brightness, j.contrast, j.saturation, j.hue]
+                .iter()
+                .any(|v| !(v.is_finite() && *v >= 0.0))
+                || j.hue > 0.5
+            {
                 return bad("color_jitter values must be non-negative, hue at most 0.5".into());
             }
         }
         if let Some(e) = &self.random_erasing {
-            if !prob(e.p) || !(e.scale[0] > 0.0 && e.scale[0] <= e.scale[1] && e.scale[1] < 1.0) || !(e.ratio[0] > 0.0 && e.ratio[0] <= e.ratio[1]) {
-                return bad(format!("random_erasing p {} scale {:?} ratio {:?} out of range", e.p, e.scale, e.ratio));
+            if !prob(e.p)
+                || !(e.scale[0] > 0.0 && e.scale[0] <= e.scale[1] && e.scale[1] < 1.0)
+                || !(e.ratio[0] > 0.0 && e.ratio[0] <= e.ratio[1])
+            {
+                return bad(format!(
+                    "random_erasing p {} scale {:?} ratio {:?} out of range",
+                    e.p, e.scale, e.ratio
+                ));
             }
         }
-        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || self.mean.iter().any(|m| !m.is_finite()) {
-            return bad(format!("std {:?} must be positive and mean {:?} finite", self.std, self.mean));
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            || self.mean.iter().any(|m| !m.is_finite())
+        {
+            return bad(format!(
+                "std {:?} must be positive and mean {:?} finite",
+                self.std, self.mean
+            ));
         }
         Ok(size)
     }
@@ -395,7 +431,12 @@ pub fn center_crop(img: &RgbImage, cw: u32, ch: u32) -> RgbImage {
 }
 
 /// torchvision's `RandomResizedCrop.get_params`.
-pub fn random_resized_crop_box(width: u32, height: u32, c: &RandomResizedCropConfig, rng: &mut Rng) -> CropBox {
+pub fn random_resized_crop_box(
+    width: u32,
+    height: u32,
+    c: &RandomResizedCropConfig,
+    rng: &mut Rng,
+) -> CropBox {
     let (w_f, h_f) = (width as f64, height as f64);
     let area = w_f * h_f;
     let (lr0, lr1) = (c.ratio[0].ln(), c.ratio[1].ln());
@@ -407,18 +448,34 @@ pub fn random_resized_crop_box(width: u32, height: u32, c: &RandomResizedCropCon
         if 0 < w && w <= width as i64 && 0 < h && h <= height as i64 {
             let top = rng.int_inclusive(0, height as i64 - h);
             let left = rng.int_inclusive(0, width as i64 - w);
-            return CropBox { left: left as u32, top: top as u32, width: w as u32, height: h as u32 };
+            return CropBox {
+                left: left as u32,
+                top: top as u32,
+                width: w as u32,
+                height: h as u32,
+            };
         }
     }
     let in_ratio = w_f / h_f;
     let (w, h) = if in_ratio < c.ratio[0] {
-        (width, ((w_f / c.ratio[0]).round_ties_even() as u32).clamp(1, height))
+        (
+            width,
+            ((w_f / c.ratio[0]).round_ties_even() as u32).clamp(1, height),
+        )
     } else if in_ratio > c.ratio[1] {
-        (((h_f * c.ratio[1]).round_ties_even() as u32).clamp(1, width), height)
+        (
+            ((h_f * c.ratio[1]).round_ties_even() as u32).clamp(1, width),
+            height,
+        )
     } else {
         (width, height)
     };
-    CropBox { left: (width - w) / 2, top: (height - h) / 2, width: w, height: h }
+    CropBox {
+        left: (width - w) / 2,
+        top: (height - h) / 2,
+        width: w,
+        height: h,
+    }
 }
 
 fn blend(a: f32, b: f32, factor: f32) -> u8 {
@@ -481,7 +538,11 @@ fn color_jitter(img: &mut RgbImage, j: &ColorJitterConfig, rng: &mut Rng) {
 }
 
 fn shift_hue(px: &mut [u8], shift: f32) {
-    let (r, g, b) = (px[0] as f32 / 255.0, px[1] as f32 / 255.0, px[2] as f32 / 255.0);
+    let (r, g, b) = (
+        px[0] as f32 / 255.0,
+        px[1] as f32 / 255.0,
+        px[2] as f32 / 255.0,
+    );
     let max = r.max(g).max(b);
     let min = r.min(g).min(b);
     let d = max - min;
@@ -525,7 +586,12 @@ fn index(layout: Layout, w: usize, h: usize, y: usize, x: usize, k: usize) -> us
 }
 
 /// torchvision's `RandomErasing.get_params`: (top, left, height, width), or None.
-fn erase_box(w: usize, h: usize, e: &RandomErasingConfig, rng: &mut Rng) -> Option<(usize, usize, usize, usize)> {
+fn erase_box(
+    w: usize,
+    h: usize,
+    e: &RandomErasingConfig,
+    rng: &mut Rng,
+) -> Option<(usize, usize, usize, usize)> {
     if !rng.bernoulli(e.p) {
         return None;
     }
@@ -546,7 +612,14 @@ fn erase_box(w: usize, h: usize, e: &RandomErasingConfig, rng: &mut Rng) -> Opti
     None
 }
 
-fn random_erasing(dst: &mut [f32], w: usize, h: usize, layout: Layout, e: &RandomErasingConfig, rng: &mut Rng) {
+fn random_erasing(
+    dst: &mut [f32],
+    w: usize,
+    h: usize,
+    layout: Layout,
+    e: &RandomErasingConfig,
+    rng: &mut Rng,
+) {
     if let Some((top, left, eh, ew)) = erase_box(w, h, e, rng) {
         for y in top..top + eh {
             for x in left..left + ew {

@@ -11,11 +11,23 @@ use std::collections::HashSet;
 fn classes_sorted_and_labels_follow_sorted_names() {
     let dir = tempfile::tempdir().unwrap();
     // created in reverse order so read_dir order is unlikely to be sorted
-    common::make_folder(dir.path(), &["zebra", "Monkey Pox", "Others", "éclair"], 3, (8, 8));
+    common::make_folder(
+        dir.path(),
+        &["zebra", "Monkey Pox", "Others", "éclair"],
+        3,
+        (8, 8),
+    );
     let f = scan(dir.path()).unwrap();
     assert_eq!(f.classes, vec!["Monkey Pox", "Others", "zebra", "éclair"]);
     for s in &f.samples {
-        let class = s.path.components().next().unwrap().as_os_str().to_string_lossy().to_string();
+        let class = s
+            .path
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .to_string();
         assert_eq!(f.classes[s.label], class);
     }
     let paths: Vec<_> = f.samples.iter().map(|s| s.path.clone()).collect();
@@ -29,8 +41,10 @@ fn extensions_any_case_hidden_skipped_others_reported_nested_found() {
     let dir = tempfile::tempdir().unwrap();
     common::make_folder(dir.path(), &["a", "b"], 1, (8, 8));
     let img = common::gradient(8, 8, [1, 2, 3]);
-    img.save_with_format(dir.path().join("a/UPPER.JPG"), image::ImageFormat::Jpeg).unwrap();
-    img.save_with_format(dir.path().join("a/x.Png"), image::ImageFormat::Png).unwrap();
+    img.save_with_format(dir.path().join("a/UPPER.JPG"), image::ImageFormat::Jpeg)
+        .unwrap();
+    img.save_with_format(dir.path().join("a/x.Png"), image::ImageFormat::Png)
+        .unwrap();
     std::fs::create_dir_all(dir.path().join("a/nested deeper")).unwrap();
     img.save(dir.path().join("a/nested deeper/n.png")).unwrap();
     img.save(dir.path().join("a/.hidden.png")).unwrap();
@@ -38,7 +52,11 @@ fn extensions_any_case_hidden_skipped_others_reported_nested_found() {
     std::fs::write(dir.path().join("a/notes.txt"), "hi").unwrap();
     let f = scan(dir.path()).unwrap();
     assert_eq!(f.classes, vec!["a", "b"]);
-    let names: Vec<String> = f.samples.iter().map(|s| s.path.to_string_lossy().to_string()).collect();
+    let names: Vec<String> = f
+        .samples
+        .iter()
+        .map(|s| s.path.to_string_lossy().to_string())
+        .collect();
     assert!(names.contains(&"a/UPPER.JPG".to_string()), "{names:?}");
     assert!(names.contains(&"a/x.Png".to_string()));
     assert!(names.contains(&"a/nested deeper/n.png".to_string()));
@@ -64,7 +82,10 @@ fn symlinks_followed_without_looping() {
 fn empty_root_single_class_and_empty_class_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     assert!(matches!(scan(dir.path()), Err(DataError::NoClasses(_))));
-    assert!(matches!(scan(&dir.path().join("nope")), Err(DataError::RootMissing(_))));
+    assert!(matches!(
+        scan(&dir.path().join("nope")),
+        Err(DataError::RootMissing(_))
+    ));
     common::make_folder(dir.path(), &["only"], 2, (8, 8));
     let err = scan(dir.path()).unwrap_err();
     assert!(matches!(err, DataError::SingleClass { .. }), "{err}");
@@ -96,24 +117,53 @@ fn grouped_split_keeps_each_patient_in_one_part_and_is_stratified() {
     let dir = tempfile::tempdir().unwrap();
     grouped_folder(dir.path());
     let f = scan(dir.path()).unwrap();
-    let cfg = SplitConfig { val: 0.2, test: 0.1, seed: 42, group_regex: Some("^([^_.]+)".into()) };
+    let cfg = SplitConfig {
+        val: 0.2,
+        test: 0.1,
+        seed: 42,
+        group_regex: Some("^([^_.]+)".into()),
+    };
     let s = cfg.split(&f).unwrap();
-    let key = |p: &String| p.rsplit('/').next().unwrap().split(['_', '.']).next().unwrap().to_string();
+    let key = |p: &String| {
+        p.rsplit('/')
+            .next()
+            .unwrap()
+            .split(['_', '.'])
+            .next()
+            .unwrap()
+            .to_string()
+    };
     let parts = [&s.train, &s.val, &s.test];
     for (i, a) in parts.iter().enumerate() {
         for b in parts.iter().skip(i + 1) {
             let ka: HashSet<String> = a.iter().map(key).collect();
             let kb: HashSet<String> = b.iter().map(key).collect();
-            assert!(ka.is_disjoint(&kb), "a group straddles two parts: {:?}", ka.intersection(&kb).collect::<Vec<_>>());
+            assert!(
+                ka.is_disjoint(&kb),
+                "a group straddles two parts: {:?}",
+                ka.intersection(&kb).collect::<Vec<_>>()
+            );
         }
     }
     assert_eq!(s.train.len() + s.val.len() + s.test.len(), f.samples.len());
     // stratified: each class near its share in val
     for class in &f.classes {
-        let total = f.samples.iter().filter(|x| &f.classes[x.label] == class).count() as f64;
-        let val = s.val.iter().filter(|p| p.starts_with(&format!("{class}/"))).count() as f64;
+        let total = f
+            .samples
+            .iter()
+            .filter(|x| &f.classes[x.label] == class)
+            .count() as f64;
+        let val = s
+            .val
+            .iter()
+            .filter(|p| p.starts_with(&format!("{class}/")))
+            .count() as f64;
         assert!((val / total - 0.2).abs() < 0.08, "{class}: {val}/{total}");
-        let test = s.test.iter().filter(|p| p.starts_with(&format!("{class}/"))).count() as f64;
+        let test = s
+            .test
+            .iter()
+            .filter(|p| p.starts_with(&format!("{class}/")))
+            .count() as f64;
         assert!((test / total - 0.1).abs() < 0.08, "{class}: {test}/{total}");
     }
 }
@@ -123,13 +173,33 @@ fn ungrouped_split_has_exact_per_class_counts_and_seed_matters() {
     let dir = tempfile::tempdir().unwrap();
     common::make_folder(dir.path(), &["a", "b"], 10, (4, 4));
     let f = scan(dir.path()).unwrap();
-    let s = SplitConfig { val: 0.2, ..Default::default() }.split(&f).unwrap();
+    let s = SplitConfig {
+        val: 0.2,
+        ..Default::default()
+    }
+    .split(&f)
+    .unwrap();
     assert_eq!(s.val.iter().filter(|p| p.starts_with("a/")).count(), 2);
     assert_eq!(s.val.iter().filter(|p| p.starts_with("b/")).count(), 2);
     assert_eq!(s.train.len(), 16);
-    let s2 = SplitConfig { val: 0.2, seed: 1, ..Default::default() }.split(&f).unwrap();
-    let s3 = SplitConfig { val: 0.2, seed: 2, ..Default::default() }.split(&f).unwrap();
-    assert!(s2.val != s3.val || s2.val != s.val, "different seeds should usually differ");
+    let s2 = SplitConfig {
+        val: 0.2,
+        seed: 1,
+        ..Default::default()
+    }
+    .split(&f)
+    .unwrap();
+    let s3 = SplitConfig {
+        val: 0.2,
+        seed: 2,
+        ..Default::default()
+    }
+    .split(&f)
+    .unwrap();
+    assert!(
+        s2.val != s3.val || s2.val != s.val,
+        "different seeds should usually differ"
+    );
 }
 
 #[test]
@@ -145,9 +215,17 @@ fn same_seed_same_split_whatever_the_thread_count_and_creation_order() {
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
         std::fs::copy(d1.path().join(&rel), dst).unwrap();
     }
-    let cfg = SplitConfig { val: 0.25, test: 0.0, seed: 7, group_regex: Some("^([^_.]+)".into()) };
+    let cfg = SplitConfig {
+        val: 0.25,
+        test: 0.0,
+        seed: 7,
+        group_regex: Some("^([^_.]+)".into()),
+    };
     let a = cfg.split(&scan(d1.path()).unwrap()).unwrap();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let b = pool.install(|| cfg.split(&scan(d2.path()).unwrap()).unwrap());
     assert_eq!(a, b);
 }
@@ -172,7 +250,8 @@ fn split_json_round_trips_and_reloads_samples() {
     let s = SplitConfig::default().split(&f).unwrap();
     let path = dir.path().join("split.json");
     s.save(&path).unwrap();
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
     assert_eq!(keys.len(), 4);
     for k in ["classes", "train", "val", "test"] {
@@ -196,9 +275,30 @@ fn bad_split_settings_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     common::make_folder(dir.path(), &["a", "b"], 3, (4, 4));
     let f = scan(dir.path()).unwrap();
-    assert!(SplitConfig { val: 1.2, ..Default::default() }.split(&f).is_err());
-    assert!(SplitConfig { val: 0.6, test: 0.5, ..Default::default() }.split(&f).is_err());
-    let e = SplitConfig { group_regex: Some("^[^_]+".into()), ..Default::default() }.split(&f).unwrap_err();
+    assert!(SplitConfig {
+        val: 1.2,
+        ..Default::default()
+    }
+    .split(&f)
+    .is_err());
+    assert!(SplitConfig {
+        val: 0.6,
+        test: 0.5,
+        ..Default::default()
+    }
+    .split(&f)
+    .is_err());
+    let e = SplitConfig {
+        group_regex: Some("^[^_]+".into()),
+        ..Default::default()
+    }
+    .split(&f)
+    .unwrap_err();
     assert!(e.to_string().contains("capture group"), "{e}");
-    assert!(SplitConfig { group_regex: Some("(".into()), ..Default::default() }.split(&f).is_err());
+    assert!(SplitConfig {
+        group_regex: Some("(".into()),
+        ..Default::default()
+    }
+    .split(&f)
+    .is_err());
 }

@@ -6,7 +6,10 @@ use resnext_data::loader::{BatchImages, PixelType};
 use resnext_data::mix::MixConfig;
 use resnext_data::rng::Rng;
 use resnext_data::scan::scan;
-use resnext_data::transform::{center_crop, random_resized_crop_box, shorter_side_size, ColorJitterConfig, RandomErasingConfig, RandomResizedCropConfig};
+use resnext_data::transform::{
+    center_crop, random_resized_crop_box, shorter_side_size, ColorJitterConfig,
+    RandomErasingConfig, RandomResizedCropConfig,
+};
 use resnext_data::{BadImagePolicy, Layout, Loader, LoaderConfig, Transform, TransformConfig};
 
 fn folder(n: usize) -> (tempfile::TempDir, resnext_data::ImageFolder) {
@@ -19,8 +22,18 @@ fn folder(n: usize) -> (tempfile::TempDir, resnext_data::ImageFolder) {
 fn heavy() -> TransformConfig {
     TransformConfig {
         vflip: 0.5,
-        color_jitter: Some(ColorJitterConfig { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 }),
-        random_erasing: Some(RandomErasingConfig { p: 0.5, scale: [0.02, 0.33], ratio: [0.3, 3.3], value: Default::default() }),
+        color_jitter: Some(ColorJitterConfig {
+            brightness: 0.4,
+            contrast: 0.4,
+            saturation: 0.4,
+            hue: 0.1,
+        }),
+        random_erasing: Some(RandomErasingConfig {
+            p: 0.5,
+            scale: [0.02, 0.33],
+            ratio: [0.3, 3.3],
+            value: Default::default(),
+        }),
         ..TransformConfig::rrc_flip(24)
     }
 }
@@ -93,14 +106,31 @@ fn nhwc_and_u8_layouts_hold_the_same_pixels() {
     let (dir, f) = folder(1);
     let t = Transform::new(TransformConfig::resize_exact(8)).unwrap();
     let mut c = LoaderConfig::new(3, 3);
-    let nchw = Loader::new(dir.path(), &f.samples, t.clone(), c.clone()).unwrap().epoch(0).next().unwrap().unwrap();
+    let nchw = Loader::new(dir.path(), &f.samples, t.clone(), c.clone())
+        .unwrap()
+        .epoch(0)
+        .next()
+        .unwrap()
+        .unwrap();
     c.layout = Layout::Nhwc;
-    let nhwc = Loader::new(dir.path(), &f.samples, t.clone(), c.clone()).unwrap().epoch(0).next().unwrap().unwrap();
+    let nhwc = Loader::new(dir.path(), &f.samples, t.clone(), c.clone())
+        .unwrap()
+        .epoch(0)
+        .next()
+        .unwrap()
+        .unwrap();
     c.pixels = PixelType::U8;
-    let u8b = Loader::new(dir.path(), &f.samples, t, c).unwrap().epoch(0).next().unwrap().unwrap();
+    let u8b = Loader::new(dir.path(), &f.samples, t, c)
+        .unwrap()
+        .epoch(0)
+        .next()
+        .unwrap()
+        .unwrap();
     let (x, y) = (nchw.f32().unwrap(), nhwc.f32().unwrap());
     assert_eq!(y.shape(), &[3, 8, 8, 3]);
-    let BatchImages::U8(u) = &u8b.images else { panic!("expected u8") };
+    let BatchImages::U8(u) = &u8b.images else {
+        panic!("expected u8")
+    };
     for n in 0..3 {
         for k in 0..3 {
             for i in 0..8 {
@@ -121,7 +151,10 @@ fn bad_image_policy_error_names_the_file_skip_counts_it() {
     let t = Transform::new(TransformConfig::resize_exact(8)).unwrap();
     let l = Loader::new(dir.path(), &f.samples, t.clone(), LoaderConfig::new(4, 3)).unwrap();
     let results: Vec<_> = l.epoch(0).collect();
-    let err = results.iter().find_map(|r| r.as_ref().err()).expect("an error");
+    let err = results
+        .iter()
+        .find_map(|r| r.as_ref().err())
+        .expect("an error");
     assert!(err.to_string().contains("img_000.png"), "{err}");
     let mut c = LoaderConfig::new(4, 3);
     c.on_bad_image = BadImagePolicy::Skip;
@@ -143,7 +176,10 @@ fn cache_gives_the_same_pixels() {
     let (dir, f) = folder(2);
     let t = Transform::new(heavy()).unwrap();
     let mut c = LoaderConfig::new(3, 3);
-    let (a, _) = collect(&Loader::new(dir.path(), &f.samples, t.clone(), c.clone()).unwrap(), 2);
+    let (a, _) = collect(
+        &Loader::new(dir.path(), &f.samples, t.clone(), c.clone()).unwrap(),
+        2,
+    );
     c.cache = true;
     let cached = Loader::new(dir.path(), &f.samples, t, c).unwrap();
     let _ = collect(&cached, 0);
@@ -160,8 +196,18 @@ fn mixup_and_cutmix_make_soft_targets_that_sum_to_one() {
     let (dir, f) = folder(4);
     let t = Transform::new(TransformConfig::resize_exact(16)).unwrap();
     for mix in [
-        MixConfig { mixup_alpha: 0.4, cutmix_alpha: 0.0, prob: 1.0, switch_prob: 0.5 },
-        MixConfig { mixup_alpha: 0.0, cutmix_alpha: 1.0, prob: 1.0, switch_prob: 0.5 },
+        MixConfig {
+            mixup_alpha: 0.4,
+            cutmix_alpha: 0.0,
+            prob: 1.0,
+            switch_prob: 0.5,
+        },
+        MixConfig {
+            mixup_alpha: 0.0,
+            cutmix_alpha: 1.0,
+            prob: 1.0,
+            switch_prob: 0.5,
+        },
     ] {
         let mut c = LoaderConfig::new(6, 3);
         c.shuffle = true;
@@ -184,7 +230,11 @@ fn mixup_and_cutmix_make_soft_targets_that_sum_to_one() {
 
 #[test]
 fn random_resized_crop_follows_torchvision_bounds() {
-    let cfg = RandomResizedCropConfig { size: [8, 8], scale: [0.08, 1.0], ratio: [0.75, 4.0 / 3.0] };
+    let cfg = RandomResizedCropConfig {
+        size: [8, 8],
+        scale: [0.08, 1.0],
+        ratio: [0.75, 4.0 / 3.0],
+    };
     let mut rng = Rng::new(5);
     for _ in 0..500 {
         let b = random_resized_crop_box(200, 100, &cfg, &mut rng);
@@ -195,7 +245,11 @@ fn random_resized_crop_follows_torchvision_bounds() {
         assert!(r > 0.7 && r < 1.4, "{b:?}");
     }
     // an impossible ratio falls back to torchvision's central crop
-    let wide = RandomResizedCropConfig { size: [8, 8], scale: [0.99, 1.0], ratio: [3.0, 3.0] };
+    let wide = RandomResizedCropConfig {
+        size: [8, 8],
+        scale: [0.99, 1.0],
+        ratio: [3.0, 3.0],
+    };
     let b = random_resized_crop_box(100, 100, &wide, &mut rng);
     assert_eq!((b.width, b.height, b.left, b.top), (100, 33, 0, 33));
 }
@@ -218,8 +272,14 @@ fn invalid_transforms_are_errors() {
     let mut t = TransformConfig::resize_exact(10);
     t.hflip = 1.5;
     assert!(Transform::new(t).is_err());
-    let t = TransformConfig { resize: None, ..TransformConfig::resize_exact(10) };
-    assert!(Transform::new(t).unwrap_err().to_string().contains("not fixed"));
+    let t = TransformConfig {
+        resize: None,
+        ..TransformConfig::resize_exact(10)
+    };
+    assert!(Transform::new(t)
+        .unwrap_err()
+        .to_string()
+        .contains("not fixed"));
     let bad_toml = "resize = [224, 224]\nflip = 0.5\n";
     let e = toml::from_str::<TransformConfig>(bad_toml).unwrap_err();
     assert!(e.to_string().contains("flip"), "{e}");

@@ -37,7 +37,10 @@ impl Bottleneck {
         let out = s.planes * EXPANSION;
         let conv1 = Conv2d::new(&p / "conv1", ConvSpec::pointwise(s.in_channels, width, 1));
         let bn1 = BatchNorm2d::new(&p / "bn1", width, false);
-        let conv2 = Conv2d::new(&p / "conv2", ConvSpec::grouped3x3(width, width, s.stride, s.groups));
+        let conv2 = Conv2d::new(
+            &p / "conv2",
+            ConvSpec::grouped3x3(width, width, s.stride, s.groups),
+        );
         let bn2 = BatchNorm2d::new(&p / "bn2", width, false);
         let conv3 = Conv2d::new(&p / "conv3", ConvSpec::pointwise(width, out, 1));
         let bn3 = BatchNorm2d::new(&p / "bn3", out, s.zero_init_residual);
@@ -48,7 +51,15 @@ impl Bottleneck {
                 BatchNorm2d::new(&d / "1", out, false),
             )
         });
-        Self { conv1, bn1, conv2, bn2, conv3, bn3, downsample }
+        Self {
+            conv1,
+            bn1,
+            conv2,
+            bn2,
+            conv3,
+            bn3,
+            downsample,
+        }
     }
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {

@@ -114,14 +114,30 @@ impl ModelConfig {
         })
     }
 
-    fn preset(arch: Arch, layers: [usize; 4], groups: i64, width_per_group: i64, num_classes: i64) -> Self {
-        Self { arch, layers, groups, width_per_group, num_classes, zero_init_residual: false }
+    fn preset(
+        arch: Arch,
+        layers: [usize; 4],
+        groups: i64,
+        width_per_group: i64,
+        num_classes: i64,
+    ) -> Self {
+        Self {
+            arch,
+            layers,
+            groups,
+            width_per_group,
+            num_classes,
+            zero_init_residual: false,
+        }
     }
 
     /// Checks that the numbers describe a buildable network.
     pub fn validate(&self) -> Result<(), ModelError> {
         if self.num_classes < 1 {
-            return Err(ModelError::InvalidConfig(format!("num_classes must be at least 1, got {}", self.num_classes)));
+            return Err(ModelError::InvalidConfig(format!(
+                "num_classes must be at least 1, got {}",
+                self.num_classes
+            )));
         }
         if self.groups < 1 || self.width_per_group < 1 {
             return Err(ModelError::InvalidConfig(format!(
@@ -129,11 +145,17 @@ impl ModelConfig {
                 self.groups, self.width_per_group
             )));
         }
-        if self.layers.iter().any(|&n| n == 0) {
-            return Err(ModelError::InvalidConfig(format!("every stage needs at least one block, got layers {:?}", self.layers)));
+        if self.layers.contains(&0) {
+            return Err(ModelError::InvalidConfig(format!(
+                "every stage needs at least one block, got layers {:?}",
+                self.layers
+            )));
         }
-        if self.layers.iter().any(|&n| n > 200) || self.groups > 4096 || self.width_per_group > 4096 {
-            return Err(ModelError::InvalidConfig("layers, groups or width_per_group implausibly large".into()));
+        if self.layers.iter().any(|&n| n > 200) || self.groups > 4096 || self.width_per_group > 4096
+        {
+            return Err(ModelError::InvalidConfig(
+                "layers, groups or width_per_group implausibly large".into(),
+            ));
         }
         Ok(())
     }

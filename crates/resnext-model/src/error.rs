@@ -16,7 +16,12 @@ pub enum ModelError {
     #[error("weights file {path} lacks tensor `{name}` that the model needs (is it for another architecture?)")]
     MissingTensor { path: PathBuf, name: String },
     #[error("weights file {path}: tensor `{name}` has shape {found:?}, the model expects {expected:?} (is it for another architecture?)")]
-    ShapeMismatch { path: PathBuf, name: String, expected: Vec<i64>, found: Vec<i64> },
+    ShapeMismatch {
+        path: PathBuf,
+        name: String,
+        expected: Vec<i64>,
+        found: Vec<i64>,
+    },
     #[error("weights file {path} has tensors the model does not know: {names} (is it for another architecture?)")]
     UnexpectedTensors { path: PathBuf, names: String },
     #[error("libtorch error: {0}")]

@@ -30,11 +30,25 @@ pub struct ConvSpec {
 impl ConvSpec {
     /// A 1×1 convolution.
     pub fn pointwise(in_channels: i64, out_channels: i64, stride: i64) -> Self {
-        Self { in_channels, out_channels, kernel: 1, stride, padding: 0, groups: 1 }
+        Self {
+            in_channels,
+            out_channels,
+            kernel: 1,
+            stride,
+            padding: 0,
+            groups: 1,
+        }
     }
     /// A 3×3 convolution with padding 1.
     pub fn grouped3x3(in_channels: i64, out_channels: i64, stride: i64, groups: i64) -> Self {
-        Self { in_channels, out_channels, kernel: 3, stride, padding: 1, groups }
+        Self {
+            in_channels,
+            out_channels,
+            kernel: 3,
+            stride,
+            padding: 1,
+            groups,
+        }
     }
 }
 
@@ -47,14 +61,31 @@ pub const KAIMING_FAN_OUT: Init = Init::Kaiming {
 
 impl Conv2d {
     pub fn new(p: nn::Path, spec: ConvSpec) -> Self {
-        let dims = [spec.out_channels, spec.in_channels / spec.groups, spec.kernel, spec.kernel];
+        let dims = [
+            spec.out_channels,
+            spec.in_channels / spec.groups,
+            spec.kernel,
+            spec.kernel,
+        ];
         let weight = p.var("weight", &dims, KAIMING_FAN_OUT);
-        Self { weight, stride: spec.stride, padding: spec.padding, groups: spec.groups }
+        Self {
+            weight,
+            stride: spec.stride,
+            padding: spec.padding,
+            groups: spec.groups,
+        }
     }
 
     pub fn forward(&self, xs: &Tensor) -> Tensor {
         let w = cast_like(&self.weight, xs);
-        xs.conv2d(&w, None::<Tensor>, [self.stride; 2], [self.padding; 2], [1, 1], self.groups)
+        xs.conv2d(
+            &w,
+            None::<Tensor>,
+            [self.stride; 2],
+            [self.padding; 2],
+            [1, 1],
+            self.groups,
+        )
     }
 }
 
@@ -74,13 +105,26 @@ pub const BN_MOMENTUM: f64 = 0.1;
 
 impl BatchNorm2d {
     pub fn new(p: nn::Path, channels: i64, zero_weight: bool) -> Self {
-        let weight = p.var("weight", &[channels], Init::Const(if zero_weight { 0.0 } else { 1.0 }));
+        let weight = p.var(
+            "weight",
+            &[channels],
+            Init::Const(if zero_weight { 0.0 } else { 1.0 }),
+        );
         let bias = p.var("bias", &[channels], Init::Const(0.0));
         let running_mean = p.zeros_no_train("running_mean", &[channels]);
         let running_var = p.ones_no_train("running_var", &[channels]);
-        let num_batches_tracked =
-            p.add("num_batches_tracked", Tensor::zeros([], (Kind::Int64, p.device())), false);
-        Self { weight, bias, running_mean, running_var, num_batches_tracked }
+        let num_batches_tracked = p.add(
+            "num_batches_tracked",
+            Tensor::zeros([], (Kind::Int64, p.device())),
+            false,
+        );
+        Self {
+            weight,
+            bias,
+            running_mean,
+            running_var,
+            num_batches_tracked,
+        }
     }
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
@@ -115,8 +159,22 @@ pub struct Linear {
 impl Linear {
     pub fn new(p: nn::Path, in_features: i64, out_features: i64) -> Self {
         let bound = 1.0 / (in_features as f64).sqrt();
-        let weight = p.var("weight", &[out_features, in_features], Init::Uniform { lo: -bound, up: bound });
-        let bias = p.var("bias", &[out_features], Init::Uniform { lo: -bound, up: bound });
+        let weight = p.var(
+            "weight",
+            &[out_features, in_features],
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        );
+        let bias = p.var(
+            "bias",
+            &[out_features],
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        );
         Self { weight, bias }
     }
 

@@ -26,7 +26,14 @@ impl ResNeXt {
         config.validate()?;
         let conv1 = Conv2d::new(
             p / "conv1",
-            ConvSpec { in_channels: 3, out_channels: 64, kernel: 7, stride: 2, padding: 3, groups: 1 },
+            ConvSpec {
+                in_channels: 3,
+                out_channels: 64,
+                kernel: 7,
+                stride: 2,
+                padding: 3,
+                groups: 1,
+            },
         );
         let bn1 = BatchNorm2d::new(p / "bn1", 64, false);
         let mut in_channels = 64;
@@ -51,7 +58,13 @@ impl ResNeXt {
             stages.push(stage);
         }
         let fc = Linear::new(p / "fc", in_channels, config.num_classes);
-        Ok(Self { config: config.clone(), conv1, bn1, stages, fc })
+        Ok(Self {
+            config: config.clone(),
+            conv1,
+            bn1,
+            stages,
+            fc,
+        })
     }
 
     pub fn config(&self) -> &ModelConfig {

@@ -45,10 +45,18 @@ fn is_head(name: &str) -> bool {
 /// the model's dtype. Missing or mis-shaped tensors and unknown names are errors that name the
 /// tensor, except a mismatched head under [`HeadPolicy::ReplaceIfMismatched`] and a missing
 /// `num_batches_tracked` (older exports omit it).
-pub fn load_weights(vs: &VarStore, path: &Path, policy: HeadPolicy) -> Result<LoadReport, ModelError> {
-    let read_err = |reason: String| ModelError::ReadWeights { path: path.to_path_buf(), reason };
+pub fn load_weights(
+    vs: &VarStore,
+    path: &Path,
+    policy: HeadPolicy,
+) -> Result<LoadReport, ModelError> {
+    let read_err = |reason: String| ModelError::ReadWeights {
+        path: path.to_path_buf(),
+        reason,
+    };
     let bytes = std::fs::read(path).map_err(|e| read_err(e.to_string()))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| read_err(format!("not a safetensors file ({e})")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| read_err(format!("not a safetensors file ({e})")))?;
     let file_names: BTreeSet<String> = st.names().into_iter().cloned().collect();
 
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
@@ -56,10 +64,15 @@ pub fn load_weights(vs: &VarStore, path: &Path, policy: HeadPolicy) -> Result<Lo
 
     // The head is replaced as a whole: both tensors or neither.
     let head_mismatch = policy == HeadPolicy::ReplaceIfMismatched
-        && vars.iter().filter(|(n, _)| is_head(n)).any(|(n, var)| match st.tensor(n) {
-            Ok(view) => view.shape().iter().map(|&d| d as i64).collect::<Vec<_>>() != var.size(),
-            Err(_) => true,
-        });
+        && vars
+            .iter()
+            .filter(|(n, _)| is_head(n))
+            .any(|(n, var)| match st.tensor(n) {
+                Ok(view) => {
+                    view.shape().iter().map(|&d| d as i64).collect::<Vec<_>>() != var.size()
+                }
+                Err(_) => true,
+            });
 
     let mut report = LoadReport::default();
     let mut plan: Vec<(Tensor, Tensor)> = Vec::new();
@@ -74,7 +87,12 @@ pub fn load_weights(vs: &VarStore, path: &Path, policy: HeadPolicy) -> Result<Lo
                 report.kept.push(name.clone());
                 continue;
             }
-            Err(_) => return Err(ModelError::MissingTensor { path: path.to_path_buf(), name: name.clone() }),
+            Err(_) => {
+                return Err(ModelError::MissingTensor {
+                    path: path.to_path_buf(),
+                    name: name.clone(),
+                })
+            }
         };
         let found: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         if found != var.size() {
@@ -92,13 +110,25 @@ pub fn load_weights(vs: &VarStore, path: &Path, policy: HeadPolicy) -> Result<Lo
         report.loaded.push(name.clone());
     }
     let known: BTreeSet<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
-    let unknown: Vec<&str> = file_names.iter().map(String::as_str).filter(|n| !known.contains(n)).collect();
+    let unknown: Vec<&str> = file_names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !known.contains(n))
+        .collect();
     if !unknown.is_empty() {
-        let mut names = unknown.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+        let mut names = unknown
+            .iter()
+            .take(5)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
         if unknown.len() > 5 {
             names.push_str(&format!(" and {} more", unknown.len() - 5));
         }
-        return Err(ModelError::UnexpectedTensors { path: path.to_path_buf(), names });
+        return Err(ModelError::UnexpectedTensors {
+            path: path.to_path_buf(),
+            names,
+        });
     }
     // Only now, with every check passed, touch the model.
     tch::no_grad(|| -> Result<(), ModelError> {
@@ -131,8 +161,13 @@ pub fn save_weights(vs: &VarStore, path: &Path) -> Result<(), ModelError> {
 
 /// Writes named tensors to a safetensors file atomically (see [`save_weights`]).
 pub fn write_tensors_atomic(tensors: &[(String, Tensor)], path: &Path) -> Result<(), ModelError> {
-    let write_err = |reason: String| ModelError::WriteWeights { path: path.to_path_buf(), reason };
-    let file_name = path.file_name().ok_or_else(|| write_err("not a file path".into()))?;
+    let write_err = |reason: String| ModelError::WriteWeights {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| write_err("not a file path".into()))?;
     let tmp = path.with_file_name(format!(".{}.tmp", file_name.to_string_lossy()));
     let result = (|| -> Result<(), ModelError> {
         Tensor::write_safetensors(tensors, &tmp).map_err(|e| write_err(e.to_string()))?;

@@ -29,7 +29,9 @@ fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn tiny_eval_logits_match_torchvision() {
-    let (Some(io), Some((_vs, net))) = (io(), tiny()) else { return };
+    let (Some(io), Some((_vs, net))) = (io(), tiny()) else {
+        return;
+    };
     let logits = tch::no_grad(|| net.forward_t(&io["input"], false));
     let err = max_abs(&logits, &io["logits_eval"]);
     assert!(err <= 1e-4, "eval logits differ by {err}");
@@ -37,14 +39,22 @@ fn tiny_eval_logits_match_torchvision() {
 
 #[test]
 fn tiny_train_logits_and_running_stats_match_torchvision() {
-    let (Some(io), Some((vs, net))) = (io(), tiny()) else { return };
+    let (Some(io), Some((vs, net))) = (io(), tiny()) else {
+        return;
+    };
     let vars = vs.variables();
     let before = vars["bn1.num_batches_tracked"].int64_value(&[]);
     let logits = tch::no_grad(|| net.forward_t(&io["input"], true));
     let err = max_abs(&logits, &io["logits_train"]);
     assert!(err <= 1e-4, "train logits differ by {err}");
-    let mean_err = max_abs(&vars["bn1.running_mean"], &io["bn1_running_mean_after_train_forward"]);
-    let var_err = max_abs(&vars["bn1.running_var"], &io["bn1_running_var_after_train_forward"]);
+    let mean_err = max_abs(
+        &vars["bn1.running_mean"],
+        &io["bn1_running_mean_after_train_forward"],
+    );
+    let var_err = max_abs(
+        &vars["bn1.running_var"],
+        &io["bn1_running_var_after_train_forward"],
+    );
     assert!(mean_err <= 1e-6, "running_mean differs by {mean_err}");
     assert!(var_err <= 1e-6, "running_var differs by {var_err}");
     assert_eq!(vars["bn1.num_batches_tracked"].int64_value(&[]), before + 1);
@@ -58,21 +68,35 @@ fn presets_equal_torchvision_manifests() {
         ("resnext101_64x4d", ModelConfig::resnext101_64x4d(1000)),
         ("resnet50", ModelConfig::resnet50(1000)),
     ] {
-        let Some(path) = common::shared(&format!("fixtures/torchvision/{name}.keys.json")) else { return };
-        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let Some(path) = common::shared(&format!("fixtures/torchvision/{name}.keys.json")) else {
+            return;
+        };
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
         let expected: Vec<(String, Vec<i64>, String)> = manifest["tensors"]
             .as_array()
             .unwrap()
             .iter()
             .map(|t| {
-                let shape = t["shape"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
-                (t["name"].as_str().unwrap().to_string(), shape, t["dtype"].as_str().unwrap().to_string())
+                let shape = t["shape"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_i64().unwrap())
+                    .collect();
+                (
+                    t["name"].as_str().unwrap().to_string(),
+                    shape,
+                    t["dtype"].as_str().unwrap().to_string(),
+                )
             })
             .collect();
         let vs = VarStore::new(Device::Cpu);
         let _net = ResNeXt::new(&vs.root(), &config).unwrap();
-        let mut ours: Vec<(String, Vec<i64>, String)> =
-            state_dict(&vs).into_iter().map(|(n, t)| (n, t.size(), dtype_name(t.kind()).to_string())).collect();
+        let mut ours: Vec<(String, Vec<i64>, String)> = state_dict(&vs)
+            .into_iter()
+            .map(|(n, t)| (n, t.size(), dtype_name(t.kind()).to_string()))
+            .collect();
         let mut expected_sorted = expected.clone();
         expected_sorted.sort();
         ours.sort();
@@ -80,8 +104,16 @@ fn presets_equal_torchvision_manifests() {
         for (a, b) in ours.iter().zip(&expected_sorted) {
             assert_eq!(a, b, "{name}");
         }
-        let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
-        assert_eq!(params, manifest["parameters"].as_i64().unwrap(), "{name}: parameter count");
+        let params: i64 = vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum();
+        assert_eq!(
+            params,
+            manifest["parameters"].as_i64().unwrap(),
+            "{name}: parameter count"
+        );
     }
 }
 

@@ -7,7 +7,11 @@ use tch::{Device, Kind, Tensor};
 
 fn tiny(num_classes: i64) -> (VarStore, ResNeXt) {
     let vs = VarStore::new(Device::Cpu);
-    let net = ResNeXt::new(&vs.root(), &ModelConfig::custom([1, 1, 1, 1], 2, 4, num_classes)).unwrap();
+    let net = ResNeXt::new(
+        &vs.root(),
+        &ModelConfig::custom([1, 1, 1, 1], 2, 4, num_classes),
+    )
+    .unwrap();
     (vs, net)
 }
 
@@ -25,8 +29,14 @@ fn save_then_load_reproduces_outputs_and_counters() {
     let a = tch::no_grad(|| net.forward_t(&x, false));
     let b = tch::no_grad(|| net2.forward_t(&x, false));
     assert_eq!((a - b).abs().max().double_value(&[]), 0.0);
-    assert_eq!(vs2.variables()["bn1.num_batches_tracked"].int64_value(&[]), 1);
-    assert_eq!(vs2.variables()["bn1.num_batches_tracked"].kind(), Kind::Int64);
+    assert_eq!(
+        vs2.variables()["bn1.num_batches_tracked"].int64_value(&[]),
+        1
+    );
+    assert_eq!(
+        vs2.variables()["bn1.num_batches_tracked"].kind(),
+        Kind::Int64
+    );
     assert!(!dir.path().join(".w.safetensors.tmp").exists());
 }
 
@@ -46,7 +56,10 @@ fn head_with_other_class_count_is_replaced_only_when_allowed() {
     // A failed load leaves the model untouched.
     assert!(vs2.variables()["conv1.weight"].equal(&conv_before));
     let report = load_weights(&vs2, &path, HeadPolicy::ReplaceIfMismatched).unwrap();
-    assert_eq!(report.kept, vec!["fc.bias".to_string(), "fc.weight".to_string()]);
+    assert_eq!(
+        report.kept,
+        vec!["fc.bias".to_string(), "fc.weight".to_string()]
+    );
     assert!(vs2.variables()["fc.weight"].equal(&fc_before));
     assert!(vs2.variables()["conv1.weight"].equal(&vs.variables()["conv1.weight"]));
 }

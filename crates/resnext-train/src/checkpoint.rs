@@ -40,7 +40,9 @@ impl Which {
         match s {
             "best" => Ok(Which::Best),
             "last" => Ok(Which::Last),
-            other => Err(TrainError::Invalid(format!("unknown checkpoint `{other}` (expected best or last)"))),
+            other => Err(TrainError::Invalid(format!(
+                "unknown checkpoint `{other}` (expected best or last)"
+            ))),
         }
     }
     pub fn stem(self) -> &'static str {
@@ -85,8 +87,14 @@ pub struct LoopState {
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let err = |source: std::io::Error| TrainError::Write { path: path.to_path_buf(), source };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let err = |source: std::io::Error| TrainError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -113,7 +121,10 @@ impl RunDir {
     }
 
     pub fn create(&self) -> Result<(), TrainError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| TrainError::Write { path: self.dir.clone(), source })
+        std::fs::create_dir_all(&self.dir).map_err(|source| TrainError::Write {
+            path: self.dir.clone(),
+            source,
+        })
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -132,10 +143,19 @@ impl RunDir {
     pub fn info(&self, which: Which) -> Result<CheckpointInfo, TrainError> {
         let p = self.info_path(which);
         if !self.dir.is_dir() {
-            return Err(TrainError::Read { path: self.dir.clone(), reason: "not a run directory (no such folder)".into() });
+            return Err(TrainError::Read {
+                path: self.dir.clone(),
+                reason: "not a run directory (no such folder)".into(),
+            });
         }
-        let text = std::fs::read_to_string(&p).map_err(|e| TrainError::Read { path: p.clone(), reason: format!("{e} (is {} a finished run directory?)", self.dir.display()) })?;
-        serde_json::from_str(&text).map_err(|e| TrainError::Read { path: p, reason: e.to_string() })
+        let text = std::fs::read_to_string(&p).map_err(|e| TrainError::Read {
+            path: p.clone(),
+            reason: format!("{e} (is {} a finished run directory?)", self.dir.display()),
+        })?;
+        serde_json::from_str(&text).map_err(|e| TrainError::Read {
+            path: p,
+            reason: e.to_string(),
+        })
     }
 
     pub fn write_info(&self, which: Which, info: &CheckpointInfo) -> Result<(), TrainError> {
@@ -145,7 +165,11 @@ impl RunDir {
 
     /// Saves the resume point: named tensors plus the loop state as a byte tensor `state.json`,
     /// in one file renamed into place, so weights, optimiser and state always agree.
-    pub fn save_resume(&self, mut tensors: Vec<(String, Tensor)>, state: &LoopState) -> Result<(), TrainError> {
+    pub fn save_resume(
+        &self,
+        mut tensors: Vec<(String, Tensor)>,
+        state: &LoopState,
+    ) -> Result<(), TrainError> {
         let json = serde_json::to_vec(state).expect("state serialises");
         tensors.push(("state.json".into(), Tensor::from_slice(&json)));
         resnext_model::weights::write_tensors_atomic(&tensors, &self.path(RESUME))?;
@@ -159,12 +183,24 @@ impl RunDir {
             return Err(TrainError::NothingToResume(self.dir.clone()));
         }
         let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(&p)
-            .map_err(|e| TrainError::Read { path: p.clone(), reason: e.to_string() })?
+            .map_err(|e| TrainError::Read {
+                path: p.clone(),
+                reason: e.to_string(),
+            })?
             .into_iter()
             .collect();
-        let state = tensors.get("state.json").ok_or_else(|| TrainError::Read { path: p.clone(), reason: "no state.json entry".into() })?;
-        let bytes: Vec<u8> = Vec::<u8>::try_from(state).map_err(|e| TrainError::Read { path: p.clone(), reason: e.to_string() })?;
-        let state: LoopState = serde_json::from_slice(&bytes).map_err(|e| TrainError::Read { path: p, reason: e.to_string() })?;
+        let state = tensors.get("state.json").ok_or_else(|| TrainError::Read {
+            path: p.clone(),
+            reason: "no state.json entry".into(),
+        })?;
+        let bytes: Vec<u8> = Vec::<u8>::try_from(state).map_err(|e| TrainError::Read {
+            path: p.clone(),
+            reason: e.to_string(),
+        })?;
+        let state: LoopState = serde_json::from_slice(&bytes).map_err(|e| TrainError::Read {
+            path: p,
+            reason: e.to_string(),
+        })?;
         Ok((tensors, state))
     }
 }

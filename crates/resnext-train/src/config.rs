@@ -52,7 +52,13 @@ fn default_arch() -> Arch {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        Self { arch: default_arch(), layers: None, groups: None, width_per_group: None, zero_init_residual: false }
+        Self {
+            arch: default_arch(),
+            layers: None,
+            groups: None,
+            width_per_group: None,
+            zero_init_residual: false,
+        }
     }
 }
 
@@ -65,7 +71,10 @@ impl ModelSection {
             }
         } else {
             if self.layers.is_some() || self.groups.is_some() || self.width_per_group.is_some() {
-                return Err(TrainError::Invalid(format!("model.layers/groups/width_per_group go with arch = \"custom\", not {}", self.arch)));
+                return Err(TrainError::Invalid(format!(
+                    "model.layers/groups/width_per_group go with arch = \"custom\", not {}",
+                    self.arch
+                )));
             }
             ModelConfig::from_arch(self.arch, num_classes)?
         };
@@ -145,7 +154,12 @@ impl Default for DataSection {
 
 impl DataSection {
     pub fn split_config(&self) -> SplitConfig {
-        SplitConfig { val: self.val, test: self.test, seed: self.split_seed, group_regex: self.group_regex.clone() }
+        SplitConfig {
+            val: self.val,
+            test: self.test,
+            seed: self.split_seed,
+            group_regex: self.group_regex.clone(),
+        }
     }
 }
 
@@ -315,25 +329,43 @@ impl Default for TrainSection {
 impl TrainConfig {
     /// Parses TOML text; `origin` names the source in errors.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, TrainError> {
-        let value: toml::Table = toml::from_str(text).map_err(|e| TrainError::Config { path: origin.into(), reason: one_line(&e.to_string()) })?;
+        let value: toml::Table = toml::from_str(text).map_err(|e| TrainError::Config {
+            path: origin.into(),
+            reason: one_line(&e.to_string()),
+        })?;
         Self::from_table(value, origin)
     }
 
     fn from_table(table: toml::Table, origin: &Path) -> Result<Self, TrainError> {
-        let config: TrainConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| TrainError::Config { path: origin.into(), reason: one_line(&e.to_string()) })?;
-        config.validate().map_err(|e| TrainError::Config { path: origin.into(), reason: e.to_string() })?;
+        let config: TrainConfig =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| TrainError::Config {
+                    path: origin.into(),
+                    reason: one_line(&e.to_string()),
+                })?;
+        config.validate().map_err(|e| TrainError::Config {
+            path: origin.into(),
+            reason: e.to_string(),
+        })?;
         Ok(config)
     }
 
     /// Reads a config file and applies `section.key=value` overrides.
     pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Self, TrainError> {
-        let origin = path.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("<defaults>"));
+        let origin = path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("<defaults>"));
         let mut table: toml::Table = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| TrainError::Read { path: p.into(), reason: e.to_string() })?;
-                toml::from_str(&text).map_err(|e| TrainError::Config { path: p.into(), reason: one_line(&e.to_string()) })?
+                let text = std::fs::read_to_string(p).map_err(|e| TrainError::Read {
+                    path: p.into(),
+                    reason: e.to_string(),
+                })?;
+                toml::from_str(&text).map_err(|e| TrainError::Config {
+                    path: p.into(),
+                    reason: one_line(&e.to_string()),
+                })?
             }
             None => toml::Table::new(),
         };
@@ -361,8 +393,12 @@ impl TrainConfig {
         if !(self.optim.weight_decay >= 0.0) {
             return bad("optim.weight_decay must be non-negative".into());
         }
-        if !(0.0..1.0).contains(&self.optim.betas[0]) || !(0.0..1.0).contains(&self.optim.betas[1]) {
-            return bad(format!("optim.betas {:?} must be in [0, 1)", self.optim.betas));
+        if !(0.0..1.0).contains(&self.optim.betas[0]) || !(0.0..1.0).contains(&self.optim.betas[1])
+        {
+            return bad(format!(
+                "optim.betas {:?} must be in [0, 1)",
+                self.optim.betas
+            ));
         }
         if !(0.0..=1.0).contains(&self.train.label_smoothing) || self.train.label_smoothing == 1.0 {
             return bad("train.label_smoothing must be in [0, 1)".into());
@@ -378,7 +414,9 @@ impl TrainConfig {
             }
         }
         if self.schedule.step_size == 0 || !(self.schedule.warmup_epochs >= 0.0) {
-            return bad("schedule.step_size must be at least 1 and warmup_epochs non-negative".into());
+            return bad(
+                "schedule.step_size must be at least 1 and warmup_epochs non-negative".into(),
+            );
         }
         self.model.to_config(2)?;
         self.data.split_config().validate()?;
@@ -392,16 +430,26 @@ impl TrainConfig {
 }
 
 fn one_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' ')).collect::<Vec<_>>().join(" ")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' ')
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Applies `a.b.c=value` to a TOML table; the value is read as TOML (number, bool, array,
 /// quoted string) or else taken as a bare string.
 pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), TrainError> {
-    let (key, raw) = set.split_once('=').ok_or_else(|| TrainError::Invalid(format!("--set `{set}` must look like section.key=value")))?;
+    let (key, raw) = set.split_once('=').ok_or_else(|| {
+        TrainError::Invalid(format!("--set `{set}` must look like section.key=value"))
+    })?;
     let parts: Vec<&str> = key.trim().split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
-        return Err(TrainError::Invalid(format!("--set `{set}`: empty key part")));
+        return Err(TrainError::Invalid(format!(
+            "--set `{set}`: empty key part"
+        )));
     }
     let value = match toml::from_str::<toml::Table>(&format!("v = {}", raw.trim())) {
         Ok(mut t) => t.remove("v").expect("parsed key"),
@@ -409,8 +457,12 @@ pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), TrainError> {
     };
     let mut cur = table;
     for p in &parts[..parts.len() - 1] {
-        let entry = cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        cur = entry.as_table_mut().ok_or_else(|| TrainError::Invalid(format!("--set `{set}`: `{p}` is not a section")))?;
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry
+            .as_table_mut()
+            .ok_or_else(|| TrainError::Invalid(format!("--set `{set}`: `{p}` is not a section")))?;
     }
     cur.insert(parts[parts.len() - 1].to_string(), value);
     Ok(())

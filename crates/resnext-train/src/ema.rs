@@ -12,17 +12,23 @@ pub struct Ema {
 
 impl std::fmt::Debug for Ema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ema").field("decay", &self.decay).field("tensors", &self.pairs.len()).finish()
+        f.debug_struct("Ema")
+            .field("decay", &self.decay)
+            .field("tensors", &self.pairs.len())
+            .finish()
     }
 }
 
 impl Ema {
     pub fn new(decay: f64, mut vars: Vec<(String, Tensor)>) -> Self {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let pairs = vars.into_iter().map(|(n, v)| {
-            let c = v.detach().copy();
-            (n, v, c)
-        }).collect();
+        let pairs = vars
+            .into_iter()
+            .map(|(n, v)| {
+                let c = v.detach().copy();
+                (n, v, c)
+            })
+            .collect();
         Self { decay, pairs }
     }
 
@@ -51,14 +57,26 @@ impl Ema {
     }
 
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
-        self.pairs.iter().map(|(n, _, a)| (format!("ema.{n}"), a.to_device(tch::Device::Cpu).contiguous())).collect()
+        self.pairs
+            .iter()
+            .map(|(n, _, a)| {
+                (
+                    format!("ema.{n}"),
+                    a.to_device(tch::Device::Cpu).contiguous(),
+                )
+            })
+            .collect()
     }
 
     pub fn load_state(&mut self, tensors: &std::collections::HashMap<String, Tensor>) {
         tch::no_grad(|| {
             for (n, _, a) in &mut self.pairs {
                 if let Some(t) = tensors.get(&format!("ema.{n}")) {
-                    let _ = a.f_copy_(&t.to_kind(if a.is_floating_point() { Kind::Float } else { a.kind() }));
+                    let _ = a.f_copy_(&t.to_kind(if a.is_floating_point() {
+                        Kind::Float
+                    } else {
+                        a.kind()
+                    }));
                 }
             }
         });

@@ -15,11 +15,18 @@ pub enum TrainError {
     #[error("libtorch error: {0}")]
     Torch(#[from] tch::TchError),
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read {path}: {reason}")]
     Read { path: PathBuf, reason: String },
     #[error("loss became {value} at epoch {epoch}, batch {batch}; stopped (the last good checkpoint is intact; try a lower learning rate)")]
-    NonFinite { epoch: usize, batch: usize, value: f64 },
+    NonFinite {
+        epoch: usize,
+        batch: usize,
+        value: f64,
+    },
     #[error("run directory {0} holds no resumable checkpoint (checkpoint.safetensors)")]
     NothingToResume(PathBuf),
 }

@@ -27,7 +27,12 @@ impl Predictions {
         if self.labels.is_empty() {
             return 0.0;
         }
-        let correct = self.probs.iter().zip(&self.labels).filter(|(p, &y)| crate::metric::argmax(p) == y).count();
+        let correct = self
+            .probs
+            .iter()
+            .zip(&self.labels)
+            .filter(|(p, &y)| crate::metric::argmax(p) == y)
+            .count();
         correct as f64 / self.labels.len() as f64
     }
 }
@@ -43,15 +48,24 @@ pub struct RunOptions {
 
 impl RunOptions {
     pub fn cpu() -> Self {
-        Self { device: Device::Cpu, precision: Precision::Fp32, channels_last: false, tta: false }
+        Self {
+            device: Device::Cpu,
+            precision: Precision::Fp32,
+            channels_last: false,
+            tta: false,
+        }
     }
 }
 
 /// Turns a float batch into an NCHW tensor.
 pub fn batch_tensor(batch: &resnext_data::Batch) -> Result<Tensor, TrainError> {
-    let a = batch.f32().ok_or_else(|| TrainError::Invalid("the loader must yield float batches".into()))?;
+    let a = batch
+        .f32()
+        .ok_or_else(|| TrainError::Invalid("the loader must yield float batches".into()))?;
     let shape: Vec<i64> = a.shape().iter().map(|&d| d as i64).collect();
-    let data = a.as_slice().ok_or_else(|| TrainError::Invalid("batch not contiguous".into()))?;
+    let data = a
+        .as_slice()
+        .ok_or_else(|| TrainError::Invalid("batch not contiguous".into()))?;
     let t = Tensor::from_slice(data).view(shape.as_slice());
     Ok(match batch_layout(a.shape()) {
         Some(true) => t.permute([0, 3, 1, 2]),
@@ -66,14 +80,23 @@ fn batch_layout(shape: &[usize]) -> Option<bool> {
 
 /// Logits of one prepared input in eval mode (fp32 on the CPU).
 pub fn logits(net: &ResNeXt, x: &Tensor, opts: RunOptions) -> Tensor {
-    let x = prepare_input(x.shallow_clone(), opts.precision, opts.channels_last, opts.device);
+    let x = prepare_input(
+        x.shallow_clone(),
+        opts.precision,
+        opts.channels_last,
+        opts.device,
+    );
     tch::no_grad(|| with_autocast(opts.precision, opts.device, || net.forward_t(&x, false)))
         .to_kind(Kind::Float)
         .to_device(Device::Cpu)
 }
 
 /// Runs `net` over every batch of `loader`, epoch 0.
-pub fn predict(net: &ResNeXt, loader: &Loader, opts: RunOptions) -> Result<Predictions, TrainError> {
+pub fn predict(
+    net: &ResNeXt,
+    loader: &Loader,
+    opts: RunOptions,
+) -> Result<Predictions, TrainError> {
     let mut out = Predictions::default();
     let mut loss_sum = 0.0;
     for batch in loader.epoch(0) {
@@ -85,9 +108,14 @@ pub fn predict(net: &ResNeXt, loader: &Loader, opts: RunOptions) -> Result<Predi
             let flipped = logits(net, &x.flip([3]), opts).softmax(1, Kind::Float);
             probs = (probs + flipped) / 2.0;
         }
-        let labels = Tensor::from_slice(&batch.labels.iter().map(|&y| y as i64).collect::<Vec<_>>());
+        let labels =
+            Tensor::from_slice(&batch.labels.iter().map(|&y| y as i64).collect::<Vec<_>>());
         let nll = if opts.tta {
-            probs.clamp_min(1e-12).log().nll_loss(&labels).double_value(&[])
+            probs
+                .clamp_min(1e-12)
+                .log()
+                .nll_loss(&labels)
+                .double_value(&[])
         } else {
             cross_entropy(&l, &labels).double_value(&[])
         };
@@ -99,6 +127,10 @@ pub fn predict(net: &ResNeXt, loader: &Loader, opts: RunOptions) -> Result<Predi
         out.labels.extend(batch.labels.iter().copied());
         out.indices.extend(batch.indices.iter().copied());
     }
-    out.loss = if out.labels.is_empty() { 0.0 } else { loss_sum / out.labels.len() as f64 };
+    out.loss = if out.labels.is_empty() {
+        0.0
+    } else {
+        loss_sum / out.labels.len() as f64
+    };
     Ok(out)
 }

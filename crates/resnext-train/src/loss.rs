@@ -8,9 +8,15 @@ use tch::{Kind, Tensor};
 pub fn soft_cross_entropy(logits: &Tensor, targets: &Tensor, smoothing: f64) -> Tensor {
     let logits = logits.to_kind(Kind::Float);
     let c = logits.size()[1] as f64;
-    let q = if smoothing > 0.0 { targets * (1.0 - smoothing) + smoothing / c } else { targets.shallow_clone() };
+    let q = if smoothing > 0.0 {
+        targets * (1.0 - smoothing) + smoothing / c
+    } else {
+        targets.shallow_clone()
+    };
     let logp = logits.log_softmax(1, Kind::Float);
-    -(q * logp).sum_dim_intlist(1, false, Kind::Float).mean(Kind::Float)
+    -(q * logp)
+        .sum_dim_intlist(1, false, Kind::Float)
+        .mean(Kind::Float)
 }
 
 /// Plain cross-entropy against class indices.
@@ -32,7 +38,9 @@ mod tests {
         assert!((a - b).abs() < 1e-6);
         let s = soft_cross_entropy(&logits, &onehot, 0.1).double_value(&[]);
         let logp = logits.log_softmax(1, Kind::Float);
-        let uniform = -(logp.mean_dim(1, false, Kind::Float)).mean(Kind::Float).double_value(&[]);
+        let uniform = -(logp.mean_dim(1, false, Kind::Float))
+            .mean(Kind::Float)
+            .double_value(&[]);
         assert!((s - (0.9 * b + 0.1 * uniform)).abs() < 1e-6);
     }
 }

@@ -23,7 +23,14 @@ impl EpochRow {
     pub fn csv(&self) -> String {
         format!(
             "{},{:.6},{:.6},{:.6},{:.6},{:.6e},{:.3},{:.3}",
-            self.epoch, self.train_loss, self.train_acc, self.val_loss, self.val_acc, self.lr, self.seconds, self.images_per_s
+            self.epoch,
+            self.train_loss,
+            self.train_acc,
+            self.val_loss,
+            self.val_acc,
+            self.lr,
+            self.seconds,
+            self.images_per_s
         )
     }
 
@@ -41,11 +48,24 @@ impl EpochRow {
     }
 
     pub fn parse_csv(line: &str) -> Option<Self> {
-        let f: Vec<f64> = line.split(',').map(|s| s.trim().parse::<f64>()).collect::<Result<_, _>>().ok()?;
+        let f: Vec<f64> = line
+            .split(',')
+            .map(|s| s.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .ok()?;
         if f.len() != 8 {
             return None;
         }
-        Some(Self { epoch: f[0] as usize, train_loss: f[1], train_acc: f[2], val_loss: f[3], val_acc: f[4], lr: f[5], seconds: f[6], images_per_s: f[7] })
+        Some(Self {
+            epoch: f[0] as usize,
+            train_loss: f[1],
+            train_acc: f[2],
+            val_loss: f[3],
+            val_acc: f[4],
+            lr: f[5],
+            seconds: f[6],
+            images_per_s: f[7],
+        })
     }
 }
 
@@ -62,7 +82,10 @@ pub fn metrics_csv(rows: &[EpochRow]) -> String {
 
 /// Reads `metrics.csv` text back into rows.
 pub fn parse_metrics_csv(text: &str) -> Vec<EpochRow> {
-    text.lines().skip(1).filter_map(EpochRow::parse_csv).collect()
+    text.lines()
+        .skip(1)
+        .filter_map(EpochRow::parse_csv)
+        .collect()
 }
 
 /// A running mean of loss and accuracy over batches.
@@ -190,7 +213,12 @@ pub fn roc_curve(scores: &[f64], positive: &[bool]) -> Vec<(f64, f64)> {
 
 impl Report {
     /// Builds the report from per-sample class probabilities, true labels and the mean loss.
-    pub fn from_predictions(classes: &[String], probs: &[Vec<f64>], labels: &[usize], loss: f64) -> Self {
+    pub fn from_predictions(
+        classes: &[String],
+        probs: &[Vec<f64>],
+        labels: &[usize],
+        loss: f64,
+    ) -> Self {
         let k = classes.len();
         let mut cm = vec![vec![0usize; k]; k];
         for (p, &y) in probs.iter().zip(labels) {
@@ -207,12 +235,37 @@ impl Report {
             let precision = safe_div(tp, predicted as f64);
             let recall = safe_div(tp, support as f64);
             let f1 = safe_div(2.0 * precision * recall, precision + recall);
-            per_class.push(ClassMetrics { class: classes[c].clone(), precision, recall, f1, support });
+            per_class.push(ClassMetrics {
+                class: classes[c].clone(),
+                precision,
+                recall,
+                f1,
+                support,
+            });
         }
-        let mean = |f: fn(&ClassMetrics) -> f64| per_class.iter().map(f).sum::<f64>() / k.max(1) as f64;
-        let wmean = |f: fn(&ClassMetrics) -> f64| safe_div(per_class.iter().map(|c| f(c) * c.support as f64).sum::<f64>(), n as f64);
-        let macro_avg = Averages { precision: mean(|c| c.precision), recall: mean(|c| c.recall), f1: mean(|c| c.f1), support: n };
-        let weighted = Averages { precision: wmean(|c| c.precision), recall: wmean(|c| c.recall), f1: wmean(|c| c.f1), support: n };
+        let mean =
+            |f: fn(&ClassMetrics) -> f64| per_class.iter().map(f).sum::<f64>() / k.max(1) as f64;
+        let wmean = |f: fn(&ClassMetrics) -> f64| {
+            safe_div(
+                per_class
+                    .iter()
+                    .map(|c| f(c) * c.support as f64)
+                    .sum::<f64>(),
+                n as f64,
+            )
+        };
+        let macro_avg = Averages {
+            precision: mean(|c| c.precision),
+            recall: mean(|c| c.recall),
+            f1: mean(|c| c.f1),
+            support: n,
+        };
+        let weighted = Averages {
+            precision: wmean(|c| c.precision),
+            recall: wmean(|c| c.recall),
+            f1: wmean(|c| c.f1),
+            support: n,
+        };
         let roc_auc = if k == 2 {
             let scores: Vec<f64> = probs.iter().map(|p| p[1]).collect();
             let pos: Vec<bool> = labels.iter().map(|&y| y == 1).collect();
@@ -227,20 +280,54 @@ impl Report {
                 .collect();
             aucs.map(|a| a.iter().sum::<f64>() / k as f64)
         };
-        Self { loss, accuracy: safe_div(correct as f64, n as f64), per_class, macro_avg, weighted, confusion_matrix: cm, roc_auc, samples: n }
+        Self {
+            loss,
+            accuracy: safe_div(correct as f64, n as f64),
+            per_class,
+            macro_avg,
+            weighted,
+            confusion_matrix: cm,
+            roc_auc,
+            samples: n,
+        }
     }
 
     /// An aligned text table.
     pub fn table(&self) -> String {
-        let w = self.per_class.iter().map(|c| c.class.len()).max().unwrap_or(5).max(12);
-        let mut s = format!("{:<w$} {:>9} {:>9} {:>9} {:>9}\n", "class", "precision", "recall", "f1", "support");
+        let w = self
+            .per_class
+            .iter()
+            .map(|c| c.class.len())
+            .max()
+            .unwrap_or(5)
+            .max(12);
+        let mut s = format!(
+            "{:<w$} {:>9} {:>9} {:>9} {:>9}\n",
+            "class", "precision", "recall", "f1", "support"
+        );
         for c in &self.per_class {
-            s += &format!("{:<w$} {:>9.4} {:>9.4} {:>9.4} {:>9}\n", c.class, c.precision, c.recall, c.f1, c.support);
+            s += &format!(
+                "{:<w$} {:>9.4} {:>9.4} {:>9.4} {:>9}\n",
+                c.class, c.precision, c.recall, c.f1, c.support
+            );
         }
-        for (name, a) in [("macro avg", &self.macro_avg), ("weighted avg", &self.weighted)] {
-            s += &format!("{:<w$} {:>9.4} {:>9.4} {:>9.4} {:>9}\n", name, a.precision, a.recall, a.f1, a.support);
+        for (name, a) in [
+            ("macro avg", &self.macro_avg),
+            ("weighted avg", &self.weighted),
+        ] {
+            s += &format!(
+                "{:<w$} {:>9.4} {:>9.4} {:>9.4} {:>9}\n",
+                name, a.precision, a.recall, a.f1, a.support
+            );
         }
-        s += &format!("\naccuracy {:.4}   loss {:.4}   ROC-AUC {}\n", self.accuracy, self.loss, self.roc_auc.map(|a| format!("{a:.4}")).unwrap_or_else(|| "n/a".into()));
+        s += &format!(
+            "\naccuracy {:.4}   loss {:.4}   ROC-AUC {}\n",
+            self.accuracy,
+            self.loss,
+            self.roc_auc
+                .map(|a| format!("{a:.4}"))
+                .unwrap_or_else(|| "n/a".into())
+        );
         s += "\nconfusion matrix (rows = true class, columns = predicted)\n";
         let names: Vec<&str> = self.per_class.iter().map(|c| c.class.as_str()).collect();
         let cw = names.iter().map(|n| n.len()).max().unwrap_or(4).max(6);
@@ -291,11 +378,23 @@ mod tests {
 
     #[test]
     fn auc_of_perfect_random_and_tied_scores() {
-        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), Some(1.0));
-        assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]), Some(0.0));
-        assert_eq!(roc_auc(&[0.5, 0.5, 0.5, 0.5], &[false, true, false, true]), Some(0.5));
+        assert_eq!(
+            roc_auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]),
+            Some(1.0)
+        );
+        assert_eq!(
+            roc_auc(&[0.9, 0.8, 0.2, 0.1], &[false, false, true, true]),
+            Some(0.0)
+        );
+        assert_eq!(
+            roc_auc(&[0.5, 0.5, 0.5, 0.5], &[false, true, false, true]),
+            Some(0.5)
+        );
         // sklearn: roc_auc_score([0,0,1,1],[0.1,0.4,0.35,0.8]) = 0.75
-        assert_eq!(roc_auc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]), Some(0.75));
+        assert_eq!(
+            roc_auc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]),
+            Some(0.75)
+        );
         assert_eq!(roc_auc(&[0.1], &[true]), None);
     }
 
@@ -303,7 +402,13 @@ mod tests {
     fn report_matches_hand_computation() {
         let classes = vec!["a".to_string(), "b".to_string()];
         // true: a a a b b ; pred: a a b b a
-        let probs = vec![vec![0.9, 0.1], vec![0.8, 0.2], vec![0.3, 0.7], vec![0.2, 0.8], vec![0.6, 0.4]];
+        let probs = vec![
+            vec![0.9, 0.1],
+            vec![0.8, 0.2],
+            vec![0.3, 0.7],
+            vec![0.2, 0.8],
+            vec![0.6, 0.4],
+        ];
         let labels = vec![0, 0, 0, 1, 1];
         let r = Report::from_predictions(&classes, &probs, &labels, 0.5);
         assert_eq!(r.confusion_matrix, vec![vec![2, 1], vec![1, 1]]);
@@ -316,17 +421,37 @@ mod tests {
         // positives (b) scores 0.8, 0.4; negatives 0.1, 0.2, 0.7 -> 4 of 6 pairs ordered
         assert!((r.roc_auc.unwrap() - 4.0 / 6.0).abs() < 1e-12);
         let j = r.to_json();
-        for k in ["loss", "accuracy", "per_class", "macro", "weighted", "confusion_matrix", "roc_auc"] {
+        for k in [
+            "loss",
+            "accuracy",
+            "per_class",
+            "macro",
+            "weighted",
+            "confusion_matrix",
+            "roc_auc",
+        ] {
             assert!(j.get(k).is_some(), "{k}");
         }
     }
 
     #[test]
     fn csv_round_trip() {
-        let r = EpochRow { epoch: 3, train_loss: 0.5, train_acc: 0.75, val_loss: 0.6, val_acc: 0.7, lr: 1e-4, seconds: 12.5, images_per_s: 14.2 };
-        let text = metrics_csv(&[r.clone()]);
-        assert!(text.starts_with("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s\n"));
+        let r = EpochRow {
+            epoch: 3,
+            train_loss: 0.5,
+            train_acc: 0.75,
+            val_loss: 0.6,
+            val_acc: 0.7,
+            lr: 1e-4,
+            seconds: 12.5,
+            images_per_s: 14.2,
+        };
+        let text = metrics_csv(std::slice::from_ref(&r));
+        assert!(text
+            .starts_with("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s\n"));
         assert_eq!(parse_metrics_csv(&text)[0].epoch, 3);
-        assert!(r.log_line().starts_with("Epoch: 3, Train_acc: 75.00%, Train_loss: 0.5000, Test_acc: 70.00%"));
+        assert!(r
+            .log_line()
+            .starts_with("Epoch: 3, Train_acc: 75.00%, Train_loss: 0.5000, Test_acc: 70.00%"));
     }
 }

@@ -25,7 +25,11 @@ pub struct Optimizer {
 
 impl std::fmt::Debug for Optimizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Optimizer").field("kind", &self.cfg.name).field("params", &self.slots.len()).field("step", &self.step).finish()
+        f.debug_struct("Optimizer")
+            .field("kind", &self.cfg.name)
+            .field("params", &self.slots.len())
+            .field("step", &self.step)
+            .finish()
     }
 }
 
@@ -38,10 +42,21 @@ impl Optimizer {
             .filter(|(_, t)| t.requires_grad())
             .map(|(name, param)| {
                 let decay = cfg.decay_norm_and_bias || param.dim() > 1;
-                Slot { name, param, decay, exp_avg: None, exp_avg_sq: None, momentum: None }
+                Slot {
+                    name,
+                    param,
+                    decay,
+                    exp_avg: None,
+                    exp_avg_sq: None,
+                    momentum: None,
+                }
             })
             .collect();
-        Self { cfg: cfg.clone(), slots, step: 0 }
+        Self {
+            cfg: cfg.clone(),
+            slots,
+            step: 0,
+        }
     }
 
     pub fn zero_grad(&mut self) {
@@ -83,6 +98,8 @@ impl Optimizer {
     }
 
     /// One update with learning rate `lr`.
+    // `g = g + x` on purpose: `g += x` would add in place into the parameter's .grad.
+    #[allow(clippy::assign_op_pattern)]
     pub fn step(&mut self, lr: f64) {
         self.step += 1;
         let t = self.step as f64;
@@ -133,7 +150,11 @@ impl Optimizer {
                                     b
                                 }
                             };
-                            g = if c.nesterov { g + buf * c.momentum } else { buf };
+                            g = if c.nesterov {
+                                g + buf * c.momentum
+                            } else {
+                                buf
+                            };
                         }
                         let _ = s.param.f_sub_(&(g * lr));
                     }
@@ -146,9 +167,16 @@ impl Optimizer {
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![("optim.step".to_string(), Tensor::from_slice(&[self.step]))];
         for s in &self.slots {
-            for (kind, t) in [("exp_avg", &s.exp_avg), ("exp_avg_sq", &s.exp_avg_sq), ("momentum", &s.momentum)] {
+            for (kind, t) in [
+                ("exp_avg", &s.exp_avg),
+                ("exp_avg_sq", &s.exp_avg_sq),
+                ("momentum", &s.momentum),
+            ] {
                 if let Some(t) = t {
-                    out.push((format!("optim.{kind}.{}", s.name), t.detach().to_device(tch::Device::Cpu).contiguous()));
+                    out.push((
+                        format!("optim.{kind}.{}", s.name),
+                        t.detach().to_device(tch::Device::Cpu).contiguous(),
+                    ));
                 }
             }
         }
@@ -156,15 +184,25 @@ impl Optimizer {
     }
 
     /// Restores the state saved by [`state_tensors`](Self::state_tensors).
-    pub fn load_state(&mut self, tensors: &std::collections::HashMap<String, Tensor>) -> Result<(), TrainError> {
-        let step = tensors.get("optim.step").ok_or_else(|| TrainError::Invalid("checkpoint lacks optim.step".into()))?;
+    pub fn load_state(
+        &mut self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<(), TrainError> {
+        let step = tensors
+            .get("optim.step")
+            .ok_or_else(|| TrainError::Invalid("checkpoint lacks optim.step".into()))?;
         self.step = step.int64_value(&[0]);
         for s in &mut self.slots {
             let device = s.param.device();
             let get = |kind: &str| -> Result<Option<Tensor>, TrainError> {
                 match tensors.get(&format!("optim.{kind}.{}", s.name)) {
                     None => Ok(None),
-                    Some(t) if t.size() != s.param.size() => Err(TrainError::Invalid(format!("optimiser state for {} has shape {:?}, expected {:?}", s.name, t.size(), s.param.size()))),
+                    Some(t) if t.size() != s.param.size() => Err(TrainError::Invalid(format!(
+                        "optimiser state for {} has shape {:?}, expected {:?}",
+                        s.name,
+                        t.size(),
+                        s.param.size()
+                    ))),
                     Some(t) => Ok(Some(t.to_device(device).to_kind(Kind::Float))),
                 }
             };

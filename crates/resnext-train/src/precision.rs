@@ -26,7 +26,12 @@ pub fn to_channels_last(x: &Tensor) -> Tensor {
 }
 
 /// Prepares a batch for the network.
-pub fn prepare_input(x: Tensor, precision: Precision, channels_last: bool, device: Device) -> Tensor {
+pub fn prepare_input(
+    x: Tensor,
+    precision: Precision,
+    channels_last: bool,
+    device: Device,
+) -> Tensor {
     let x = x.to_device(device).to_kind(input_kind(precision, device));
     if channels_last {
         to_channels_last(&x)

@@ -2,14 +2,16 @@
 //! transform, keep the best checkpoint by validation accuracy (really the best, unlike the
 //! original tutorial), write the last checkpoint and an atomic resume point.
 
-use crate::checkpoint::{write_atomic, CheckpointInfo, LoopState, RunDir, Which, CONFIG, METRICS, SPLIT};
+use crate::checkpoint::{
+    write_atomic, CheckpointInfo, LoopState, RunDir, Which, CONFIG, METRICS, SPLIT,
+};
 use crate::config::{Precision, StopMetric, TrainConfig};
 use crate::ema::Ema;
 use crate::error::TrainError;
 use crate::evaluate::{batch_tensor, predict, RunOptions};
 use crate::loss::soft_cross_entropy;
-use crate::metric::{metrics_csv, Running};
 pub use crate::metric::EpochRow;
+use crate::metric::{metrics_csv, Running};
 use crate::optim::Optimizer;
 use crate::precision::{prepare_input, with_autocast};
 use crate::schedule::Schedule;
@@ -86,34 +88,56 @@ pub struct Trainer {
 
 impl std::fmt::Debug for Trainer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Trainer").field("run", &self.run.dir).field("epoch", &self.state.epoch).finish()
+        f.debug_struct("Trainer")
+            .field("run", &self.run.dir)
+            .field("epoch", &self.state.epoch)
+            .finish()
     }
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Parses a device name: cpu, cuda, cuda:N or auto.
 pub fn parse_device(s: &str) -> Result<Device, TrainError> {
     let s = s.trim().to_ascii_lowercase();
-    let cuda_count = || if tch::Cuda::is_available() { tch::Cuda::device_count() as usize } else { 0 };
+    let cuda_count = || {
+        if tch::Cuda::is_available() {
+            tch::Cuda::device_count() as usize
+        } else {
+            0
+        }
+    };
     match s.as_str() {
         "cpu" => Ok(Device::Cpu),
         "auto" => Ok(Device::cuda_if_available()),
         "cuda" | "gpu" if cuda_count() > 0 => Ok(Device::Cuda(0)),
-        "cuda" | "gpu" => Err(TrainError::Invalid("device cuda: libtorch sees no CUDA device (use cpu or auto)".into())),
+        "cuda" | "gpu" => Err(TrainError::Invalid(
+            "device cuda: libtorch sees no CUDA device (use cpu or auto)".into(),
+        )),
         other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(n)) if n < cuda_count() => Ok(Device::Cuda(n)),
-            Some(Ok(n)) => Err(TrainError::Invalid(format!("device cuda:{n}: libtorch sees {} CUDA device(s)", cuda_count()))),
-            _ => Err(TrainError::Invalid(format!("unknown device `{other}` (expected cpu, cuda, cuda:N or auto)"))),
+            Some(Ok(n)) => Err(TrainError::Invalid(format!(
+                "device cuda:{n}: libtorch sees {} CUDA device(s)",
+                cuda_count()
+            ))),
+            _ => Err(TrainError::Invalid(format!(
+                "unknown device `{other}` (expected cpu, cuda, cuda:N or auto)"
+            ))),
         },
     }
 }
 
 impl Trainer {
     /// Starts a fresh run in `run_dir`, refusing to overwrite a run that is already there.
-    pub fn new(cfg: TrainConfig, run_dir: &Path, init_weights: Option<&Path>) -> Result<(Self, Option<LoadReport>), TrainError> {
+    pub fn new(
+        cfg: TrainConfig,
+        run_dir: &Path,
+        init_weights: Option<&Path>,
+    ) -> Result<(Self, Option<LoadReport>), TrainError> {
         cfg.validate()?;
         let run = RunDir::new(run_dir);
         if run.path(crate::checkpoint::RESUME).exists() || run.path(METRICS).exists() {
@@ -135,12 +159,19 @@ impl Trainer {
         run.create()?;
         let mut trainer = Self::build(cfg, run, split)?;
         let report = match init_weights {
-            Some(p) => Some(load_weights(&trainer.vs, p, HeadPolicy::ReplaceIfMismatched)?),
+            Some(p) => Some(load_weights(
+                &trainer.vs,
+                p,
+                HeadPolicy::ReplaceIfMismatched,
+            )?),
             None => None,
         };
         if report.is_some() {
             if let Some(ema) = &mut trainer.ema {
-                *ema = Ema::new(ema_decay(&trainer.cfg), trainer.vs.variables().into_iter().collect());
+                *ema = Ema::new(
+                    ema_decay(&trainer.cfg),
+                    trainer.vs.variables().into_iter().collect(),
+                );
             }
         }
         write_atomic(&trainer.run.path(CONFIG), trainer.cfg.to_toml().as_bytes())?;
@@ -150,11 +181,18 @@ impl Trainer {
 
     /// Continues the run in `run_dir` from its resume point. `epochs` may extend it; `device`
     /// may move it.
-    pub fn resume(run_dir: &Path, epochs: Option<usize>, device: Option<String>) -> Result<Self, TrainError> {
+    pub fn resume(
+        run_dir: &Path,
+        epochs: Option<usize>,
+        device: Option<String>,
+    ) -> Result<Self, TrainError> {
         let run = RunDir::new(run_dir);
         let (tensors, state) = run.load_resume()?;
         let cfg_path = run.path(CONFIG);
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| TrainError::Read { path: cfg_path.clone(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| TrainError::Read {
+            path: cfg_path.clone(),
+            reason: e.to_string(),
+        })?;
         let mut cfg = TrainConfig::from_toml(&text, &cfg_path)?;
         if let Some(e) = epochs {
             cfg.train.epochs = e;
@@ -167,7 +205,9 @@ impl Trainer {
         let mut t = Self::build(cfg, run, split)?;
         tch::no_grad(|| -> Result<(), TrainError> {
             for (name, mut var) in t.vs.variables() {
-                let src = tensors.get(&format!("model.{name}")).ok_or_else(|| TrainError::Invalid(format!("resume checkpoint lacks model.{name}")))?;
+                let src = tensors.get(&format!("model.{name}")).ok_or_else(|| {
+                    TrainError::Invalid(format!("resume checkpoint lacks model.{name}"))
+                })?;
                 var.f_copy_(&src.to_kind(var.kind()).to_device(var.device()))?;
             }
             Ok(())
@@ -181,16 +221,25 @@ impl Trainer {
         }
         t.state = state;
         // metrics.csv may lag the resume point if the process died between the two writes.
-        write_atomic(&t.run.path(METRICS), metrics_csv(&t.state.history).as_bytes())?;
+        write_atomic(
+            &t.run.path(METRICS),
+            metrics_csv(&t.state.history).as_bytes(),
+        )?;
         Ok(t)
     }
 
     fn build(cfg: TrainConfig, run: RunDir, split: Split) -> Result<Self, TrainError> {
         let device = parse_device(&cfg.train.device)?;
         if cfg.train.precision == Precision::Fp16 && device == Device::Cpu {
-            return Err(TrainError::Invalid("precision fp16 needs a CUDA device; use bf16 on the CPU".into()));
+            return Err(TrainError::Invalid(
+                "precision fp16 needs a CUDA device; use bf16 on the CPU".into(),
+            ));
         }
-        let torch_threads = if cfg.train.threads == 0 { cores() } else { cfg.train.threads };
+        let torch_threads = if cfg.train.threads == 0 {
+            cores()
+        } else {
+            cfg.train.threads
+        };
         tch::set_num_threads(torch_threads as i32);
         let data_threads = match (cfg.data.threads, device) {
             (0, Device::Cpu) => (cores() / 4).max(1),
@@ -222,7 +271,12 @@ impl Trainer {
         lc.on_bad_image = cfg.data.on_bad_image;
         lc.mix = cfg.data.mix.clone();
         lc.pixels = PixelType::F32;
-        let train = Loader::new(&root, &train_samples, Transform::new(cfg.data.train_transform.clone())?, lc.clone())?;
+        let train = Loader::new(
+            &root,
+            &train_samples,
+            Transform::new(cfg.data.train_transform.clone())?,
+            lc.clone(),
+        )?;
         let mut vc = lc;
         vc.shuffle = false;
         vc.drop_last = false;
@@ -230,10 +284,17 @@ impl Trainer {
         vc.batch_size = cfg.data.eval_batch_size.unwrap_or(cfg.data.batch_size);
         let eval_t = Transform::new(cfg.data.eval_transform.clone())?;
         let val = Loader::new(&root, &val_samples, eval_t.clone(), vc)?;
-        let trainable: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        let trainable: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
         let opt = Optimizer::new(&cfg.optim, trainable);
         let schedule = Schedule::new(&cfg.schedule, cfg.optim.lr, cfg.train.epochs);
-        let ema = cfg.train.ema_decay.map(|d| Ema::new(d, vs.variables().into_iter().collect()));
+        let ema = cfg
+            .train
+            .ema_decay
+            .map(|d| Ema::new(d, vs.variables().into_iter().collect()));
         let et = &cfg.data.eval_transform;
         let info = CheckpointInfo {
             model: model_cfg,
@@ -244,10 +305,41 @@ impl Trainer {
             eval_transform: et.clone(),
             data_root: root,
             epoch: 0,
-            metrics: EpochRow { epoch: 0, train_loss: 0.0, train_acc: 0.0, val_loss: 0.0, val_acc: 0.0, lr: 0.0, seconds: 0.0, images_per_s: 0.0 },
+            metrics: EpochRow {
+                epoch: 0,
+                train_loss: 0.0,
+                train_acc: 0.0,
+                val_loss: 0.0,
+                val_acc: 0.0,
+                lr: 0.0,
+                seconds: 0.0,
+                images_per_s: 0.0,
+            },
         };
-        let state = LoopState { best_val_acc: -1.0, seed: cfg.train.seed, ..LoopState::default() };
-        Ok(Self { cfg, run, device, vs, net, opt, schedule, ema, train, val, split, state, info, torch_threads, data_threads, loss_scale: 65536.0, good_steps: 0 })
+        let state = LoopState {
+            best_val_acc: -1.0,
+            seed: cfg.train.seed,
+            ..LoopState::default()
+        };
+        Ok(Self {
+            cfg,
+            run,
+            device,
+            vs,
+            net,
+            opt,
+            schedule,
+            ema,
+            train,
+            val,
+            split,
+            state,
+            info,
+            torch_threads,
+            data_threads,
+            loss_scale: 65536.0,
+            good_steps: 0,
+        })
     }
 
     pub fn run_dir(&self) -> &Path {
@@ -260,7 +352,12 @@ impl Trainer {
 
     /// Trains until `train.epochs` (or early stopping).
     pub fn fit(&mut self, obs: &mut dyn Observer) -> Result<Outcome, TrainError> {
-        let params: i64 = self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        let params: i64 = self
+            .vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum();
         obs.on_start(&StartInfo {
             run_dir: self.run.dir.clone(),
             classes: self.split.classes.clone(),
@@ -283,13 +380,21 @@ impl Trainer {
             obs.on_epoch(&row, is_best);
             if let Some(patience) = self.cfg.train.early_stopping_patience {
                 if self.state.stale_epochs >= patience {
-                    obs.on_note(&format!("early stopping: no improvement of {:?} for {patience} epochs", self.cfg.train.early_stopping_metric));
+                    obs.on_note(&format!(
+                        "early stopping: no improvement of {:?} for {patience} epochs",
+                        self.cfg.train.early_stopping_metric
+                    ));
                     early_stopped = true;
                     break;
                 }
             }
         }
-        Ok(Outcome { best_epoch: self.state.best_epoch, best_val_acc: self.state.best_val_acc, epochs_run: self.state.epoch, early_stopped })
+        Ok(Outcome {
+            best_epoch: self.state.best_epoch,
+            best_val_acc: self.state.best_val_acc,
+            epochs_run: self.state.epoch,
+            early_stopped,
+        })
     }
 
     fn run_epoch(&mut self, epoch: usize, obs: &mut dyn Observer) -> Result<EpochRow, TrainError> {
@@ -299,7 +404,11 @@ impl Trainer {
         let lr_at_start = self.schedule.lr((epoch - 1) as f64);
         let mut running = Running::default();
         let classes = self.split.classes.len();
-        let (precision, channels_last, device) = (self.cfg.train.precision, self.cfg.train.channels_last, self.device);
+        let (precision, channels_last, device) = (
+            self.cfg.train.precision,
+            self.cfg.train.channels_last,
+            self.device,
+        );
         let smoothing = self.cfg.train.label_smoothing;
         let train_start = Instant::now();
         for (bi, batch) in self.train.epoch(epoch as u64).enumerate() {
@@ -307,15 +416,23 @@ impl Trainer {
             if batch.is_empty() {
                 continue;
             }
-            let lr = self.schedule.lr((epoch - 1) as f64 + bi as f64 / num_batches.max(1) as f64);
+            let lr = self
+                .schedule
+                .lr((epoch - 1) as f64 + bi as f64 / num_batches.max(1) as f64);
             let x = prepare_input(batch_tensor(&batch)?, precision, channels_last, device);
             let soft = batch.soft_targets(classes);
-            let targets = Tensor::from_slice(soft.as_slice().expect("contiguous")).view([batch.len() as i64, classes as i64]).to_device(device);
+            let targets = Tensor::from_slice(soft.as_slice().expect("contiguous"))
+                .view([batch.len() as i64, classes as i64])
+                .to_device(device);
             let logits = with_autocast(precision, device, || self.net.forward_t(&x, true));
             let loss = soft_cross_entropy(&logits, &targets, smoothing);
             let loss_value = loss.double_value(&[]);
             if !loss_value.is_finite() {
-                return Err(TrainError::NonFinite { epoch, batch: bi + 1, value: loss_value });
+                return Err(TrainError::NonFinite {
+                    epoch,
+                    batch: bi + 1,
+                    value: loss_value,
+                });
             }
             self.opt.zero_grad();
             let fp16 = precision == Precision::Fp16;
@@ -342,7 +459,7 @@ impl Trainer {
                         }
                     }
                     self.good_steps += 1;
-                    if self.good_steps % 2000 == 0 {
+                    if self.good_steps.is_multiple_of(2000) {
                         self.loss_scale *= 2.0;
                     }
                 }
@@ -358,9 +475,19 @@ impl Trainer {
             }
             let pred = logits.detach().argmax(1, false);
             let want = targets.argmax(1, false);
-            let correct = pred.eq_tensor(&want).to_kind(Kind::Float).sum(Kind::Float).double_value(&[]);
+            let correct = pred
+                .eq_tensor(&want)
+                .to_kind(Kind::Float)
+                .sum(Kind::Float)
+                .double_value(&[]);
             running.add(loss_value, correct, batch.len());
-            tracing::debug!(epoch, batch = bi + 1, num_batches, loss = loss_value, "train step");
+            tracing::debug!(
+                epoch,
+                batch = bi + 1,
+                num_batches,
+                loss = loss_value,
+                "train step"
+            );
             obs.on_batch(epoch, bi + 1, running.loss(), running.acc());
         }
         let train_secs = train_start.elapsed().as_secs_f64();
@@ -368,13 +495,22 @@ impl Trainer {
         if let Some(ema) = &mut self.ema {
             ema.swap();
         }
-        let opts = RunOptions { device, precision, channels_last, tta: false };
+        let opts = RunOptions {
+            device,
+            precision,
+            channels_last,
+            tta: false,
+        };
         let preds = predict(&self.net, &self.val, opts)?;
         if let Some(ema) = &mut self.ema {
             ema.swap();
         }
         if !preds.loss.is_finite() {
-            return Err(TrainError::NonFinite { epoch, batch: 0, value: preds.loss });
+            return Err(TrainError::NonFinite {
+                epoch,
+                batch: 0,
+                value: preds.loss,
+            });
         }
         Ok(EpochRow {
             epoch,
@@ -408,7 +544,11 @@ impl Trainer {
                 state.stale_epochs = 0;
             }
         }
-        let info = CheckpointInfo { epoch: row.epoch, metrics: row.clone(), ..self.info.clone() };
+        let info = CheckpointInfo {
+            epoch: row.epoch,
+            metrics: row.clone(),
+            ..self.info.clone()
+        };
         // The weights that were validated: the EMA's when it is on.
         if let Some(ema) = &mut self.ema {
             ema.swap();
@@ -426,14 +566,20 @@ impl Trainer {
             ema.swap();
         }
         saved?;
-        let mut tensors: Vec<(String, Tensor)> = resnext_model::weights::state_dict(&self.vs).into_iter().map(|(n, t)| (format!("model.{n}"), t)).collect();
+        let mut tensors: Vec<(String, Tensor)> = resnext_model::weights::state_dict(&self.vs)
+            .into_iter()
+            .map(|(n, t)| (format!("model.{n}"), t))
+            .collect();
         tensors.extend(self.opt.state_tensors());
         if let Some(ema) = &self.ema {
             tensors.extend(ema.state_tensors());
         }
         tensors.push(("loss_scale".into(), Tensor::from_slice(&[self.loss_scale])));
         self.run.save_resume(tensors, &state)?;
-        write_atomic(&self.run.path(METRICS), metrics_csv(&state.history).as_bytes())?;
+        write_atomic(
+            &self.run.path(METRICS),
+            metrics_csv(&state.history).as_bytes(),
+        )?;
         self.state = state;
         Ok(())
     }

@@ -29,12 +29,31 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
                 }
                 println!("{} bad file(s)", report.bad.len());
             }
-            Ok(if report.bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.bad.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
-        DataCommand::Split { root, val, test, seed, group_regex, out } => {
+        DataCommand::Split {
+            root,
+            val,
+            test,
+            seed,
+            group_regex,
+            out,
+        } => {
             let folder = scan(&root)?;
-            let split = SplitConfig { val, test, seed, group_regex }.split(&folder)?;
-            split.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
+            let split = SplitConfig {
+                val,
+                test,
+                seed,
+                group_regex,
+            }
+            .split(&folder)?;
+            split
+                .save(&out)
+                .with_context(|| format!("cannot write {}", out.display()))?;
             println!(
                 "train {} / val {} / test {} images of {} classes -> {}",
                 split.train.len(),
@@ -53,20 +72,42 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string(&stats)?);
             } else {
                 println!("images: {}", stats.images);
-                println!("mean = [{:.4}, {:.4}, {:.4}]", stats.mean[0], stats.mean[1], stats.mean[2]);
-                println!("std = [{:.4}, {:.4}, {:.4}]", stats.std[0], stats.std[1], stats.std[2]);
+                println!(
+                    "mean = [{:.4}, {:.4}, {:.4}]",
+                    stats.mean[0], stats.mean[1], stats.mean[2]
+                );
+                println!(
+                    "std = [{:.4}, {:.4}, {:.4}]",
+                    stats.std[0], stats.std[1], stats.std[2]
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
-        DataCommand::Synth { out, per_class, size, seed } => {
+        DataCommand::Synth {
+            out,
+            per_class,
+            size,
+            seed,
+        } => {
             if per_class == 0 || !(16..=1024).contains(&size) {
                 bail!("--per-class must be at least 1 and --size between 16 and 1024");
             }
             let n = resnext_data::synth::write_dataset(&out, per_class, size, seed)?;
-            println!("wrote {n} images of {} classes to {}", resnext_data::synth::CLASSES.len(), out.display());
+            println!(
+                "wrote {n} images of {} classes to {}",
+                resnext_data::synth::CLASSES.len(),
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        DataCommand::Bench { root, transform, threads, epochs, batch_size, image_size } => {
+        DataCommand::Bench {
+            root,
+            transform,
+            threads,
+            epochs,
+            batch_size,
+            image_size,
+        } => {
             let tc = match transform.as_str() {
                 "eval" => TransformConfig::resize_exact(image_size),
                 "train" => TransformConfig::rrc_flip(image_size),
@@ -93,7 +134,13 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
                 }
             }
             let secs = start.elapsed().as_secs_f64();
-            let threads_used = if threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { threads };
+            let threads_used = if threads == 0 {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            } else {
+                threads
+            };
             println!("images: {images} in {secs:.3} s ({threads_used} threads, transform {transform}, checksum {checksum:.3})");
             println!("throughput: {:.1} img/s", images as f64 / secs);
             Ok(ExitCode::SUCCESS)

@@ -21,12 +21,21 @@ pub fn grad_cam(net: &ResNeXt, x: &Tensor, class: i64) -> Result<Cam> {
     let grads = Tensor::run_backward(&[&score], &[&features], false, false);
     let g = &grads[0];
     let weights = g.mean_dim(&[2i64, 3][..], true, Kind::Float);
-    let cam = (features.detach() * weights).sum_dim_intlist(1, false, Kind::Float).relu().squeeze_dim(0).to_device(tch::Device::Cpu);
+    let cam = (features.detach() * weights)
+        .sum_dim_intlist(1, false, Kind::Float)
+        .relu()
+        .squeeze_dim(0)
+        .to_device(tch::Device::Cpu);
     let (h, w) = (cam.size()[0] as usize, cam.size()[1] as usize);
     let max = cam.max().double_value(&[]);
     let cam = if max > 0.0 { cam / max } else { cam };
-    let values: Vec<f32> = Vec::<f32>::try_from(cam.contiguous().view([-1])).context("reading the CAM")?;
-    Ok(Cam { values, width: w, height: h })
+    let values: Vec<f32> =
+        Vec::<f32>::try_from(cam.contiguous().view([-1])).context("reading the CAM")?;
+    Ok(Cam {
+        values,
+        width: w,
+        height: h,
+    })
 }
 
 impl Cam {
@@ -38,7 +47,10 @@ impl Cam {
         let (x1, y1) = ((x0 + 1).min(self.width - 1), (y0 + 1).min(self.height - 1));
         let (dx, dy) = (x - x0 as f32, y - y0 as f32);
         let v = |xx: usize, yy: usize| self.values[yy * self.width + xx];
-        v(x0, y0) * (1.0 - dx) * (1.0 - dy) + v(x1, y0) * dx * (1.0 - dy) + v(x0, y1) * (1.0 - dx) * dy + v(x1, y1) * dx * dy
+        v(x0, y0) * (1.0 - dx) * (1.0 - dy)
+            + v(x1, y0) * dx * (1.0 - dy)
+            + v(x0, y1) * (1.0 - dx) * dy
+            + v(x1, y1) * dx * dy
     }
 
     /// Spread of the map: max minus min (0 for a uniform map).
@@ -68,10 +80,16 @@ pub fn write_overlay(img: &RgbImage, cam: &Cam, out: &Path) -> Result<()> {
         let c = jet(v);
         let p = img.get_pixel(x, y).0;
         let a = 0.45;
-        Rgb(std::array::from_fn(|k| (p[k] as f32 * (1.0 - a) + c[k] * a).round().clamp(0.0, 255.0) as u8))
+        Rgb(std::array::from_fn(|k| {
+            (p[k] as f32 * (1.0 - a) + c[k] * a)
+                .round()
+                .clamp(0.0, 255.0) as u8
+        }))
     });
     let tmp = out.with_extension("png.tmp");
-    overlay.save_with_format(&tmp, image::ImageFormat::Png).with_context(|| format!("cannot write {}", out.display()))?;
+    overlay
+        .save_with_format(&tmp, image::ImageFormat::Png)
+        .with_context(|| format!("cannot write {}", out.display()))?;
     std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
 }

@@ -29,7 +29,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 pub fn model_config(m: &ModelArgs, num_classes: i64) -> Result<ModelConfig> {
     let arch: Arch = m.arch.parse()?;
     let config = if arch == Arch::Custom {
-        let layers = m.layers.as_deref().context("--arch custom needs --layers, e.g. --layers 1,1,1,1")?;
+        let layers = m
+            .layers
+            .as_deref()
+            .context("--arch custom needs --layers, e.g. --layers 1,1,1,1")?;
         let parts: Vec<usize> = layers
             .split(',')
             .map(|s| s.trim().parse::<usize>())
@@ -39,7 +42,9 @@ pub fn model_config(m: &ModelArgs, num_classes: i64) -> Result<ModelConfig> {
             bail!("--layers `{layers}` must be four comma-separated counts");
         };
         let groups = m.groups.context("--arch custom needs --groups")?;
-        let width = m.width_per_group.context("--arch custom needs --width-per-group")?;
+        let width = m
+            .width_per_group
+            .context("--arch custom needs --width-per-group")?;
         ModelConfig::custom(layers, groups, width, num_classes)
     } else {
         if m.layers.is_some() || m.groups.is_some() || m.width_per_group.is_some() {

@@ -20,7 +20,14 @@ pub fn run(a: PlotArgs) -> Result<ExitCode> {
 
 fn register_font() -> Result<()> {
     static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let ok = *ONCE.get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, include_bytes!("../../assets/DejaVuSans.ttf")).is_ok());
+    let ok = *ONCE.get_or_init(|| {
+        plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            include_bytes!("../../assets/DejaVuSans.ttf"),
+        )
+        .is_ok()
+    });
     if ok {
         Ok(())
     } else {
@@ -32,7 +39,13 @@ fn register_font() -> Result<()> {
 pub fn plot_run(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     register_font()?;
     let csv = dir.join(METRICS);
-    let text = std::fs::read_to_string(&csv).with_context(|| format!("cannot read {} (is {} a run directory?)", csv.display(), dir.display()))?;
+    let text = std::fs::read_to_string(&csv).with_context(|| {
+        format!(
+            "cannot read {} (is {} a run directory?)",
+            csv.display(),
+            dir.display()
+        )
+    })?;
     let rows = parse_metrics_csv(&text);
     if rows.is_empty() {
         anyhow::bail!("{} has no epochs yet", csv.display());
@@ -43,18 +56,33 @@ pub fn plot_run(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     written.push(curves);
     let eval = dir.join("eval.json");
     if let Ok(text) = std::fs::read_to_string(&eval) {
-        let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", eval.display()))?;
-        let classes: Vec<String> = json["per_class"].as_array().map(|a| a.iter().filter_map(|c| c["class"].as_str().map(String::from)).collect()).unwrap_or_default();
-        let cm: Vec<Vec<u64>> = serde_json::from_value(json["confusion_matrix"].clone()).context("eval.json: confusion_matrix")?;
-        let title = format!("Confusion matrix ({} split)", json["split"].as_str().unwrap_or("val"));
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", eval.display()))?;
+        let classes: Vec<String> = json["per_class"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["class"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let cm: Vec<Vec<u64>> = serde_json::from_value(json["confusion_matrix"].clone())
+            .context("eval.json: confusion_matrix")?;
+        let title = format!(
+            "Confusion matrix ({} split)",
+            json["split"].as_str().unwrap_or("val")
+        );
         let p = dir.join("confusion_matrix.png");
-        draw_confusion(&classes, &cm, &title, &p).map_err(|e| anyhow!("drawing {}: {e}", p.display()))?;
+        draw_confusion(&classes, &cm, &title, &p)
+            .map_err(|e| anyhow!("drawing {}: {e}", p.display()))?;
         written.push(p);
         if let (Some(curve), Some(auc)) = (json.get("roc_curve"), json["roc_auc"].as_f64()) {
-            let pts: Vec<(f64, f64)> = serde_json::from_value(curve.clone()).context("eval.json: roc_curve")?;
+            let pts: Vec<(f64, f64)> =
+                serde_json::from_value(curve.clone()).context("eval.json: roc_curve")?;
             let positive = classes.get(1).cloned().unwrap_or_else(|| "class 1".into());
             let p = dir.join("roc.png");
-            draw_roc(&pts, auc, &positive, &p).map_err(|e| anyhow!("drawing {}: {e}", p.display()))?;
+            draw_roc(&pts, auc, &positive, &p)
+                .map_err(|e| anyhow!("drawing {}: {e}", p.display()))?;
             written.push(p);
         }
     }
@@ -68,15 +96,39 @@ fn draw_curves(rows: &[EpochRow], out: &Path) -> DrawResult {
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 2));
     let max_epoch = rows.iter().map(|r| r.epoch).max().unwrap_or(1) as f64;
-    let x_range = if max_epoch <= 1.0 { 0.5..1.5 } else { 1.0..max_epoch };
+    let x_range = if max_epoch <= 1.0 {
+        0.5..1.5
+    } else {
+        1.0..max_epoch
+    };
     type Series = (&'static str, fn(&EpochRow) -> f64, RGBColor);
     let specs: [(&str, &str, [Series; 2]); 2] = [
-        ("Accuracy", "accuracy (%)", [("train", |r| r.train_acc * 100.0, BLUE), ("validation", |r| r.val_acc * 100.0, RED)]),
-        ("Loss", "cross-entropy loss", [("train", |r| r.train_loss, BLUE), ("validation", |r| r.val_loss, RED)]),
+        (
+            "Accuracy",
+            "accuracy (%)",
+            [
+                ("train", |r| r.train_acc * 100.0, BLUE),
+                ("validation", |r| r.val_acc * 100.0, RED),
+            ],
+        ),
+        (
+            "Loss",
+            "cross-entropy loss",
+            [
+                ("train", |r| r.train_loss, BLUE),
+                ("validation", |r| r.val_loss, RED),
+            ],
+        ),
     ];
     for (panel, (title, ylabel, series)) in panels.iter().zip(specs) {
-        let values: Vec<f64> = series.iter().flat_map(|(_, f, _)| rows.iter().map(f)).filter(|v| v.is_finite()).collect();
-        let (mut lo, mut hi) = values.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let values: Vec<f64> = series
+            .iter()
+            .flat_map(|(_, f, _)| rows.iter().map(f))
+            .filter(|v| v.is_finite())
+            .collect();
+        let (mut lo, mut hi) = values
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         if title == "Accuracy" {
             lo = (lo - 5.0).max(0.0);
             hi = (hi + 5.0).min(100.0);
@@ -107,7 +159,9 @@ fn draw_curves(rows: &[EpochRow], out: &Path) -> DrawResult {
             chart
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(3)))?
                 .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+                });
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, color.filled())))?;
         }
         chart
@@ -115,7 +169,11 @@ fn draw_curves(rows: &[EpochRow], out: &Path) -> DrawResult {
             .label_font(("sans-serif", 20))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .position(if title == "Loss" { SeriesLabelPosition::UpperRight } else { SeriesLabelPosition::LowerRight })
+            .position(if title == "Loss" {
+                SeriesLabelPosition::UpperRight
+            } else {
+                SeriesLabelPosition::LowerRight
+            })
             .draw()?;
     }
     root.present()?;
@@ -129,7 +187,11 @@ fn draw_confusion(classes: &[String], cm: &[Vec<u64>], title: &str, out: &Path) 
     let (w, h) = (side + 330, side + 220);
     let root = BitMapBackend::new(out, (w, h)).into_drawing_area();
     root.fill(&WHITE)?;
-    root.draw(&Text::new(title.to_string(), (20, 15), ("sans-serif", 28).into_font()))?;
+    root.draw(&Text::new(
+        title.to_string(),
+        (20, 15),
+        ("sans-serif", 28).into_font(),
+    ))?;
     let x0 = 220i32;
     let y0 = 70i32;
     let max = cm.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
@@ -138,17 +200,46 @@ fn draw_confusion(classes: &[String], cm: &[Vec<u64>], title: &str, out: &Path) 
         for (j, &v) in row.iter().enumerate() {
             let t = v as f64 / max;
             // white to dark blue
-            let color = RGBColor((255.0 - t * 220.0) as u8, (255.0 - t * 180.0) as u8, (255.0 - t * 90.0) as u8);
+            let color = RGBColor(
+                (255.0 - t * 220.0) as u8,
+                (255.0 - t * 180.0) as u8,
+                (255.0 - t * 90.0) as u8,
+            );
             let (cx, cy) = (x0 + j as i32 * cell as i32, y0 + i as i32 * cell as i32);
-            root.draw(&Rectangle::new([(cx, cy), (cx + cell as i32, cy + cell as i32)], color.filled()))?;
-            root.draw(&Rectangle::new([(cx, cy), (cx + cell as i32, cy + cell as i32)], BLACK.stroke_width(1)))?;
+            root.draw(&Rectangle::new(
+                [(cx, cy), (cx + cell as i32, cy + cell as i32)],
+                color.filled(),
+            ))?;
+            root.draw(&Rectangle::new(
+                [(cx, cy), (cx + cell as i32, cy + cell as i32)],
+                BLACK.stroke_width(1),
+            ))?;
             let text_color = if t > 0.5 { WHITE } else { BLACK };
-            let pct = if total > 0 { format!("{:.0}%", 100.0 * v as f64 / total as f64) } else { String::new() };
-            let centre = plotters::style::text_anchor::Pos::new(plotters::style::text_anchor::HPos::Center, plotters::style::text_anchor::VPos::Center);
-            let style = TextStyle::from(("sans-serif", 28).into_font()).color(&text_color).pos(centre);
-            root.draw(&Text::new(v.to_string(), (cx + cell as i32 / 2, cy + cell as i32 / 2 - 12), style))?;
-            let small = TextStyle::from(("sans-serif", 18).into_font()).color(&text_color).pos(centre);
-            root.draw(&Text::new(pct, (cx + cell as i32 / 2, cy + cell as i32 / 2 + 18), small))?;
+            let pct = if total > 0 {
+                format!("{:.0}%", 100.0 * v as f64 / total as f64)
+            } else {
+                String::new()
+            };
+            let centre = plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Center,
+            );
+            let style = TextStyle::from(("sans-serif", 28).into_font())
+                .color(&text_color)
+                .pos(centre);
+            root.draw(&Text::new(
+                v.to_string(),
+                (cx + cell as i32 / 2, cy + cell as i32 / 2 - 12),
+                style,
+            ))?;
+            let small = TextStyle::from(("sans-serif", 18).into_font())
+                .color(&text_color)
+                .pos(centre);
+            root.draw(&Text::new(
+                pct,
+                (cx + cell as i32 / 2, cy + cell as i32 / 2 + 18),
+                small,
+            ))?;
         }
     }
     let label_style = ("sans-serif", 20).into_font();
@@ -156,11 +247,27 @@ fn draw_confusion(classes: &[String], cm: &[Vec<u64>], title: &str, out: &Path) 
         let cy = y0 + i as i32 * cell as i32 + cell as i32 / 2 - 10;
         root.draw(&Text::new(name.clone(), (20, cy), label_style.clone()))?;
         let cx = x0 + i as i32 * cell as i32 + 8;
-        root.draw(&Text::new(name.clone(), (cx, y0 + side as i32 + 12), label_style.clone()))?;
+        root.draw(&Text::new(
+            name.clone(),
+            (cx, y0 + side as i32 + 12),
+            label_style.clone(),
+        ))?;
     }
-    root.draw(&Text::new("predicted class →".to_string(), (x0, y0 + side as i32 + 50), ("sans-serif", 22).into_font()))?;
-    root.draw(&Text::new("rows: true class".to_string(), (20, y0 + side as i32 + 50), ("sans-serif", 22).into_font()))?;
-    root.draw(&Text::new("cell: count and % of the true class".to_string(), (20, y0 + side as i32 + 85), ("sans-serif", 18).into_font()))?;
+    root.draw(&Text::new(
+        "predicted class →".to_string(),
+        (x0, y0 + side as i32 + 50),
+        ("sans-serif", 22).into_font(),
+    ))?;
+    root.draw(&Text::new(
+        "rows: true class".to_string(),
+        (20, y0 + side as i32 + 50),
+        ("sans-serif", 22).into_font(),
+    ))?;
+    root.draw(&Text::new(
+        "cell: count and % of the true class".to_string(),
+        (20, y0 + side as i32 + 85),
+        ("sans-serif", 18).into_font(),
+    ))?;
     root.present()?;
     Ok(())
 }
@@ -169,7 +276,10 @@ fn draw_roc(points: &[(f64, f64)], auc: f64, positive: &str, out: &Path) -> Draw
     let root = BitMapBackend::new(out, (760, 700)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("ROC curve (positive class: {positive})"), ("sans-serif", 26))
+        .caption(
+            format!("ROC curve (positive class: {positive})"),
+            ("sans-serif", 26),
+        )
         .margin(20)
         .x_label_area_size(55)
         .y_label_area_size(70)
@@ -186,9 +296,14 @@ fn draw_roc(points: &[(f64, f64)], auc: f64, positive: &str, out: &Path) -> Draw
         .label(format!("model (AUC = {auc:.3})"))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], RED.stroke_width(3)));
     chart
-        .draw_series(LineSeries::new(vec![(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.5).stroke_width(2)))?
+        .draw_series(LineSeries::new(
+            vec![(0.0, 0.0), (1.0, 1.0)],
+            BLACK.mix(0.5).stroke_width(2),
+        ))?
         .label("chance")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.mix(0.5).stroke_width(2)));
+        .legend(|(x, y)| {
+            PathElement::new(vec![(x, y), (x + 24, y)], BLACK.mix(0.5).stroke_width(2))
+        });
     chart
         .configure_series_labels()
         .label_font(("sans-serif", 20))

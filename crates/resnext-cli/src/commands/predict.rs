@@ -16,7 +16,11 @@ use tch::{Kind, Tensor};
 pub fn run(a: PredictArgs) -> Result<ExitCode> {
     let device = crate::device::parse_device(&a.device)?;
     let (net, transform, classes, _vs) = if let Some(dir) = &a.run {
-        if a.num_classes.is_some() || a.model.layers.is_some() || a.model.groups.is_some() || a.model.width_per_group.is_some() {
+        if a.num_classes.is_some()
+            || a.model.layers.is_some()
+            || a.model.groups.is_some()
+            || a.model.width_per_group.is_some()
+        {
             bail!("--run brings its own architecture; drop --arch/--num-classes/--layers/--groups/--width-per-group");
         }
         let m = super::run_model::load(dir, &a.checkpoint, device)?;
@@ -30,16 +34,28 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
         let vs = VarStore::new(device);
         let net = ResNeXt::new(&vs.root(), &config)?;
         load_weights(&vs, &weights, HeadPolicy::Strict)?;
-        (net, Transform::new(TransformConfig::resize_exact(a.image_size))?, None, vs)
+        (
+            net,
+            Transform::new(TransformConfig::resize_exact(a.image_size))?,
+            None,
+            vs,
+        )
     };
     let images = crate::image_input::expand(&a.images)?;
     if a.cam.is_some() && images.len() != 1 {
-        bail!("--cam writes one overlay: give exactly one image (got {})", images.len());
+        bail!(
+            "--cam writes one overlay: give exactly one image (got {})",
+            images.len()
+        );
     }
     if a.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
-    let opts = RunOptions { device, tta: a.tta, ..RunOptions::cpu() };
+    let opts = RunOptions {
+        device,
+        tta: a.tta,
+        ..RunOptions::cpu()
+    };
     let [h, w] = transform.size();
     for path in &images {
         let img = decode_file(path, DecodeLimits::default())?;
@@ -57,11 +73,18 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
         if let Some(out) = &a.cam {
             let target = a.cam_class.unwrap_or(class as i64);
             if target < 0 || target as usize >= probs.len() {
-                bail!("--cam-class {target} is not a class index (0..{})", probs.len());
+                bail!(
+                    "--cam-class {target} is not a class index (0..{})",
+                    probs.len()
+                );
             }
             let cam = gradcam::grad_cam(&net, &x.to_device(device), target)?;
             gradcam::write_overlay(&img, &cam, out)?;
-            eprintln!("Grad-CAM of class {target} (map spread {:.3}) -> {}", cam.contrast(), out.display());
+            eprintln!(
+                "Grad-CAM of class {target} (map spread {:.3}) -> {}",
+                cam.contrast(),
+                out.display()
+            );
         }
         if a.json {
             let mut obj = serde_json::json!({"path": path.to_string_lossy(), "class": class, "probs": probs, "logits": lv});
@@ -72,8 +95,17 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
         } else {
             let mut order: Vec<usize> = (0..probs.len()).collect();
             order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]));
-            let name = |i: usize| classes.as_ref().map(|c| c[i].clone()).unwrap_or_else(|| format!("class {i}"));
-            let tops: Vec<String> = order.iter().take(a.top_k).map(|&i| format!("{} {:.4}", name(i), probs[i])).collect();
+            let name = |i: usize| {
+                classes
+                    .as_ref()
+                    .map(|c| c[i].clone())
+                    .unwrap_or_else(|| format!("class {i}"))
+            };
+            let tops: Vec<String> = order
+                .iter()
+                .take(a.top_k)
+                .map(|&i| format!("{} {:.4}", name(i), probs[i]))
+                .collect();
             println!("{}: {}", path.display(), tops.join(", "));
         }
     }
@@ -81,5 +113,14 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
 }
 
 pub fn argmax(v: &[f32]) -> usize {
-    v.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) }).0
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv {
+                (i, x)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
 }

@@ -25,7 +25,14 @@ pub fn load(dir: &Path, which: &str, device: Device) -> Result<RunModel> {
     let vs = VarStore::new(device);
     let net = ResNeXt::new(&vs.root(), &info.model)?;
     let weights = run.weights(which);
-    load_weights(&vs, &weights, HeadPolicy::Strict).with_context(|| format!("cannot load the weights of run {}", dir.display()))?;
+    load_weights(&vs, &weights, HeadPolicy::Strict)
+        .with_context(|| format!("cannot load the weights of run {}", dir.display()))?;
     let transform = Transform::new(info.eval_transform.clone())?;
-    Ok(RunModel { run, info, vs, net, transform })
+    Ok(RunModel {
+        run,
+        info,
+        vs,
+        net,
+        transform,
+    })
 }

@@ -12,10 +12,16 @@ use std::process::ExitCode;
 
 pub fn run(a: TrainArgs) -> Result<ExitCode> {
     let mut trainer = if let Some(dir) = &a.resume {
-        if a.config.is_some() || !a.sets.is_empty() || a.data.is_some() || a.init_weights.is_some() || a.batch_size.is_some() {
+        if a.config.is_some()
+            || !a.sets.is_empty()
+            || a.data.is_some()
+            || a.init_weights.is_some()
+            || a.batch_size.is_some()
+        {
             anyhow::bail!("--resume continues a run with its own config; only --epochs and --device may change");
         }
-        Trainer::resume(dir, a.epochs, a.device.clone()).with_context(|| format!("cannot resume {}", dir.display()))?
+        Trainer::resume(dir, a.epochs, a.device.clone())
+            .with_context(|| format!("cannot resume {}", dir.display()))?
     } else {
         let mut sets = a.sets.clone();
         if let Some(d) = &a.data {
@@ -31,7 +37,10 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
             sets.push(format!("train.device={}", toml_string(d)));
         }
         let cfg = TrainConfig::load(a.config.as_deref(), &sets)?;
-        let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
+        let out = a
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
         let (trainer, report) = Trainer::new(cfg, &out, a.init_weights.as_deref())?;
         if let (Some(r), Some(p)) = (report, &a.init_weights) {
             eprintln!("init weights {}: {r}", p.display());
@@ -48,8 +57,19 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
         trainer.run_dir().join("best.safetensors").display()
     );
     let device = resnext_train::trainer::parse_device(&trainer.config().train.device)?;
-    match crate::commands::eval::evaluate(trainer.run_dir(), None, "val", "best", false, device, None) {
-        Ok((report, _)) => print!("validation report of the best checkpoint:\n{}", report.table()),
+    match crate::commands::eval::evaluate(
+        trainer.run_dir(),
+        None,
+        "val",
+        "best",
+        false,
+        device,
+        None,
+    ) {
+        Ok((report, _)) => print!(
+            "validation report of the best checkpoint:\n{}",
+            report.table()
+        ),
         Err(e) => eprintln!("warning: evaluation after training failed: {e:#}"),
     }
     if let Err(e) = crate::commands::plot::plot_run(trainer.run_dir()) {
@@ -70,7 +90,10 @@ struct Progress {
 
 impl Progress {
     fn new() -> Self {
-        Self { tty: std::io::stderr().is_terminal(), bar: None }
+        Self {
+            tty: std::io::stderr().is_terminal(),
+            bar: None,
+        }
     }
     fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
@@ -101,9 +124,11 @@ impl Observer for Progress {
         if self.tty {
             let bar = ProgressBar::new(num_batches as u64);
             bar.set_style(
-                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
-                    .expect("template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
+                )
+                .expect("template")
+                .progress_chars("=> "),
             );
             bar.set_prefix(epoch.to_string());
             self.bar = Some(bar);
@@ -126,7 +151,11 @@ impl Observer for Progress {
     }
     fn on_epoch(&mut self, row: &EpochRow, is_best: bool) {
         self.finish();
-        println!("{}{}", row.log_line(), if is_best { "  (best)" } else { "" });
+        println!(
+            "{}{}",
+            row.log_line(),
+            if is_best { "  (best)" } else { "" }
+        );
     }
     fn on_note(&mut self, note: &str) {
         eprintln!("{note}");

@@ -7,19 +7,27 @@ use std::path::{Path, PathBuf};
 pub fn shared(rel: &str) -> Option<PathBuf> {
     match std::env::var_os("RESNEXT_SHARED") {
         None => {
-            eprintln!("skipped: RESNEXT_SHARED is not set, so `{rel}` from ../shared is not available");
+            eprintln!(
+                "skipped: RESNEXT_SHARED is not set, so `{rel}` from ../shared is not available"
+            );
             None
         }
         Some(root) => {
             let p = PathBuf::from(root).join(rel);
-            assert!(p.exists(), "RESNEXT_SHARED is set but {} does not exist", p.display());
+            assert!(
+                p.exists(),
+                "RESNEXT_SHARED is set but {} does not exist",
+                p.display()
+            );
             Some(p)
         }
     }
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// A solid-ish image with a gradient so that transforms change it.

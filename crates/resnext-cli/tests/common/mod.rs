@@ -1,0 +1,82 @@
+//! Helpers for the CLI tests: running the built binary, tiny configs, `../shared` lookup.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_resnext"))
+}
+
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("resnext runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(o.status.success(), "resnext {args:?} failed:\n{}\n{}", stdout(&o), stderr(&o));
+    stdout(&o)
+}
+
+pub fn shared(rel: &str) -> Option<PathBuf> {
+    match std::env::var_os("RESNEXT_SHARED") {
+        None => {
+            eprintln!("skipped: RESNEXT_SHARED is not set, so `{rel}` from ../shared is not available");
+            None
+        }
+        Some(root) => {
+            let p = PathBuf::from(root).join(rel);
+            assert!(p.exists(), "RESNEXT_SHARED is set but {} does not exist", p.display());
+            Some(p)
+        }
+    }
+}
+
+/// A tiny training config on `root` (custom ResNeXt [1,1,1,1], 32 px).
+pub fn tiny_config(dir: &Path, root: &Path, epochs: usize, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"name = "tiny"
+[model]
+arch = "custom"
+layers = [1, 1, 1, 1]
+groups = 2
+width_per_group = 4
+[data]
+root = {root:?}
+val = 0.25
+batch_size = 8
+[data.train_transform]
+resize = [32, 32]
+hflip = 0.5
+[data.eval_transform]
+resize = [32, 32]
+[optim]
+lr = 0.001
+[train]
+epochs = {epochs}
+seed = 3
+threads = 1
+{extra}
+"#,
+        root = root.to_string_lossy()
+    );
+    let p = dir.join("tiny.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A synthetic dataset from `resnext data synth`.
+pub fn synth(dir: &Path, per_class: usize) -> PathBuf {
+    let out = dir.join("synth data");
+    ok(&["data", "synth", "--out", out.to_str().unwrap(), "--per-class", &per_class.to_string(), "--size", "32"]);
+    out
+}
