@@ -1,6 +1,7 @@
 //! Project automation (`cargo xtask <command>`), in the style of rust-analyzer's xtask: one
 //! module per command, no libtorch dependency, so it builds before libtorch exists.
 
+mod bench_data;
 mod cmd;
 mod demo;
 mod eval;
@@ -21,6 +22,8 @@ commands:
   demo               generate a synthetic dataset in data/demo and train configs/demo.toml
   eval [ARGS]        release build, then `resnext eval` (default --run runs/monkeypox)
   plot DIR           draw the training curves, confusion matrix and ROC of a run directory
+  bench-data [--root DIR] [--epochs N]
+                     the data pipeline against torchvision's DataLoader, side by side
 ";
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         "demo" => demo::run(rest),
         "eval" => eval::run(rest),
         "plot" => plot::run(rest),
+        "bench-data" => bench_data::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

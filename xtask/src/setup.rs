@@ -128,3 +128,26 @@ fn link(torch: &Path) -> Result<()> {
     eprintln!("setup: .libtorch -> {}", torch.display());
     Ok(())
 }
+
+/// Makes sure the setup venv has these pip requirements (for benchmarks against PyTorch);
+/// returns the venv's Python.
+pub fn ensure_python_packages(reqs: &[&str]) -> Result<PathBuf> {
+    let venv = venv_dir()?;
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        bail!("no setup venv at {} (a user LIBTORCH is set?): the PyTorch side of a benchmark needs it", venv.display());
+    }
+    let mut check = Command::new(&python);
+    check
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "-q",
+        ])
+        .args(reqs);
+    cmd::run(check, &format!("pip install {}", reqs.join(" ")))?;
+    Ok(python)
+}

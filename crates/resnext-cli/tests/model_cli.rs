@@ -6,26 +6,68 @@ use common::ok;
 
 #[test]
 fn summary_prints_torchvision_totals() {
-    let out = ok(&["summary", "--arch", "resnext50_32x4d", "--num-classes", "1000"]);
+    let out = ok(&[
+        "summary",
+        "--arch",
+        "resnext50_32x4d",
+        "--num-classes",
+        "1000",
+    ]);
     assert!(out.contains("Total params: 25,028,904"), "{out}");
-    assert!(out.contains("layer4 (3 blocks)") && out.contains("[1, 2048, 7, 7]"), "{out}");
+    assert!(
+        out.contains("layer4 (3 blocks)") && out.contains("[1, 2048, 7, 7]"),
+        "{out}"
+    );
     let out = ok(&["summary", "--arch", "resnext50_32x4d", "--num-classes", "2"]);
     assert!(out.contains("Total params: 22,984,002"), "{out}");
-    let out = ok(&["summary", "--arch", "custom", "--layers", "1,1,1,1", "--groups", "4", "--width-per-group", "4", "--num-classes", "3", "--image-size", "64"]);
+    let out = ok(&[
+        "summary",
+        "--arch",
+        "custom",
+        "--layers",
+        "1,1,1,1",
+        "--groups",
+        "4",
+        "--width-per-group",
+        "4",
+        "--num-classes",
+        "3",
+        "--image-size",
+        "64",
+    ]);
     assert!(out.contains("Total params: 3,371,075"), "{out}");
 }
 
 #[test]
 fn predict_with_torchvision_weights_matches_the_model_in_process() {
-    let Some(weights) = common::shared("fixtures/torchvision/tiny_resnext.safetensors") else { return };
+    let Some(weights) = common::shared("fixtures/torchvision/tiny_resnext.safetensors") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     // a 64x64 image: the eval transform skips the resize, so the input is exactly ToTensor+Normalize
-    let img = image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([(x * 4) as u8, (y * 4) as u8, ((x + y) * 2) as u8]));
+    let img = image::RgbImage::from_fn(64, 64, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 4) as u8, ((x + y) * 2) as u8])
+    });
     let path = dir.path().join("an image.png");
     img.save(&path).unwrap();
     let out = ok(&[
-        "predict", "--weights", weights.to_str().unwrap(), "--arch", "custom", "--layers", "1,1,1,1", "--groups", "4",
-        "--width-per-group", "4", "--num-classes", "3", "--image-size", "64", "--json", path.to_str().unwrap(),
+        "predict",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--arch",
+        "custom",
+        "--layers",
+        "1,1,1,1",
+        "--groups",
+        "4",
+        "--width-per-group",
+        "4",
+        "--num-classes",
+        "3",
+        "--image-size",
+        "64",
+        "--json",
+        path.to_str().unwrap(),
     ]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let logits: Vec<f64> = serde_json::from_value(v["logits"].clone()).unwrap();
@@ -33,8 +75,13 @@ fn predict_with_torchvision_weights_matches_the_model_in_process() {
     assert_eq!(v["path"].as_str().unwrap(), path.to_str().unwrap());
     // the same computation by hand: ToTensor + ImageNet Normalize, then the model
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let net = resnext_model::ResNeXt::new(&vs.root(), &resnext_model::ModelConfig::custom([1, 1, 1, 1], 4, 4, 3)).unwrap();
-    resnext_model::weights::load_weights(&vs, &weights, resnext_model::weights::HeadPolicy::Strict).unwrap();
+    let net = resnext_model::ResNeXt::new(
+        &vs.root(),
+        &resnext_model::ModelConfig::custom([1, 1, 1, 1], 4, 4, 3),
+    )
+    .unwrap();
+    resnext_model::weights::load_weights(&vs, &weights, resnext_model::weights::HeadPolicy::Strict)
+        .unwrap();
     let mean = [0.485f32, 0.456, 0.406];
     let std = [0.229f32, 0.224, 0.225];
     let mut x = vec![0f32; 3 * 64 * 64];
@@ -44,12 +91,17 @@ fn predict_with_torchvision_weights_matches_the_model_in_process() {
         }
     }
     let t = tch::Tensor::from_slice(&x).view([1, 3, 64, 64]);
-    let want: Vec<f32> = Vec::try_from(tch::no_grad(|| tch::nn::ModuleT::forward_t(&net, &t, false)).view([-1])).unwrap();
+    let want: Vec<f32> =
+        Vec::try_from(tch::no_grad(|| tch::nn::ModuleT::forward_t(&net, &t, false)).view([-1]))
+            .unwrap();
     for (a, b) in logits.iter().zip(&want) {
         assert!((a - *b as f64).abs() < 1e-4, "{logits:?} vs {want:?}");
     }
     assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-5);
-    assert_eq!(v["class"].as_u64().unwrap() as usize, resnext_cli_argmax(&probs));
+    assert_eq!(
+        v["class"].as_u64().unwrap() as usize,
+        resnext_cli_argmax(&probs)
+    );
 }
 
 fn resnext_cli_argmax(v: &[f64]) -> usize {

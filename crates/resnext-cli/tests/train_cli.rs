@@ -7,7 +7,10 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 fn rows(csv: &str) -> Vec<Vec<String>> {
-    csv.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect()
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect()
 }
 
 #[test]
@@ -16,16 +19,40 @@ fn a_run_writes_every_artifact_and_eval_agrees_with_predict() {
     let data = common::synth(dir.path(), 12);
     let cfg = common::tiny_config(dir.path(), &data, 2, "");
     let out = dir.path().join("run dir");
-    let stdout = ok(&["train", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let stdout = ok(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(stdout.contains("Epoch: 1, Train_acc: "), "{stdout}");
     assert!(stdout.contains("Epoch: 2, Train_acc: "), "{stdout}");
-    for f in ["config.toml", "split.json", "metrics.csv", "best.safetensors", "best.json", "last.safetensors", "last.json", "checkpoint.safetensors", "eval.json", "curves.png", "confusion_matrix.png"] {
+    for f in [
+        "config.toml",
+        "split.json",
+        "metrics.csv",
+        "best.safetensors",
+        "best.json",
+        "last.safetensors",
+        "last.json",
+        "checkpoint.safetensors",
+        "eval.json",
+        "curves.png",
+        "confusion_matrix.png",
+    ] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().next().unwrap(), "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s");
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s"
+    );
     let r = rows(&csv);
-    assert_eq!(r.iter().map(|x| x[0].clone()).collect::<Vec<_>>(), vec!["1", "2"]);
+    assert_eq!(
+        r.iter().map(|x| x[0].clone()).collect::<Vec<_>>(),
+        vec!["1", "2"]
+    );
     for row in &r {
         for (i, v) in row.iter().enumerate() {
             let v: f64 = v.parse().unwrap();
@@ -36,11 +63,15 @@ fn a_run_writes_every_artifact_and_eval_agrees_with_predict() {
         }
     }
     // the best checkpoint is the best by validation accuracy, not the last one
-    let best: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("best.json")).unwrap()).unwrap();
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("best.json")).unwrap()).unwrap();
     let best_epoch = best["epoch"].as_u64().unwrap() as usize;
     let val_accs: Vec<f64> = r.iter().map(|x| x[4].parse().unwrap()).collect();
     let max = val_accs.iter().cloned().fold(f64::MIN, f64::max);
-    assert_eq!(best_epoch, val_accs.iter().position(|&v| v == max).unwrap() + 1);
+    assert_eq!(
+        best_epoch,
+        val_accs.iter().position(|&v| v == max).unwrap() + 1
+    );
     // the resolved config rebuilds the run: it parses back with the same model
     let resolved = std::fs::read_to_string(out.join("config.toml")).unwrap();
     assert!(resolved.contains("arch = \"custom\""), "{resolved}");
@@ -48,20 +79,31 @@ fn a_run_writes_every_artifact_and_eval_agrees_with_predict() {
     // eval.json agrees with predict --json over the same split
     let ev = ok(&["eval", "--run", out.to_str().unwrap(), "--split", "val"]);
     assert!(ev.contains("confusion matrix"), "{ev}");
-    let eval: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
-    let split: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("split.json")).unwrap()).unwrap();
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
+    let split: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("split.json")).unwrap()).unwrap();
     let classes: Vec<String> = serde_json::from_value(split["classes"].clone()).unwrap();
     let val: Vec<String> = serde_json::from_value(split["val"].clone()).unwrap();
-    let paths: Vec<String> = val.iter().map(|p| data.join(p).to_string_lossy().into_owned()).collect();
+    let paths: Vec<String> = val
+        .iter()
+        .map(|p| data.join(p).to_string_lossy().into_owned())
+        .collect();
     let mut args = vec!["predict", "--run", out.to_str().unwrap(), "--json"];
     args.extend(paths.iter().map(String::as_str));
     let pred = ok(&args);
-    let lines: Vec<serde_json::Value> = pred.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = pred
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), val.len());
     let mut cm = vec![vec![0u64; classes.len()]; classes.len()];
     let mut nll = 0.0;
     for (line, rel) in lines.iter().zip(&val) {
-        let truth = classes.iter().position(|c| rel.starts_with(&format!("{c}/"))).unwrap();
+        let truth = classes
+            .iter()
+            .position(|c| rel.starts_with(&format!("{c}/")))
+            .unwrap();
         let pred_class = line["class"].as_u64().unwrap() as usize;
         assert_eq!(line["label"].as_str().unwrap(), classes[pred_class]);
         cm[truth][pred_class] += 1;
@@ -77,11 +119,27 @@ fn a_run_writes_every_artifact_and_eval_agrees_with_predict() {
         assert!(eval.get(k).is_some(), "eval.json lacks {k}");
     }
     // a folder argument predicts every image in it; top-k lists k classes
-    let folder_pred = ok(&["predict", "--run", out.to_str().unwrap(), "--top-k", "2", data.join("rings").to_str().unwrap()]);
+    let folder_pred = ok(&[
+        "predict",
+        "--run",
+        out.to_str().unwrap(),
+        "--top-k",
+        "2",
+        data.join("rings").to_str().unwrap(),
+    ]);
     assert_eq!(folder_pred.lines().count(), 12);
-    assert!(folder_pred.lines().all(|l| l.matches(", ").count() == 1), "{folder_pred}");
+    assert!(
+        folder_pred.lines().all(|l| l.matches(", ").count() == 1),
+        "{folder_pred}"
+    );
     // a second run into the same directory is refused rather than overwriting it
-    let again = run(&["train", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let again = run(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(!again.status.success());
     assert!(stderr(&again).contains("--resume"), "{}", stderr(&again));
 }
@@ -94,10 +152,21 @@ fn same_config_and_seed_give_the_same_metrics() {
     let cfg = common::tiny_config(dir.path(), &data, 2, extra);
     let metrics = |name: &str| {
         let out = dir.path().join(name);
-        ok(&["train", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--set", "data.mix={mixup_alpha=0.2}"]);
+        ok(&[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            "data.mix={mixup_alpha=0.2}",
+        ]);
         let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
         // every column but the two timings
-        rows(&csv).into_iter().map(|r| r[..6].to_vec()).collect::<Vec<_>>()
+        rows(&csv)
+            .into_iter()
+            .map(|r| r[..6].to_vec())
+            .collect::<Vec<_>>()
     };
     assert_eq!(metrics("a"), metrics("b"));
 }
@@ -109,7 +178,13 @@ fn a_run_killed_mid_epoch_resumes_with_each_epoch_once() {
     let cfg = common::tiny_config(dir.path(), &data, 3, "");
     let out = dir.path().join("killed");
     let mut child = common::bin()
-        .args(["train", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .env("RUST_LOG", "resnext_train=debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -132,16 +207,30 @@ fn a_run_killed_mid_epoch_resumes_with_each_epoch_once() {
     ok(&["train", "--resume", out.to_str().unwrap()]);
     let after = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     let r = rows(&after);
-    assert_eq!(r.iter().map(|x| x[0].as_str()).collect::<Vec<_>>(), vec!["1", "2", "3"], "{after}");
+    assert_eq!(
+        r.iter().map(|x| x[0].as_str()).collect::<Vec<_>>(),
+        vec!["1", "2", "3"],
+        "{after}"
+    );
     assert_eq!(r[0], rows(&before)[0], "epoch 1 must be kept as it was");
     // the resumed run computes what an uninterrupted one does
     let straight = dir.path().join("straight");
-    ok(&["train", "--config", cfg.to_str().unwrap(), "--out", straight.to_str().unwrap()]);
+    ok(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        straight.to_str().unwrap(),
+    ]);
     let s = rows(&std::fs::read_to_string(straight.join("metrics.csv")).unwrap());
     for (a, b) in r.iter().zip(&s) {
         for col in [1, 3] {
             let (x, y): (f64, f64) = (a[col].parse().unwrap(), b[col].parse().unwrap());
-            assert!((x - y).abs() < 1e-3, "epoch {}: column {col} {x} vs {y}", a[0]);
+            assert!(
+                (x - y).abs() < 1e-3,
+                "epoch {}: column {col} {x} vs {y}",
+                a[0]
+            );
         }
     }
     // resuming a finished run with more epochs extends it
@@ -156,7 +245,17 @@ fn a_diverging_loss_stops_with_a_clear_message() {
     let data = common::synth(dir.path(), 8);
     let cfg = common::tiny_config(dir.path(), &data, 2, "");
     let out = dir.path().join("nan");
-    let o = run(&["train", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--set", "optim.name=\"sgd\"", "--set", "optim.lr=1e30"]);
+    let o = run(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "optim.name=\"sgd\"",
+        "--set",
+        "optim.lr=1e30",
+    ]);
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(err.contains("loss became"), "{err}");
@@ -169,10 +268,23 @@ fn grad_cam_highlights_a_region() {
     let data = common::synth(dir.path(), 12);
     let cfg = common::tiny_config(dir.path(), &data, 2, "");
     let out = dir.path().join("cam");
-    ok(&["train", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    ok(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let img = data.join("dots/dots_0000.png");
     let cam = dir.path().join("cam out.png");
-    let o = run(&["predict", "--run", out.to_str().unwrap(), "--cam", cam.to_str().unwrap(), img.to_str().unwrap()]);
+    let o = run(&[
+        "predict",
+        "--run",
+        out.to_str().unwrap(),
+        "--cam",
+        cam.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let overlay = image::open(&cam).unwrap().to_rgb8();
     let original = image::open(&img).unwrap().to_rgb8();

@@ -268,15 +268,40 @@ impl Loader {
         }
         let (tx, rx) = bounded(self.shared.config.prefetch.max(1));
         let shared = Arc::clone(&self.shared);
+        // Several batches are built at once on the pool, so that workers that finish their part
+        // of one batch start on the next instead of waiting at the batch's end; they are handed
+        // out in order.
+        let in_flight = self.shared.config.prefetch.max(2);
         let handle = std::thread::Builder::new()
             .name("resnext-prefetch".into())
             .spawn(move || {
-                for (bi, chunk) in chunks.into_iter().enumerate() {
-                    let batch = shared.make_batch(epoch, bi as u64, &chunk);
+                let mut pending: std::collections::VecDeque<Receiver<Result<Batch, DataError>>> =
+                    Default::default();
+                let mut chunks = chunks.into_iter().enumerate();
+                loop {
+                    while pending.len() < in_flight {
+                        let Some((bi, chunk)) = chunks.next() else {
+                            break;
+                        };
+                        let (otx, orx) = bounded(1);
+                        let job = Arc::clone(&shared);
+                        shared.pool.spawn(move || {
+                            let _ = otx.send(job.make_batch(epoch, bi as u64, &chunk));
+                        });
+                        pending.push_back(orx);
+                    }
+                    let Some(next) = pending.pop_front() else {
+                        break;
+                    };
+                    let Ok(batch) = next.recv() else { break };
                     let failed = batch.is_err();
                     if tx.send(batch).is_err() || failed {
                         break;
                     }
+                }
+                // wait for jobs still running so none outlives the epoch
+                for p in pending {
+                    let _ = p.recv();
                 }
             })
             .expect("spawning the prefetch thread");

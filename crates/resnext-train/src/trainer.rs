@@ -413,7 +413,14 @@ impl Trainer {
         let train_start = Instant::now();
         for (bi, batch) in self.train.epoch(epoch as u64).enumerate() {
             let batch = batch?;
-            if batch.is_empty() {
+            if batch.len() < 2 {
+                // BatchNorm cannot take statistics of one sample (PyTorch refuses it; the unbiased
+                // running variance would become infinite). The sample reappears next epoch.
+                tracing::debug!(
+                    epoch,
+                    batch = bi + 1,
+                    "skipped a training batch of fewer than 2 images"
+                );
                 continue;
             }
             let lr = self

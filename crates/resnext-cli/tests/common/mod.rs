@@ -23,19 +23,30 @@ pub fn stderr(o: &Output) -> String {
 /// Asserts success and returns stdout.
 pub fn ok(args: &[&str]) -> String {
     let o = run(args);
-    assert!(o.status.success(), "resnext {args:?} failed:\n{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "resnext {args:?} failed:\n{}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
     stdout(&o)
 }
 
 pub fn shared(rel: &str) -> Option<PathBuf> {
     match std::env::var_os("RESNEXT_SHARED") {
         None => {
-            eprintln!("skipped: RESNEXT_SHARED is not set, so `{rel}` from ../shared is not available");
+            eprintln!(
+                "skipped: RESNEXT_SHARED is not set, so `{rel}` from ../shared is not available"
+            );
             None
         }
         Some(root) => {
             let p = PathBuf::from(root).join(rel);
-            assert!(p.exists(), "RESNEXT_SHARED is set but {} does not exist", p.display());
+            assert!(
+                p.exists(),
+                "RESNEXT_SHARED is set but {} does not exist",
+                p.display()
+            );
             Some(p)
         }
     }
@@ -77,6 +88,15 @@ threads = 1
 /// A synthetic dataset from `resnext data synth`.
 pub fn synth(dir: &Path, per_class: usize) -> PathBuf {
     let out = dir.join("synth data");
-    ok(&["data", "synth", "--out", out.to_str().unwrap(), "--per-class", &per_class.to_string(), "--size", "32"]);
+    ok(&[
+        "data",
+        "synth",
+        "--out",
+        out.to_str().unwrap(),
+        "--per-class",
+        &per_class.to_string(),
+        "--size",
+        "32",
+    ]);
     out
 }
