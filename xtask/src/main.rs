@@ -1,6 +1,7 @@
 //! Project automation (`cargo xtask <command>`), in the style of rust-analyzer's xtask: one
 //! module per command, no libtorch dependency, so it builds before libtorch exists.
 
+mod bench;
 mod bench_data;
 mod cmd;
 mod demo;
@@ -22,6 +23,8 @@ commands:
   demo               generate a synthetic dataset in data/demo and train configs/demo.toml
   eval [ARGS]        release build, then `resnext eval` (default --run runs/monkeypox)
   plot DIR           draw the training curves, confusion matrix and ROC of a run directory
+  bench [--steps N] [--batch N] [--arch A]
+                     ResNeXt train/eval throughput and memory against PyTorch, side by side
   bench-data [--root DIR] [--epochs N]
                      the data pipeline against torchvision's DataLoader, side by side
 ";
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         "demo" => demo::run(rest),
         "eval" => eval::run(rest),
         "plot" => plot::run(rest),
+        "bench" => bench::run(rest),
         "bench-data" => bench_data::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");

@@ -26,6 +26,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Draw a run's training curves, confusion matrix and ROC curve as PNGs.
     Plot(PlotArgs),
+    /// Throughput of the network alone: train (forward, backward, Adam) or eval steps.
+    Bench(BenchArgs),
     /// Inspect and prepare ImageFolder datasets.
     #[command(subcommand)]
     Data(DataCommand),
@@ -210,4 +212,32 @@ pub enum DataCommand {
         #[arg(long, default_value_t = 224)]
         image_size: u32,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// train or eval.
+    pub mode: String,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long, default_value_t = 2)]
+    pub num_classes: i64,
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 224)]
+    pub image_size: u32,
+    /// fp32, bf16 or fp16.
+    #[arg(long, default_value = "fp32")]
+    pub precision: String,
+    #[arg(long)]
+    pub channels_last: bool,
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// libtorch threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }

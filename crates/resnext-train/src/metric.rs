@@ -418,8 +418,8 @@ mod tests {
         assert_eq!(r.per_class[0].support, 3);
         let wf1 = (r.per_class[0].f1 * 3.0 + r.per_class[1].f1 * 2.0) / 5.0;
         assert!((r.weighted.f1 - wf1).abs() < 1e-12);
-        // positives (b) scores 0.8, 0.4; negatives 0.1, 0.2, 0.7 -> 4 of 6 pairs ordered
-        assert!((r.roc_auc.unwrap() - 4.0 / 6.0).abs() < 1e-12);
+        // positives (b) score 0.8 and 0.4, negatives 0.1, 0.2, 0.7: 5 of the 6 pairs are ordered
+        assert!((r.roc_auc.unwrap() - 5.0 / 6.0).abs() < 1e-12);
         let j = r.to_json();
         for k in [
             "loss",

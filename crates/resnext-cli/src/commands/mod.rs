@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod bench;
 mod data;
 pub mod eval;
 mod gradcam;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(a) => eval::run(a),
         Command::Plot(a) => plot::run(a),
         Command::Data(d) => data::run(d),
+        Command::Bench(a) => bench::run(a),
     }
 }
 

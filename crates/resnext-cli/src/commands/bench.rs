@@ -1,0 +1,109 @@
+//! `resnext bench train|eval`: steady-state throughput of the network alone (random inputs, no
+//! data loading) and peak memory, for the side-by-side comparison with PyTorch
+//! (`cargo xtask bench`, `scripts/bench_torch.py`).
+
+use crate::args::BenchArgs;
+use anyhow::{bail, Result};
+use resnext_model::ResNeXt;
+use resnext_train::config::{OptimSection, Precision};
+use resnext_train::loss::cross_entropy;
+use resnext_train::optim::Optimizer;
+use resnext_train::precision::{prepare_input, with_autocast};
+use std::process::ExitCode;
+use std::time::Instant;
+use tch::nn::{ModuleT, VarStore};
+use tch::{Kind, Tensor};
+
+/// Peak resident memory of this process in MiB (Linux `VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+pub fn run(a: BenchArgs) -> Result<ExitCode> {
+    let train = match a.mode.as_str() {
+        "train" => true,
+        "eval" => false,
+        other => bail!("unknown bench mode `{other}` (expected train or eval)"),
+    };
+    let precision = match a.precision.as_str() {
+        "fp32" => Precision::Fp32,
+        "bf16" => Precision::Bf16,
+        "fp16" => Precision::Fp16,
+        other => bail!("unknown --precision `{other}` (expected fp32, bf16 or fp16)"),
+    };
+    if a.batch == 0 || a.steps == 0 {
+        bail!("--batch and --steps must be at least 1");
+    }
+    let device = crate::device::parse_device(&a.device)?;
+    if precision == Precision::Fp16 && device == tch::Device::Cpu {
+        bail!("fp16 needs a CUDA device; use bf16 on the CPU");
+    }
+    if a.threads > 0 {
+        tch::set_num_threads(a.threads as i32);
+    }
+    tch::manual_seed(0);
+    let config = super::model_config(&a.model, a.num_classes)?;
+    let vs = VarStore::new(device);
+    let net = ResNeXt::new(&vs.root(), &config)?;
+    let trainable: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    let mut opt = Optimizer::new(&OptimSection::default(), trainable);
+    let s = a.image_size as i64;
+    let x = Tensor::randn([a.batch as i64, 3, s, s], (Kind::Float, tch::Device::Cpu));
+    let y = Tensor::randint(a.num_classes, [a.batch as i64], (Kind::Int64, device));
+    let step = |opt: &mut Optimizer| {
+        let input = prepare_input(x.shallow_clone(), precision, a.channels_last, device);
+        if train {
+            let logits = with_autocast(precision, device, || net.forward_t(&input, true));
+            let loss = cross_entropy(&logits, &y);
+            opt.zero_grad();
+            loss.backward();
+            opt.step(1e-4);
+        } else {
+            let logits =
+                tch::no_grad(|| with_autocast(precision, device, || net.forward_t(&input, false)));
+            let _ = logits.sum(Kind::Float).double_value(&[]);
+        }
+    };
+    for _ in 0..a.warmup {
+        step(&mut opt);
+    }
+    if let tch::Device::Cuda(_) = device {
+        tch::Cuda::synchronize(0);
+    }
+    let start = Instant::now();
+    for _ in 0..a.steps {
+        step(&mut opt);
+    }
+    if let tch::Device::Cuda(_) = device {
+        tch::Cuda::synchronize(0);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let images = (a.batch * a.steps) as f64;
+    println!(
+        "{} {} batch {} {}{} on {:?}: {} steps in {:.2} s",
+        a.mode,
+        config.arch,
+        a.batch,
+        a.precision,
+        if a.channels_last {
+            " channels_last"
+        } else {
+            ""
+        },
+        device,
+        a.steps,
+        secs
+    );
+    if let Some(m) = peak_rss_mib() {
+        println!("peak memory (RSS): {m:.0} MiB");
+    }
+    println!("throughput: {:.2} img/s", images / secs);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,55 @@
+"""PyTorch's side of `cargo xtask bench`: the same measurement as `resnext bench`, on torchvision's
+model. A train step is forward + cross-entropy + backward + Adam; eval is a no_grad forward.
+
+usage: python bench_torch.py {train,eval} ARCH BATCH {fp32,bf16} {nchw,channels_last} STEPS [WARMUP]
+Prints `peak memory (RSS): N MiB` and `throughput: N img/s`."""
+import resource
+import sys
+import time
+
+import torch
+import torchvision
+
+
+def main():
+    mode, arch, batch, precision, fmt, steps = sys.argv[1:7]
+    warmup = int(sys.argv[7]) if len(sys.argv) > 7 else 1
+    batch, steps = int(batch), int(steps)
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, arch)(num_classes=2)
+    x = torch.randn(batch, 3, 224, 224)
+    y = torch.randint(0, 2, (batch,))
+    if fmt == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    use_bf16 = precision == "bf16"
+
+    def step():
+        if mode == "train":
+            model.train()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                loss = loss_fn(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        else:
+            model.eval()
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                model(x).float().sum().item()
+
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    dt = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{mode} {arch} batch {batch} {precision} {fmt}: {steps} steps in {dt:.2f} s")
+    print(f"peak memory (RSS): {peak:.0f} MiB")
+    print(f"throughput: {batch * steps / dt:.2f} img/s")
+
+
+if __name__ == "__main__":
+    main()
