@@ -291,3 +291,35 @@ fn grad_cam_highlights_a_region() {
     assert_eq!(overlay.dimensions(), original.dimensions());
     assert_ne!(overlay.as_raw(), original.as_raw());
 }
+
+/// The offline demo (configs/demo.toml on the synthetic patterns) reaches 90% validation accuracy.
+#[test]
+fn demo_config_reaches_ninety_percent() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    ok(&[
+        "data",
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--per-class",
+        "150",
+        "--size",
+        "64",
+    ]);
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/demo.toml");
+    let out = dir.path().join("run");
+    ok(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("best.json")).unwrap()).unwrap();
+    let acc = best["metrics"]["val_acc"].as_f64().unwrap();
+    assert!(acc >= 0.9, "demo reached only {acc}");
+}

@@ -211,7 +211,7 @@ impl Loader {
         let cache = config
             .cache
             .then(|| (0..items.len()).map(|_| OnceLock::new()).collect());
-        let (recycle_tx, recycle_rx) = bounded(config.prefetch + 2);
+        let (recycle_tx, recycle_rx) = bounded(2 * config.prefetch.max(2) + 4);
         Ok(Self {
             shared: Arc::new(Shared {
                 items,
@@ -260,11 +260,26 @@ impl Loader {
 
     /// Iterates over the batches of `epoch`, prepared `prefetch` ahead on a background thread.
     pub fn epoch(&self, epoch: u64) -> EpochIter {
-        let order = self.order(epoch);
+        self.epochs(epoch, 1)
+    }
+
+    /// The batches of `count` epochs from `first`, as one stream: the pool starts on the next
+    /// epoch's first batches while the last ones of the current epoch finish.
+    pub fn epochs(&self, first: u64, count: u64) -> EpochIter {
         let b = self.shared.config.batch_size;
-        let mut chunks: Vec<Vec<usize>> = order.chunks(b).map(|c| c.to_vec()).collect();
-        if self.shared.config.drop_last && chunks.last().is_some_and(|c| c.len() < b) {
-            chunks.pop();
+        let mut chunks: Vec<(u64, u64, Vec<usize>)> = Vec::new();
+        for epoch in first..first + count {
+            let order = self.order(epoch);
+            let mut epoch_chunks: Vec<Vec<usize>> = order.chunks(b).map(|c| c.to_vec()).collect();
+            if self.shared.config.drop_last && epoch_chunks.last().is_some_and(|c| c.len() < b) {
+                epoch_chunks.pop();
+            }
+            chunks.extend(
+                epoch_chunks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(bi, c)| (epoch, bi as u64, c)),
+            );
         }
         let (tx, rx) = bounded(self.shared.config.prefetch.max(1));
         let shared = Arc::clone(&self.shared);
@@ -277,16 +292,16 @@ impl Loader {
             .spawn(move || {
                 let mut pending: std::collections::VecDeque<Receiver<Result<Batch, DataError>>> =
                     Default::default();
-                let mut chunks = chunks.into_iter().enumerate();
+                let mut chunks = chunks.into_iter();
                 loop {
                     while pending.len() < in_flight {
-                        let Some((bi, chunk)) = chunks.next() else {
+                        let Some((epoch, bi, chunk)) = chunks.next() else {
                             break;
                         };
                         let (otx, orx) = bounded(1);
                         let job = Arc::clone(&shared);
                         shared.pool.spawn(move || {
-                            let _ = otx.send(job.make_batch(epoch, bi as u64, &chunk));
+                            let _ = otx.send(job.make_batch(epoch, bi, &chunk));
                         });
                         pending.push_back(orx);
                     }

@@ -124,13 +124,11 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
             let start = Instant::now();
             let mut images = 0usize;
             let mut checksum = 0f64;
-            for epoch in 0..epochs {
-                for batch in loader.epoch(epoch as u64) {
-                    let batch = batch?;
-                    images += batch.len();
-                    if let Some(a) = batch.f32() {
-                        checksum += a[[0, 0, 0, 0]] as f64;
-                    }
+            for batch in loader.epochs(0, epochs as u64) {
+                let batch = batch?;
+                images += batch.len();
+                if let Some(a) = batch.f32() {
+                    checksum += a[[0, 0, 0, 0]] as f64;
                 }
             }
             let secs = start.elapsed().as_secs_f64();
