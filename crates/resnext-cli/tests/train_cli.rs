@@ -322,4 +322,105 @@ fn demo_config_reaches_ninety_percent() {
         serde_json::from_str(&std::fs::read_to_string(out.join("best.json")).unwrap()).unwrap();
     let acc = best["metrics"]["val_acc"].as_f64().unwrap();
     assert!(acc >= 0.9, "demo reached only {acc}");
+
+    // Grad-CAM of the trained model is not a uniform map: on a 128x128 image of stripes with a
+    // 64x64 patch of dots, the map of the dots class has cells near zero and cells near its peak.
+    // (That the map is Grad-CAM is tested in resnext-train's tests/explain.rs.)
+    let config: resnext_model::ModelConfig = serde_json::from_value(best["model"].clone()).unwrap();
+    let classes: Vec<String> = serde_json::from_value(best["classes"].clone()).unwrap();
+    let dots = classes.iter().position(|c| c == "dots").unwrap() as i64;
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let net = resnext_model::ResNeXt::new(&vs.root(), &config).unwrap();
+    resnext_model::weights::load_weights(
+        &vs,
+        &out.join("best.safetensors"),
+        resnext_model::weights::HeadPolicy::Strict,
+    )
+    .unwrap();
+    let stripes = classes.iter().position(|c| c == "stripes").unwrap() as i64;
+    let mut canvas =
+        resnext_data::synth::draw(stripes as usize, 128, &mut resnext_data::rng::Rng::new(7));
+    let patch = resnext_data::synth::draw(dots as usize, 64, &mut resnext_data::rng::Rng::new(99));
+    image::imageops::replace(&mut canvas, &patch, 0, 0);
+    let t = resnext_data::Transform::new(resnext_data::TransformConfig::resize_exact(128)).unwrap();
+    let v = t.apply(&canvas, &mut resnext_data::rng::Rng::new(0));
+    let x = tch::Tensor::from_slice(&v).view([1, 3, 128, 128]);
+    let cam = resnext_train::explain::grad_cam(&net, &x, dots).unwrap();
+    assert_eq!((cam.width, cam.height), (4, 4));
+    assert!(
+        cam.relative_spread() > 0.5,
+        "nearly uniform map: {:?}",
+        cam.values
+    );
+}
+
+/// `--init-weights` from a run with another class count keeps everything but the head.
+#[test]
+fn init_weights_replace_a_mismatched_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::synth(dir.path(), 8);
+    let cfg = common::tiny_config(dir.path(), &data, 1, "");
+    let first = dir.path().join("four classes");
+    ok(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        first.to_str().unwrap(),
+    ]);
+    // a two-class dataset from two of the four folders
+    let two = dir.path().join("two");
+    for class in ["dots", "rings"] {
+        std::fs::create_dir_all(two.join(class)).unwrap();
+        for e in std::fs::read_dir(data.join(class)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), two.join(class).join(e.file_name())).unwrap();
+        }
+    }
+    let second = dir.path().join("two classes");
+    let o = common::run(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--data",
+        two.to_str().unwrap(),
+        "--out",
+        second.to_str().unwrap(),
+        "--init-weights",
+        first.join("best.safetensors").to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--set",
+        "optim.lr=1e-12",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("kept the model's own fc.bias, fc.weight"),
+        "{}",
+        stderr(&o)
+    );
+    // with a vanishing learning rate the backbone is still the first run's
+    let a = safetensors_tensor(&first.join("best.safetensors"), "layer1.0.conv2.weight");
+    let b = safetensors_tensor(&second.join("best.safetensors"), "layer1.0.conv2.weight");
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(diff < 1e-6, "backbone changed by {diff}");
+    assert_eq!(
+        safetensors_tensor(&second.join("best.safetensors"), "fc.bias").len(),
+        2
+    );
+}
+
+fn safetensors_tensor(path: &std::path::Path, name: &str) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensor(name)
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }

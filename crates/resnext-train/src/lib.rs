@@ -12,6 +12,7 @@
 //! - [`checkpoint`]: the run directory, torchvision-loadable weights, sidecars, resume state.
 //! - [`ema`]: an exponential moving average of the weights.
 //! - [`trainer`]: the loop.
+//! - [`explain`]: Grad-CAM class-activation maps.
 //! - [`evaluate`]: predictions of a checkpoint over a dataset part.
 //! - [`precision`]: fp32 / bf16 / fp16 and memory-format handling of inputs.
 
@@ -20,6 +21,7 @@ pub mod config;
 pub mod ema;
 pub mod error;
 pub mod evaluate;
+pub mod explain;
 pub mod loss;
 pub mod metric;
 pub mod optim;

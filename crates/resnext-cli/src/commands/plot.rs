@@ -52,7 +52,8 @@ pub fn plot_run(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     }
     let mut written = Vec::new();
     let curves = dir.join("curves.png");
-    draw_curves(&rows, &curves).map_err(|e| anyhow!("drawing {}: {e}", curves.display()))?;
+    atomic_png(&curves, |p| draw_curves(&rows, p))
+        .map_err(|e| anyhow!("drawing {}: {e}", curves.display()))?;
     written.push(curves);
     let eval = dir.join("eval.json");
     if let Ok(text) = std::fs::read_to_string(&eval) {
@@ -73,7 +74,7 @@ pub fn plot_run(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
             json["split"].as_str().unwrap_or("val")
         );
         let p = dir.join("confusion_matrix.png");
-        draw_confusion(&classes, &cm, &title, &p)
+        atomic_png(&p, |t| draw_confusion(&classes, &cm, &title, t))
             .map_err(|e| anyhow!("drawing {}: {e}", p.display()))?;
         written.push(p);
         if let (Some(curve), Some(auc)) = (json.get("roc_curve"), json["roc_auc"].as_f64()) {
@@ -81,7 +82,7 @@ pub fn plot_run(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
                 serde_json::from_value(curve.clone()).context("eval.json: roc_curve")?;
             let positive = classes.get(1).cloned().unwrap_or_else(|| "class 1".into());
             let p = dir.join("roc.png");
-            draw_roc(&pts, auc, &positive, &p)
+            atomic_png(&p, |t| draw_roc(&pts, auc, &positive, t))
                 .map_err(|e| anyhow!("drawing {}: {e}", p.display()))?;
             written.push(p);
         }
@@ -90,6 +91,20 @@ pub fn plot_run(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
 }
 
 type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// Draws into a temporary PNG next to `out`, then renames it over `out`.
+fn atomic_png(out: &Path, draw: impl FnOnce(&Path) -> DrawResult) -> DrawResult {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = out.with_file_name(format!(".{name}.tmp.png"));
+    let result = draw(&tmp).and_then(|()| std::fs::rename(&tmp, out).map_err(Into::into));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
 
 fn draw_curves(rows: &[EpochRow], out: &Path) -> DrawResult {
     let root = BitMapBackend::new(out, (1400, 560)).into_drawing_area();

@@ -78,11 +78,11 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
                     probs.len()
                 );
             }
-            let cam = gradcam::grad_cam(&net, &x.to_device(device), target)?;
+            let cam = resnext_train::explain::grad_cam(&net, &x.to_device(device), target)?;
             gradcam::write_overlay(&img, &cam, out)?;
             eprintln!(
-                "Grad-CAM of class {target} (map spread {:.3}) -> {}",
-                cam.contrast(),
+                "Grad-CAM of class {target} (relative spread {:.3}) -> {}",
+                cam.relative_spread(),
                 out.display()
             );
         }
