@@ -198,3 +198,18 @@ pub fn dtype_name(kind: Kind) -> &'static str {
         _ => "other",
     }
 }
+
+/// Stores every 4-D weight (the convolutions) in channels-last memory order, in place: the same
+/// values and shapes, strides N, H, W, C. With channels-last inputs the convolutions then need no
+/// per-call reordering of their weights. Saving, loading and optimiser updates keep working
+/// (saved files are always written contiguous).
+pub fn convert_to_channels_last(vs: &VarStore) {
+    tch::no_grad(|| {
+        for (_, mut var) in vs.variables() {
+            if var.dim() == 4 {
+                let cl = var.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+                var.set_data(&cl);
+            }
+        }
+    });
+}

@@ -112,3 +112,24 @@ fn double_softmax_is_gone_logits_are_unnormalised() {
     // softmax outputs would sum to one per row; logits in general do not
     assert!((sums - 1.0).abs().max().double_value(&[]) > 1e-3);
 }
+
+#[test]
+fn channels_last_weights_compute_the_same_and_save_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (vs, net) = tiny(3);
+    let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let before = tch::no_grad(|| net.forward_t(&x, false));
+    let a = dir.path().join("a.safetensors");
+    save_weights(&vs, &a).unwrap();
+    resnext_model::weights::convert_to_channels_last(&vs);
+    let w = &vs.variables()["layer1.0.conv2.weight"];
+    assert!(
+        !w.is_contiguous(),
+        "weights should have channels-last strides"
+    );
+    let after = tch::no_grad(|| net.forward_t(&x, false));
+    assert!((before - after).abs().max().double_value(&[]) < 1e-5);
+    let b = dir.path().join("b.safetensors");
+    save_weights(&vs, &b).unwrap();
+    assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+}

@@ -252,6 +252,9 @@ impl Trainer {
         let model_cfg = cfg.model.to_config(classes.len() as i64)?;
         let vs = VarStore::new(device);
         let net = ResNeXt::new(&vs.root(), &model_cfg)?;
+        if cfg.train.channels_last {
+            resnext_model::weights::convert_to_channels_last(&vs);
+        }
         let train_samples = split.samples(&split.train, &root)?;
         let val_samples = split.samples(&split.val, &root)?;
         if train_samples.is_empty() || val_samples.is_empty() {

@@ -48,6 +48,9 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let config = super::model_config(&a.model, a.num_classes)?;
     let vs = VarStore::new(device);
     let net = ResNeXt::new(&vs.root(), &config)?;
+    if a.channels_last {
+        resnext_model::weights::convert_to_channels_last(&vs);
+    }
     let trainable: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
