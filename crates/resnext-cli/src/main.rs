@@ -3,7 +3,6 @@
 
 mod args;
 mod commands;
-mod device;
 mod image_input;
 
 use clap::Parser;

@@ -98,6 +98,8 @@ pub struct Batch {
     pub indices: Vec<usize>,
     /// Images of this batch that were skipped as unreadable.
     pub skipped: Vec<(PathBuf, String)>,
+    /// Memory layout of `images`.
+    pub layout: Layout,
     recycle: Option<Sender<Vec<f32>>>,
 }
 
@@ -456,6 +458,7 @@ impl Shared {
             targets,
             indices: kept_indices,
             skipped,
+            layout: cfg.layout,
             recycle,
         })
     }

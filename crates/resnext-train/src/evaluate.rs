@@ -67,15 +67,10 @@ pub fn batch_tensor(batch: &resnext_data::Batch) -> Result<Tensor, TrainError> {
         .as_slice()
         .ok_or_else(|| TrainError::Invalid("batch not contiguous".into()))?;
     let t = Tensor::from_slice(data).view(shape.as_slice());
-    Ok(match batch_layout(a.shape()) {
-        Some(true) => t.permute([0, 3, 1, 2]),
-        _ => t,
+    Ok(match batch.layout {
+        resnext_data::Layout::Nhwc => t.permute([0, 3, 1, 2]),
+        resnext_data::Layout::Nchw => t,
     })
-}
-
-/// Some(true) for NHWC (last dim 3 and second not 3).
-fn batch_layout(shape: &[usize]) -> Option<bool> {
-    (shape.len() == 4).then(|| shape[3] == 3 && shape[1] != 3)
 }
 
 /// Logits of one prepared input in eval mode (fp32 on the CPU).

@@ -84,17 +84,21 @@ impl Optimizer {
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
         let norm = self.grad_norm();
         if norm > max_norm && norm.is_finite() {
-            let scale = max_norm / (norm + 1e-6);
-            tch::no_grad(|| {
-                for s in &self.slots {
-                    let mut g = s.param.grad();
-                    if g.defined() {
-                        let _ = g.f_mul_scalar_(scale);
-                    }
-                }
-            });
+            self.scale_grads(max_norm / (norm + 1e-6));
         }
         norm
+    }
+
+    /// Multiplies every gradient by `factor` in place (clipping, loss-scale removal).
+    pub fn scale_grads(&mut self, factor: f64) {
+        tch::no_grad(|| {
+            for s in &self.slots {
+                let mut g = s.param.grad();
+                if g.defined() {
+                    let _ = g.f_mul_scalar_(factor);
+                }
+            }
+        });
     }
 
     /// One update with learning rate `lr`.

@@ -460,14 +460,7 @@ impl Trainer {
                     self.good_steps = 0;
                     step = false;
                 } else {
-                    for (_, t) in self.vs.variables() {
-                        let mut g = t.grad();
-                        if g.defined() {
-                            tch::no_grad(|| {
-                                let _ = g.f_div_scalar_(self.loss_scale);
-                            });
-                        }
-                    }
+                    self.opt.scale_grads(1.0 / self.loss_scale);
                     self.good_steps += 1;
                     if self.good_steps.is_multiple_of(2000) {
                         self.loss_scale *= 2.0;

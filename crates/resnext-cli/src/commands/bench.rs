@@ -37,7 +37,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     if a.batch == 0 || a.steps == 0 {
         bail!("--batch and --steps must be at least 1");
     }
-    let device = crate::device::parse_device(&a.device)?;
+    let device = resnext_train::trainer::parse_device(&a.device)?;
     if precision == Precision::Fp16 && device == tch::Device::Cpu {
         bail!("fp16 needs a CUDA device; use bf16 on the CPU");
     }

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub fn run(a: EvalArgs) -> Result<ExitCode> {
-    let device = crate::device::parse_device(&a.device)?;
+    let device = resnext_train::trainer::parse_device(&a.device)?;
     let report = evaluate(
         &a.run,
         a.data.as_deref(),

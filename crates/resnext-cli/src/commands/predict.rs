@@ -14,7 +14,7 @@ use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
 pub fn run(a: PredictArgs) -> Result<ExitCode> {
-    let device = crate::device::parse_device(&a.device)?;
+    let device = resnext_train::trainer::parse_device(&a.device)?;
     let (net, transform, classes, _vs) = if let Some(dir) = &a.run {
         if a.num_classes.is_some()
             || a.model.layers.is_some()
