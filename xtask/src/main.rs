@@ -5,6 +5,7 @@ mod bench;
 mod bench_data;
 mod cmd;
 mod demo;
+mod download;
 mod eval;
 mod plot;
 mod setup;
@@ -19,7 +20,9 @@ usage: cargo xtask <command> [args]
 commands:
   setup              install PyTorch 2.13.0 (libtorch) from PyPI into a cache venv, link .libtorch
   test [ARGS]        setup on first use, then `cargo test --workspace [ARGS]`
-  train [ARGS]       release build, then `resnext train` (configs/monkeypox.toml, data/monkeypox)
+  download [NAME] [--url URL] [--sha256 HEX] [--from FILE_OR_DIR] [--out DIR] [--subdir P] [--force]
+                     fetch a dataset of configs/datasets.toml (default msld) into data/NAME
+  train [ARGS]       release build, then `resnext train` (configs/monkeypox.toml, data/msld)
   demo               generate a synthetic dataset in data/demo and train configs/demo.toml
   eval [ARGS]        release build, then `resnext eval` (default --run runs/monkeypox)
   plot DIR           draw the training curves, confusion matrix and ROC of a run directory
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "train" => train::run(rest),
         "demo" => demo::run(rest),
+        "download" => download::run(rest),
         "eval" => eval::run(rest),
         "plot" => plot::run(rest),
         "bench" => bench::run(rest),

@@ -1,5 +1,5 @@
 //! `cargo xtask train [ARGS]`: release build, setup on first use, then `resnext train` with
-//! `configs/monkeypox.toml` and `data/monkeypox` unless ARGS say otherwise.
+//! `configs/monkeypox.toml` and `data/msld` unless ARGS say otherwise.
 
 use crate::{cmd, setup};
 use anyhow::{bail, Result};
@@ -11,11 +11,11 @@ pub fn run(args: &[String]) -> Result<()> {
     let default_config = !resuming && !cmd::has_flag(&args, "--config");
     if default_config {
         args.extend(["--config".into(), "configs/monkeypox.toml".into()]);
-        let data = cmd::root().join("data/monkeypox");
+        let data = cmd::root().join("data/msld");
         if !cmd::has_flag(&args, "--data") && !data.is_dir() {
             bail!(
-                "{} not found: put the MSLD images there (one folder per class, as in the dataset's \
-                 `Original Images` archive), or pass --data DIR (e.g. --data ../shared/datasets/msld-original)",
+                "{} not found: run `cargo xtask download` (the MSLD images, 1.5 MB; offline: \
+                 `cargo xtask download --from ARCHIVE_OR_FOLDER`), or pass --data DIR",
                 data.display()
             );
         }

@@ -128,7 +128,7 @@ pub struct DataSection {
 }
 
 fn default_root() -> PathBuf {
-    PathBuf::from("data/monkeypox")
+    PathBuf::from("data/msld")
 }
 fn default_val() -> f64 {
     0.2
