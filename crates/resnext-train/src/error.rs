@@ -27,6 +27,9 @@ pub enum TrainError {
         batch: usize,
         value: f64,
     },
-    #[error("run directory {0} holds no resumable checkpoint (checkpoint.safetensors)")]
+    #[error(
+        "run directory {0} holds no resumable checkpoint (checkpoint.safetensors); if it was \
+         stopped while starting, run the original command again"
+    )]
     NothingToResume(PathBuf),
 }

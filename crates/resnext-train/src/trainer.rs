@@ -176,6 +176,11 @@ impl Trainer {
         }
         write_atomic(&trainer.run.path(CONFIG), trainer.cfg.to_toml().as_bytes())?;
         trainer.split.save(&trainer.run.path(SPLIT))?;
+        // An epoch-0 resume point (initial or imported weights, fresh optimiser), so a run killed
+        // during its first epoch resumes too, from the same start as the uninterrupted run.
+        trainer
+            .run
+            .save_resume(trainer.resume_tensors(), &trainer.state)?;
         Ok((trainer, report))
     }
 
@@ -569,6 +574,19 @@ impl Trainer {
             ema.swap();
         }
         saved?;
+        self.run.save_resume(self.resume_tensors(), &state)?;
+        write_atomic(
+            &self.run.path(METRICS),
+            metrics_csv(&state.history).as_bytes(),
+        )?;
+        self.state = state;
+        Ok(())
+    }
+}
+
+impl Trainer {
+    /// Weights, optimiser, EMA and loss scale: everything of the resume point but the loop state.
+    fn resume_tensors(&self) -> Vec<(String, Tensor)> {
         let mut tensors: Vec<(String, Tensor)> = resnext_model::weights::state_dict(&self.vs)
             .into_iter()
             .map(|(n, t)| (format!("model.{n}"), t))
@@ -578,13 +596,7 @@ impl Trainer {
             tensors.extend(ema.state_tensors());
         }
         tensors.push(("loss_scale".into(), Tensor::from_slice(&[self.loss_scale])));
-        self.run.save_resume(tensors, &state)?;
-        write_atomic(
-            &self.run.path(METRICS),
-            metrics_csv(&state.history).as_bytes(),
-        )?;
-        self.state = state;
-        Ok(())
+        tensors
     }
 }
 
