@@ -629,3 +629,54 @@ fn unknown_names_and_bad_options_are_one_line_errors() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_full_disk_is_reported_and_leaves_no_dataset() {
+    let Some(rar) = shared("datasets/msld-original-images.rar") else {
+        return;
+    };
+    let can_mount = Command::new("unshare")
+        .args([
+            "-r",
+            "-m",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=64k tmpfs /tmp",
+        ])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !can_mount {
+        eprintln!("skipped: `unshare -r -m` cannot mount a small tmpfs here (no user namespaces)");
+        return;
+    }
+    let server = serve(std::fs::read(&rar).unwrap(), Mode::Normal);
+    let t = tempfile::tempdir().unwrap();
+    let mnt = t.path().join("disk");
+    std::fs::create_dir_all(&mnt).unwrap();
+    // 512 KiB: a third of the archive fits.
+    let script = r#"mount -t tmpfs -o size=512k tmpfs "$MNT" || exit 99
+"$BIN" download msld --url "$URL" --out "$MNT/data/msld" 2>"$MNT/../stderr.txt"
+rc=$?
+ls -A "$MNT/data" > "$MNT/../left.txt"
+exit $rc"#;
+    let o = Command::new("unshare")
+        .args(["-r", "-m", "sh", "-c", script])
+        .env("MNT", &mnt)
+        .env("BIN", env!("CARGO_BIN_EXE_xtask"))
+        .env("URL", format!("{}/msld.rar", server.base))
+        .output()
+        .unwrap();
+    let err = std::fs::read_to_string(t.path().join("stderr.txt")).unwrap_or_default();
+    assert_ne!(o.status.code(), Some(99), "mount failed");
+    assert!(!o.status.success(), "a full disk went unnoticed:\n{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("error:")
+            && last.contains("No space left on device")
+            && last.contains(".part"),
+        "{err}"
+    );
+    let left = std::fs::read_to_string(t.path().join("left.txt")).unwrap();
+    assert_eq!(left.trim(), ".downloads", "{left}");
+}

@@ -36,8 +36,21 @@ fn jpeg_is_truncated(bytes: &[u8]) -> bool {
     !bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
-/// Decodes image bytes to RGB8. The error is a reason without the file name.
+/// Decodes image bytes to RGB8. The error is a one-line reason without the file name.
 pub fn decode_bytes(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, String> {
+    decode_inner(bytes, limits).map_err(|e| one_line(&e))
+}
+
+/// Decoder messages can end in or contain newlines; errors here are printed as one line.
+fn one_line(s: &str) -> String {
+    s.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn decode_inner(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, String> {
     if bytes.is_empty() {
         return Err("empty file (0 bytes)".into());
     }

@@ -71,8 +71,9 @@ impl SplitConfig {
         match &self.group_regex {
             None => Ok(None),
             Some(re) => {
-                let regex = Regex::new(re)
-                    .map_err(|e| DataError::InvalidSplit(format!("group regex `{re}`: {e}")))?;
+                let regex = Regex::new(re).map_err(|e| {
+                    DataError::InvalidSplit(format!("group regex `{re}`: {}", regex_reason(&e)))
+                })?;
                 if regex.captures_len() < 2 {
                     return Err(DataError::InvalidSplit(format!(
                         "group regex `{re}` has no capture group"
@@ -224,4 +225,14 @@ impl Split {
         }
         Ok(())
     }
+}
+
+/// The reason of a regex error in one line (its Display repeats the pattern over several lines
+/// with a caret under the fault).
+fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .unwrap_or_else(|| text.lines().next().unwrap_or("invalid regex"))
+        .to_string()
 }

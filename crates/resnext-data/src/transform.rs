@@ -243,11 +243,12 @@ impl TransformConfig {
                 ));
             }
         }
-        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
-            || self.mean.iter().any(|m| !m.is_finite())
+        // Bounds keep 1/(255·std) and mean/std finite in f32 (a denormal std would not).
+        if self.std.iter().any(|s| !(s.is_finite() && *s >= 1e-6))
+            || self.mean.iter().any(|m| !(m.is_finite() && m.abs() <= 1e6))
         {
             return bad(format!(
-                "std {:?} must be positive and mean {:?} finite",
+                "std {:?} must be at least 1e-6 and mean {:?} finite, at most 1e6 in magnitude",
                 self.std, self.mean
             ));
         }
