@@ -31,6 +31,20 @@ fn every_command_refuses_bad_input_in_one_line() {
         run_dir.to_str().unwrap(),
     ]);
     let weights = run_dir.join("best.safetensors");
+    // a weights file cut short, and a copy of the run whose resume checkpoint is cut short
+    let bytes = std::fs::read(&weights).unwrap();
+    let half = d.join("half.safetensors");
+    std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+    let broken = d.join("broken run");
+    std::fs::create_dir_all(&broken).unwrap();
+    for e in std::fs::read_dir(&run_dir).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            std::fs::copy(e.path(), broken.join(e.file_name())).unwrap();
+        }
+    }
+    let ck = std::fs::read(broken.join("checkpoint.safetensors")).unwrap();
+    std::fs::write(broken.join("checkpoint.safetensors"), &ck[..ck.len() / 3]).unwrap();
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
@@ -208,6 +222,50 @@ fn every_command_refuses_bad_input_in_one_line() {
             "everything",
         ),
         (vec!["plot".into(), s(&d.join("no run"))], "no run"),
+        (
+            vec![
+                "predict".into(),
+                "--weights".into(),
+                s(&half),
+                "--arch".into(),
+                "resnext50_32x4d".into(),
+                "--num-classes".into(),
+                "2".into(),
+                s(&fake_img),
+            ],
+            "half.safetensors",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--config".into(),
+                s(&cfg),
+                "--out".into(),
+                s(&d.join("fresh")),
+                "--init-weights".into(),
+                s(&half),
+            ],
+            "half.safetensors",
+        ),
+        (
+            vec!["train".into(), "--resume".into(), s(&broken)],
+            "checkpoint.safetensors",
+        ),
+        (
+            vec![
+                "data".into(),
+                "bench".into(),
+                "--root".into(),
+                s(&data),
+                "--transform".into(),
+                "sideways".into(),
+            ],
+            "sideways",
+        ),
+        (
+            vec!["data".into(), "stats".into(), "--root".into(), s(&text)],
+            "notes.txt",
+        ),
     ];
     for (args, needle) in cases {
         let o = common::bin().args(&args).output().unwrap();
