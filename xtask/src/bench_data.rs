@@ -1,14 +1,15 @@
 //! `cargo xtask bench-data [--root DIR] [--epochs N]`: the data pipeline against torchvision's
 //! ImageFolder + single-process DataLoader, side by side in one run, on the given photos and on a
-//! 1024×768 re-encoding of them (where decoding dominates). Prints a Markdown table with ratios, each
-//! figure the best of three interleaved runs.
+//! 1024×768 re-encoding of them (where decoding dominates). Prints a Markdown table: throughputs
+//! are medians of `--repeats` rounds (default 5), each round running torchvision, 1 thread and
+//! 2 threads back to back; ratios are medians of the per-round ratios (with their range), so the
+//! slow drifts of a shared VM cancel within a round instead of picking outliers.
 
+use crate::stats::{median, range};
 use crate::{cmd, setup};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const REPEATS: usize = 3;
 
 fn throughput(out: &std::process::Output, what: &str) -> Result<f64> {
     let text = String::from_utf8_lossy(&out.stdout);
@@ -27,7 +28,8 @@ fn throughput(out: &std::process::Output, what: &str) -> Result<f64> {
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut root: Option<PathBuf> = None;
-    let mut epochs = 10usize;
+    let mut epochs = 20usize;
+    let mut repeats = 5usize;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -39,8 +41,20 @@ pub fn run(args: &[String]) -> Result<()> {
                     .parse()
                     .context("--epochs")?
             }
-            other => bail!("unknown argument `{other}` (expected --root DIR, --epochs N)"),
+            "--repeats" => {
+                repeats = it
+                    .next()
+                    .context("--repeats needs a number")?
+                    .parse()
+                    .context("--repeats")?
+            }
+            other => {
+                bail!("unknown argument `{other}` (expected --root DIR, --epochs N, --repeats N)")
+            }
         }
+    }
+    if repeats == 0 || epochs == 0 {
+        bail!("--epochs and --repeats must be at least 1");
     }
     let root = root.unwrap_or_else(|| cmd::root().join("../shared/datasets/msld-original"));
     if !root.is_dir() {
@@ -61,8 +75,8 @@ pub fn run(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("making the 1024x768 copy failed");
     }
-    println!("| photos | transform | torchvision (1 process) img/s | resnext-data 1 thread | resnext-data 2 threads | 2 threads vs torchvision | 1 → 2 threads |");
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| photos | transform | torchvision (1 process) img/s | resnext-data 1 thread | resnext-data 2 threads | 2 threads vs torchvision | 1 → 2 threads (range) | two 1-thread processes at once vs one |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for (label, dir, epochs) in [
         ("MSLD 224×224", root.as_path(), epochs),
         (
@@ -72,29 +86,44 @@ pub fn run(args: &[String]) -> Result<()> {
         ),
     ] {
         for kind in ["eval", "train"] {
-            // best of three interleaved runs for each side: the machine is shared and noisy
-            let (mut tv, mut one, mut two) = (0f64, 0f64, 0f64);
-            for _ in 0..REPEATS {
+            let (mut tv, mut one, mut two) = (Vec::new(), Vec::new(), Vec::new());
+            let mut pair = Vec::new();
+            for _ in 0..repeats {
                 let o = Command::new(&python)
                     .arg(&script)
                     .arg(dir)
                     .arg(kind)
                     .arg(epochs.to_string())
                     .output()?;
-                tv = tv.max(throughput(&o, "torchvision benchmark")?);
-                one = one.max(throughput(
+                tv.push(throughput(&o, "torchvision benchmark")?);
+                one.push(throughput(
                     &rs(&bin, dir, kind, 1, epochs)?,
                     "resnext data bench",
                 )?);
-                two = two.max(throughput(
+                two.push(throughput(
                     &rs(&bin, dir, kind, 2, epochs)?,
                     "resnext data bench",
                 )?);
+                // The machine's own ceiling: two independent 1-thread runs at the same time.
+                let other = rs_command(&bin, dir, kind, 1, epochs)
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()?;
+                let a = throughput(&rs(&bin, dir, kind, 1, epochs)?, "resnext data bench")?;
+                let b = throughput(&other.wait_with_output()?, "resnext data bench")?;
+                pair.push(a + b);
             }
+            let vs_tv: Vec<f64> = two.iter().zip(&tv).map(|(a, b)| a / b).collect();
+            let scaling: Vec<f64> = two.iter().zip(&one).map(|(a, b)| a / b).collect();
+            let ceiling: Vec<f64> = pair.iter().zip(&one).map(|(a, b)| a / b).collect();
+            let (lo, hi) = range(&scaling);
             println!(
-                "| {label} | {kind} | {tv:.0} | {one:.0} | {two:.0} | {:.2}× | {:.2}× |",
-                two / tv,
-                two / one
+                "| {label} | {kind} | {:.0} | {:.0} | {:.0} | {:.2}× | {:.2}× ({lo:.2}–{hi:.2}) | {:.2}× |",
+                median(&tv),
+                median(&one),
+                median(&two),
+                median(&vs_tv),
+                median(&scaling),
+                median(&ceiling),
             );
         }
     }
@@ -108,16 +137,18 @@ fn rs(
     threads: usize,
     epochs: usize,
 ) -> Result<std::process::Output> {
-    Ok(Command::new(bin)
-        .args(["data", "bench", "--root"])
-        .arg(dir)
-        .args([
-            "--transform",
-            kind,
-            "--threads",
-            &threads.to_string(),
-            "--epochs",
-            &epochs.to_string(),
-        ])
-        .output()?)
+    Ok(rs_command(bin, dir, kind, threads, epochs).output()?)
+}
+
+fn rs_command(bin: &Path, dir: &Path, kind: &str, threads: usize, epochs: usize) -> Command {
+    let mut c = Command::new(bin);
+    c.args(["data", "bench", "--root"]).arg(dir).args([
+        "--transform",
+        kind,
+        "--threads",
+        &threads.to_string(),
+        "--epochs",
+        &epochs.to_string(),
+    ]);
+    c
 }

@@ -9,6 +9,7 @@ mod download;
 mod eval;
 mod plot;
 mod setup;
+mod stats;
 mod test;
 mod train;
 
@@ -26,9 +27,9 @@ commands:
   demo               generate a synthetic dataset in data/demo and train configs/demo.toml
   eval [ARGS]        release build, then `resnext eval` (default --run runs/monkeypox)
   plot DIR           draw the training curves, confusion matrix and ROC of a run directory
-  bench [--steps N] [--batch N] [--arch A]
+  bench [--steps N] [--batch N] [--arch A] [--repeats N]
                      ResNeXt train/eval throughput and memory against PyTorch, side by side
-  bench-data [--root DIR] [--epochs N]
+  bench-data [--root DIR] [--epochs N] [--repeats N]
                      the data pipeline against torchvision's DataLoader, side by side
 ";
 

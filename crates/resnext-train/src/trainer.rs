@@ -449,12 +449,11 @@ impl Trainer {
                     value: loss_value,
                 });
             }
-            self.opt.zero_grad();
             let fp16 = precision == Precision::Fp16;
             if fp16 {
-                (&loss * self.loss_scale).backward();
+                self.opt.backward(&(&loss * self.loss_scale))?;
             } else {
-                loss.backward();
+                self.opt.backward(&loss)?;
             }
             let mut step = true;
             if fp16 {

@@ -60,29 +60,29 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let s = a.image_size as i64;
     let x = Tensor::randn([a.batch as i64, 3, s, s], (Kind::Float, tch::Device::Cpu));
     let y = Tensor::randint(a.num_classes, [a.batch as i64], (Kind::Int64, device));
-    let step = |opt: &mut Optimizer| {
+    let step = |opt: &mut Optimizer| -> Result<()> {
         let input = prepare_input(x.shallow_clone(), precision, a.channels_last, device);
         if train {
             let logits = with_autocast(precision, device, || net.forward_t(&input, true));
             let loss = cross_entropy(&logits, &y);
-            opt.zero_grad();
-            loss.backward();
+            opt.backward(&loss)?;
             opt.step(1e-4);
         } else {
             let logits =
                 tch::no_grad(|| with_autocast(precision, device, || net.forward_t(&input, false)));
             let _ = logits.sum(Kind::Float).double_value(&[]);
         }
+        Ok(())
     };
     for _ in 0..a.warmup {
-        step(&mut opt);
+        step(&mut opt)?;
     }
     if let tch::Device::Cuda(_) = device {
         tch::Cuda::synchronize(0);
     }
     let start = Instant::now();
     for _ in 0..a.steps {
-        step(&mut opt);
+        step(&mut opt)?;
     }
     if let tch::Device::Cuda(_) = device {
         tch::Cuda::synchronize(0);
