@@ -62,14 +62,27 @@ impl Bottleneck {
         }
     }
 
+    /// ReLUs and the residual addition work in place, as torchvision's `inplace=True` modules
+    /// do: BatchNorm's and addition's backward never read their outputs, and it saves one
+    /// activation-sized tensor and one pass over it per ReLU.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let h = self.bn1.forward_t(&self.conv1.forward(xs), train).relu();
-        let h = self.bn2.forward_t(&self.conv2.forward(&h), train).relu();
-        let h = self.bn3.forward_t(&self.conv3.forward(&h), train);
-        let shortcut = match &self.downsample {
-            Some((conv, bn)) => bn.forward_t(&conv.forward(xs), train),
-            None => xs.shallow_clone(),
-        };
-        (h + shortcut).relu()
+        let h = relu_(self.bn1.forward_t(&self.conv1.forward(xs), train));
+        let h = relu_(self.bn2.forward_t(&self.conv2.forward(&h), train));
+        let mut h = self.bn3.forward_t(&self.conv3.forward(&h), train);
+        match &self.downsample {
+            Some((conv, bn)) => {
+                let _ = h.f_add_(&bn.forward_t(&conv.forward(xs), train));
+            }
+            None => {
+                let _ = h.f_add_(xs);
+            }
+        }
+        relu_(h)
     }
+}
+
+/// ReLU in place on a tensor this code owns.
+pub(crate) fn relu_(mut t: Tensor) -> Tensor {
+    let _ = t.f_relu_();
+    t
 }

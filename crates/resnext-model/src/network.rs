@@ -73,10 +73,13 @@ impl ResNeXt {
 
     /// Stem: conv 7×7/2, BatchNorm, ReLU, max-pool 3×3/2.
     pub fn stem(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.bn1
-            .forward_t(&self.conv1.forward(xs), train)
-            .relu()
-            .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+        crate::block::relu_(self.bn1.forward_t(&self.conv1.forward(xs), train)).max_pool2d(
+            [3, 3],
+            [2, 2],
+            [1, 1],
+            [1, 1],
+            false,
+        )
     }
 
     /// One stage (0..4) of bottleneck blocks.

@@ -89,6 +89,10 @@ impl Optimizer {
     /// PyTorch's `zero_grad(set_to_none=True)` + `backward()`): nothing is zeroed beforehand and
     /// nothing accumulates into `.grad`, which saves two passes over the gradients every step.
     pub fn backward(&mut self, loss: &Tensor) -> Result<(), TrainError> {
+        // The last step's gradients go first, so they never coexist with the new ones.
+        for s in &mut self.slots {
+            s.grad = None;
+        }
         let params: Vec<&Tensor> = self.slots.iter().map(|s| &s.param).collect();
         let grads = Tensor::f_run_backward(&[loss], &params, false, false)?;
         for (s, g) in self.slots.iter_mut().zip(grads) {
@@ -131,7 +135,7 @@ impl Optimizer {
         });
     }
 
-    /// One update with learning rate `lr`.
+    /// One update with learning rate `lr`; it consumes the gradients from [`Self::backward`].
     // `g = g + x` on purpose: `g += x` would add in place into the parameter's .grad.
     #[allow(clippy::assign_op_pattern)]
     pub fn step(&mut self, lr: f64) {
@@ -198,6 +202,10 @@ impl Optimizer {
                 }
             }
         });
+        // Spent: freeing them now keeps them out of the next forward pass's peak memory.
+        for s in &mut self.slots {
+            s.grad = None;
+        }
     }
 
     /// The state as named tensors (for the resume checkpoint), prefixed `optim.`.
