@@ -2,6 +2,7 @@
 //! from `../shared` (no internet needed): success, wrong checksum, a transfer cut off and
 //! resumed, a server error, Kaggle's API, and hostile archives given with `--from`.
 
+use resnext_testkit::{can_mount_tmpfs, shared};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -9,26 +10,6 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 const MSLD_SHA256: &str = "8f5c70bcbce6d046b1faaeebf9685579270bfb8af6ee8529ee64d112d3bda8b9";
-
-fn shared(rel: &str) -> Option<PathBuf> {
-    match std::env::var_os("RESNEXT_SHARED") {
-        None => {
-            eprintln!(
-                "skipped: RESNEXT_SHARED is not set, so `{rel}` from ../shared is not available"
-            );
-            None
-        }
-        Some(root) => {
-            let p = PathBuf::from(root).join(rel);
-            assert!(
-                p.exists(),
-                "RESNEXT_SHARED is set but {} does not exist",
-                p.display()
-            );
-            Some(p)
-        }
-    }
-}
 
 fn xtask(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
@@ -635,19 +616,7 @@ fn a_full_disk_is_reported_and_leaves_no_dataset() {
     let Some(rar) = shared("datasets/msld-original-images.rar") else {
         return;
     };
-    let can_mount = Command::new("unshare")
-        .args([
-            "-r",
-            "-m",
-            "sh",
-            "-c",
-            "mount -t tmpfs -o size=64k tmpfs /tmp",
-        ])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !can_mount {
-        eprintln!("skipped: `unshare -r -m` cannot mount a small tmpfs here (no user namespaces)");
+    if !can_mount_tmpfs() {
         return;
     }
     let server = serve(std::fs::read(&rar).unwrap(), Mode::Normal);

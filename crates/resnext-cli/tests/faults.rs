@@ -127,21 +127,6 @@ fn a_write_cut_short_leaves_the_previous_checkpoint_readable() {
     }
 }
 
-/// True when this machine lets an unprivileged user namespace mount a tmpfs.
-fn can_mount_tmpfs() -> bool {
-    Command::new("unshare")
-        .args([
-            "-r",
-            "-m",
-            "sh",
-            "-c",
-            "mount -t tmpfs -o size=64k tmpfs /tmp",
-        ])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// Bytes a folder's files take on a tmpfs (whole 4 KiB pages).
 fn pages_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
@@ -152,8 +137,7 @@ fn pages_bytes(dir: &Path) -> u64 {
 
 #[test]
 fn a_full_disk_is_reported_and_the_last_checkpoint_survives() {
-    if !can_mount_tmpfs() {
-        eprintln!("skipped: `unshare -r -m` cannot mount a small tmpfs here (no user namespaces)");
+    if !resnext_testkit::can_mount_tmpfs() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

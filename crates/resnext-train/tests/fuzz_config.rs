@@ -8,12 +8,8 @@ use resnext_train::config::{apply_set, TrainConfig};
 use std::path::Path;
 
 fn cases(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
     ProptestConfig {
-        cases,
+        cases: resnext_testkit::proptest_cases(default),
         failure_persistence: None,
         ..ProptestConfig::default()
     }

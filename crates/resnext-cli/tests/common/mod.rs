@@ -32,25 +32,9 @@ pub fn ok(args: &[&str]) -> String {
     stdout(&o)
 }
 
-pub fn shared(rel: &str) -> Option<PathBuf> {
-    match std::env::var_os("RESNEXT_SHARED") {
-        None => {
-            eprintln!(
-                "skipped: RESNEXT_SHARED is not set, so `{rel}` from ../shared is not available"
-            );
-            None
-        }
-        Some(root) => {
-            let p = PathBuf::from(root).join(rel);
-            assert!(
-                p.exists(),
-                "RESNEXT_SHARED is set but {} does not exist",
-                p.display()
-            );
-            Some(p)
-        }
-    }
-}
+/// `../shared` lookup, shared by every crate's tests.
+#[allow(unused_imports)] // not every test binary that includes this module uses it
+pub use resnext_testkit::shared;
 
 /// A tiny training config on `root` (custom ResNeXt [1,1,1,1], 32 px).
 pub fn tiny_config(dir: &Path, root: &Path, epochs: usize, extra: &str) -> PathBuf {

@@ -4,25 +4,9 @@
 use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
 
-pub fn shared(rel: &str) -> Option<PathBuf> {
-    match std::env::var_os("RESNEXT_SHARED") {
-        None => {
-            eprintln!(
-                "skipped: RESNEXT_SHARED is not set, so `{rel}` from ../shared is not available"
-            );
-            None
-        }
-        Some(root) => {
-            let p = PathBuf::from(root).join(rel);
-            assert!(
-                p.exists(),
-                "RESNEXT_SHARED is set but {} does not exist",
-                p.display()
-            );
-            Some(p)
-        }
-    }
-}
+/// `../shared` lookup, shared by every crate's tests.
+#[allow(unused_imports)] // not every test binary that includes this module uses it
+pub use resnext_testkit::shared;
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
