@@ -1,8 +1,8 @@
 //! `cargo xtask bench-data [--root DIR] [--epochs N]`: the data pipeline against torchvision's
 //! ImageFolder + single-process DataLoader, side by side in one run, on the given photos and on a
 //! 1024×768 re-encoding of them (where decoding dominates). Prints a Markdown table: throughputs
-//! are medians of `--repeats` rounds (default 5), each round running torchvision, 1 thread and
-//! 2 threads back to back; ratios are medians of the per-round ratios (with their range), so the
+//! are medians of `--repeats` rounds (default 5), each round running torchvision, then 1, 2, 2
+//! and 1 threads back to back (the means of the two runs of each cancel a linear drift); ratios are medians of the per-round ratios (with their range), so the
 //! slow drifts of a shared VM cancel within a round instead of picking outliers.
 
 use crate::stats::{median, range};
@@ -96,14 +96,17 @@ pub fn run(args: &[String]) -> Result<()> {
                     .arg(epochs.to_string())
                     .output()?;
                 tv.push(throughput(&o, "torchvision benchmark")?);
-                one.push(throughput(
-                    &rs(&bin, dir, kind, 1, epochs)?,
-                    "resnext data bench",
-                )?);
-                two.push(throughput(
-                    &rs(&bin, dir, kind, 2, epochs)?,
-                    "resnext data bench",
-                )?);
+                // 1, 2, 2, 1 threads (ABBA): the ratio of the sums cancels a drift of the
+                // machine's speed that is linear over the round.
+                let run = |threads| {
+                    throughput(
+                        &rs(&bin, dir, kind, threads, epochs)?,
+                        "resnext data bench",
+                    )
+                };
+                let (a1, a2, b2, b1) = (run(1)?, run(2)?, run(2)?, run(1)?);
+                one.push((a1 + b1) / 2.0);
+                two.push((a2 + b2) / 2.0);
                 // The machine's own ceiling: two independent 1-thread runs at the same time.
                 let other = rs_command(&bin, dir, kind, 1, epochs)
                     .stdout(std::process::Stdio::piped())
