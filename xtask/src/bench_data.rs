@@ -99,10 +99,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 // 1, 2, 2, 1 threads (ABBA): the ratio of the sums cancels a drift of the
                 // machine's speed that is linear over the round.
                 let run = |threads| {
-                    throughput(
-                        &rs(&bin, dir, kind, threads, epochs)?,
-                        "resnext data bench",
-                    )
+                    throughput(&rs(&bin, dir, kind, threads, epochs)?, "resnext data bench")
                 };
                 let (a1, a2, b2, b1) = (run(1)?, run(2)?, run(2)?, run(1)?);
                 one.push((a1 + b1) / 2.0);

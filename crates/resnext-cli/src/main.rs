@@ -18,6 +18,8 @@ fn main() -> ExitCode {
         }
     };
     init_tracing();
+    // Training and inference free and reallocate the same large activations every step.
+    resnext_train::memory::retain_freed_memory();
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -14,6 +14,7 @@
 //! - [`trainer`]: the loop.
 //! - [`explain`]: Grad-CAM class-activation maps.
 //! - [`evaluate`]: predictions of a checkpoint over a dataset part.
+//! - [`memory`]: keeping freed memory in the process between steps (glibc malloc tuning).
 //! - [`precision`]: fp32 / bf16 / fp16 and memory-format handling of inputs.
 
 pub mod checkpoint;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod evaluate;
 pub mod explain;
 pub mod loss;
+pub mod memory;
 pub mod metric;
 pub mod optim;
 pub mod precision;
