@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_data;
+mod bench_overlap;
 mod cmd;
 mod demo;
 mod download;
@@ -31,6 +32,8 @@ commands:
                      ResNeXt train/eval throughput and memory against PyTorch, side by side
   bench-data [--root DIR] [--epochs N] [--repeats N]
                      the data pipeline against torchvision's DataLoader, side by side
+  bench-overlap [--root DIR] [--repeats N]
+                     a training epoch against its steps alone (is data loading hidden?)
 ";
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         "plot" => plot::run(rest),
         "bench" => bench::run(rest),
         "bench-data" => bench_data::run(rest),
+        "bench-overlap" => bench_overlap::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

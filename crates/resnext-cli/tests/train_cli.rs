@@ -46,7 +46,7 @@ fn a_run_writes_every_artifact_and_eval_agrees_with_predict() {
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert_eq!(
         csv.lines().next().unwrap(),
-        "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s"
+        "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s,data_wait_s"
     );
     let r = rows(&csv);
     assert_eq!(
@@ -61,6 +61,12 @@ fn a_run_writes_every_artifact_and_eval_agrees_with_predict() {
                 assert!((0.0..=1.0).contains(&v), "accuracy {v} is not a fraction");
             }
         }
+        // the wait for data is part of the epoch's time
+        let (seconds, wait): (f64, f64) = (row[6].parse().unwrap(), row[8].parse().unwrap());
+        assert!(
+            (0.0..seconds).contains(&wait),
+            "data wait {wait} s outside the epoch's {seconds} s"
+        );
     }
     // the best checkpoint is the best by validation accuracy, not the last one
     let best: serde_json::Value =

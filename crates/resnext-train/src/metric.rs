@@ -15,14 +15,19 @@ pub struct EpochRow {
     pub lr: f64,
     pub seconds: f64,
     pub images_per_s: f64,
+    /// Seconds of the training phase spent waiting for the data loader (0 when every batch was
+    /// ready before the model asked for it).
+    #[serde(default)]
+    pub data_wait_s: f64,
 }
 
-pub const CSV_HEADER: &str = "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s";
+pub const CSV_HEADER: &str =
+    "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s,data_wait_s";
 
 impl EpochRow {
     pub fn csv(&self) -> String {
         format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.6e},{:.3},{:.3}",
+            "{},{:.6},{:.6},{:.6},{:.6},{:.6e},{:.3},{:.3},{:.3}",
             self.epoch,
             self.train_loss,
             self.train_acc,
@@ -30,7 +35,8 @@ impl EpochRow {
             self.val_acc,
             self.lr,
             self.seconds,
-            self.images_per_s
+            self.images_per_s,
+            self.data_wait_s
         )
     }
 
@@ -53,7 +59,8 @@ impl EpochRow {
             .map(|s| s.trim().parse::<f64>())
             .collect::<Result<_, _>>()
             .ok()?;
-        if f.len() != 8 {
+        // 8 columns before data_wait_s was added
+        if f.len() != 8 && f.len() != 9 {
             return None;
         }
         Some(Self {
@@ -65,6 +72,7 @@ impl EpochRow {
             lr: f[5],
             seconds: f[6],
             images_per_s: f[7],
+            data_wait_s: f.get(8).copied().unwrap_or(0.0),
         })
     }
 }
@@ -445,11 +453,17 @@ mod tests {
             lr: 1e-4,
             seconds: 12.5,
             images_per_s: 14.2,
+            data_wait_s: 0.25,
         };
         let text = metrics_csv(std::slice::from_ref(&r));
-        assert!(text
-            .starts_with("epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s\n"));
-        assert_eq!(parse_metrics_csv(&text)[0].epoch, 3);
+        assert!(text.starts_with(
+            "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s,data_wait_s\n"
+        ));
+        assert_eq!(parse_metrics_csv(&text)[0], r);
+        // a row written before the data_wait_s column reads back with 0
+        let old = parse_metrics_csv("h\n3,0.5,0.75,0.6,0.7,1e-4,12.5,14.2\n");
+        assert_eq!(old[0].data_wait_s, 0.0);
+        assert_eq!(old[0].images_per_s, 14.2);
         assert!(r
             .log_line()
             .starts_with("Epoch: 3, Train_acc: 75.00%, Train_loss: 0.5000, Test_acc: 70.00%"));

@@ -322,6 +322,7 @@ impl Trainer {
                 lr: 0.0,
                 seconds: 0.0,
                 images_per_s: 0.0,
+                data_wait_s: 0.0,
             },
         };
         let state = LoopState {
@@ -419,7 +420,14 @@ impl Trainer {
         );
         let smoothing = self.cfg.train.label_smoothing;
         let train_start = Instant::now();
-        for (bi, batch) in self.train.epoch(epoch as u64).enumerate() {
+        let mut data_wait = std::time::Duration::ZERO;
+        let mut batches = self.train.epoch(epoch as u64).enumerate();
+        loop {
+            let asked = Instant::now();
+            let Some((bi, batch)) = batches.next() else {
+                break;
+            };
+            data_wait += asked.elapsed();
             let batch = batch?;
             if batch.len() < 2 {
                 // BatchNorm cannot take statistics of one sample (PyTorch refuses it; the unbiased
@@ -528,6 +536,7 @@ impl Trainer {
             lr: lr_at_start,
             seconds: start.elapsed().as_secs_f64(),
             images_per_s: running.count as f64 / train_secs.max(1e-9),
+            data_wait_s: data_wait.as_secs_f64(),
         })
     }
 

@@ -1,0 +1,202 @@
+//! `cargo xtask bench-overlap [--root DIR] [--repeats N]`: is data loading hidden behind compute?
+//! For fp32 NCHW (the tutorial's setting) and bf16 channels-last it trains `configs/overlap.toml`
+//! (ResNeXt-50, batch 16, full batches, RandomResizedCrop + flip decoded every epoch, no cache)
+//! for 2 epochs and reads the second (steady-state) epoch's training-phase throughput and data
+//! wait from `metrics.csv`; around it, `resnext bench train` runs the same number of steps of the
+//! same model, batch and precision on ready-made tensors (before and after, averaged, so a linear
+//! drift of the machine cancels). Prints how much longer the epoch took than its steps alone.
+
+use crate::stats::median;
+use crate::{cmd, setup};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const EPOCHS: usize = 2;
+
+fn last_line_value(out: &std::process::Output, prefix: &str, what: &str) -> Result<f64> {
+    if !out.status.success() {
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| {
+            l.strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(" img/s"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .with_context(|| format!("{what} printed no `{prefix}` line"))
+}
+
+/// (images/s of the training phase, data wait in s) of the last epoch.
+fn last_epoch(run: &Path) -> Result<(f64, f64)> {
+    let path = run.join("metrics.csv");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .with_context(|| format!("{} has no `{name}` column", path.display()))
+    };
+    let (ips, wait) = (col("images_per_s")?, col("data_wait_s")?);
+    let last: Vec<f64> = lines
+        .last()
+        .with_context(|| format!("{} has no epoch rows", path.display()))?
+        .split(',')
+        .map(|f| f.parse().unwrap_or(f64::NAN))
+        .collect();
+    Ok((last[ips], last[wait]))
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let mut root: Option<PathBuf> = None;
+    let mut repeats = 1usize;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--root" => root = Some(PathBuf::from(it.next().context("--root needs a folder")?)),
+            "--repeats" => {
+                repeats = it
+                    .next()
+                    .context("--repeats needs a number")?
+                    .parse()
+                    .context("--repeats")?
+            }
+            other => bail!("unknown argument `{other}` (expected --root DIR, --repeats N)"),
+        }
+    }
+    if repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    let root = root.unwrap_or_else(|| cmd::root().join("../shared/datasets/msld-original"));
+    if !root.is_dir() {
+        bail!("{} is not a folder; pass --root DIR", root.display());
+    }
+    setup::run(&[])?;
+    let bin = cmd::build_cli_release()?;
+    let config = cmd::root().join("configs/overlap.toml");
+    // the same split as the training runs (val 0.2, seed 0) tells the full batches per epoch
+    let work = cmd::root().join("target/bench-overlap");
+    std::fs::create_dir_all(&work)?;
+    let split = work.join("split.json");
+    let out = Command::new(&bin)
+        .args(["data", "split", "--root"])
+        .arg(&root)
+        .args(["--val", "0.2", "--seed", "0", "--out"])
+        .arg(&split)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "resnext data split failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let steps = full_batches(&split)?;
+    if steps == 0 {
+        bail!("{} has fewer than 16 training images", root.display());
+    }
+    println!("| setting | steps alone img/s | epoch {EPOCHS} training phase img/s | epoch longer than its steps by | data wait s / training phase s |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (precision, channels_last) in [("fp32", false), ("bf16", true)] {
+        let setting = format!(
+            "{precision} {}",
+            if channels_last {
+                "channels_last"
+            } else {
+                "nchw"
+            }
+        );
+        let run_dir = work.join(format!(
+            "{precision}-{}",
+            if channels_last { "cl" } else { "nchw" }
+        ));
+        let bench = || -> Result<f64> {
+            let mut c = Command::new(&bin);
+            c.args([
+                "bench",
+                "train",
+                "--arch",
+                "resnext50_32x4d",
+                "--batch",
+                "16",
+            ])
+            .args(["--precision", precision, "--steps", &steps.to_string()]);
+            if channels_last {
+                c.arg("--channels-last");
+            }
+            last_line_value(&c.output()?, "throughput: ", "resnext bench")
+        };
+        let (mut alone, mut epoch, mut longer) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut waits, mut phases) = (Vec::new(), Vec::new());
+        for _ in 0..repeats {
+            if run_dir.exists() {
+                std::fs::remove_dir_all(&run_dir)
+                    .with_context(|| format!("cannot remove {}", run_dir.display()))?;
+            }
+            let before = bench()?;
+            let out = Command::new(&bin)
+                .arg("train")
+                .arg("--config")
+                .arg(&config)
+                .arg("--data")
+                .arg(&root)
+                .arg("--out")
+                .arg(&run_dir)
+                .args(["--epochs", &EPOCHS.to_string()])
+                .args(["--set", &format!("train.precision=\"{precision}\"")])
+                .args(["--set", &format!("train.channels_last={channels_last}")])
+                .output()?;
+            if !out.status.success() {
+                bail!(
+                    "resnext train failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            let after = bench()?;
+            let (ips, wait) = last_epoch(&run_dir)?;
+            if steps_per_epoch(&run_dir)? != steps {
+                bail!("the run's split differs from `resnext data split`'s");
+            }
+            let b = (before + after) / 2.0;
+            alone.push(b);
+            epoch.push(ips);
+            longer.push(b / ips - 1.0);
+            waits.push(wait);
+            phases.push((steps * 16) as f64 / ips);
+        }
+        println!(
+            "| {setting} | {:.2} | {:.2} | {:+.1}% | {:.2} / {:.1} |",
+            median(&alone),
+            median(&epoch),
+            100.0 * median(&longer),
+            median(&waits),
+            median(&phases)
+        );
+    }
+    Ok(())
+}
+
+/// Full training batches per epoch of a run.
+fn steps_per_epoch(run: &Path) -> Result<usize> {
+    full_batches(&run.join("split.json"))
+}
+
+/// Full batches of 16 in the train part of a split file.
+fn full_batches(path: &Path) -> Result<usize> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let n = v["train"]
+        .as_array()
+        .with_context(|| format!("{} has no train list", path.display()))?
+        .len();
+    Ok(n / 16)
+}
