@@ -1,9 +1,10 @@
-//! `cargo xtask bench [--steps N] [--batch N] [--arch A] [--repeats N]`: ResNeXt train and eval
-//! throughput and peak memory of `resnext bench` and of PyTorch (`scripts/bench_torch.py`,
+//! `cargo xtask bench [--steps N] [--batch N] [--arch A] [--repeats N] [--mode train|eval]`:
+//! ResNeXt train and eval throughput and peak memory of `resnext bench` and of PyTorch (`scripts/bench_torch.py`,
 //! torchvision's model, run with the setup venv), setting by setting in one run, as a Markdown
-//! table. Each setting runs `--repeats` rounds (default 3) of the two back to back, alternating
-//! which goes first; throughputs are medians, the ratio is the median of the per-round ratios
-//! (range in brackets), peak memory the largest seen.
+//! table. Each setting runs `--repeats` rounds (default 3) of resnext, PyTorch, PyTorch, resnext
+//! back to back (so a linear drift of the machine's speed cancels within a round); throughputs
+//! are medians of the rounds' means, the ratio is the median of the per-round ratios (range in
+//! brackets), peak memory the largest seen.
 
 use crate::stats::{median, range};
 use crate::{cmd, setup};
@@ -27,6 +28,7 @@ fn field(out: &Output, prefix: &str, suffix: &str, what: &str) -> Result<f64> {
 pub fn run(args: &[String]) -> Result<()> {
     let (mut steps, mut batch, mut arch) = (3usize, 16usize, "resnext50_32x4d".to_string());
     let mut repeats = 3usize;
+    let mut modes = vec!["train", "eval"];
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().with_context(|| format!("{a} needs a value"));
@@ -35,8 +37,15 @@ pub fn run(args: &[String]) -> Result<()> {
             "--batch" => batch = val()?.parse().context("--batch")?,
             "--arch" => arch = val()?.clone(),
             "--repeats" => repeats = val()?.parse().context("--repeats")?,
+            "--mode" => {
+                modes = match val()?.as_str() {
+                    "train" => vec!["train"],
+                    "eval" => vec!["eval"],
+                    other => bail!("unknown --mode `{other}` (expected train or eval)"),
+                }
+            }
             other => bail!(
-                "unknown argument `{other}` (expected --steps N, --batch N, --arch A, --repeats N)"
+                "unknown argument `{other}` (expected --steps N, --batch N, --arch A, --repeats N, --mode train|eval)"
             ),
         }
     }
@@ -49,7 +58,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let script = cmd::root().join("scripts/bench_torch.py");
     println!("| mode | setting | PyTorch img/s | resnext img/s | ratio (range) | PyTorch peak RSS MiB | resnext peak RSS MiB |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for mode in ["train", "eval"] {
+    for mode in modes {
         for (precision, channels_last) in [("fp32", false), ("fp32", true), ("bf16", true)] {
             let fmt = if channels_last {
                 "channels_last"
@@ -83,24 +92,36 @@ pub fn run(args: &[String]) -> Result<()> {
             ]);
             let (mut t_ours, mut t_theirs, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
             let (mut m_ours, mut m_theirs) = (0f64, 0f64);
-            for round in 0..repeats {
-                let (o, p) = if round % 2 == 0 {
-                    let o = ours.output()?;
-                    (o, theirs.output()?)
-                } else {
-                    let p = theirs.output()?;
-                    (ours.output()?, p)
-                };
-                let (a, b) = (
-                    field(&o, "throughput: ", " img/s", "resnext bench")?,
-                    field(&p, "throughput: ", " img/s", "bench_torch.py")?,
-                );
-                t_ours.push(a);
-                t_theirs.push(b);
-                ratio.push(a / b);
-                m_ours = m_ours.max(field(&o, "peak memory (RSS): ", " MiB", "resnext bench")?);
-                m_theirs =
-                    m_theirs.max(field(&p, "peak memory (RSS): ", " MiB", "bench_torch.py")?);
+            for _ in 0..repeats {
+                // resnext, PyTorch, PyTorch, resnext (ABBA): the sums cancel a drift of the
+                // machine's speed that is linear over the round.
+                let runs = [
+                    ours.output()?,
+                    theirs.output()?,
+                    theirs.output()?,
+                    ours.output()?,
+                ];
+                let mut sums = (0f64, 0f64);
+                for (i, out) in runs.iter().enumerate() {
+                    if i == 0 || i == 3 {
+                        let v = field(out, "throughput: ", " img/s", "resnext bench")?;
+                        sums.0 += v;
+                        m_ours =
+                            m_ours.max(field(out, "peak memory (RSS): ", " MiB", "resnext bench")?);
+                    } else {
+                        let v = field(out, "throughput: ", " img/s", "bench_torch.py")?;
+                        sums.1 += v;
+                        m_theirs = m_theirs.max(field(
+                            out,
+                            "peak memory (RSS): ",
+                            " MiB",
+                            "bench_torch.py",
+                        )?);
+                    }
+                }
+                t_ours.push(sums.0 / 2.0);
+                t_theirs.push(sums.1 / 2.0);
+                ratio.push(sums.0 / sums.1);
             }
             let (lo, hi) = range(&ratio);
             println!(

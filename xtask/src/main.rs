@@ -28,7 +28,7 @@ commands:
   demo               generate a synthetic dataset in data/demo and train configs/demo.toml
   eval [ARGS]        release build, then `resnext eval` (default --run runs/monkeypox)
   plot DIR           draw the training curves, confusion matrix and ROC of a run directory
-  bench [--steps N] [--batch N] [--arch A] [--repeats N]
+  bench [--steps N] [--batch N] [--arch A] [--repeats N] [--mode train|eval]
                      ResNeXt train/eval throughput and memory against PyTorch, side by side
   bench-data [--root DIR] [--epochs N] [--repeats N]
                      the data pipeline against torchvision's DataLoader, side by side
