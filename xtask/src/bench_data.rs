@@ -75,8 +75,8 @@ pub fn run(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("making the 1024x768 copy failed");
     }
-    println!("| photos | transform | torchvision (1 process) img/s | resnext-data 1 thread | resnext-data 2 threads | 2 threads vs torchvision | 1 → 2 threads (range) | two 1-thread processes at once vs one |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| photos | transform | torchvision (1 process) img/s | resnext-data 1 thread | resnext-data 2 threads | 2 threads vs torchvision | 1 → 2 threads (range) | two 1-thread processes at once vs one | cores busy at 2 threads |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (label, dir, epochs) in [
         ("MSLD 224×224", root.as_path(), epochs),
         (
@@ -87,7 +87,7 @@ pub fn run(args: &[String]) -> Result<()> {
     ] {
         for kind in ["eval", "train"] {
             let (mut tv, mut one, mut two) = (Vec::new(), Vec::new(), Vec::new());
-            let mut pair = Vec::new();
+            let (mut pair, mut busy) = (Vec::new(), Vec::new());
             for _ in 0..repeats {
                 let o = Command::new(&python)
                     .arg(&script)
@@ -98,12 +98,14 @@ pub fn run(args: &[String]) -> Result<()> {
                 tv.push(throughput(&o, "torchvision benchmark")?);
                 // 1, 2, 2, 1 threads (ABBA): the ratio of the sums cancels a drift of the
                 // machine's speed that is linear over the round.
-                let run = |threads| {
-                    throughput(&rs(&bin, dir, kind, threads, epochs)?, "resnext data bench")
+                let run = |threads| -> Result<(f64, Option<f64>)> {
+                    let out = rs(&bin, dir, kind, threads, epochs)?;
+                    Ok((throughput(&out, "resnext data bench")?, cores_busy(&out)))
                 };
                 let (a1, a2, b2, b1) = (run(1)?, run(2)?, run(2)?, run(1)?);
-                one.push((a1 + b1) / 2.0);
-                two.push((a2 + b2) / 2.0);
+                one.push((a1.0 + b1.0) / 2.0);
+                two.push((a2.0 + b2.0) / 2.0);
+                busy.extend(a2.1.into_iter().chain(b2.1));
                 // The machine's own ceiling: two independent 1-thread runs at the same time.
                 let other = rs_command(&bin, dir, kind, 1, epochs)
                     .stdout(std::process::Stdio::piped())
@@ -116,8 +118,13 @@ pub fn run(args: &[String]) -> Result<()> {
             let scaling: Vec<f64> = two.iter().zip(&one).map(|(a, b)| a / b).collect();
             let ceiling: Vec<f64> = pair.iter().zip(&one).map(|(a, b)| a / b).collect();
             let (lo, hi) = range(&scaling);
+            let busy = if busy.is_empty() {
+                "n/a".to_string()
+            } else {
+                format!("{:.2}", median(&busy))
+            };
             println!(
-                "| {label} | {kind} | {:.0} | {:.0} | {:.0} | {:.2}× | {:.2}× ({lo:.2}–{hi:.2}) | {:.2}× |",
+                "| {label} | {kind} | {:.0} | {:.0} | {:.0} | {:.2}× | {:.2}× ({lo:.2}–{hi:.2}) | {:.2}× | {busy} |",
                 median(&tv),
                 median(&one),
                 median(&two),
@@ -128,6 +135,15 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `cpu: …, N cores busy, …` figure of a `resnext data bench` run.
+fn cores_busy(out: &std::process::Output) -> Option<f64> {
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        l.strip_prefix("cpu: ")?
+            .split(", ")
+            .find_map(|p| p.strip_suffix(" cores busy")?.parse().ok())
+    })
 }
 
 fn rs(

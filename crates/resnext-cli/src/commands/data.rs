@@ -121,6 +121,7 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
             cfg.shuffle = true;
             cfg.threads = threads;
             let loader = Loader::new(&folder.root, &folder.samples, Transform::new(tc)?, cfg)?;
+            let cpu_start = process_cpu_seconds();
             let start = Instant::now();
             let mut images = 0usize;
             let mut checksum = 0f64;
@@ -132,6 +133,7 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
                 }
             }
             let secs = start.elapsed().as_secs_f64();
+            let cpu = process_cpu_seconds().zip(cpu_start).map(|(b, a)| b - a);
             let threads_used = if threads == 0 {
                 std::thread::available_parallelism()
                     .map(|n| n.get())
@@ -140,8 +142,28 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
                 threads
             };
             println!("images: {images} in {secs:.3} s ({threads_used} threads, transform {transform}, checksum {checksum:.3})");
+            if let Some(cpu) = cpu {
+                // whether the workers were kept busy: CPU seconds over wall seconds
+                println!(
+                    "cpu: {cpu:.2} s, {:.2} cores busy, {:.2} ms of CPU per image",
+                    cpu / secs,
+                    1e3 * cpu / images.max(1) as f64
+                );
+            }
             println!("throughput: {:.1} img/s", images as f64 / secs);
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// User + system CPU time of this process so far (Linux `/proc/self/stat`, in clock ticks of
+/// 1/100 s), or None elsewhere.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // fields after the command name, which is in parentheses and may hold spaces
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
