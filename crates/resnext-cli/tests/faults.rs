@@ -8,13 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-fn rows(dir: &Path) -> Vec<Vec<String>> {
-    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
-    csv.lines()
-        .skip(1)
-        .map(|l| l.split(',').map(str::to_string).collect())
-        .collect()
-}
+use common::metrics_rows as rows;
 
 fn rows_if_any(dir: &Path) -> usize {
     if dir.join("metrics.csv").exists() {

@@ -6,12 +6,7 @@ use common::{ok, run, stderr};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-fn rows(csv: &str) -> Vec<Vec<String>> {
-    csv.lines()
-        .skip(1)
-        .map(|l| l.split(',').map(String::from).collect())
-        .collect()
-}
+use common::csv_rows as rows;
 
 #[test]
 fn a_run_writes_every_artifact_and_eval_agrees_with_predict() {
@@ -228,7 +223,7 @@ fn a_run_killed_mid_epoch_resumes_with_each_epoch_once() {
         "--out",
         straight.to_str().unwrap(),
     ]);
-    let s = rows(&std::fs::read_to_string(straight.join("metrics.csv")).unwrap());
+    let s = common::metrics_rows(&straight);
     for (a, b) in r.iter().zip(&s) {
         for col in [1, 3] {
             let (x, y): (f64, f64) = (a[col].parse().unwrap(), b[col].parse().unwrap());
@@ -241,7 +236,7 @@ fn a_run_killed_mid_epoch_resumes_with_each_epoch_once() {
     }
     // resuming a finished run with more epochs extends it
     ok(&["train", "--resume", out.to_str().unwrap(), "--epochs", "4"]);
-    let ext = rows(&std::fs::read_to_string(out.join("metrics.csv")).unwrap());
+    let ext = common::metrics_rows(&out);
     assert_eq!(ext.len(), 4);
 }
 

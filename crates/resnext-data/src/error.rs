@@ -14,6 +14,8 @@ pub enum DataError {
     SingleClass { root: PathBuf, class: String },
     #[error("class folder {0} has no images")]
     EmptyClass(PathBuf),
+    #[error("class folder {0} has a name that is not valid UTF-8 (class names are written to JSON and checkpoints)")]
+    NonUtf8Class(PathBuf),
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,

@@ -361,7 +361,6 @@ impl Shared {
         indices: &[usize],
     ) -> Result<Batch, DataError> {
         let [h, w] = self.transform.size();
-        let per = 3 * h as usize * w as usize;
         let n = indices.len();
         let cfg = &self.config;
         let shape = |n: usize| match cfg.layout {
@@ -369,63 +368,31 @@ impl Shared {
             Layout::Nhwc => (n, h as usize, w as usize, 3),
         };
         let seed = cfg.seed;
-        let work = |i: usize| -> Result<RgbImage, DataError> {
-            let img = self.image(i)?;
-            let mut rng = Transform::sample_rng(seed, epoch, i as u64);
-            Ok(self.transform.apply_u8(&img, &mut rng))
-        };
         let mut skipped = Vec::new();
         let mut keep = vec![true; n];
         let (images, kept_n) = match cfg.pixels {
             PixelType::F32 => {
-                let mut buf = self.recycle_rx.try_recv().unwrap_or_default();
-                buf.resize(n * per, 0.0);
-                let results: Vec<Result<(), DataError>> = self.pool.install(|| {
-                    buf.par_chunks_mut(per)
-                        .zip(indices.par_iter())
-                        .map(|(slot, &i)| {
-                            let img = work(i)?;
-                            // the stream continues after apply_u8's draws, for random erasing
-                            let mut rng = Transform::sample_rng(seed, epoch, i as u64);
-                            rng = Rng::keyed(rng.next_u64(), &[0xe5]);
-                            self.transform.write_f32(&img, slot, cfg.layout, &mut rng);
-                            Ok(())
-                        })
-                        .collect()
-                });
-                self.settle(results, indices, &mut keep, &mut skipped)?;
-                let kept = compact(&mut buf, per, &keep);
-                (
-                    BatchImages::F32(
-                        Array4::from_shape_vec(shape(kept), buf).expect("buffer size matches"),
-                    ),
-                    kept,
-                )
+                let buf = self.recycle_rx.try_recv().unwrap_or_default();
+                let (a, kept) = self.build(
+                    buf,
+                    (epoch, indices),
+                    shape,
+                    &mut keep,
+                    &mut skipped,
+                    |t, img, slot, rng| t.write_f32(img, slot, cfg.layout, rng),
+                )?;
+                (BatchImages::F32(a), kept)
             }
             PixelType::U8 => {
-                let mut buf = vec![0u8; n * per];
-                let results: Vec<Result<(), DataError>> = self.pool.install(|| {
-                    buf.par_chunks_mut(per)
-                        .zip(indices.par_iter())
-                        .map(|(slot, &i)| {
-                            let img = work(i)?;
-                            let mut rng = Rng::keyed(
-                                Transform::sample_rng(seed, epoch, i as u64).next_u64(),
-                                &[0xe5],
-                            );
-                            self.transform.write_u8(&img, slot, cfg.layout, &mut rng);
-                            Ok(())
-                        })
-                        .collect()
-                });
-                self.settle(results, indices, &mut keep, &mut skipped)?;
-                let kept = compact(&mut buf, per, &keep);
-                (
-                    BatchImages::U8(
-                        Array4::from_shape_vec(shape(kept), buf).expect("buffer size matches"),
-                    ),
-                    kept,
-                )
+                let (a, kept) = self.build(
+                    Vec::new(),
+                    (epoch, indices),
+                    shape,
+                    &mut keep,
+                    &mut skipped,
+                    |t, img, slot, rng| t.write_u8(img, slot, cfg.layout, rng),
+                )?;
+                (BatchImages::U8(a), kept)
             }
         };
         let kept_indices: Vec<usize> = indices
@@ -461,6 +428,45 @@ impl Shared {
             layout: cfg.layout,
             recycle,
         })
+    }
+
+    /// Decodes and transforms each sample of the batch into its slot of `buf` (resized to fit) on
+    /// the pool, applies the bad-image policy, and shapes the kept slots as the batch array.
+    fn build<T: Copy + Default + Send>(
+        &self,
+        mut buf: Vec<T>,
+        (epoch, indices): (u64, &[usize]),
+        shape: impl Fn(usize) -> (usize, usize, usize, usize),
+        keep: &mut [bool],
+        skipped: &mut Vec<(PathBuf, String)>,
+        write: impl Fn(&Transform, &RgbImage, &mut [T], &mut Rng) + Sync,
+    ) -> Result<(Array4<T>, usize), DataError> {
+        let [h, w] = self.transform.size();
+        let per = 3 * h as usize * w as usize;
+        let seed = self.config.seed;
+        buf.resize(indices.len() * per, T::default());
+        let results: Vec<Result<(), DataError>> = self.pool.install(|| {
+            buf.par_chunks_mut(per)
+                .zip(indices.par_iter())
+                .map(|(slot, &i)| {
+                    let img = self.image(i)?;
+                    let img = self
+                        .transform
+                        .apply_u8(&img, &mut Transform::sample_rng(seed, epoch, i as u64));
+                    // a stream of its own for the stages after the u8 ones (random erasing)
+                    let mut rng = Rng::keyed(
+                        Transform::sample_rng(seed, epoch, i as u64).next_u64(),
+                        &[0xe5],
+                    );
+                    write(&self.transform, &img, slot, &mut rng);
+                    Ok(())
+                })
+                .collect()
+        });
+        self.settle(results, indices, keep, skipped)?;
+        let kept = compact(&mut buf, per, keep);
+        let array = Array4::from_shape_vec(shape(kept), buf).expect("buffer size matches");
+        Ok((array, kept))
     }
 
     fn settle(

@@ -78,9 +78,10 @@ pub fn scan(root: &Path) -> Result<ImageFolder, DataError> {
             .map(|m| m.is_dir())
             .unwrap_or(false);
         if is_dir {
-            classes.push(name.into_string().map_err(|n| {
-                DataError::InvalidSplit(format!("class folder name {n:?} is not valid UTF-8"))
-            })?);
+            classes.push(
+                name.into_string()
+                    .map_err(|_| DataError::NonUtf8Class(entry.path()))?,
+            );
         } else {
             ignored.push(PathBuf::from(name));
         }

@@ -302,3 +302,26 @@ fn bad_split_settings_are_errors() {
     .split(&f)
     .is_err());
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn non_utf8_class_folder_is_a_named_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    common::make_folder(dir.path(), &["a", "b"], 2, (8, 8));
+    let bad = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9 latin-1"));
+    std::fs::create_dir(&bad).unwrap();
+    let err = scan(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, DataError::NonUtf8Class(ref p) if *p == bad),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("not valid UTF-8") && msg.contains("latin-1"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'));
+}

@@ -84,3 +84,19 @@ pub fn synth(dir: &Path, per_class: usize) -> PathBuf {
     ]);
     out
 }
+
+/// The fields of each row of `metrics.csv` text, header left out.
+pub fn csv_rows(csv: &str) -> Vec<Vec<String>> {
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect()
+}
+
+/// The rows of a run directory's `metrics.csv`.
+pub fn metrics_rows(run: &Path) -> Vec<Vec<String>> {
+    let path = run.join("metrics.csv");
+    let csv = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    csv_rows(&csv)
+}
