@@ -11,7 +11,8 @@ use crate::{cmd, setup};
 use anyhow::{bail, Context, Result};
 use std::process::{Command, Output};
 
-fn field(out: &Output, prefix: &str, suffix: &str, what: &str) -> Result<f64> {
+/// The number between `prefix` and `suffix` on a line of a successful run's stdout.
+pub(crate) fn field(out: &Output, prefix: &str, suffix: &str, what: &str) -> Result<f64> {
     if !out.status.success() {
         bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
     }

@@ -6,6 +6,7 @@
 //! same model, batch and precision on ready-made tensors (before and after, averaged, so a linear
 //! drift of the machine cancels). Prints how much longer the epoch took than its steps alone.
 
+use crate::bench::field;
 use crate::stats::median;
 use crate::{cmd, setup};
 use anyhow::{bail, Context, Result};
@@ -13,24 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const EPOCHS: usize = 2;
-
-fn last_line_value(out: &std::process::Output, prefix: &str, what: &str) -> Result<f64> {
-    if !out.status.success() {
-        bail!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .rev()
-        .find_map(|l| {
-            l.strip_prefix(prefix)
-                .and_then(|r| r.strip_suffix(" img/s"))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .with_context(|| format!("{what} printed no `{prefix}` line"))
-}
 
 /// (images/s of the training phase, data wait in s) of the last epoch.
 fn last_epoch(run: &Path) -> Result<(f64, f64)> {
@@ -131,7 +114,7 @@ pub fn run(args: &[String]) -> Result<()> {
             if channels_last {
                 c.arg("--channels-last");
             }
-            last_line_value(&c.output()?, "throughput: ", "resnext bench")
+            field(&c.output()?, "throughput: ", " img/s", "resnext bench")
         };
         let (mut alone, mut epoch, mut longer) = (Vec::new(), Vec::new(), Vec::new());
         let (mut waits, mut phases) = (Vec::new(), Vec::new());
