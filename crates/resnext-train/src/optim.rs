@@ -2,6 +2,8 @@
 //! AdamW (Loshchilov & Hutter 2019) and SGD with momentum/Nesterov, following PyTorch's update
 //! rules. Weight decay can leave BatchNorm parameters and biases (every 1-D tensor) alone.
 
+mod fused;
+
 use crate::config::{OptimSection, OptimizerKind};
 use crate::error::TrainError;
 use tch::{Kind, Tensor};
@@ -36,6 +38,14 @@ pub struct Optimizer {
     slots: Vec<Slot>,
     /// Steps taken (Adam's bias correction uses it).
     pub step: i64,
+    /// Threads of the fused Adam update, made at the first step with libtorch's thread count
+    /// (the update runs between backward and forward, when libtorch's own pool is idle);
+    /// `Some(None)` when no pool could be made, and the update runs on the calling thread.
+    pool: Option<Option<rayon::ThreadPool>>,
+    /// Whether Adam may use the fused CPU kernel (on by default).
+    fuse: bool,
+    /// Parameters the fused kernel updated in the last step.
+    fused_last: usize,
 }
 
 impl std::fmt::Debug for Optimizer {
@@ -72,7 +82,16 @@ impl Optimizer {
             cfg: cfg.clone(),
             slots,
             step: 0,
+            pool: None,
+            fuse: true,
+            fused_last: 0,
         }
+    }
+
+    /// Turns the fused CPU Adam kernel on or off (it is on by default; off, every parameter takes
+    /// the kernel-by-kernel path that other devices use). For comparisons and benchmarks.
+    pub fn set_fused(&mut self, on: bool) {
+        self.fuse = on;
     }
 
     /// Forgets the gradients of the last step.
@@ -143,6 +162,9 @@ impl Optimizer {
         let t = self.step as f64;
         let c = &self.cfg;
         let wd = c.weight_decay;
+        // Parameters the fused kernel takes, with the gradients they read kept alive until it ran.
+        let mut fused_ops = Vec::new();
+        let mut alive = Vec::new();
         tch::no_grad(|| {
             for s in &mut self.slots {
                 let Some(g) = s.grad() else {
@@ -152,25 +174,46 @@ impl Optimizer {
                 let decay = if s.decay { wd } else { 0.0 };
                 match c.name {
                     OptimizerKind::Adam | OptimizerKind::AdamW => {
-                        if c.name == OptimizerKind::AdamW && decay > 0.0 {
+                        let adamw = c.name == OptimizerKind::AdamW;
+                        let (b1, b2) = (c.betas[0], c.betas[1]);
+                        let step_size = lr / (1.0 - b1.powf(t));
+                        let sqrt_bc2 = (1.0 - b2.powf(t)).sqrt();
+                        let m = s.exp_avg.get_or_insert_with(|| s.param.zeros_like());
+                        let v = s.exp_avg_sq.get_or_insert_with(|| s.param.zeros_like());
+                        let constants = fused::AdamStep {
+                            beta1: b1 as f32,
+                            beta2: b2 as f32,
+                            eps: c.eps as f32,
+                            step_size: step_size as f32,
+                            inv_sqrt_bc2: (1.0 / sqrt_bc2) as f32,
+                            l2: if adamw { 0.0 } else { decay as f32 },
+                            decoupled: if adamw {
+                                (1.0 - lr * decay) as f32
+                            } else {
+                                1.0
+                            },
+                        };
+                        let fusable = self
+                            .fuse
+                            .then(|| fused::Operands::new(&s.param, &g, m, v, constants));
+                        if let Some(op) = fusable.flatten() {
+                            fused_ops.push(op);
+                            alive.push(g);
+                            continue;
+                        }
+                        if adamw && decay > 0.0 {
                             let _ = s.param.f_mul_scalar_(1.0 - lr * decay);
                         } else if decay > 0.0 {
                             g = g + &s.param * decay;
                         }
-                        let (b1, b2) = (c.betas[0], c.betas[1]);
                         // PyTorch's single-tensor Adam, with the constants folded so that the
                         // update is 7 kernels and 2 temporaries per parameter:
                         // m ← lerp(m, g, 1-β1); v ← lerp(v, g², 1-β2);
                         // p ← p + m / ((√v/√bc2 + eps) · (-bc1/lr)).
-                        let m = s.exp_avg.get_or_insert_with(|| s.param.zeros_like());
                         let _ = m.f_lerp_(&g, 1.0 - b1);
-                        let v = s.exp_avg_sq.get_or_insert_with(|| s.param.zeros_like());
                         let _ = v.f_lerp_(&(&g * &g), 1.0 - b2);
-                        let bc1 = 1.0 - b1.powf(t);
-                        let bc2 = 1.0 - b2.powf(t);
-                        let step_size = lr / bc1;
                         let mut denom = v.sqrt();
-                        let _ = denom.f_mul_scalar_(-1.0 / (bc2.sqrt() * step_size));
+                        let _ = denom.f_mul_scalar_(-1.0 / (sqrt_bc2 * step_size));
                         let _ = denom.f_add_scalar_(-c.eps / step_size);
                         let _ = s.param.f_addcdiv_(m, &denom);
                     }
@@ -202,6 +245,18 @@ impl Optimizer {
                 }
             }
         });
+        self.fused_last = fused_ops.len();
+        if !fused_ops.is_empty() {
+            let pool = self.pool.get_or_insert_with(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(tch::get_num_threads().max(1) as usize)
+                    .thread_name(|i| format!("resnext-optim-{i}"))
+                    .build()
+                    .ok()
+            });
+            fused::run(pool.as_ref(), &fused_ops);
+        }
+        drop(alive);
         // Spent: freeing them now keeps them out of the next forward pass's peak memory.
         for s in &mut self.slots {
             s.grad = None;
@@ -265,7 +320,7 @@ mod tests {
 
     /// Three steps on loss = Σ c·w + ½ Σ w² (gradient c + w) against the textbook update rules
     /// (PyTorch's `torch.optim` definitions) computed in f64.
-    fn run(kind: OptimizerKind, weight_decay: f64, nesterov: bool) {
+    fn run(kind: OptimizerKind, weight_decay: f64, nesterov: bool, fuse: bool) {
         let cfg = OptimSection {
             name: kind,
             weight_decay,
@@ -279,6 +334,7 @@ mod tests {
         let w = Tensor::from_slice(&w0.map(|x| x as f32)).set_requires_grad(true);
         let ct = Tensor::from_slice(&c.map(|x| x as f32));
         let mut opt = Optimizer::new(&cfg, vec![("w".into(), w.shallow_clone())]);
+        opt.set_fused(fuse);
         let lr = 0.05;
         let (mut rw, mut m, mut v, mut buf) = (w0, [0.0; 4], [0.0; 4], [0.0; 4]);
         let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
@@ -309,7 +365,7 @@ mod tests {
             for i in 0..4 {
                 assert!(
                     (got[i] as f64 - rw[i]).abs() < 1e-5,
-                    "{kind:?} step {t} w[{i}]: {} vs {}",
+                    "{kind:?} (fused {fuse}) step {t} w[{i}]: {} vs {}",
                     got[i],
                     rw[i]
                 );
@@ -319,11 +375,54 @@ mod tests {
 
     #[test]
     fn updates_follow_the_textbook_rules() {
-        run(OptimizerKind::Adam, 0.0, false);
-        run(OptimizerKind::Adam, 0.1, false);
-        run(OptimizerKind::AdamW, 0.1, false);
-        run(OptimizerKind::Sgd, 0.0, false);
-        run(OptimizerKind::Sgd, 0.01, true);
+        for fuse in [true, false] {
+            run(OptimizerKind::Adam, 0.0, false, fuse);
+            run(OptimizerKind::Adam, 0.1, false, fuse);
+            run(OptimizerKind::AdamW, 0.1, false, fuse);
+        }
+        run(OptimizerKind::Sgd, 0.0, false, true);
+        run(OptimizerKind::Sgd, 0.01, true, true);
+    }
+
+    /// The fused kernel and the kernel-by-kernel path give the same parameters and moments on a
+    /// channels-last 4-D weight large enough to be split across threads, with weight decay.
+    #[test]
+    fn fused_and_unfused_adam_agree() {
+        for kind in [OptimizerKind::Adam, OptimizerKind::AdamW] {
+            let cfg = OptimSection {
+                name: kind,
+                weight_decay: 0.05,
+                ..toml::from_str("").unwrap()
+            };
+            tch::manual_seed(3);
+            // 147,456 elements: three work items of the fused kernel
+            let w0 = Tensor::randn([256, 64, 3, 3], (Kind::Float, tch::Device::Cpu));
+            let w0 = crate::precision::to_channels_last(&w0);
+            let x = Tensor::randn([256, 64, 3, 3], (Kind::Float, tch::Device::Cpu));
+            let mut out = Vec::new();
+            for fuse in [true, false] {
+                let w = w0.copy().set_requires_grad(true);
+                let mut opt = Optimizer::new(&cfg, vec![("w".into(), w.shallow_clone())]);
+                opt.set_fused(fuse);
+                for _ in 0..3 {
+                    let loss = (&w * &x).sin().sum(Kind::Float);
+                    opt.backward(&loss).unwrap();
+                    opt.step(0.01);
+                    assert_eq!(opt.fused_last, usize::from(fuse));
+                }
+                let m = opt.slots[0].exp_avg.as_ref().unwrap().copy();
+                out.push((w.detach(), m));
+            }
+            let (a, b) = (&out[0], &out[1]);
+            let dw = (&a.0 - &b.0).abs().max().double_value(&[]);
+            let dm = (&a.1 - &b.1).abs().max().double_value(&[]);
+            assert!(
+                dw < 1e-6 && dm < 1e-6,
+                "{kind:?}: weights differ by {dw}, moments by {dm}"
+            );
+            let moved = (&a.0 - &w0).abs().max().double_value(&[]);
+            assert!(moved > 1e-3, "{kind:?}: the weights did not move ({moved})");
+        }
     }
 
     #[test]
