@@ -6,6 +6,7 @@
 //! are medians of the rounds' means, the ratio is the median of the per-round ratios (range in
 //! brackets), peak memory the largest seen.
 
+use crate::args::Flags;
 use crate::stats::{median, range};
 use crate::{cmd, setup};
 use anyhow::{bail, Context, Result};
@@ -27,32 +28,23 @@ pub(crate) fn field(out: &Output, prefix: &str, suffix: &str, what: &str) -> Res
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let (mut steps, mut batch, mut arch) = (3usize, 16usize, "resnext50_32x4d".to_string());
-    let mut repeats = 3usize;
-    let mut modes = vec!["train", "eval"];
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().with_context(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "--steps" => steps = val()?.parse().context("--steps")?,
-            "--batch" => batch = val()?.parse().context("--batch")?,
-            "--arch" => arch = val()?.clone(),
-            "--repeats" => repeats = val()?.parse().context("--repeats")?,
-            "--mode" => {
-                modes = match val()?.as_str() {
-                    "train" => vec!["train"],
-                    "eval" => vec!["eval"],
-                    other => bail!("unknown --mode `{other}` (expected train or eval)"),
-                }
-            }
-            other => bail!(
-                "unknown argument `{other}` (expected --steps N, --batch N, --arch A, --repeats N, --mode train|eval)"
-            ),
-        }
-    }
-    if steps == 0 || batch == 0 || repeats == 0 {
-        bail!("--steps, --batch and --repeats must be at least 1");
-    }
+    let flags = Flags::parse(
+        args,
+        &["--steps", "--batch", "--arch", "--repeats", "--mode"],
+    )?;
+    let steps = flags.count("--steps", 3)?;
+    let batch = flags.count("--batch", 16)?;
+    let repeats = flags.count("--repeats", 3)?;
+    let arch = flags
+        .text("--arch")
+        .unwrap_or("resnext50_32x4d")
+        .to_string();
+    let modes = match flags.text("--mode") {
+        None => vec!["train", "eval"],
+        Some("train") => vec!["train"],
+        Some("eval") => vec!["eval"],
+        Some(other) => bail!("unknown --mode `{other}` (expected train or eval)"),
+    };
     setup::run(&[])?;
     let python = setup::ensure_python_packages(&["torchvision==0.28.0"])?;
     let bin = cmd::build_cli_release()?;

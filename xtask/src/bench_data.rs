@@ -5,10 +5,11 @@
 //! and 1 threads back to back (the means of the two runs of each cancel a linear drift); ratios are medians of the per-round ratios (with their range), so the
 //! slow drifts of a shared VM cancel within a round instead of picking outliers.
 
+use crate::args::Flags;
 use crate::stats::{median, range};
 use crate::{cmd, setup};
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 fn throughput(out: &std::process::Output, what: &str) -> Result<f64> {
@@ -27,39 +28,10 @@ fn throughput(out: &std::process::Output, what: &str) -> Result<f64> {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let mut root: Option<PathBuf> = None;
-    let mut epochs = 20usize;
-    let mut repeats = 5usize;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--root" => root = Some(PathBuf::from(it.next().context("--root needs a folder")?)),
-            "--epochs" => {
-                epochs = it
-                    .next()
-                    .context("--epochs needs a number")?
-                    .parse()
-                    .context("--epochs")?
-            }
-            "--repeats" => {
-                repeats = it
-                    .next()
-                    .context("--repeats needs a number")?
-                    .parse()
-                    .context("--repeats")?
-            }
-            other => {
-                bail!("unknown argument `{other}` (expected --root DIR, --epochs N, --repeats N)")
-            }
-        }
-    }
-    if repeats == 0 || epochs == 0 {
-        bail!("--epochs and --repeats must be at least 1");
-    }
-    let root = root.unwrap_or_else(|| cmd::root().join("../shared/datasets/msld-original"));
-    if !root.is_dir() {
-        bail!("{} is not a folder; pass --root DIR", root.display());
-    }
+    let flags = Flags::parse(args, &["--root", "--epochs", "--repeats"])?;
+    let epochs = flags.count("--epochs", 20)?;
+    let repeats = flags.count("--repeats", 5)?;
+    let root = flags.photos_root()?;
     setup::run(&[])?;
     let python = setup::ensure_python_packages(&["torchvision==0.28.0"])?;
     let bin = cmd::build_cli_release()?;

@@ -6,11 +6,12 @@
 //! same model, batch and precision on ready-made tensors (before and after, averaged, so a linear
 //! drift of the machine cancels). Prints how much longer the epoch took than its steps alone.
 
+use crate::args::Flags;
 use crate::bench::field;
 use crate::stats::median;
 use crate::{cmd, setup};
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const EPOCHS: usize = 2;
@@ -39,29 +40,9 @@ fn last_epoch(run: &Path) -> Result<(f64, f64)> {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let mut root: Option<PathBuf> = None;
-    let mut repeats = 1usize;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--root" => root = Some(PathBuf::from(it.next().context("--root needs a folder")?)),
-            "--repeats" => {
-                repeats = it
-                    .next()
-                    .context("--repeats needs a number")?
-                    .parse()
-                    .context("--repeats")?
-            }
-            other => bail!("unknown argument `{other}` (expected --root DIR, --repeats N)"),
-        }
-    }
-    if repeats == 0 {
-        bail!("--repeats must be at least 1");
-    }
-    let root = root.unwrap_or_else(|| cmd::root().join("../shared/datasets/msld-original"));
-    if !root.is_dir() {
-        bail!("{} is not a folder; pass --root DIR", root.display());
-    }
+    let flags = Flags::parse(args, &["--root", "--repeats"])?;
+    let repeats = flags.count("--repeats", 1)?;
+    let root = flags.photos_root()?;
     setup::run(&[])?;
     let bin = cmd::build_cli_release()?;
     let config = cmd::root().join("configs/overlap.toml");

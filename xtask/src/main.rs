@@ -1,6 +1,7 @@
 //! Project automation (`cargo xtask <command>`), in the style of rust-analyzer's xtask: one
 //! module per command, no libtorch dependency, so it builds before libtorch exists.
 
+mod args;
 mod bench;
 mod bench_data;
 mod bench_overlap;
