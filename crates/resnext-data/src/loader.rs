@@ -288,7 +288,10 @@ impl Loader {
         // Several batches are built at once on the pool, so that workers that finish their part
         // of one batch start on the next instead of waiting at the batch's end; they are handed
         // out in order.
-        let in_flight = self.shared.config.prefetch.max(2);
+        // Two more than the prefetch depth: while the prefetch thread waits to be scheduled (both
+        // cores busy with workers), the workers still find queued images (1.93 → 1.96–1.98 cores
+        // busy with 2 threads on 224 px photos, docs/data-pipeline.md). Each holds one buffer.
+        let in_flight = self.shared.config.prefetch.max(2) + 2;
         let handle = std::thread::Builder::new()
             .name("resnext-prefetch".into())
             .spawn(move || {
