@@ -1,9 +1,13 @@
-//! `cargo xtask bench-data [--root DIR] [--epochs N]`: the data pipeline against torchvision's
-//! ImageFolder + single-process DataLoader, side by side in one run, on the given photos and on a
-//! 1024×768 re-encoding of them (where decoding dominates). Prints a Markdown table: throughputs
-//! are medians of `--repeats` rounds (default 5), each round running torchvision, then 1, 2, 2
-//! and 1 threads back to back (the means of the two runs of each cancel a linear drift); ratios are medians of the per-round ratios (with their range), so the
-//! slow drifts of a shared VM cancel within a round instead of picking outliers.
+//! `cargo xtask bench-data [--root DIR] [--epochs N] [--repeats N]`: the data pipeline against
+//! torchvision's ImageFolder + single-process DataLoader, side by side in one run, on the given
+//! photos and on a 1024×768 re-encoding of them (where decoding dominates). Prints a Markdown
+//! table: throughputs are medians of `--repeats` rounds (default 5), each round running
+//! torchvision, then 1, 2, 2 and 1 threads back to back (the means of the two runs of each cancel
+//! a linear drift), then two 1-thread runs at once (the machine's own ceiling); ratios are medians
+//! of the per-round ratios (with their range), so the slow drifts of a shared VM cancel within a
+//! round instead of picking outliers. resnext runs `--epochs` passes (default 60) over the given
+//! photos and a tenth of them over the large ones; torchvision, several times slower, a third of
+//! each, so that its runs take about as long as ours and a round stays short.
 
 use crate::args::Flags;
 use crate::stats::{median, range};
@@ -29,7 +33,7 @@ fn throughput(out: &std::process::Output, what: &str) -> Result<f64> {
 
 pub fn run(args: &[String]) -> Result<()> {
     let flags = Flags::parse(args, &["--root", "--epochs", "--repeats"])?;
-    let epochs = flags.count("--epochs", 20)?;
+    let epochs = flags.count("--epochs", 60)?;
     let repeats = flags.count("--repeats", 5)?;
     let root = flags.photos_root()?;
     setup::run(&[])?;
@@ -54,7 +58,7 @@ pub fn run(args: &[String]) -> Result<()> {
         (
             "MSLD re-encoded 1024×768",
             large.as_path(),
-            (epochs / 5).max(1),
+            (epochs / 10).max(1),
         ),
     ] {
         for kind in ["eval", "train"] {
@@ -65,7 +69,7 @@ pub fn run(args: &[String]) -> Result<()> {
                     .arg(&script)
                     .arg(dir)
                     .arg(kind)
-                    .arg(epochs.to_string())
+                    .arg((epochs / 3).max(1).to_string())
                     .output()?;
                 tv.push(throughput(&o, "torchvision benchmark")?);
                 // 1, 2, 2, 1 threads (ABBA): the ratio of the sums cancels a drift of the
