@@ -90,10 +90,18 @@ impl Operands {
         if !all.iter().all(|t| dense_f32_cpu(t)) {
             return None;
         }
-        let (size, stride) = (p.size(), p.stride());
+        // same shape, and the same strides where they matter (dims of size 1 have any stride)
+        let layout = |t: &Tensor| -> Vec<(i64, i64)> {
+            t.size()
+                .into_iter()
+                .zip(t.stride())
+                .filter(|&(size, _)| size != 1)
+                .collect()
+        };
+        let want = layout(p);
         if all[1..]
             .iter()
-            .any(|t| t.size() != size || t.stride() != stride)
+            .any(|t| t.size() != p.size() || layout(t) != want)
         {
             return None;
         }
@@ -218,5 +226,12 @@ mod tests {
             Operands::new(&p, &gt, &m, &v, step()).is_none(),
             "strides differ"
         );
+        // a 1×1 convolution weight stored channels-last has the same memory order as its
+        // contiguous gradient: only the strides of the size-1 dims differ
+        let w = Tensor::zeros([8, 4, 1, 1], (Kind::Float, Device::Cpu));
+        let w_cl = w.as_strided([8, 4, 1, 1], [4, 1, 4, 4], None);
+        assert_ne!(w_cl.stride(), w.stride());
+        let (m, v) = (w_cl.zeros_like(), w_cl.zeros_like());
+        assert!(Operands::new(&w_cl, &w.ones_like(), &m, &v, step()).is_some());
     }
 }
