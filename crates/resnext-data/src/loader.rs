@@ -323,11 +323,16 @@ impl Loader {
                 for p in pending {
                     let _ = p.recv();
                 }
-            })
-            .expect("spawning the prefetch thread");
-        EpochIter {
-            rx: Some(rx),
-            handle: Some(handle),
+            });
+        match handle {
+            Ok(handle) => EpochIter {
+                rx: Some(rx),
+                handle: Some(handle),
+            },
+            // No thread to spare: the iteration yields that error instead of panicking.
+            Err(e) => EpochIter::failed(DataError::InvalidLoader(format!(
+                "cannot start the prefetch thread: {e}"
+            ))),
         }
     }
 
@@ -523,6 +528,18 @@ impl std::fmt::Debug for EpochIter {
     }
 }
 
+impl EpochIter {
+    /// An iteration whose only item is `err`.
+    fn failed(err: DataError) -> Self {
+        let (tx, rx) = bounded(1);
+        let _ = tx.send(Err(err));
+        Self {
+            rx: Some(rx),
+            handle: None,
+        }
+    }
+}
+
 impl Iterator for EpochIter {
     type Item = Result<Batch, DataError>;
     fn next(&mut self) -> Option<Self::Item> {
@@ -537,5 +554,19 @@ impl Drop for EpochIter {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// When the prefetch thread cannot start, the iteration reports it once and ends.
+    #[test]
+    fn a_failed_start_yields_one_error() {
+        let mut it = EpochIter::failed(DataError::InvalidLoader("no threads".into()));
+        let first = it.next().expect("one item");
+        assert!(first.is_err_and(|e| e.to_string().contains("no threads")));
+        assert!(it.next().is_none());
     }
 }
