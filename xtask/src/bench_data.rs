@@ -11,24 +11,14 @@
 
 use crate::args::Flags;
 use crate::stats::{median, range};
-use crate::{cmd, setup};
-use anyhow::{bail, Context, Result};
+use crate::{bench, cmd, setup};
+use anyhow::{bail, Result};
 use std::path::Path;
 use std::process::Command;
 
+/// The `throughput: N img/s` figure of a run (resnext's or the torchvision script's).
 fn throughput(out: &std::process::Output, what: &str) -> Result<f64> {
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    text.lines()
-        .rev()
-        .find_map(|l| {
-            l.strip_prefix("throughput: ")
-                .and_then(|r| r.strip_suffix(" img/s"))
-                .and_then(|n| n.parse().ok())
-        })
-        .with_context(|| format!("{what} printed no throughput line"))
+    bench::field(out, "throughput: ", " img/s", what)
 }
 
 pub fn run(args: &[String]) -> Result<()> {
