@@ -240,4 +240,8 @@ pub struct BenchArgs {
     pub threads: usize,
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Diagnostic: skip `batchnorm` and/or `relu` (comma-separated) to measure what the rest of
+    /// a step costs. The network is not a real ResNeXt then.
+    #[arg(long, default_value = "none")]
+    pub ablate: String,
 }

@@ -266,6 +266,23 @@ fn every_command_refuses_bad_input_in_one_line() {
             vec!["data".into(), "stats".into(), "--root".into(), s(&text)],
             "notes.txt",
         ),
+        (
+            vec![
+                "bench".into(),
+                "train".into(),
+                "--arch".into(),
+                "custom".into(),
+                "--layers".into(),
+                "1,1,1,1".into(),
+                "--groups".into(),
+                "2".into(),
+                "--width-per-group".into(),
+                "4".into(),
+                "--ablate".into(),
+                "dropout".into(),
+            ],
+            "dropout",
+        ),
     ];
     for (args, needle) in cases {
         let o = common::bin().args(&args).output().unwrap();

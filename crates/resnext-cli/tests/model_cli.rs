@@ -1,4 +1,4 @@
-//! `resnext summary` and `resnext predict --weights`.
+//! `resnext summary`, `resnext predict --weights` and `resnext bench`.
 
 mod common;
 
@@ -106,4 +106,48 @@ fn predict_with_torchvision_weights_matches_the_model_in_process() {
 
 fn resnext_cli_argmax(v: &[f64]) -> usize {
     (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b })
+}
+
+#[test]
+fn bench_reports_throughput_and_peak_memory_and_names_an_ablation() {
+    let tiny = [
+        "--arch",
+        "custom",
+        "--layers",
+        "1,1,1,1",
+        "--groups",
+        "2",
+        "--width-per-group",
+        "4",
+        "--batch",
+        "2",
+        "--image-size",
+        "32",
+        "--steps",
+        "2",
+    ];
+    for (mode, extra) in [("train", vec!["--channels-last"]), ("eval", vec![])] {
+        let mut args = vec!["bench", mode];
+        args.extend(tiny);
+        args.extend(extra);
+        let out = ok(&args);
+        assert!(out.contains("peak memory (RSS): "), "{out}");
+        assert!(
+            out.lines().last().unwrap().starts_with("throughput: "),
+            "{out}"
+        );
+        assert!(!out.contains("ablated"), "{out}");
+    }
+    let mut args = vec!["bench", "train"];
+    args.extend(tiny);
+    args.extend(["--precision", "bf16", "--ablate", "relu,batchnorm"]);
+    let out = ok(&args);
+    assert!(
+        out.contains("ablated: batchnorm,relu skipped (a diagnostic network, not a ResNeXt)"),
+        "{out}"
+    );
+    assert!(
+        out.lines().last().unwrap().starts_with("throughput: "),
+        "{out}"
+    );
 }

@@ -2,6 +2,7 @@
 //! stride (ResNet v1.5, as torchvision), 1×1 expand, and a projection shortcut `downsample` only
 //! where the shape changes (He et al. 2016, option B).
 
+use crate::ablation::Ablation;
 use crate::layers::{BatchNorm2d, Conv2d, ConvSpec};
 use tch::{nn, Tensor};
 
@@ -28,6 +29,7 @@ pub struct Bottleneck {
     conv3: Conv2d,
     bn3: BatchNorm2d,
     downsample: Option<(Conv2d, BatchNorm2d)>,
+    ablation: Ablation,
 }
 
 impl Bottleneck {
@@ -59,30 +61,31 @@ impl Bottleneck {
             conv3,
             bn3,
             downsample,
+            ablation: Ablation::default(),
         }
+    }
+
+    /// Skips BatchNorm and/or ReLU for a diagnostic measurement (see [`Ablation`]).
+    pub fn set_ablation(&mut self, ablation: Ablation) {
+        self.ablation = ablation;
     }
 
     /// ReLUs and the residual addition work in place, as torchvision's `inplace=True` modules
     /// do: BatchNorm's and addition's backward never read their outputs, and it saves one
     /// activation-sized tensor and one pass over it per ReLU.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let h = relu_(self.bn1.forward_t(&self.conv1.forward(xs), train));
-        let h = relu_(self.bn2.forward_t(&self.conv2.forward(&h), train));
-        let mut h = self.bn3.forward_t(&self.conv3.forward(&h), train);
+        let a = &self.ablation;
+        let h = a.relu_(a.batchnorm(&self.bn1, self.conv1.forward(xs), train));
+        let h = a.relu_(a.batchnorm(&self.bn2, self.conv2.forward(&h), train));
+        let mut h = a.batchnorm(&self.bn3, self.conv3.forward(&h), train);
         match &self.downsample {
             Some((conv, bn)) => {
-                let _ = h.f_add_(&bn.forward_t(&conv.forward(xs), train));
+                let _ = h.f_add_(&a.batchnorm(bn, conv.forward(xs), train));
             }
             None => {
                 let _ = h.f_add_(xs);
             }
         }
-        relu_(h)
+        a.relu_(h)
     }
-}
-
-/// ReLU in place on a tensor this code owns.
-pub(crate) fn relu_(mut t: Tensor) -> Tensor {
-    let _ = t.f_relu_();
-    t
 }

@@ -7,9 +7,11 @@
 //!   `num_batches_tracked`, as torchvision's `state_dict` has it).
 //! - [`block`]: the bottleneck block with grouped 3×3 convolution (ResNet v1.5 strides).
 //! - [`network`]: the whole classifier; `forward_t` returns logits.
+//! - [`ablation`]: diagnostic networks without BatchNorm and/or ReLU, for `bench --ablate`.
 //! - [`weights`]: safetensors import and export under torchvision's names.
 //! - [`summary`]: per-stage output shapes and parameter counts.
 
+pub mod ablation;
 pub mod block;
 pub mod config;
 pub mod error;
@@ -18,6 +20,7 @@ pub mod network;
 pub mod summary;
 pub mod weights;
 
+pub use ablation::Ablation;
 pub use config::{Arch, ModelConfig};
 pub use error::ModelError;
 pub use network::ResNeXt;

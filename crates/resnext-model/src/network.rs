@@ -2,6 +2,7 @@
 //! average pooling and a linear head. `forward_t` returns logits; softmax belongs to the caller
 //! (the original tutorial applied softmax inside the model before cross-entropy, a double softmax).
 
+use crate::ablation::Ablation;
 use crate::block::{BlockSpec, Bottleneck, EXPANSION};
 use crate::config::ModelConfig;
 use crate::error::ModelError;
@@ -18,6 +19,7 @@ pub struct ResNeXt {
     bn1: BatchNorm2d,
     stages: Vec<Vec<Bottleneck>>,
     fc: Linear,
+    ablation: Ablation,
 }
 
 impl ResNeXt {
@@ -64,7 +66,21 @@ impl ResNeXt {
             bn1,
             stages,
             fc,
+            ablation: Ablation::default(),
         })
+    }
+
+    /// Skips BatchNorm and/or ReLU everywhere, for a diagnostic measurement of what the rest of
+    /// a step costs (see [`Ablation`]); `Ablation::default()` restores the real network.
+    pub fn set_ablation(&mut self, ablation: Ablation) {
+        self.ablation = ablation;
+        for block in self.stages.iter_mut().flatten() {
+            block.set_ablation(ablation);
+        }
+    }
+
+    pub fn ablation(&self) -> Ablation {
+        self.ablation
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -73,13 +89,9 @@ impl ResNeXt {
 
     /// Stem: conv 7×7/2, BatchNorm, ReLU, max-pool 3×3/2.
     pub fn stem(&self, xs: &Tensor, train: bool) -> Tensor {
-        crate::block::relu_(self.bn1.forward_t(&self.conv1.forward(xs), train)).max_pool2d(
-            [3, 3],
-            [2, 2],
-            [1, 1],
-            [1, 1],
-            false,
-        )
+        let a = &self.ablation;
+        a.relu_(a.batchnorm(&self.bn1, self.conv1.forward(xs), train))
+            .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
     }
 
     /// One stage (0..4) of bottleneck blocks.

@@ -4,7 +4,7 @@
 
 use crate::args::BenchArgs;
 use anyhow::{bail, Result};
-use resnext_model::ResNeXt;
+use resnext_model::{Ablation, ResNeXt};
 use resnext_train::config::{OptimSection, Precision};
 use resnext_train::loss::cross_entropy;
 use resnext_train::optim::Optimizer;
@@ -37,6 +37,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     if a.batch == 0 || a.steps == 0 {
         bail!("--batch and --steps must be at least 1");
     }
+    let ablation = Ablation::parse(&a.ablate)?;
     let device = resnext_train::trainer::parse_device(&a.device)?;
     if precision == Precision::Fp16 && device == tch::Device::Cpu {
         bail!("fp16 needs a CUDA device; use bf16 on the CPU");
@@ -47,7 +48,8 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     tch::manual_seed(0);
     let config = super::model_config(&a.model, a.num_classes)?;
     let vs = VarStore::new(device);
-    let net = ResNeXt::new(&vs.root(), &config)?;
+    let mut net = ResNeXt::new(&vs.root(), &config)?;
+    net.set_ablation(ablation);
     if a.channels_last {
         resnext_model::weights::convert_to_channels_last(&vs);
     }
@@ -104,6 +106,12 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         a.steps,
         secs
     );
+    if !ablation.is_none() {
+        println!(
+            "ablated: {} skipped (a diagnostic network, not a ResNeXt)",
+            ablation.describe()
+        );
+    }
     if let Some(m) = peak_rss_mib() {
         println!("peak memory (RSS): {m:.0} MiB");
     }

@@ -1,0 +1,69 @@
+//! Diagnostic ablations: skipping BatchNorm/ReLU changes the computation and nothing else.
+
+use resnext_model::{Ablation, ModelConfig, ResNeXt};
+use tch::nn::{ModuleT, VarStore};
+use tch::{Device, Kind, Tensor};
+
+fn tiny() -> (VarStore, ResNeXt) {
+    tch::manual_seed(1);
+    let vs = VarStore::new(Device::Cpu);
+    let net = ResNeXt::new(&vs.root(), &ModelConfig::custom([1, 1, 1, 1], 4, 4, 3)).unwrap();
+    (vs, net)
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn ablation_changes_the_output_and_can_be_undone() {
+    let (_vs, mut net) = tiny();
+    let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let full = net.forward_t(&x, false);
+    net.set_ablation(Ablation::parse("batchnorm,relu").unwrap());
+    assert_eq!(net.ablation().describe(), "batchnorm,relu");
+    let ablated = net.forward_t(&x, false);
+    assert!(max_diff(&full, &ablated) > 1e-3);
+    net.set_ablation(Ablation::default());
+    assert!(max_diff(&full, &net.forward_t(&x, false)) < 1e-6);
+}
+
+#[test]
+fn without_relu_and_batchnorm_the_features_are_linear_in_the_input() {
+    // Convolutions, additions and average pooling are linear; max-pooling commutes with a
+    // positive scale. So with BatchNorm and ReLU skipped, features(2x) = 2·features(x), which
+    // no real layer of them would allow (BatchNorm in train mode normalises the scale away).
+    let (_vs, mut net) = tiny();
+    net.set_ablation(Ablation::parse("batchnorm,relu").unwrap());
+    let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let f1 = net.features(&x, true);
+    let f2 = net.features(&(&x * 2.0), true);
+    let scale = f1.abs().max().double_value(&[]);
+    assert!(max_diff(&(&f1 * 2.0), &f2) < 1e-4 * scale.max(1.0));
+    net.set_ablation(Ablation::default());
+    let g1 = net.features(&x, true);
+    let g2 = net.features(&(&x * 2.0), true);
+    assert!(max_diff(&(&g1 * 2.0), &g2) > 1e-2);
+}
+
+#[test]
+fn skipped_batchnorm_leaves_running_statistics_alone() {
+    let (vs, mut net) = tiny();
+    net.set_ablation(Ablation::parse("batchnorm").unwrap());
+    let before: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(n, _)| n.contains("running_") || n.contains("num_batches"))
+        .map(|(n, t)| (n, t.copy()))
+        .collect();
+    assert!(!before.is_empty());
+    let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let _ = net.forward_t(&x, true);
+    let after = vs.variables();
+    for (name, t) in &before {
+        assert!(
+            max_diff(t, &after[name].to_kind(t.kind())) == 0.0,
+            "{name} changed"
+        );
+    }
+}
