@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod bench_data;
+mod bench_floor;
 mod bench_overlap;
 mod cmd;
 mod demo;
@@ -31,6 +32,9 @@ commands:
   plot DIR           draw the training curves, confusion matrix and ROC of a run directory
   bench [--steps N] [--batch N] [--arch A] [--repeats N] [--mode train|eval]
                      ResNeXt train/eval throughput and memory against PyTorch, side by side
+  bench-floor [--steps N] [--repeats N] [--arch A] [--batch N] [--precision bf16|fp32]
+                     training throughput against the GEMM-peak limit, with BatchNorm and ReLU
+                     ablated (diagnostic) to show what the rest of a step costs
   bench-data [--root DIR] [--epochs N] [--repeats N]
                      the data pipeline against torchvision's DataLoader, side by side
   bench-overlap [--root DIR] [--repeats N]
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         "plot" => plot::run(rest),
         "bench" => bench::run(rest),
         "bench-data" => bench_data::run(rest),
+        "bench-floor" => bench_floor::run(rest),
         "bench-overlap" => bench_overlap::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");

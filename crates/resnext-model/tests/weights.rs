@@ -104,6 +104,32 @@ fn summary_totals_match_torchvision() {
 }
 
 #[test]
+fn forward_mult_adds_match_torchvision_tables() {
+    // torchvision's model tables (`GFLOPS`, which count multiply-adds of convolutions and linear
+    // layers, rounded to two decimals) for the 1000-class ImageNet models at 224 px.
+    use resnext_model::summary::forward_mult_adds;
+    for (config, giga) in [
+        (ModelConfig::resnext50_32x4d(1000), 4.23),
+        (ModelConfig::resnext101_32x8d(1000), 16.41),
+        (ModelConfig::resnext101_64x4d(1000), 15.46),
+        (ModelConfig::resnet50(1000), 4.09),
+    ] {
+        let g = forward_mult_adds(&config, 224) as f64 / 1e9;
+        assert!(
+            (g - giga).abs() < 0.006,
+            "{}: {g} G, torchvision {giga}",
+            config.arch
+        );
+    }
+    let s = resnext_model::summarize(&ModelConfig::resnext50_32x4d(2), 224).unwrap();
+    assert!(
+        s.to_string()
+            .contains("Forward mult-adds: 4.23 G per image"),
+        "{s}"
+    );
+}
+
+#[test]
 fn double_softmax_is_gone_logits_are_unnormalised() {
     let (_vs, net) = tiny(3);
     let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu)) * 10.0;

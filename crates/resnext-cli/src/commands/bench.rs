@@ -106,6 +106,10 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         a.steps,
         secs
     );
+    println!(
+        "forward mult-adds: {} per image",
+        resnext_model::summary::forward_mult_adds(&config, s)
+    );
     if !ablation.is_none() {
         println!(
             "ablated: {} skipped (a diagnostic network, not a ResNeXt)",

@@ -1,0 +1,35 @@
+"""The machine's GEMM peak as libtorch reaches it: square matrix products in bf16 and fp32 on all
+cores (the same oneDNN/MKL kernels the convolutions use), best of a few sizes and repeats.
+Used by `cargo xtask bench-floor` to turn img/s into a share of the physical limit.
+
+usage: python gemm_peak.py   (with the setup venv)
+Prints `bf16 GEMM peak: N GFLOP/s` and `fp32 GEMM peak: N GFLOP/s`."""
+import time
+
+import torch
+
+
+def peak(dtype):
+    best = 0.0
+    for n in (1024, 2048):
+        a = torch.randn(n, n).to(dtype)
+        b = torch.randn(n, n).to(dtype)
+        torch.mm(a, b)
+        for _ in range(5):
+            reps = 3
+            start = time.perf_counter()
+            for _ in range(reps):
+                torch.mm(a, b)
+            dt = (time.perf_counter() - start) / reps
+            best = max(best, 2 * n**3 / dt / 1e9)
+    return best
+
+
+def main():
+    torch.manual_seed(0)
+    print(f"bf16 GEMM peak: {peak(torch.bfloat16):.0f} GFLOP/s")
+    print(f"fp32 GEMM peak: {peak(torch.float32):.0f} GFLOP/s")
+
+
+if __name__ == "__main__":
+    main()

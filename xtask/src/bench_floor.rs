@@ -1,0 +1,118 @@
+//! `cargo xtask bench-floor [--steps N] [--repeats N] [--arch A] [--batch N] [--precision P]`:
+//! where a training step's time goes, against the machine's physical limit. It measures the GEMM
+//! peak (`scripts/gemm_peak.py`, before and after), then trains the network and three diagnostic
+//! copies of it (`resnext bench train --ablate ...`: without BatchNorm, without ReLU, without
+//! both) in rounds ordered A B C D D C B A, and prints each one's throughput as a share of the
+//! limit `peak / (6 × forward mult-adds)` (forward once, backward twice, 2 FLOP a multiply-add).
+//! The network without BatchNorm and ReLU is not a ResNeXt: it is what the convolutions, the
+//! additions, pooling, the loss and Adam cost alone, the ceiling of any BatchNorm or ReLU kernel.
+
+use crate::args::Flags;
+use crate::bench::field;
+use crate::stats::{median, range};
+use crate::{cmd, setup};
+use anyhow::{bail, Result};
+use std::process::Command;
+
+/// The diagnostic variants, in the order of a half round.
+const VARIANTS: [(&str, &str); 4] = [
+    ("none", "the network"),
+    ("batchnorm", "without BatchNorm"),
+    ("relu", "without ReLU"),
+    ("batchnorm,relu", "without BatchNorm and ReLU"),
+];
+
+/// The limit in training images per second: `peak_gflops` GFLOP/s over 6 × `mult_adds` FLOP.
+pub(crate) fn limit_img_s(peak_gflops: f64, mult_adds: f64) -> f64 {
+    peak_gflops * 1e9 / (6.0 * mult_adds)
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let flags = Flags::parse(
+        args,
+        &["--steps", "--repeats", "--arch", "--batch", "--precision"],
+    )?;
+    let steps = flags.count("--steps", 6)?;
+    let repeats = flags.count("--repeats", 2)?;
+    let batch = flags.count("--batch", 16)?;
+    let arch = flags
+        .text("--arch")
+        .unwrap_or("resnext50_32x4d")
+        .to_string();
+    let precision = flags.text("--precision").unwrap_or("bf16").to_string();
+    if precision != "bf16" && precision != "fp32" {
+        bail!("unknown --precision `{precision}` (expected bf16 or fp32)");
+    }
+    setup::run(&[])?;
+    let python = setup::ensure_python_packages(&["torchvision==0.28.0"])?;
+    let bin = cmd::build_cli_release()?;
+    let gemm = cmd::root().join("scripts/gemm_peak.py");
+    let peak_line = format!("{precision} GEMM peak: ");
+    let gemm_peak = || -> Result<f64> {
+        let out = Command::new(&python).arg(&gemm).output()?;
+        field(&out, &peak_line, " GFLOP/s", "gemm_peak.py")
+    };
+    let peak_before = gemm_peak()?;
+
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
+    let mut mult_adds = 0f64;
+    for _ in 0..repeats {
+        let order = (0..VARIANTS.len()).chain((0..VARIANTS.len()).rev());
+        let mut sums = vec![0f64; VARIANTS.len()];
+        for i in order {
+            let out = Command::new(&bin)
+                .args([
+                    "bench",
+                    "train",
+                    "--arch",
+                    &arch,
+                    "--batch",
+                    &batch.to_string(),
+                    "--precision",
+                    &precision,
+                    "--channels-last",
+                    "--steps",
+                    &steps.to_string(),
+                    "--ablate",
+                    VARIANTS[i].0,
+                ])
+                .output()?;
+            sums[i] += field(&out, "throughput: ", " img/s", "resnext bench")?;
+            mult_adds = field(&out, "forward mult-adds: ", " per image", "resnext bench")?;
+        }
+        for (t, s) in times.iter_mut().zip(sums) {
+            t.push(s / 2.0);
+        }
+    }
+    let peak = peak_before.max(gemm_peak()?);
+    let limit = limit_img_s(peak, mult_adds);
+    println!(
+        "{precision} GEMM peak {peak:.0} GFLOP/s (best of the runs before and after: {peak_before:.0} first); \
+         {arch} {:.3} G forward mult-adds per image, {:.1} GFLOP per training image; \
+         limit {limit:.2} img/s",
+        mult_adds / 1e9,
+        6.0 * mult_adds / 1e9
+    );
+    println!("| {precision} channels_last, batch {batch} | img/s (range) | ms per step | share of the limit |");
+    println!("| --- | --- | --- | --- |");
+    for ((_, name), t) in VARIANTS.iter().zip(&times) {
+        let v = median(t);
+        let (lo, hi) = range(t);
+        println!(
+            "| {name} | {v:.2} ({lo:.2}–{hi:.2}) | {:.0} | {:.1}% |",
+            batch as f64 / v * 1e3,
+            100.0 * v / limit
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn limit_of_the_issue_machine() {
+        // 430 GFLOP/s and ResNeXt-50's 4.228 G multiply-adds: about 16.9 training images/s.
+        let l = super::limit_img_s(430.0, 4.228e9);
+        assert!((l - 16.95).abs() < 0.01, "{l}");
+    }
+}
