@@ -180,22 +180,12 @@ fn every_command_refuses_bad_input_in_one_line() {
             "best.safetensors",
         ),
         (
-            vec![
-                "predict".into(),
-                "--weights".into(),
-                s(&weights),
-                "--arch".into(),
-                "custom".into(),
-                "--layers".into(),
-                "1,1,1,1".into(),
-                "--groups".into(),
-                "2".into(),
-                "--width-per-group".into(),
-                "4".into(),
-                "--num-classes".into(),
-                "3".into(),
-                s(&fake_img),
-            ],
+            [
+                vec!["predict".into(), "--weights".into(), s(&weights)],
+                common::TINY_ARCH.map(String::from).to_vec(),
+                vec!["--num-classes".into(), "3".into(), s(&fake_img)],
+            ]
+            .concat(),
             "fc.",
         ),
         (
@@ -267,20 +257,12 @@ fn every_command_refuses_bad_input_in_one_line() {
             "notes.txt",
         ),
         (
-            vec![
-                "bench".into(),
-                "train".into(),
-                "--arch".into(),
-                "custom".into(),
-                "--layers".into(),
-                "1,1,1,1".into(),
-                "--groups".into(),
-                "2".into(),
-                "--width-per-group".into(),
-                "4".into(),
-                "--ablate".into(),
-                "dropout".into(),
-            ],
+            [
+                vec!["bench".into(), "train".into()],
+                common::TINY_ARCH.map(String::from).to_vec(),
+                vec!["--ablate".into(), "dropout".into()],
+            ]
+            .concat(),
             "dropout",
         ),
     ];

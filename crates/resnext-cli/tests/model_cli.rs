@@ -110,24 +110,10 @@ fn resnext_cli_argmax(v: &[f64]) -> usize {
 
 #[test]
 fn bench_reports_throughput_and_peak_memory_and_names_an_ablation() {
-    let tiny = [
-        "--arch",
-        "custom",
-        "--layers",
-        "1,1,1,1",
-        "--groups",
-        "2",
-        "--width-per-group",
-        "4",
-        "--batch",
-        "2",
-        "--image-size",
-        "32",
-        "--steps",
-        "2",
-    ];
+    let tiny = ["--batch", "2", "--image-size", "32", "--steps", "2"];
     for (mode, extra) in [("train", vec!["--channels-last"]), ("eval", vec![])] {
         let mut args = vec!["bench", mode];
+        args.extend(common::TINY_ARCH);
         args.extend(tiny);
         args.extend(extra);
         let out = ok(&args);
@@ -139,6 +125,7 @@ fn bench_reports_throughput_and_peak_memory_and_names_an_ablation() {
         assert!(!out.contains("ablated"), "{out}");
     }
     let mut args = vec!["bench", "train"];
+    args.extend(common::TINY_ARCH);
     args.extend(tiny);
     args.extend(["--precision", "bf16", "--ablate", "relu,batchnorm"]);
     let out = ok(&args);

@@ -4,6 +4,18 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The flags of a tiny custom architecture (one block a stage, 2 groups of width 4).
+pub const TINY_ARCH: [&str; 8] = [
+    "--arch",
+    "custom",
+    "--layers",
+    "1,1,1,1",
+    "--groups",
+    "2",
+    "--width-per-group",
+    "4",
+];
+
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_resnext"))
 }
