@@ -67,3 +67,24 @@ fn skipped_batchnorm_leaves_running_statistics_alone() {
         );
     }
 }
+
+#[test]
+fn without_relu_a_stage_is_odd_in_its_input() {
+    // A fresh network in eval mode: each BatchNorm is y = x / sqrt(1 + eps) (running mean 0,
+    // variance 1, weight 1, bias 0), so a stage's convolutions, BatchNorms and additions are
+    // linear and stage(-h) = -stage(h) once its ReLUs are skipped. With ReLU the stage ends in
+    // a ReLU, so its output is never negative and the identity fails.
+    let (_vs, mut net) = tiny();
+    let h = Tensor::randn([2, 64, 8, 8], (Kind::Float, Device::Cpu)); // the stem's 64 channels
+    let odd_gap = |net: &ResNeXt| {
+        let a = net.stage(0, &h, false);
+        let b = net.stage(0, &(-&h), false);
+        (max_diff(&a, &(-b)), a.abs().max().double_value(&[]))
+    };
+    net.set_ablation(Ablation::parse("relu").unwrap());
+    let (gap, scale) = odd_gap(&net);
+    assert!(gap < 1e-4 * scale.max(1.0), "{gap} at scale {scale}");
+    net.set_ablation(Ablation::default());
+    let (gap, scale) = odd_gap(&net);
+    assert!(gap > 1e-2 * scale, "{gap} at scale {scale}");
+}
