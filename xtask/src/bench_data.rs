@@ -30,7 +30,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let python = setup::ensure_python_packages(&["torchvision==0.28.0"])?;
     let bin = cmd::build_cli_release()?;
     let script = cmd::root().join("scripts/bench_torchvision_data.py");
-    let large = cmd::root().join("target/bench-data/large-1024x768");
+    let large = cmd::target_dir()?.join("bench-data/large-1024x768");
     let status = Command::new(&python)
         .arg(&script)
         .args(["--make-large"])

@@ -47,7 +47,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let bin = cmd::build_cli_release()?;
     let config = cmd::root().join("configs/overlap.toml");
     // the same split as the training runs (val 0.2, seed 0) tells the full batches per epoch
-    let work = cmd::root().join("target/bench-overlap");
+    let work = cmd::target_dir()?.join("bench-overlap");
     std::fs::create_dir_all(&work)?;
     let split = work.join("split.json");
     let out = Command::new(&bin)

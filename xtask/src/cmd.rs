@@ -41,7 +41,27 @@ pub fn build_cli_release() -> Result<PathBuf> {
         "resnext",
     ]);
     run(c, "cargo build --release")?;
-    Ok(root().join("target/release/resnext"))
+    Ok(target_dir()?.join("release/resnext"))
+}
+
+/// Cargo's target directory: `target/` in the workspace unless `CARGO_TARGET_DIR` or a
+/// `build.target-dir` setting moves it (asked of `cargo metadata`, which knows both).
+pub fn target_dir() -> Result<PathBuf> {
+    let mut c = cargo();
+    c.args(["metadata", "--format-version", "1", "--no-deps"]);
+    let out = c.output().context("cannot run cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("cargo metadata printed no JSON")?;
+    let dir = meta["target_directory"]
+        .as_str()
+        .context("cargo metadata has no target_directory")?;
+    Ok(PathBuf::from(dir))
 }
 
 /// True when `args` already hold `flag` (as `--flag` or `--flag=...`).

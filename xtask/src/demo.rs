@@ -45,9 +45,10 @@ pub fn run(args: &[String]) -> Result<()> {
     cmd::run(c, "resnext train")?;
     println!(
         "demo finished in {:.0} s. Results in {}: metrics.csv, curves.png, confusion_matrix.png, eval.json, best.safetensors.\n\
-         Try: target/release/resnext predict --run runs/demo data/demo/rings --top-k 2",
+         Try: {} predict --run runs/demo data/demo/rings --top-k 2",
         start.elapsed().as_secs_f64(),
-        run.display()
+        run.display(),
+        bin.strip_prefix(cmd::root()).unwrap_or(&bin).display()
     );
     Ok(())
 }

@@ -1,7 +1,115 @@
-//! Raw command-line arguments (clap). Validation into rich types happens in `commands`.
+//! Command-line arguments (clap). Choices are enums ([`clap::ValueEnum`]), a device is parsed
+//! into [`DeviceChoice`] by clap itself, so commands receive validated values.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use resnext_model::Arch;
+use resnext_train::{Checkpoint, DeviceChoice, Precision, SplitPart};
 use std::path::PathBuf;
+
+/// An architecture preset, or `custom` with explicit shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchArg {
+    #[value(name = "resnext50_32x4d")]
+    Resnext50_32x4d,
+    #[value(name = "resnext101_32x8d")]
+    Resnext101_32x8d,
+    #[value(name = "resnext101_64x4d")]
+    Resnext101_64x4d,
+    #[value(name = "resnet50")]
+    Resnet50,
+    Custom,
+}
+
+impl From<ArchArg> for Arch {
+    fn from(a: ArchArg) -> Arch {
+        match a {
+            ArchArg::Resnext50_32x4d => Arch::Resnext50_32x4d,
+            ArchArg::Resnext101_32x8d => Arch::Resnext101_32x8d,
+            ArchArg::Resnext101_64x4d => Arch::Resnext101_64x4d,
+            ArchArg::Resnet50 => Arch::Resnet50,
+            ArchArg::Custom => Arch::Custom,
+        }
+    }
+}
+
+/// Which saved weights of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckpointArg {
+    Best,
+    Last,
+}
+
+impl From<CheckpointArg> for Checkpoint {
+    fn from(c: CheckpointArg) -> Checkpoint {
+        match c {
+            CheckpointArg::Best => Checkpoint::Best,
+            CheckpointArg::Last => Checkpoint::Last,
+        }
+    }
+}
+
+/// Numeric precision of the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionArg {
+    Fp32,
+    Bf16,
+    /// CUDA only.
+    Fp16,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Precision {
+        match p {
+            PrecisionArg::Fp32 => Precision::Fp32,
+            PrecisionArg::Bf16 => Precision::Bf16,
+            PrecisionArg::Fp16 => Precision::Fp16,
+        }
+    }
+}
+
+/// Which images of a run's split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    Val,
+    Test,
+    Train,
+    All,
+}
+
+impl From<SplitArg> for SplitPart {
+    fn from(s: SplitArg) -> SplitPart {
+        match s {
+            SplitArg::Val => SplitPart::Val,
+            SplitArg::Test => SplitPart::Test,
+            SplitArg::Train => SplitPart::Train,
+            SplitArg::All => SplitPart::All,
+        }
+    }
+}
+
+/// Training steps (forward, backward, optimiser) or inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchMode {
+    Train,
+    Eval,
+}
+
+/// A layer kind `bench --ablate` can skip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AblateArg {
+    None,
+    Batchnorm,
+    Relu,
+}
+
+/// The transform `data bench` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchTransform {
+    /// RandomResizedCrop + flip.
+    Train,
+    /// Resize + normalise.
+    Eval,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,9 +144,8 @@ pub enum Command {
 /// The architecture: a preset name, or `custom` with explicit shapes.
 #[derive(Debug, Args, Clone)]
 pub struct ModelArgs {
-    /// resnext50_32x4d, resnext101_32x8d, resnext101_64x4d, resnet50 or custom.
-    #[arg(long, default_value = "resnext50_32x4d")]
-    pub arch: String,
+    #[arg(long, value_enum, default_value = "resnext50_32x4d")]
+    pub arch: ArchArg,
     /// Blocks per stage for --arch custom, e.g. 1,1,1,1.
     #[arg(long)]
     pub layers: Option<String>,
@@ -75,9 +182,9 @@ pub struct PredictArgs {
     /// Square input size for --weights (resize to exactly this size).
     #[arg(long, default_value_t = 224)]
     pub image_size: u32,
-    /// Which checkpoint of the run: best or last.
-    #[arg(long, default_value = "best")]
-    pub checkpoint: String,
+    /// Which checkpoint of the run.
+    #[arg(long, value_enum, default_value = "best")]
+    pub checkpoint: CheckpointArg,
     /// One JSON object per line per image.
     #[arg(long)]
     pub json: bool,
@@ -93,14 +200,26 @@ pub struct PredictArgs {
     /// Average with the horizontally flipped image.
     #[arg(long)]
     pub tta: bool,
+    /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: DeviceChoice,
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: PrecisionArg,
+    #[arg(long)]
+    pub channels_last: bool,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
     /// Images or folders of images.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "With --resume DIR only --epochs (to extend the run) and --device may be \
+given: the run keeps its own config, data, output folder and weights."
+)]
 pub struct TrainArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -110,6 +229,7 @@ pub struct TrainArgs {
     /// The run directory (default runs/<name>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Epochs to train (with --resume: the new total, more than the run has finished).
     #[arg(long)]
     pub epochs: Option<usize>,
     #[arg(long)]
@@ -117,10 +237,11 @@ pub struct TrainArgs {
     /// Override any config key: --set optim.lr=0.001 (repeatable).
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub sets: Vec<String>,
+    /// cpu, cuda, cuda:N or auto.
     #[arg(long)]
-    pub device: Option<String>,
-    /// Continue the run in this directory where it stopped.
-    #[arg(long)]
+    pub device: Option<DeviceChoice>,
+    /// Continue the run in this directory where it stopped (takes --epochs and --device only).
+    #[arg(long, conflicts_with_all = ["config", "data", "out", "batch_size", "sets", "init_weights"])]
     pub resume: Option<PathBuf>,
     /// Start from these weights (torchvision names; the head is replaced if the class count differs).
     #[arg(long)]
@@ -134,17 +255,26 @@ pub struct EvalArgs {
     /// The ImageFolder root (default: the run's).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// val, test or all.
-    #[arg(long, default_value = "val")]
-    pub split: String,
-    #[arg(long, default_value = "best")]
-    pub checkpoint: String,
+    /// Which images of the run's split.
+    #[arg(long, value_enum, default_value = "val")]
+    pub split: SplitArg,
+    #[arg(long, value_enum, default_value = "best")]
+    pub checkpoint: CheckpointArg,
+    /// Average with the horizontally flipped image.
     #[arg(long)]
     pub tta: bool,
+    /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: DeviceChoice,
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: PrecisionArg,
     #[arg(long)]
-    pub batch_size: Option<usize>,
+    pub channels_last: bool,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Print the report only: do not write eval.json (and do not wait for a run being trained).
+    #[arg(long)]
+    pub no_write: bool,
 }
 
 #[derive(Debug, Args)]
@@ -200,9 +330,8 @@ pub enum DataCommand {
     Bench {
         #[arg(long)]
         root: PathBuf,
-        /// train (RandomResizedCrop + flip) or eval (resize + normalise).
-        #[arg(long, default_value = "eval")]
-        transform: String,
+        #[arg(long, value_enum, default_value = "eval")]
+        transform: BenchTransform,
         #[arg(long, default_value_t = 0)]
         threads: usize,
         #[arg(long, default_value_t = 1)]
@@ -216,8 +345,8 @@ pub enum DataCommand {
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// train or eval.
-    pub mode: String,
+    #[arg(value_enum)]
+    pub mode: BenchMode,
     #[command(flatten)]
     pub model: ModelArgs,
     #[arg(long, default_value_t = 2)]
@@ -226,9 +355,8 @@ pub struct BenchArgs {
     pub batch: usize,
     #[arg(long, default_value_t = 224)]
     pub image_size: u32,
-    /// fp32, bf16 or fp16.
-    #[arg(long, default_value = "fp32")]
-    pub precision: String,
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: PrecisionArg,
     #[arg(long)]
     pub channels_last: bool,
     #[arg(long, default_value_t = 5)]
@@ -238,10 +366,11 @@ pub struct BenchArgs {
     /// libtorch threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: DeviceChoice,
     /// Diagnostic: skip `batchnorm` and/or `relu` (comma-separated) to measure what the rest of
     /// a step costs. The network is not a real ResNeXt then.
-    #[arg(long, default_value = "none")]
-    pub ablate: String,
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "none")]
+    pub ablate: Vec<AblateArg>,
 }

@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod image_input;
+mod progress;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -11,10 +12,20 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
+        // --help and --version print in full
+        Err(e) if !e.use_stderr() => {
+            return match e.print() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            };
+        }
+        // a usage error is one line, as every other error
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("error: bad arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("error: {first} (see --help)");
+            return ExitCode::from(2);
         }
     };
     init_tracing();
@@ -44,10 +55,12 @@ fn one_line(err: &anyhow::Error) -> String {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    // Fails only when a subscriber is already set, which then keeps logging.
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(progress::LogWriter::default)
+        .with_ansi(progress::is_tty())
         .with_target(false)
-        .try_init();
+        .try_init()
+        .ok();
 }

@@ -40,9 +40,7 @@ fn summary_prints_torchvision_totals() {
 
 #[test]
 fn predict_with_torchvision_weights_matches_the_model_in_process() {
-    let Some(weights) = common::shared("fixtures/torchvision/tiny_resnext.safetensors") else {
-        return;
-    };
+    let weights = resnext_testkit::fixture("torchvision/tiny_resnext.safetensors");
     let dir = tempfile::tempdir().unwrap();
     // a 64x64 image: the eval transform skips the resize, so the input is exactly ToTensor+Normalize
     let img = image::RgbImage::from_fn(64, 64, |x, y| {

@@ -17,9 +17,7 @@ fn resnext50_two_epochs_on_msld_grouped() {
     let Some(data) = common::shared("datasets/msld-original") else {
         return;
     };
-    let Some(keys) = common::shared("fixtures/torchvision/resnext50_32x4d.keys.json") else {
-        return;
-    };
+    let keys = resnext_testkit::fixture("torchvision/resnext50_32x4d.keys.json");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("msld run");
     let config =

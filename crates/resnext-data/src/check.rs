@@ -29,6 +29,8 @@ pub struct CheckReport {
     /// Files that are not images by their extension.
     #[serde(skip)]
     pub ignored: Vec<PathBuf>,
+    /// Entries named like images that are not regular files, with their kind.
+    pub skipped: Vec<(PathBuf, String)>,
 }
 
 /// Scans `root` and decodes every image in parallel.
@@ -67,5 +69,6 @@ pub fn check(root: &Path, limits: DecodeLimits) -> Result<CheckReport, DataError
         classes,
         bad,
         ignored: folder.ignored,
+        skipped: folder.skipped,
     })
 }

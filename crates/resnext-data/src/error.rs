@@ -16,6 +16,10 @@ pub enum DataError {
     EmptyClass(PathBuf),
     #[error("class folder {0} has a name that is not valid UTF-8 (class names are written to JSON and checkpoints)")]
     NonUtf8Class(PathBuf),
+    #[error("{0} has a name that is not valid UTF-8; rename it (file names are written to split.json, which must read them back exactly)")]
+    NonUtf8Name(PathBuf),
+    #[error("one file is in two classes: {first} and {second} (a link between class folders?); each image must have one label")]
+    FileInTwoClasses { first: PathBuf, second: PathBuf },
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
@@ -23,6 +27,8 @@ pub enum DataError {
     },
     #[error("bad image {path}: {reason}")]
     BadImage { path: PathBuf, reason: String },
+    #[error("path `{path}` is refused: {reason}")]
+    UnsafePath { path: String, reason: String },
     #[error("invalid split: {0}")]
     InvalidSplit(String),
     #[error("split file {path}: {reason}")]

@@ -15,6 +15,7 @@
 //! - [`check`]: a whole-folder health check.
 //! - [`synth`]: a procedurally drawn four-class dataset for offline demos and tests.
 //! - [`rng`]: the small deterministic generator behind all randomness here.
+//! - [`safe_path`]: paths from files stay under their root.
 
 pub mod check;
 pub mod decode;
@@ -23,6 +24,7 @@ pub mod loader;
 pub mod mix;
 pub mod resize;
 pub mod rng;
+pub mod safe_path;
 pub mod scan;
 pub mod split;
 pub mod stats;

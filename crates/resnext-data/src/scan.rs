@@ -1,9 +1,14 @@
 //! Scanning an ImageFolder root, compatible with torchvision's `ImageFolder`: one folder per
 //! class; class index = position in the sorted class-folder names; files found recursively and
 //! sorted, so labels and order are the same on every machine whatever `read_dir` returns.
+//!
+//! Only regular files are images: a FIFO, socket or device named like an image is skipped and
+//! reported with its kind (opening a FIFO would block forever). Folder cycles are walked once. A
+//! file reachable under two classes (through a link) is an error, as is a file name that is not
+//! UTF-8 (names are written to `split.json`, which must read them back exactly).
 
 use crate::error::DataError;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// File extensions taken as images (compared case-insensitively).
@@ -24,6 +29,9 @@ pub struct ImageFolder {
     pub samples: Vec<Sample>,
     /// Files that are not images by their extension (reported, not used), relative to the root.
     pub ignored: Vec<PathBuf>,
+    /// Entries named like images that are not regular files, with their kind (`fifo`,
+    /// `socket`, `device`, `dangling link`), relative to the root.
+    pub skipped: Vec<(PathBuf, String)>,
 }
 
 impl ImageFolder {
@@ -98,17 +106,28 @@ pub fn scan(root: &Path) -> Result<ImageFolder, DataError> {
         });
     }
     let mut samples = Vec::new();
+    let mut skipped = Vec::new();
+    let mut owners: HashMap<FileId, (usize, PathBuf)> = HashMap::new();
     for (label, class) in classes.iter().enumerate() {
         let dir = root.join(class);
-        let mut files = Vec::new();
+        let mut found = Found::default();
         let mut visited = HashSet::new();
-        walk(
-            &dir,
-            Path::new(class),
-            &mut files,
-            &mut ignored,
-            &mut visited,
-        )?;
+        walk(&dir, Path::new(class), &mut found, &mut visited)?;
+        for (rel, id) in &found.ids {
+            if let Some((other, first)) = owners.get(id) {
+                if *other != label {
+                    return Err(DataError::FileInTwoClasses {
+                        first: first.clone(),
+                        second: rel.clone(),
+                    });
+                }
+            } else {
+                owners.insert(*id, (label, rel.clone()));
+            }
+        }
+        ignored.extend(found.ignored);
+        skipped.extend(found.skipped);
+        let mut files = found.files;
         if files.is_empty() {
             return Err(DataError::EmptyClass(dir));
         }
@@ -116,23 +135,72 @@ pub fn scan(root: &Path) -> Result<ImageFolder, DataError> {
         samples.extend(files.into_iter().map(|path| Sample { path, label }));
     }
     ignored.sort();
+    skipped.sort();
     for path in &ignored {
         tracing::info!(path = %path.display(), "not an image by its extension; ignored");
+    }
+    for (path, kind) in &skipped {
+        tracing::warn!(path = %path.display(), kind = %kind, "named like an image but not a regular file; skipped");
     }
     Ok(ImageFolder {
         root: root.to_path_buf(),
         classes,
         samples,
         ignored,
+        skipped,
     })
+}
+
+/// A file's identity on disk (device, inode), to find one file reached by two paths.
+type FileId = (u64, u64);
+
+#[cfg(unix)]
+fn file_id(m: &std::fs::Metadata) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    Some((m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(_m: &std::fs::Metadata) -> Option<FileId> {
+    None
+}
+
+/// The kind of a non-regular, non-folder entry.
+#[cfg(unix)]
+pub fn special_kind(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_fifo() {
+        "fifo"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
+
+/// The kind of a non-regular, non-folder entry.
+#[cfg(not(unix))]
+pub fn special_kind(_m: &std::fs::Metadata) -> &'static str {
+    "special file"
+}
+
+/// What a walk of one class folder found.
+#[derive(Debug, Default)]
+struct Found {
+    files: Vec<PathBuf>,
+    ids: Vec<(PathBuf, FileId)>,
+    ignored: Vec<PathBuf>,
+    skipped: Vec<(PathBuf, String)>,
 }
 
 /// Recursively collects image files under `dir` (following symlinks, each real folder once).
 fn walk(
     dir: &Path,
     rel: &Path,
-    files: &mut Vec<PathBuf>,
-    ignored: &mut Vec<PathBuf>,
+    found: &mut Found,
     visited: &mut HashSet<PathBuf>,
 ) -> Result<(), DataError> {
     let real = std::fs::canonicalize(dir).map_err(|e| DataError::io(dir, e))?;
@@ -149,13 +217,29 @@ fn walk(
         let path = entry.path();
         let rel_path = rel.join(&name);
         match std::fs::metadata(&path) {
-            Ok(m) if m.is_dir() => walk(&path, &rel_path, files, ignored, visited)?,
-            Ok(_) if has_image_extension(&path) => files.push(rel_path),
-            Ok(_) => ignored.push(rel_path),
+            Ok(m) if m.is_dir() => {
+                if name.to_str().is_none() {
+                    return Err(DataError::NonUtf8Name(path));
+                }
+                walk(&path, &rel_path, found, visited)?
+            }
+            Ok(_) if !has_image_extension(&path) => found.ignored.push(rel_path),
+            Ok(m) if m.is_file() => {
+                if name.to_str().is_none() {
+                    return Err(DataError::NonUtf8Name(path));
+                }
+                if let Some(id) = file_id(&m) {
+                    found.ids.push((rel_path.clone(), id));
+                }
+                found.files.push(rel_path);
+            }
+            Ok(m) => found.skipped.push((rel_path, special_kind(&m).to_string())),
+            Err(_) if has_image_extension(&path) => {
+                found.skipped.push((rel_path, "dangling link".to_string()))
+            }
             Err(e) => {
-                // A dangling symlink: report it rather than fail the scan.
                 tracing::warn!(path = %path.display(), error = %e, "unreadable entry; ignored");
-                ignored.push(rel_path);
+                found.ignored.push(rel_path);
             }
         }
     }

@@ -181,17 +181,55 @@ impl Split {
 
     pub fn load(path: &Path) -> Result<Split, DataError> {
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| DataError::SplitFile {
+        let split: Split = serde_json::from_str(&text).map_err(|e| DataError::SplitFile {
             path: path.into(),
             reason: e.to_string(),
-        })
+        })?;
+        split.validate().map_err(|e| DataError::SplitFile {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        Ok(split)
+    }
+
+    /// Every entry is a plain relative path under one of the split's classes, and no image is in
+    /// two places (the same image in train and val would leak).
+    pub fn validate(&self) -> Result<(), DataError> {
+        let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+        for (part, paths) in [
+            ("train", &self.train),
+            ("val", &self.val),
+            ("test", &self.test),
+        ] {
+            for p in paths {
+                crate::safe_path::check_relative(p)?;
+                let class = p.split('/').next().unwrap_or_default();
+                if !self.classes.iter().any(|c| c == class) || !p.contains('/') {
+                    return Err(DataError::InvalidSplit(format!(
+                        "path `{p}` is not under any class of the split {:?}",
+                        self.classes
+                    )));
+                }
+                if let Some(first) = seen.insert(p.as_str(), part) {
+                    return Err(DataError::InvalidSplit(format!(
+                        "`{p}` is in {first} and in {part}: an image may be in one part only"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The samples of one part with labels from the split's classes: the class of a path is its
     /// first component. Checks that every class is known and every file exists under `root`.
     pub fn samples(&self, part: &[String], root: &Path) -> Result<Vec<Sample>, DataError> {
+        if !root.is_dir() {
+            return Err(DataError::RootMissing(root.to_path_buf()));
+        }
+        let canon_root = root.canonicalize().map_err(|e| DataError::io(root, e))?;
         part.iter()
             .map(|p| {
+                crate::safe_path::check_relative(p)?;
                 let class = p.split('/').next().unwrap_or_default();
                 let label = self
                     .classes
@@ -203,14 +241,11 @@ impl Split {
                             self.classes
                         ))
                     })?;
-                let path = PathBuf::from(p);
-                if !root.join(&path).is_file() {
-                    return Err(DataError::InvalidSplit(format!(
-                        "`{p}` is in the split but not under {}",
-                        root.display()
-                    )));
-                }
-                Ok(Sample { path, label })
+                crate::safe_path::resolve_under_canonical(root, &canon_root, p)?;
+                Ok(Sample {
+                    path: PathBuf::from(p),
+                    label,
+                })
             })
             .collect()
     }

@@ -387,6 +387,34 @@ impl Transform {
         }
     }
 
+    /// The rectangle of a `w`×`h` source image that the network input shows, as
+    /// `[left, top, right, bottom]` in source pixels (it reaches past the image where a centre
+    /// crop pads). Only deterministic pipelines have one; a random crop gives the whole image.
+    pub fn view_region(&self, w: u32, h: u32) -> [f32; 4] {
+        let c = &self.config;
+        let full = [0.0, 0.0, w as f32, h as f32];
+        if c.random_resized_crop.is_some() {
+            return full;
+        }
+        let (rw, rh) = match (c.resize, c.resize_shorter) {
+            (Some([rh, rw]), _) => (rw, rh),
+            (None, Some(s)) => shorter_side_size(w, h, s),
+            (None, None) => (w, h),
+        };
+        let Some([ch, cw]) = c.center_crop else {
+            return full;
+        };
+        let top = ((rh as i64 - ch as i64) as f64 / 2.0).round_ties_even() as f32;
+        let left = ((rw as i64 - cw as i64) as f64 / 2.0).round_ties_even() as f32;
+        let (sx, sy) = (w as f32 / rw as f32, h as f32 / rh as f32);
+        [
+            left * sx,
+            top * sy,
+            (left + cw as f32) * sx,
+            (top + ch as f32) * sy,
+        ]
+    }
+
     /// The whole pipeline for one decoded image, as a normalised CHW float vector.
     pub fn apply(&self, img: &RgbImage, rng: &mut Rng) -> Vec<f32> {
         let out = self.apply_u8(img, rng);

@@ -284,3 +284,51 @@ fn invalid_transforms_are_errors() {
     let e = toml::from_str::<TransformConfig>(bad_toml).unwrap_err();
     assert!(e.to_string().contains("flip"), "{e}");
 }
+
+/// Random Erasing with p = 1 zeroes a rectangle of the normalised image whose area is within
+/// `scale` of the image and whose aspect ratio is within `ratio`; the rest is untouched.
+#[test]
+fn random_erasing_erases_a_rectangle_within_its_bounds() {
+    let img = image::RgbImage::from_fn(32, 32, |x, y| {
+        image::Rgb([(x * 7) as u8 + 1, (y * 7) as u8 + 1, 200])
+    });
+    let plain = Transform::new(TransformConfig::resize_exact(32)).unwrap();
+    let erasing = Transform::new(TransformConfig {
+        random_erasing: Some(RandomErasingConfig {
+            p: 1.0,
+            scale: [0.1, 0.2],
+            ratio: [0.5, 2.0],
+            value: Default::default(),
+        }),
+        ..TransformConfig::resize_exact(32)
+    })
+    .unwrap();
+    for seed in 0..20 {
+        let a = plain.apply(&img, &mut Rng::new(seed));
+        let b = erasing.apply(&img, &mut Rng::new(seed));
+        // pixel positions (of the first plane) that were changed, in every channel alike
+        let changed: Vec<usize> = (0..32 * 32).filter(|&i| a[i] != b[i]).collect();
+        assert!(!changed.is_empty(), "seed {seed}: nothing was erased");
+        for &i in &changed {
+            for k in 0..3 {
+                assert_eq!(
+                    b[k * 1024 + i],
+                    0.0,
+                    "erased pixels are zero in every channel"
+                );
+            }
+        }
+        let (xs, ys): (Vec<usize>, Vec<usize>) = changed.iter().map(|&i| (i % 32, i / 32)).unzip();
+        let w = xs.iter().max().unwrap() - xs.iter().min().unwrap() + 1;
+        let h = ys.iter().max().unwrap() - ys.iter().min().unwrap() + 1;
+        assert_eq!(
+            w * h,
+            changed.len(),
+            "seed {seed}: the erased pixels form a rectangle"
+        );
+        let area = (w * h) as f64 / 1024.0;
+        assert!((0.05..=0.25).contains(&area), "seed {seed}: area {area}");
+        let ratio = h as f64 / w as f64;
+        assert!((0.3..=3.0).contains(&ratio), "seed {seed}: ratio {ratio}");
+    }
+}

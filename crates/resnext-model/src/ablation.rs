@@ -6,7 +6,7 @@
 
 use crate::error::ModelError;
 use crate::layers::BatchNorm2d;
-use tch::Tensor;
+use tch::{TchError, Tensor};
 
 /// Which layers a network skips. The default skips nothing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,20 +56,26 @@ impl Ablation {
     }
 
     /// `bn(xs)`, or `xs` itself when BatchNorm is ablated.
-    pub(crate) fn batchnorm(&self, bn: &BatchNorm2d, xs: Tensor, train: bool) -> Tensor {
+    pub(crate) fn batchnorm(
+        &self,
+        bn: &BatchNorm2d,
+        xs: Tensor,
+        train: bool,
+    ) -> Result<Tensor, TchError> {
         if self.batchnorm {
-            xs
+            Ok(xs)
         } else {
             bn.forward_t(&xs, train)
         }
     }
 
     /// ReLU in place on a tensor the caller owns, or the tensor itself when ReLU is ablated.
-    pub(crate) fn relu_(&self, mut t: Tensor) -> Tensor {
-        if !self.relu {
-            let _ = t.f_relu_();
+    pub(crate) fn relu_(&self, mut t: Tensor) -> Result<Tensor, TchError> {
+        if self.relu {
+            Ok(t)
+        } else {
+            t.f_relu_()
         }
-        t
     }
 }
 

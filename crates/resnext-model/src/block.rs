@@ -4,7 +4,7 @@
 
 use crate::ablation::Ablation;
 use crate::layers::{BatchNorm2d, Conv2d, ConvSpec};
-use tch::{nn, Tensor};
+use tch::{nn, TchError, Tensor};
 
 /// Output channels are `planes * EXPANSION`.
 pub const EXPANSION: i64 = 4;
@@ -73,19 +73,15 @@ impl Bottleneck {
     /// ReLUs and the residual addition work in place, as torchvision's `inplace=True` modules
     /// do: BatchNorm's and addition's backward never read their outputs, and it saves one
     /// activation-sized tensor and one pass over it per ReLU.
-    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
         let a = &self.ablation;
-        let h = a.relu_(a.batchnorm(&self.bn1, self.conv1.forward(xs), train));
-        let h = a.relu_(a.batchnorm(&self.bn2, self.conv2.forward(&h), train));
-        let mut h = a.batchnorm(&self.bn3, self.conv3.forward(&h), train);
-        match &self.downsample {
-            Some((conv, bn)) => {
-                let _ = h.f_add_(&a.batchnorm(bn, conv.forward(xs), train));
-            }
-            None => {
-                let _ = h.f_add_(xs);
-            }
-        }
+        let h = a.relu_(a.batchnorm(&self.bn1, self.conv1.forward(xs)?, train)?)?;
+        let h = a.relu_(a.batchnorm(&self.bn2, self.conv2.forward(&h)?, train)?)?;
+        let mut h = a.batchnorm(&self.bn3, self.conv3.forward(&h)?, train)?;
+        let h = match &self.downsample {
+            Some((conv, bn)) => h.f_add_(&a.batchnorm(bn, conv.forward(xs)?, train)?)?,
+            None => h.f_add_(xs)?,
+        };
         a.relu_(h)
     }
 }

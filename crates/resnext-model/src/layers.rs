@@ -5,7 +5,7 @@
 //! inside the forward (differentiably), which is mixed precision without an autocast context.
 
 use tch::nn::{self, Init};
-use tch::{Kind, Tensor};
+use tch::{Kind, TchError, Tensor};
 
 /// A 2-D convolution without bias, weight named `weight`.
 #[derive(Debug)]
@@ -76,9 +76,9 @@ impl Conv2d {
         }
     }
 
-    pub fn forward(&self, xs: &Tensor) -> Tensor {
-        let w = cast_like(&self.weight, xs);
-        xs.conv2d(
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        let w = cast_like(&self.weight, xs)?;
+        xs.f_conv2d(
             &w,
             None::<Tensor>,
             [self.stride; 2],
@@ -127,15 +127,18 @@ impl BatchNorm2d {
         }
     }
 
-    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
         if train {
             tch::no_grad(|| {
-                let _ = self.num_batches_tracked.shallow_clone().f_add_scalar_(1);
-            });
+                self.num_batches_tracked
+                    .shallow_clone()
+                    .f_add_scalar_(1)
+                    .map(drop)
+            })?;
         }
         // ATen's CPU and CUDA batch_norm accept a bf16/fp16 input with fp32 parameters and
         // statistics, so the running statistics stay in fp32 under mixed precision.
-        Tensor::batch_norm(
+        Tensor::f_batch_norm(
             xs,
             Some(&self.weight),
             Some(&self.bias),
@@ -178,18 +181,18 @@ impl Linear {
         Self { weight, bias }
     }
 
-    pub fn forward(&self, xs: &Tensor) -> Tensor {
-        let w = cast_like(&self.weight, xs);
-        let b = cast_like(&self.bias, xs);
-        xs.linear(&w, Some(&b))
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
+        let w = cast_like(&self.weight, xs)?;
+        let b = cast_like(&self.bias, xs)?;
+        xs.f_linear(&w, Some(&b))
     }
 }
 
 /// The weight in the input's floating dtype (a no-op when they agree).
-fn cast_like(w: &Tensor, xs: &Tensor) -> Tensor {
+fn cast_like(w: &Tensor, xs: &Tensor) -> Result<Tensor, TchError> {
     if w.kind() == xs.kind() {
-        w.shallow_clone()
+        Ok(w.shallow_clone())
     } else {
-        w.to_kind(xs.kind())
+        w.f_to_kind(xs.kind())
     }
 }

@@ -7,7 +7,7 @@ use crate::block::{BlockSpec, Bottleneck, EXPANSION};
 use crate::config::ModelConfig;
 use crate::error::ModelError;
 use crate::layers::{BatchNorm2d, Conv2d, ConvSpec, Linear};
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Kind, TchError, Tensor};
 
 /// Names of the four stages, as in torchvision.
 pub const STAGES: [&str; 4] = ["layer1", "layer2", "layer3", "layer4"];
@@ -88,40 +88,51 @@ impl ResNeXt {
     }
 
     /// Stem: conv 7×7/2, BatchNorm, ReLU, max-pool 3×3/2.
-    pub fn stem(&self, xs: &Tensor, train: bool) -> Tensor {
+    pub fn stem(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
         let a = &self.ablation;
-        a.relu_(a.batchnorm(&self.bn1, self.conv1.forward(xs), train))
-            .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+        a.relu_(a.batchnorm(&self.bn1, self.conv1.forward(xs)?, train)?)?
+            .f_max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
     }
 
     /// One stage (0..4) of bottleneck blocks.
-    pub fn stage(&self, index: usize, xs: &Tensor, train: bool) -> Tensor {
+    pub fn stage(&self, index: usize, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
         let mut h = xs.shallow_clone();
         for block in &self.stages[index] {
-            h = block.forward_t(&h, train);
+            h = block.forward_t(&h, train)?;
         }
-        h
+        Ok(h)
     }
 
     /// The last stage's feature map, `[N, 2048, H/32, W/32]` (used by Grad-CAM).
-    pub fn features(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut h = self.stem(xs, train);
+    pub fn features(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let mut h = self.stem(xs, train)?;
         for i in 0..STAGES.len() {
-            h = self.stage(i, &h, train);
+            h = self.stage(i, &h, train)?;
         }
-        h
+        Ok(h)
     }
 
     /// Global average pooling and the linear head; logits are returned in fp32 whatever the
     /// compute dtype.
-    pub fn head(&self, features: &Tensor) -> Tensor {
-        let pooled = features.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
-        self.fc.forward(&pooled).to_kind(Kind::Float)
+    pub fn head(&self, features: &Tensor) -> Result<Tensor, TchError> {
+        let pooled = features.f_adaptive_avg_pool2d([1, 1])?.f_flatten(1, -1)?;
+        self.fc.forward(&pooled)?.f_to_kind(Kind::Float)
+    }
+
+    /// Logits of a batch; every libtorch error comes back as an `Err` (the library's paths use
+    /// this, not the panicking [`nn::ModuleT`] form).
+    pub fn f_forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        self.head(&self.features(xs, train)?)
     }
 }
 
+/// tch's module trait, for code written against it; it panics where [`ResNeXt::f_forward_t`]
+/// returns an error, as tch's own modules do.
 impl nn::ModuleT for ResNeXt {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.head(&self.features(xs, train))
+        match self.f_forward_t(xs, train) {
+            Ok(t) => t,
+            Err(e) => panic!("ResNeXt forward: {e}"),
+        }
     }
 }

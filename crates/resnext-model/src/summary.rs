@@ -82,16 +82,16 @@ pub fn summarize(config: &ModelConfig, image_size: i64) -> Result<Summary, Model
     let vs = VarStore::new(Device::Cpu);
     let net = ResNeXt::new(&vs.root(), config)?;
     let mut rows = Vec::new();
-    tch::no_grad(|| {
+    tch::no_grad(|| -> Result<(), ModelError> {
         let x = Tensor::zeros([1, 3, image_size, image_size], (Kind::Float, Device::Cpu));
-        let mut h = net.stem(&x, false);
+        let mut h = net.stem(&x, false)?;
         rows.push(SummaryRow {
             name: "stem (conv1, bn1, maxpool)".into(),
             output_shape: h.size(),
             params: count(&vs, &["conv1.", "bn1."]),
         });
         for (i, name) in STAGES.iter().enumerate() {
-            h = net.stage(i, &h, false);
+            h = net.stage(i, &h, false)?;
             let blocks = config.layers[i];
             rows.push(SummaryRow {
                 name: format!("{name} ({blocks} blocks)"),
@@ -105,13 +105,14 @@ pub fn summarize(config: &ModelConfig, image_size: i64) -> Result<Summary, Model
             output_shape: pooled.size(),
             params: 0,
         });
-        let logits = net.head(&h);
+        let logits = net.head(&h)?;
         rows.push(SummaryRow {
             name: "fc".into(),
             output_shape: logits.size(),
             params: count(&vs, &["fc."]),
         });
-    });
+        Ok(())
+    })?;
     let total_params = count(&vs, &[""]);
     Ok(Summary {
         arch: config.arch.to_string(),

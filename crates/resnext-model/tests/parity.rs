@@ -1,5 +1,5 @@
-//! Parity with torchvision: the fixtures in ../shared/fixtures/torchvision were made with
-//! torchvision 0.28 / PyTorch 2.13.
+//! Parity with torchvision: the fixtures in tests/fixtures/torchvision were made with
+//! torchvision 0.28 / PyTorch 2.13 by `scripts/make_torchvision_fixtures.py`.
 
 mod common;
 
@@ -9,18 +9,18 @@ use std::collections::HashMap;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Tensor};
 
-fn io() -> Option<HashMap<String, Tensor>> {
-    let p = common::shared("fixtures/torchvision/tiny_resnext_io.safetensors")?;
-    Some(Tensor::read_safetensors(p).unwrap().into_iter().collect())
+fn io() -> HashMap<String, Tensor> {
+    let p = common::fixture("torchvision/tiny_resnext_io.safetensors");
+    Tensor::read_safetensors(p).unwrap().into_iter().collect()
 }
 
-fn tiny() -> Option<(VarStore, ResNeXt)> {
-    let w = common::shared("fixtures/torchvision/tiny_resnext.safetensors")?;
+fn tiny() -> (VarStore, ResNeXt) {
+    let w = common::fixture("torchvision/tiny_resnext.safetensors");
     let vs = VarStore::new(Device::Cpu);
     let net = ResNeXt::new(&vs.root(), &ModelConfig::custom([1, 1, 1, 1], 4, 4, 3)).unwrap();
     let report = load_weights(&vs, &w, HeadPolicy::Strict).unwrap();
     assert!(report.kept.is_empty(), "strict load kept {:?}", report.kept);
-    Some((vs, net))
+    (vs, net)
 }
 
 fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
@@ -29,9 +29,7 @@ fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn tiny_eval_logits_match_torchvision() {
-    let (Some(io), Some((_vs, net))) = (io(), tiny()) else {
-        return;
-    };
+    let (io, (_vs, net)) = (io(), tiny());
     let logits = tch::no_grad(|| net.forward_t(&io["input"], false));
     let err = max_abs(&logits, &io["logits_eval"]);
     assert!(err <= 1e-4, "eval logits differ by {err}");
@@ -39,9 +37,7 @@ fn tiny_eval_logits_match_torchvision() {
 
 #[test]
 fn tiny_train_logits_and_running_stats_match_torchvision() {
-    let (Some(io), Some((vs, net))) = (io(), tiny()) else {
-        return;
-    };
+    let (io, (vs, net)) = (io(), tiny());
     let vars = vs.variables();
     let before = vars["bn1.num_batches_tracked"].int64_value(&[]);
     let logits = tch::no_grad(|| net.forward_t(&io["input"], true));
@@ -68,9 +64,7 @@ fn presets_equal_torchvision_manifests() {
         ("resnext101_64x4d", ModelConfig::resnext101_64x4d(1000)),
         ("resnet50", ModelConfig::resnet50(1000)),
     ] {
-        let Some(path) = common::shared(&format!("fixtures/torchvision/{name}.keys.json")) else {
-            return;
-        };
+        let path = common::fixture(&format!("torchvision/{name}.keys.json"));
         let manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
         let expected: Vec<(String, Vec<i64>, String)> = manifest["tensors"]
@@ -125,6 +119,6 @@ fn full_resnext50_forward_at_224_on_cpu() {
     let logits = tch::no_grad(|| net.forward_t(&x, false));
     assert_eq!(logits.size(), vec![1, 2]);
     assert!(bool::try_from(logits.isfinite().all()).unwrap());
-    let features = tch::no_grad(|| net.features(&x, false));
+    let features = tch::no_grad(|| net.features(&x, false)).unwrap();
     assert_eq!(features.size(), vec![1, 2048, 7, 7]);
 }

@@ -1,19 +1,61 @@
 //! Helpers the workspace's tests share (a dev-dependency only, never published):
-//! - [`shared`]: data and fixtures in `../shared`, found through `RESNEXT_SHARED`;
+//! - [`skip`]: a test that cannot run says why, and `cargo xtask test` counts and names it;
+//! - [`fixture`]: the small fixtures committed in the repository;
+//! - [`shared`]: data in `../shared` (the MSLD photos), found through `RESNEXT_SHARED`;
 //! - [`can_mount_tmpfs`]: whether a small file system can be mounted to fill it (full-disk tests);
 //! - [`proptest_cases`]: the case count of the fuzz properties, `PROPTEST_CASES` or a default.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
+
+/// The variable naming the file where skipped tests are recorded (`cargo xtask test` sets it).
+pub const SKIP_LOG: &str = "RESNEXT_SKIP_LOG";
+
+/// Records that the running test is skipped and why: a line on stderr (shown with
+/// `--nocapture`) and, under `cargo xtask test`, a line `test name<TAB>reason` in the skip log,
+/// which it counts and prints at the end.
+pub fn skip(reason: &str) {
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_string();
+    eprintln!("skipped {name}: {reason}");
+    if let Some(log) = std::env::var_os(SKIP_LOG) {
+        // One short line per append: concurrent tests do not interleave within a line.
+        let line = format!("{name}\t{}\n", reason.replace(['\n', '\t'], " "));
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            eprintln!(
+                "cannot record the skip in {}: {e}",
+                PathBuf::from(log).display()
+            );
+        }
+    }
+}
+
+/// A fixture committed in the repository, `rel` under `crates/resnext-model/tests/fixtures`
+/// (made by the scripts in `scripts/`; see the README there). Always present.
+pub fn fixture(rel: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../resnext-model/tests/fixtures")
+        .join(rel);
+    assert!(p.exists(), "fixture {} is missing", p.display());
+    p
+}
 
 /// `rel` under `RESNEXT_SHARED`. Without the variable the test is skipped: `None`, with a printed
 /// reason. With it, a missing file is a failure.
 pub fn shared(rel: &str) -> Option<PathBuf> {
     match std::env::var_os("RESNEXT_SHARED") {
         None => {
-            eprintln!(
-                "skipped: RESNEXT_SHARED is not set, so `{rel}` from ../shared is not available"
-            );
+            skip(&format!(
+                "needs ../shared (RESNEXT_SHARED is not set): `{rel}`"
+            ));
             None
         }
         Some(root) => {
@@ -43,7 +85,7 @@ pub fn can_mount_tmpfs() -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        eprintln!("skipped: `unshare -r -m` cannot mount a small tmpfs here (no user namespaces)");
+        skip("needs `unshare -r -m` to mount a small tmpfs (user namespaces)");
     }
     ok
 }

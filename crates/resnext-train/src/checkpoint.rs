@@ -1,54 +1,53 @@
-//! The run directory and its checkpoints. Everything `eval` and `predict` need is in it:
-//!
-//! | file | what |
-//! | --- | --- |
-//! | `config.toml` | the fully resolved training config |
-//! | `split.json` | `{"classes", "train", "val", "test"}`, paths relative to the data root |
-//! | `metrics.csv` | one row per finished epoch |
-//! | `best.safetensors` / `best.json` | weights of the best validation accuracy and their sidecar |
-//! | `last.safetensors` / `last.json` | weights after the last finished epoch and their sidecar |
-//! | `checkpoint.safetensors` | the resume point: weights, optimiser, EMA and loop state |
-//!
-//! The `.safetensors` weights carry torchvision's names (with `num_batches_tracked`), so
-//! `torchvision.models.resnext50_32x4d(num_classes=2).load_state_dict(load_file(...), strict=True)`
-//! accepts them. Every file is written atomically: a temporary file, flushed, then renamed.
+//! What a run directory's checkpoints hold: which saved weights ([`Checkpoint`]), their sidecar
+//! ([`CheckpointInfo`]: enough to rebuild the model and its eval transform) and the loop state of
+//! the resume point ([`LoopState`]); and [`write_atomic`], how every file of a run is written.
+//! The directory itself, with every file name, is [`crate::run::Run`].
 
 use crate::error::TrainError;
 use crate::metric::EpochRow;
 use resnext_data::TransformConfig;
 use resnext_model::ModelConfig;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use tch::Tensor;
 
-pub const CONFIG: &str = "config.toml";
-pub const SPLIT: &str = "split.json";
-pub const METRICS: &str = "metrics.csv";
-pub const RESUME: &str = "checkpoint.safetensors";
-
-/// Which saved weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Which {
+/// Which saved weights of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Checkpoint {
+    /// The epoch with the best validation accuracy.
+    #[default]
     Best,
+    /// The last finished epoch.
     Last,
 }
 
-impl Which {
-    pub fn parse(s: &str) -> Result<Self, TrainError> {
-        match s {
-            "best" => Ok(Which::Best),
-            "last" => Ok(Which::Last),
-            other => Err(TrainError::Invalid(format!(
-                "unknown checkpoint `{other}` (expected best or last)"
-            ))),
+impl Checkpoint {
+    pub fn name(self) -> &'static str {
+        match self {
+            Checkpoint::Best => "best",
+            Checkpoint::Last => "last",
         }
     }
-    pub fn stem(self) -> &'static str {
-        match self {
-            Which::Best => "best",
-            Which::Last => "last",
+}
+
+impl std::fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Checkpoint {
+    type Err = TrainError;
+    fn from_str(s: &str) -> Result<Self, TrainError> {
+        match s {
+            "best" => Ok(Checkpoint::Best),
+            "last" => Ok(Checkpoint::Last),
+            other => Err(TrainError::UnknownChoice {
+                what: "checkpoint",
+                got: other.to_string(),
+                expected: "best or last",
+            }),
         }
     }
 }
@@ -103,104 +102,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
+        // Best effort: the write already failed, and that error is the one to report.
+        std::fs::remove_file(&tmp).ok();
         return Err(err(e));
     }
     Ok(())
-}
-
-/// Paths of a run directory.
-#[derive(Debug, Clone)]
-pub struct RunDir {
-    pub dir: PathBuf,
-}
-
-impl RunDir {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
-    }
-
-    pub fn create(&self) -> Result<(), TrainError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| TrainError::Write {
-            path: self.dir.clone(),
-            source,
-        })
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    pub fn weights(&self, which: Which) -> PathBuf {
-        self.dir.join(format!("{}.safetensors", which.stem()))
-    }
-
-    pub fn info_path(&self, which: Which) -> PathBuf {
-        self.dir.join(format!("{}.json", which.stem()))
-    }
-
-    /// Reads a sidecar; a missing or malformed one is an error naming the file.
-    pub fn info(&self, which: Which) -> Result<CheckpointInfo, TrainError> {
-        let p = self.info_path(which);
-        if !self.dir.is_dir() {
-            return Err(TrainError::Read {
-                path: self.dir.clone(),
-                reason: "not a run directory (no such folder)".into(),
-            });
-        }
-        let text = std::fs::read_to_string(&p).map_err(|e| TrainError::Read {
-            path: p.clone(),
-            reason: format!("{e} (is {} a finished run directory?)", self.dir.display()),
-        })?;
-        serde_json::from_str(&text).map_err(|e| TrainError::Read {
-            path: p,
-            reason: e.to_string(),
-        })
-    }
-
-    pub fn write_info(&self, which: Which, info: &CheckpointInfo) -> Result<(), TrainError> {
-        let json = serde_json::to_string_pretty(info).expect("info serialises");
-        write_atomic(&self.info_path(which), json.as_bytes())
-    }
-
-    /// Saves the resume point: named tensors plus the loop state as a byte tensor `state.json`,
-    /// in one file renamed into place, so weights, optimiser and state always agree.
-    pub fn save_resume(
-        &self,
-        mut tensors: Vec<(String, Tensor)>,
-        state: &LoopState,
-    ) -> Result<(), TrainError> {
-        let json = serde_json::to_vec(state).expect("state serialises");
-        tensors.push(("state.json".into(), Tensor::from_slice(&json)));
-        resnext_model::weights::write_tensors_atomic(&tensors, &self.path(RESUME))?;
-        Ok(())
-    }
-
-    /// Loads the resume point.
-    pub fn load_resume(&self) -> Result<(HashMap<String, Tensor>, LoopState), TrainError> {
-        let p = self.path(RESUME);
-        if !p.exists() {
-            return Err(TrainError::NothingToResume(self.dir.clone()));
-        }
-        let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(&p)
-            .map_err(|e| TrainError::Read {
-                path: p.clone(),
-                reason: e.to_string(),
-            })?
-            .into_iter()
-            .collect();
-        let state = tensors.get("state.json").ok_or_else(|| TrainError::Read {
-            path: p.clone(),
-            reason: "no state.json entry".into(),
-        })?;
-        let bytes: Vec<u8> = Vec::<u8>::try_from(state).map_err(|e| TrainError::Read {
-            path: p.clone(),
-            reason: e.to_string(),
-        })?;
-        let state: LoopState = serde_json::from_slice(&bytes).map_err(|e| TrainError::Read {
-            path: p,
-            reason: e.to_string(),
-        })?;
-        Ok((tensors, state))
-    }
 }

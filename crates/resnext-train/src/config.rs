@@ -1,6 +1,7 @@
 //! The training config: TOML with sections `[model]`, `[data]`, `[optim]`, `[schedule]`,
 //! `[train]`; unknown keys are errors that name them. `--set section.key=value` overrides any key.
 
+use crate::device::DeviceChoice;
 use crate::error::TrainError;
 use resnext_data::mix::MixConfig;
 use resnext_data::{BadImagePolicy, SplitConfig, TransformConfig};
@@ -67,14 +68,24 @@ impl ModelSection {
         let mut c = if self.arch == Arch::Custom {
             match (self.layers, self.groups, self.width_per_group) {
                 (Some(l), Some(g), Some(w)) => ModelConfig::custom(l, g, w, num_classes),
-                _ => return Err(TrainError::Invalid("model.arch = \"custom\" needs model.layers, model.groups and model.width_per_group".into())),
+                _ => {
+                    return Err(TrainError::InvalidValue {
+                        key: "model.arch",
+                        reason:
+                            "\"custom\" needs model.layers, model.groups and model.width_per_group"
+                                .into(),
+                    })
+                }
             }
         } else {
             if self.layers.is_some() || self.groups.is_some() || self.width_per_group.is_some() {
-                return Err(TrainError::Invalid(format!(
-                    "model.layers/groups/width_per_group go with arch = \"custom\", not {}",
-                    self.arch
-                )));
+                return Err(TrainError::InvalidValue {
+                    key: "model.arch",
+                    reason: format!(
+                        "model.layers/groups/width_per_group go with arch = \"custom\", not {}",
+                        self.arch
+                    ),
+                });
             }
             ModelConfig::from_arch(self.arch, num_classes)?
         };
@@ -291,8 +302,8 @@ pub struct TrainSection {
     #[serde(default)]
     pub seed: u64,
     /// cpu, cuda, cuda:N or auto.
-    #[serde(default = "default_device")]
-    pub device: String,
+    #[serde(default)]
+    pub device: DeviceChoice,
     #[serde(default)]
     pub precision: Precision,
     #[serde(default)]
@@ -316,9 +327,6 @@ pub struct TrainSection {
 fn default_epochs() -> usize {
     10
 }
-fn default_device() -> String {
-    "cpu".into()
-}
 
 impl Default for TrainSection {
     fn default() -> Self {
@@ -326,41 +334,113 @@ impl Default for TrainSection {
     }
 }
 
+/// Typed overrides from command-line flags, applied after the file and `--set` and before
+/// validation; an invalid one is blamed on its flag.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--data`: `data.root`.
+    pub data_root: Option<PathBuf>,
+    /// `--epochs`: `train.epochs`.
+    pub epochs: Option<usize>,
+    /// `--batch-size`: `data.batch_size`.
+    pub batch_size: Option<usize>,
+    /// `--device`: `train.device`.
+    pub device: Option<DeviceChoice>,
+}
+
+impl Overrides {
+    fn apply(&self, c: &mut TrainConfig) {
+        if let Some(d) = &self.data_root {
+            c.data.root = d.clone();
+        }
+        if let Some(e) = self.epochs {
+            c.train.epochs = e;
+        }
+        if let Some(b) = self.batch_size {
+            c.data.batch_size = b;
+        }
+        if let Some(d) = self.device {
+            c.train.device = d;
+        }
+    }
+
+    /// The flag that set `key`, if one did.
+    fn flag_for(&self, key: &str) -> Option<String> {
+        match key {
+            "train.epochs" => self.epochs.map(|e| format!("--epochs {e}")),
+            "data.batch_size" => self.batch_size.map(|b| format!("--batch-size {b}")),
+            _ => None,
+        }
+    }
+}
+
+/// The most threads a config may ask for (libtorch or decoding): more only oversubscribes the
+/// machine, and tens of thousands exhaust it.
+pub const MAX_THREADS: usize = 256;
+
 impl TrainConfig {
     /// Parses TOML text; `origin` names the source in errors.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, TrainError> {
-        let value: toml::Table = toml::from_str(text).map_err(|e| TrainError::Config {
+        let table: toml::Table = toml::from_str(text).map_err(|e| TrainError::Config {
             path: origin.into(),
             reason: one_line(&e.to_string()),
         })?;
-        Self::from_table(value, origin)
+        Self::from_table(table, origin, &[], &Overrides::default())
     }
 
-    fn from_table(table: toml::Table, origin: &Path) -> Result<Self, TrainError> {
-        let config: TrainConfig =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| TrainError::Config {
-                    path: origin.into(),
-                    reason: one_line(&e.to_string()),
-                })?;
-        config.validate().map_err(|e| TrainError::Config {
+    /// Deserialises, applies the flags' overrides and validates; an error is blamed on the flag
+    /// or `--set` that caused it when one did, else on `origin`.
+    fn from_table(
+        table: toml::Table,
+        origin: &Path,
+        sets: &[String],
+        overrides: &Overrides,
+    ) -> Result<Self, TrainError> {
+        let in_file = |reason: String| TrainError::Config {
             path: origin.into(),
-            reason: e.to_string(),
+            reason,
+        };
+        let mut config: TrainConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| in_file(one_line(&e.to_string())))?;
+        overrides.apply(&mut config);
+        config.validate().map_err(|e| match e {
+            TrainError::InvalidValue { key, reason } => {
+                if let Some(flag) = overrides.flag_for(key) {
+                    return TrainError::BadFlag { flag, reason };
+                }
+                match sets.iter().rev().find(|s| set_key(s) == key) {
+                    Some(set) => TrainError::BadOverride {
+                        set: set.clone(),
+                        reason: format!("{key}: {reason}"),
+                    },
+                    None => in_file(format!("{key}: {reason}")),
+                }
+            }
+            other => other,
         })?;
         Ok(config)
     }
 
     /// Reads a config file and applies `section.key=value` overrides.
     pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Self, TrainError> {
+        Self::load_with(path, sets, &Overrides::default())
+    }
+
+    /// Reads a config file, applies `section.key=value` overrides and then the flags'.
+    pub fn load_with(
+        path: Option<&Path>,
+        sets: &[String],
+        overrides: &Overrides,
+    ) -> Result<Self, TrainError> {
         let origin = path
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("<defaults>"));
         let mut table: toml::Table = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| TrainError::Read {
+                let text = std::fs::read_to_string(p).map_err(|source| TrainError::ReadIo {
                     path: p.into(),
-                    reason: e.to_string(),
+                    source,
                 })?;
                 toml::from_str(&text).map_err(|e| TrainError::Config {
                     path: p.into(),
@@ -369,54 +449,107 @@ impl TrainConfig {
             }
             None => toml::Table::new(),
         };
-        for s in sets {
-            apply_set(&mut table, s)?;
+        if !sets.is_empty() {
+            // The file alone must deserialise, so that a type error in an override is blamed
+            // on the override.
+            toml::Value::Table(table.clone())
+                .try_into::<TrainConfig>()
+                .map_err(|e| TrainError::Config {
+                    path: origin.clone(),
+                    reason: one_line(&e.to_string()),
+                })?;
         }
-        Self::from_table(table, &origin)
+        for (i, s) in sets.iter().enumerate() {
+            apply_set(&mut table, s)?;
+            toml::Value::Table(table.clone())
+                .try_into::<TrainConfig>()
+                .map_err(|e| TrainError::BadOverride {
+                    set: sets[i].clone(),
+                    reason: one_line(&e.to_string()),
+                })?;
+        }
+        Self::from_table(table, &origin, sets, overrides)
     }
 
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("config serialises")
+        toml::to_string_pretty(self).unwrap_or_default()
     }
 
+    /// Checks every value against its domain; the error names the `section.key`.
     pub fn validate(&self) -> Result<(), TrainError> {
-        let bad = |m: String| Err(TrainError::Invalid(m));
-        if self.train.epochs == 0 {
-            return bad("train.epochs must be at least 1".into());
+        let (d, o, s, t) = (&self.data, &self.optim, &self.schedule, &self.train);
+        check(t.epochs >= 1, "train.epochs", "must be at least 1")?;
+        check(
+            t.epochs <= 1_000_000,
+            "train.epochs",
+            "must be at most 1000000",
+        )?;
+        check(
+            (1..=65536).contains(&d.batch_size),
+            "data.batch_size",
+            "must be between 1 and 65536",
+        )?;
+        if let Some(b) = d.eval_batch_size {
+            check(
+                (1..=65536).contains(&b),
+                "data.eval_batch_size",
+                "must be between 1 and 65536",
+            )?;
         }
-        if self.data.batch_size == 0 || self.data.eval_batch_size == Some(0) {
-            return bad("data.batch_size must be at least 1".into());
+        let threads = format!("must be at most {MAX_THREADS} (0 chooses from the cores)");
+        check(d.threads <= MAX_THREADS, "data.threads", &threads)?;
+        check(t.threads <= MAX_THREADS, "train.threads", &threads)?;
+        check(d.prefetch <= 64, "data.prefetch", "must be at most 64")?;
+        positive(o.lr, "optim.lr")?;
+        non_negative(o.weight_decay, "optim.weight_decay")?;
+        for (b, key) in o.betas.iter().zip(["optim.betas[0]", "optim.betas[1]"]) {
+            check(
+                (0.0..1.0).contains(b),
+                key,
+                &format!("must be in [0, 1), got {b}"),
+            )?;
         }
-        if !(self.optim.lr.is_finite() && self.optim.lr > 0.0) {
-            return bad(format!("optim.lr must be positive, got {}", self.optim.lr));
+        positive(o.eps, "optim.eps")?;
+        check(
+            (0.0..1.0).contains(&o.momentum),
+            "optim.momentum",
+            &format!("must be in [0, 1), got {}", o.momentum),
+        )?;
+        if let Some(c) = o.clip_grad_norm {
+            positive(c, "optim.clip_grad_norm")?;
         }
-        if !(self.optim.weight_decay >= 0.0) {
-            return bad("optim.weight_decay must be non-negative".into());
+        check(s.step_size >= 1, "schedule.step_size", "must be at least 1")?;
+        non_negative(s.warmup_epochs, "schedule.warmup_epochs")?;
+        check(
+            s.warmup_start_factor > 0.0 && s.warmup_start_factor <= 1.0,
+            "schedule.warmup_start_factor",
+            &format!("must be in (0, 1], got {}", s.warmup_start_factor),
+        )?;
+        positive(s.gamma, "schedule.gamma")?;
+        non_negative(s.min_lr, "schedule.min_lr")?;
+        check(
+            s.min_lr <= o.lr,
+            "schedule.min_lr",
+            &format!("must not exceed optim.lr ({})", o.lr),
+        )?;
+        check(
+            (0.0..1.0).contains(&t.label_smoothing),
+            "train.label_smoothing",
+            &format!("must be in [0, 1), got {}", t.label_smoothing),
+        )?;
+        if let Some(e) = t.ema_decay {
+            check(
+                (0.0..1.0).contains(&e),
+                "train.ema_decay",
+                &format!("must be in [0, 1), got {e}"),
+            )?;
         }
-        if !(0.0..1.0).contains(&self.optim.betas[0]) || !(0.0..1.0).contains(&self.optim.betas[1])
-        {
-            return bad(format!(
-                "optim.betas {:?} must be in [0, 1)",
-                self.optim.betas
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.train.label_smoothing) || self.train.label_smoothing == 1.0 {
-            return bad("train.label_smoothing must be in [0, 1)".into());
-        }
-        if let Some(d) = self.train.ema_decay {
-            if !(0.0..1.0).contains(&d) {
-                return bad("train.ema_decay must be in [0, 1)".into());
-            }
-        }
-        if let Some(c) = self.optim.clip_grad_norm {
-            if !(c > 0.0) {
-                return bad("optim.clip_grad_norm must be positive".into());
-            }
-        }
-        if self.schedule.step_size == 0 || !(self.schedule.warmup_epochs >= 0.0) {
-            return bad(
-                "schedule.step_size must be at least 1 and warmup_epochs non-negative".into(),
-            );
+        if let Some(p) = t.early_stopping_patience {
+            check(
+                p >= 1,
+                "train.early_stopping_patience",
+                "must be at least 1 (leave it out to never stop early)",
+            )?;
         }
         self.model.to_config(2)?;
         self.data.split_config().validate()?;
@@ -427,6 +560,43 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+fn check(ok: bool, key: &'static str, reason: &str) -> Result<(), TrainError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(TrainError::InvalidValue {
+            key,
+            reason: reason.to_string(),
+        })
+    }
+}
+
+/// Finite and > 0 (`!(v > 0)` also rejects NaN).
+fn positive(v: f64, key: &'static str) -> Result<(), TrainError> {
+    check(
+        v.is_finite() && v > 0.0,
+        key,
+        &format!("must be a finite number > 0, got {v}"),
+    )
+}
+
+/// Finite and >= 0.
+fn non_negative(v: f64, key: &'static str) -> Result<(), TrainError> {
+    check(
+        v.is_finite() && v >= 0.0,
+        key,
+        &format!("must be a finite number >= 0, got {v}"),
+    )
+}
+
+/// The `section.key` an override sets (array indices dropped).
+fn set_key(set: &str) -> String {
+    set.split_once('=')
+        .map_or(set, |(k, _)| k)
+        .trim()
+        .to_string()
 }
 
 fn one_line(s: &str) -> String {
@@ -442,17 +612,21 @@ fn one_line(s: &str) -> String {
 /// Applies `a.b.c=value` to a TOML table; the value is read as TOML (number, bool, array,
 /// quoted string) or else taken as a bare string.
 pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), TrainError> {
-    let (key, raw) = set.split_once('=').ok_or_else(|| {
-        TrainError::Invalid(format!("--set `{set}` must look like section.key=value"))
-    })?;
+    let bad = |reason: String| TrainError::BadOverride {
+        set: set.to_string(),
+        reason,
+    };
+    let (key, raw) = set
+        .split_once('=')
+        .ok_or_else(|| bad("must look like section.key=value".into()))?;
     let parts: Vec<&str> = key.trim().split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
-        return Err(TrainError::Invalid(format!(
-            "--set `{set}`: empty key part"
-        )));
+        return Err(bad("empty key part".into()));
     }
     let value = match toml::from_str::<toml::Table>(&format!("v = {}", raw.trim())) {
-        Ok(mut t) => t.remove("v").expect("parsed key"),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.trim().to_string())),
         Err(_) => toml::Value::String(raw.trim().to_string()),
     };
     let mut cur = table;
@@ -462,7 +636,7 @@ pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), TrainError> {
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         cur = entry
             .as_table_mut()
-            .ok_or_else(|| TrainError::Invalid(format!("--set `{set}`: `{p}` is not a section")))?;
+            .ok_or_else(|| bad(format!("`{p}` is not a section")))?;
     }
     cur.insert(parts[parts.len() - 1].to_string(), value);
     Ok(())

@@ -6,9 +6,9 @@ use crate::config::Precision;
 use crate::error::TrainError;
 use crate::loss::cross_entropy;
 use crate::precision::{prepare_input, with_autocast};
+use crate::progress::Progress;
 use resnext_data::Loader;
 use resnext_model::ResNeXt;
-use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};
 
 /// Per-sample outputs in loader order.
@@ -59,60 +59,77 @@ impl RunOptions {
 
 /// Turns a float batch into an NCHW tensor.
 pub fn batch_tensor(batch: &resnext_data::Batch) -> Result<Tensor, TrainError> {
-    let a = batch
-        .f32()
-        .ok_or_else(|| TrainError::Invalid("the loader must yield float batches".into()))?;
+    let a = batch.f32().ok_or(TrainError::BatchLayout("float pixels"))?;
     let shape: Vec<i64> = a.shape().iter().map(|&d| d as i64).collect();
     let data = a
         .as_slice()
-        .ok_or_else(|| TrainError::Invalid("batch not contiguous".into()))?;
-    let t = Tensor::from_slice(data).view(shape.as_slice());
+        .ok_or(TrainError::BatchLayout("a contiguous buffer"))?;
+    let t = Tensor::f_from_slice(data)?.f_view(shape.as_slice())?;
     Ok(match batch.layout {
-        resnext_data::Layout::Nhwc => t.permute([0, 3, 1, 2]),
+        resnext_data::Layout::Nhwc => t.f_permute([0, 3, 1, 2])?,
         resnext_data::Layout::Nchw => t,
     })
 }
 
 /// Logits of one prepared input in eval mode (fp32 on the CPU).
-pub fn logits(net: &ResNeXt, x: &Tensor, opts: RunOptions) -> Tensor {
+pub fn logits(net: &ResNeXt, x: &Tensor, opts: RunOptions) -> Result<Tensor, TrainError> {
     let x = prepare_input(
         x.shallow_clone(),
         opts.precision,
         opts.channels_last,
         opts.device,
-    );
-    tch::no_grad(|| with_autocast(opts.precision, opts.device, || net.forward_t(&x, false)))
-        .to_kind(Kind::Float)
-        .to_device(Device::Cpu)
+    )?;
+    let l =
+        tch::no_grad(|| with_autocast(opts.precision, opts.device, || net.f_forward_t(&x, false)))?;
+    Ok(l.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?)
+}
+
+/// Class probabilities of a prepared batch: the softmax of its logits, averaged with that of the
+/// horizontally flipped batch under TTA. Returns (logits, probabilities); a non-finite value in
+/// either is an error, never a prediction.
+pub fn logits_and_probs(
+    net: &ResNeXt,
+    x: &Tensor,
+    opts: RunOptions,
+) -> Result<(Tensor, Tensor), TrainError> {
+    let l = logits(net, x, opts)?;
+    let mut probs = l.f_softmax(1, Kind::Float)?;
+    if opts.tta {
+        let flipped = logits(net, &x.f_flip([3])?, opts)?.f_softmax(1, Kind::Float)?;
+        probs = (probs + flipped) / 2.0;
+    }
+    let finite = l.f_isfinite()?.f_all()?.f_int64_value(&[])? == 1
+        && probs.f_isfinite()?.f_all()?.f_int64_value(&[])? == 1;
+    if !finite {
+        return Err(TrainError::NonFiniteOutput);
+    }
+    Ok((l, probs))
 }
 
 /// Runs `net` over every batch of `loader`, epoch 0.
-pub fn predict(
+pub fn predict_loader(
     net: &ResNeXt,
     loader: &Loader,
     opts: RunOptions,
+    progress: &dyn Progress,
 ) -> Result<Predictions, TrainError> {
     let mut out = Predictions::default();
     let mut loss_sum = 0.0;
+    progress.begin("evaluating", loader.num_samples());
     for batch in loader.epoch(0) {
         let batch = batch?;
         let x = batch_tensor(&batch)?;
-        let l = logits(net, &x, opts);
-        let mut probs = l.softmax(1, Kind::Float);
-        if opts.tta {
-            let flipped = logits(net, &x.flip([3]), opts).softmax(1, Kind::Float);
-            probs = (probs + flipped) / 2.0;
-        }
+        let (l, probs) = logits_and_probs(net, &x, opts)?;
         let labels =
-            Tensor::from_slice(&batch.labels.iter().map(|&y| y as i64).collect::<Vec<_>>());
+            Tensor::f_from_slice(&batch.labels.iter().map(|&y| y as i64).collect::<Vec<_>>())?;
         let nll = if opts.tta {
             probs
-                .clamp_min(1e-12)
-                .log()
-                .nll_loss(&labels)
-                .double_value(&[])
+                .f_clamp_min(1e-12)?
+                .f_log()?
+                .f_nll_loss(&labels, None::<Tensor>, tch::Reduction::Mean, -100)?
+                .f_double_value(&[])?
         } else {
-            cross_entropy(&l, &labels).double_value(&[])
+            cross_entropy(&l, &labels).f_double_value(&[])?
         };
         loss_sum += nll * batch.len() as f64;
         let l2: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(l.to_kind(Kind::Double))?;
@@ -121,7 +138,9 @@ pub fn predict(
         out.probs.extend(p2);
         out.labels.extend(batch.labels.iter().copied());
         out.indices.extend(batch.indices.iter().copied());
+        progress.advance(batch.len());
     }
+    progress.end();
     out.loss = if out.labels.is_empty() {
         0.0
     } else {

@@ -1,7 +1,9 @@
 //! Grad-CAM (Selvaraju et al. 2017): the last stage's feature maps weighted by the spatial mean of
-//! the class score's gradient, summed over channels, ReLU.
+//! the class score's gradient, summed over channels, ReLU. A [`Heatmap`] places the map on the
+//! region of the source image that the network saw, and draws it over that image ("jet").
 
 use crate::error::TrainError;
+use image::{Rgb, RgbImage};
 use resnext_model::ResNeXt;
 use tch::{Device, Kind, Tensor};
 
@@ -16,19 +18,19 @@ pub struct Cam {
 
 /// Grad-CAM of `class` for a single prepared input `x` ([1, 3, H, W], on the model's device).
 pub fn grad_cam(net: &ResNeXt, x: &Tensor, class: i64) -> Result<Cam, TrainError> {
-    let features = net.features(x, false);
-    let logits = net.head(&features);
-    let score = logits.select(1, class).sum(Kind::Float);
-    let grads = Tensor::run_backward(&[&score], &[&features], false, false);
-    let weights = grads[0].mean_dim(&[2i64, 3][..], true, Kind::Float);
-    let cam = (features.detach().to_kind(Kind::Float) * weights)
-        .sum_dim_intlist(1, false, Kind::Float)
-        .relu()
-        .squeeze_dim(0)
-        .to_device(Device::Cpu)
-        .contiguous();
+    let features = net.features(x, false)?;
+    let logits = net.head(&features)?;
+    let score = logits.f_select(1, class)?.f_sum(Kind::Float)?;
+    let grads = Tensor::f_run_backward(&[&score], &[&features], false, false)?;
+    let weights = grads[0].f_mean_dim(&[2i64, 3][..], true, Kind::Float)?;
+    let cam = (features.detach().f_to_kind(Kind::Float)? * weights)
+        .f_sum_dim_intlist(1, false, Kind::Float)?
+        .f_relu()?
+        .f_squeeze_dim(0)?
+        .f_to_device(Device::Cpu)?
+        .f_contiguous()?;
     let (height, width) = (cam.size()[0] as usize, cam.size()[1] as usize);
-    let values: Vec<f32> = Vec::<f32>::try_from(cam.view([-1]))?;
+    let values: Vec<f32> = Vec::<f32>::try_from(cam.f_view([-1])?)?;
     Ok(Cam {
         values,
         width,
@@ -71,5 +73,78 @@ impl Cam {
             + v(x1, y0) * dx * (1.0 - dy)
             + v(x0, y1) * (1.0 - dx) * dy
             + v(x1, y1) * dx * dy
+    }
+}
+
+/// A Grad-CAM map placed on its source image.
+#[derive(Debug, Clone)]
+pub struct Heatmap {
+    pub cam: Cam,
+    /// The class it explains.
+    pub class: usize,
+    /// `[left, top, right, bottom]` of the source image that the network input showed (the eval
+    /// transform's crop), in source pixels.
+    pub region: [f32; 4],
+}
+
+/// The "jet" colour map.
+fn jet(v: f32) -> [f32; 3] {
+    let v = v.clamp(0.0, 1.0);
+    let r = (1.5 - (4.0 * v - 3.0).abs()).clamp(0.0, 1.0);
+    let g = (1.5 - (4.0 * v - 2.0).abs()).clamp(0.0, 1.0);
+    let b = (1.5 - (4.0 * v - 1.0).abs()).clamp(0.0, 1.0);
+    [r * 255.0, g * 255.0, b * 255.0]
+}
+
+impl Heatmap {
+    /// The normalised map's value at source pixel `(x, y)`, or `None` outside the region the
+    /// network saw.
+    pub fn value_at(&self, normalised: &[f32], x: u32, y: u32) -> Option<f32> {
+        let [l, t, r, b] = self.region;
+        let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
+        if px < l || px >= r || py < t || py >= b {
+            return None;
+        }
+        let fx = (px - l) / (r - l) * self.cam.width as f32;
+        let fy = (py - t) / (b - t) * self.cam.height as f32;
+        Some(Cam::sample(
+            normalised,
+            self.cam.width,
+            self.cam.height,
+            fx,
+            fy,
+        ))
+    }
+
+    /// `image` with the heatmap blended over the region the network saw; the rest is dimmed.
+    pub fn overlay(&self, image: &RgbImage) -> RgbImage {
+        let norm = self.cam.normalised();
+        RgbImage::from_fn(image.width(), image.height(), |x, y| {
+            let p = image.get_pixel(x, y).0;
+            match self.value_at(&norm, x, y) {
+                Some(v) => {
+                    let c = jet(v);
+                    let a = 0.45;
+                    Rgb(std::array::from_fn(|k| {
+                        (p[k] as f32 * (1.0 - a) + c[k] * a)
+                            .round()
+                            .clamp(0.0, 255.0) as u8
+                    }))
+                }
+                None => Rgb(std::array::from_fn(|k| (p[k] as f32 * 0.35).round() as u8)),
+            }
+        })
+    }
+
+    /// The overlay as PNG bytes.
+    pub fn overlay_png(&self, image: &RgbImage) -> Result<Vec<u8>, TrainError> {
+        let mut bytes = Vec::new();
+        self.overlay(image)
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .map_err(|e| TrainError::Encode(e.to_string()))?;
+        Ok(bytes)
     }
 }

@@ -6,7 +6,7 @@ mod fused;
 
 use crate::config::{OptimSection, OptimizerKind};
 use crate::error::TrainError;
-use tch::{Kind, Tensor};
+use tch::{Kind, TchError, Tensor};
 
 /// A trainable parameter and its optimiser state.
 struct Slot {
@@ -134,30 +134,43 @@ impl Optimizer {
         })
     }
 
+    /// True when every parameter is finite (no NaN or infinity).
+    pub fn params_finite(&self) -> Result<bool, TchError> {
+        tch::no_grad(|| {
+            for s in &self.slots {
+                if s.param.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+    }
+
     /// Scales gradients so their global norm is at most `max_norm`; returns the norm before.
-    pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
+    pub fn clip_grad_norm(&mut self, max_norm: f64) -> Result<f64, TchError> {
         let norm = self.grad_norm();
         if norm > max_norm && norm.is_finite() {
-            self.scale_grads(max_norm / (norm + 1e-6));
+            self.scale_grads(max_norm / (norm + 1e-6))?;
         }
-        norm
+        Ok(norm)
     }
 
     /// Multiplies every gradient by `factor` in place (clipping, loss-scale removal).
-    pub fn scale_grads(&mut self, factor: f64) {
+    pub fn scale_grads(&mut self, factor: f64) -> Result<(), TchError> {
         tch::no_grad(|| {
             for s in &self.slots {
                 if let Some(mut g) = s.grad() {
-                    let _ = g.f_mul_scalar_(factor);
+                    g.f_mul_scalar_(factor).map(drop)?;
                 }
             }
-        });
+            Ok(())
+        })
     }
 
     /// One update with learning rate `lr`; it consumes the gradients from [`Self::backward`].
     // `g = g + x` on purpose: `g += x` would add in place into the parameter's .grad.
     #[allow(clippy::assign_op_pattern)]
-    pub fn step(&mut self, lr: f64) {
+    pub fn step(&mut self, lr: f64) -> Result<(), TchError> {
         self.step += 1;
         let t = self.step as f64;
         let c = &self.cfg;
@@ -165,7 +178,7 @@ impl Optimizer {
         // Parameters the fused kernel takes, with the gradients they read kept alive until it ran.
         let mut fused_ops = Vec::new();
         let mut alive = Vec::new();
-        tch::no_grad(|| {
+        tch::no_grad(|| -> Result<(), TchError> {
             for s in &mut self.slots {
                 let Some(g) = s.grad() else {
                     continue;
@@ -202,7 +215,7 @@ impl Optimizer {
                             continue;
                         }
                         if adamw && decay > 0.0 {
-                            let _ = s.param.f_mul_scalar_(1.0 - lr * decay);
+                            s.param.f_mul_scalar_(1.0 - lr * decay).map(drop)?;
                         } else if decay > 0.0 {
                             g = g + &s.param * decay;
                         }
@@ -210,12 +223,14 @@ impl Optimizer {
                         // update is 7 kernels and 2 temporaries per parameter:
                         // m ← lerp(m, g, 1-β1); v ← lerp(v, g², 1-β2);
                         // p ← p + m / ((√v/√bc2 + eps) · (-bc1/lr)).
-                        let _ = m.f_lerp_(&g, 1.0 - b1);
-                        let _ = v.f_lerp_(&(&g * &g), 1.0 - b2);
+                        m.f_lerp_(&g, 1.0 - b1).map(drop)?;
+                        v.f_lerp_(&(&g * &g), 1.0 - b2).map(drop)?;
                         let mut denom = v.sqrt();
-                        let _ = denom.f_mul_scalar_(-1.0 / (sqrt_bc2 * step_size));
-                        let _ = denom.f_add_scalar_(-c.eps / step_size);
-                        let _ = s.param.f_addcdiv_(m, &denom);
+                        denom
+                            .f_mul_scalar_(-1.0 / (sqrt_bc2 * step_size))
+                            .map(drop)?;
+                        denom.f_add_scalar_(-c.eps / step_size).map(drop)?;
+                        s.param.f_addcdiv_(m, &denom).map(drop)?;
                     }
                     OptimizerKind::Sgd => {
                         if decay > 0.0 {
@@ -224,8 +239,8 @@ impl Optimizer {
                         if c.momentum > 0.0 {
                             let buf = match &mut s.momentum {
                                 Some(b) => {
-                                    let _ = b.f_mul_scalar_(c.momentum);
-                                    let _ = b.f_add_(&g);
+                                    b.f_mul_scalar_(c.momentum).map(drop)?;
+                                    b.f_add_(&g).map(drop)?;
                                     b.shallow_clone()
                                 }
                                 None => {
@@ -240,11 +255,12 @@ impl Optimizer {
                                 buf
                             };
                         }
-                        let _ = s.param.f_sub_(&(g * lr));
+                        s.param.f_sub_(&(g * lr)).map(drop)?;
                     }
                 }
             }
-        });
+            Ok(())
+        })?;
         self.fused_last = fused_ops.len();
         if !fused_ops.is_empty() {
             let pool = self.pool.get_or_insert_with(|| {
@@ -254,13 +270,19 @@ impl Optimizer {
                     .build()
                     .ok()
             });
-            fused::run(pool.as_ref(), &fused_ops);
+            // SAFETY: every operand's parameter, gradient and moments are alive here: the
+            // parameters and moments in `self.slots`, the gradients in `alive`, dropped below.
+            #[allow(unsafe_code)]
+            unsafe {
+                fused::run(pool.as_ref(), &fused_ops)
+            };
         }
         drop(alive);
         // Spent: freeing them now keeps them out of the next forward pass's peak memory.
         for s in &mut self.slots {
             s.grad = None;
         }
+        Ok(())
     }
 
     /// The state as named tensors (for the resume checkpoint), prefixed `optim.`.
@@ -290,20 +312,26 @@ impl Optimizer {
     ) -> Result<(), TrainError> {
         let step = tensors
             .get("optim.step")
-            .ok_or_else(|| TrainError::Invalid("checkpoint lacks optim.step".into()))?;
+            .ok_or_else(|| TrainError::BadResume {
+                path: "checkpoint.safetensors".into(),
+                reason: "lacks optim.step".into(),
+            })?;
         self.step = step.int64_value(&[0]);
         for s in &mut self.slots {
             let device = s.param.device();
             let get = |kind: &str| -> Result<Option<Tensor>, TrainError> {
                 match tensors.get(&format!("optim.{kind}.{}", s.name)) {
                     None => Ok(None),
-                    Some(t) if t.size() != s.param.size() => Err(TrainError::Invalid(format!(
-                        "optimiser state for {} has shape {:?}, expected {:?}",
-                        s.name,
-                        t.size(),
-                        s.param.size()
-                    ))),
-                    Some(t) => Ok(Some(t.to_device(device).to_kind(Kind::Float))),
+                    Some(t) if t.size() != s.param.size() => Err(TrainError::BadResume {
+                        path: "checkpoint.safetensors".into(),
+                        reason: format!(
+                            "holds optimiser state for {} of shape {:?}; the config's model needs {:?}",
+                            s.name,
+                            t.size(),
+                            s.param.size()
+                        ),
+                    }),
+                    Some(t) => Ok(Some(t.f_to_device(device)?.f_to_kind(Kind::Float)?)),
                 }
             };
             s.exp_avg = get("exp_avg")?;
@@ -341,7 +369,7 @@ mod tests {
         for t in 1..=3 {
             let loss = (&w * &ct).sum(Kind::Float) + (&w * &w).sum(Kind::Float) * 0.5;
             opt.backward(&loss).unwrap();
-            opt.step(lr);
+            opt.step(lr).unwrap();
             for i in 0..4 {
                 let mut g = c[i] + rw[i];
                 match kind {
@@ -407,7 +435,7 @@ mod tests {
                 for _ in 0..3 {
                     let loss = (&w * &x).sin().sum(Kind::Float);
                     opt.backward(&loss).unwrap();
-                    opt.step(0.01);
+                    opt.step(0.01).unwrap();
                     assert_eq!(opt.fused_last, usize::from(fuse));
                 }
                 let m = opt.slots[0].exp_avg.as_ref().unwrap().copy();
@@ -433,8 +461,88 @@ mod tests {
         for _ in 0..2 {
             opt.backward(&(&w * 3.0).sum(Kind::Float)).unwrap();
             assert!((opt.grad_norm() - 3.0).abs() < 1e-6);
-            opt.step(0.1);
+            opt.step(0.1).unwrap();
         }
         assert!(!w.grad().defined(), "backward must not fill .grad");
+    }
+
+    /// With zero gradients only weight decay moves a parameter: the 4-D weight decays, the 1-D
+    /// BatchNorm weight and bias stay put, unless `decay_norm_and_bias` is on.
+    #[test]
+    fn weight_decay_leaves_batchnorm_and_biases_alone() {
+        for (kind, norm_and_bias) in [
+            (OptimizerKind::Sgd, false),
+            (OptimizerKind::AdamW, false),
+            (OptimizerKind::Sgd, true),
+        ] {
+            let cfg = OptimSection {
+                name: kind,
+                weight_decay: 0.5,
+                decay_norm_and_bias: norm_and_bias,
+                momentum: 0.0,
+                ..toml::from_str("").unwrap()
+            };
+            let conv =
+                Tensor::ones([2, 2, 1, 1], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+            let bias = Tensor::ones([2], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+            let mut opt = Optimizer::new(
+                &cfg,
+                vec![
+                    ("layer.conv.weight".into(), conv.shallow_clone()),
+                    ("layer.bn.bias".into(), bias.shallow_clone()),
+                ],
+            );
+            // a loss whose gradient is zero everywhere
+            let loss =
+                ((&conv * 0.0).sum(Kind::Float) + (&bias * 0.0).sum(Kind::Float)).sum(Kind::Float);
+            opt.backward(&loss).unwrap();
+            opt.step(0.1).unwrap();
+            let conv_after = conv.double_value(&[0, 0, 0, 0]);
+            let bias_after = bias.double_value(&[0]);
+            assert!(
+                conv_after < 1.0 - 1e-3,
+                "{kind:?}: the conv weight did not decay ({conv_after})"
+            );
+            if norm_and_bias {
+                assert!(
+                    bias_after < 1.0 - 1e-3,
+                    "{kind:?}: decay_norm_and_bias must decay the bias"
+                );
+            } else {
+                assert_eq!(bias_after, 1.0, "{kind:?}: the bias decayed");
+            }
+        }
+    }
+
+    #[test]
+    fn clipping_scales_the_global_norm_down_and_leaves_small_gradients_alone() {
+        let cfg: OptimSection = toml::from_str("name = \"sgd\"\nmomentum = 0.0").unwrap();
+        let a = Tensor::from_slice(&[0.0f32, 0.0]).set_requires_grad(true);
+        let b = Tensor::from_slice(&[0.0f32]).set_requires_grad(true);
+        let mut opt = Optimizer::new(
+            &cfg,
+            vec![
+                ("a".into(), a.shallow_clone()),
+                ("b".into(), b.shallow_clone()),
+            ],
+        );
+        // gradients (3, 0) and (4): global norm 5
+        let loss = || {
+            (&a * Tensor::from_slice(&[3.0f32, 0.0])).sum(Kind::Float) + (&b * 4.0).sum(Kind::Float)
+        };
+        opt.backward(&loss()).unwrap();
+        let before = opt.clip_grad_norm(1.0).unwrap();
+        assert!((before - 5.0).abs() < 1e-5);
+        assert!((opt.grad_norm() - 1.0).abs() < 1e-4, "{}", opt.grad_norm());
+        opt.step(1.0).unwrap();
+        // SGD with lr 1 moves by minus the clipped gradient: (3, 0, 4) / 5
+        assert!((a.double_value(&[0]) + 0.6).abs() < 1e-4);
+        assert!((b.double_value(&[0]) + 0.8).abs() < 1e-4);
+        opt.backward(&loss()).unwrap();
+        assert!((opt.clip_grad_norm(10.0).unwrap() - 5.0).abs() < 1e-5);
+        assert!(
+            (opt.grad_norm() - 5.0).abs() < 1e-5,
+            "below the limit nothing changes"
+        );
     }
 }

@@ -13,7 +13,7 @@ fn grad_cam_equals_the_class_activation_map() {
     let vs = VarStore::new(Device::Cpu);
     let net = ResNeXt::new(&vs.root(), &ModelConfig::custom([1, 1, 1, 1], 2, 4, 3)).unwrap();
     let x = Tensor::randn([1, 3, 128, 96], (Kind::Float, Device::Cpu));
-    let features = tch::no_grad(|| net.features(&x, false)); // [1, 2048, 4, 3]
+    let features = tch::no_grad(|| net.features(&x, false)).unwrap(); // [1, 2048, 4, 3]
     let (h, w) = (features.size()[2], features.size()[3]);
     let fc = vs.variables()["fc.weight"].detach();
     for class in 0..3 {

@@ -2,7 +2,7 @@
 //! data loading) and peak memory, for the side-by-side comparison with PyTorch
 //! (`cargo xtask bench`, `scripts/bench_torch.py`).
 
-use crate::args::BenchArgs;
+use crate::args::{AblateArg, BenchArgs, BenchMode};
 use anyhow::{bail, Result};
 use resnext_model::{Ablation, ResNeXt};
 use resnext_train::config::{OptimSection, Precision};
@@ -11,7 +11,7 @@ use resnext_train::optim::Optimizer;
 use resnext_train::precision::{prepare_input, with_autocast};
 use std::process::ExitCode;
 use std::time::Instant;
-use tch::nn::{ModuleT, VarStore};
+use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
 /// Peak resident memory of this process in MiB (Linux `VmHWM`).
@@ -23,22 +23,16 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 pub fn run(a: BenchArgs) -> Result<ExitCode> {
-    let train = match a.mode.as_str() {
-        "train" => true,
-        "eval" => false,
-        other => bail!("unknown bench mode `{other}` (expected train or eval)"),
-    };
-    let precision = match a.precision.as_str() {
-        "fp32" => Precision::Fp32,
-        "bf16" => Precision::Bf16,
-        "fp16" => Precision::Fp16,
-        other => bail!("unknown --precision `{other}` (expected fp32, bf16 or fp16)"),
-    };
+    let train = a.mode == BenchMode::Train;
+    let precision: Precision = a.precision.into();
     if a.batch == 0 || a.steps == 0 {
         bail!("--batch and --steps must be at least 1");
     }
-    let ablation = Ablation::parse(&a.ablate)?;
-    let device = resnext_train::trainer::parse_device(&a.device)?;
+    let ablation = Ablation {
+        batchnorm: a.ablate.contains(&AblateArg::Batchnorm),
+        relu: a.ablate.contains(&AblateArg::Relu),
+    };
+    let device = a.device.resolve()?;
     if precision == Precision::Fp16 && device == tch::Device::Cpu {
         bail!("fp16 needs a CUDA device; use bf16 on the CPU");
     }
@@ -63,16 +57,18 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let x = Tensor::randn([a.batch as i64, 3, s, s], (Kind::Float, tch::Device::Cpu));
     let y = Tensor::randint(a.num_classes, [a.batch as i64], (Kind::Int64, device));
     let step = |opt: &mut Optimizer| -> Result<()> {
-        let input = prepare_input(x.shallow_clone(), precision, a.channels_last, device);
+        let input = prepare_input(x.shallow_clone(), precision, a.channels_last, device)?;
         if train {
-            let logits = with_autocast(precision, device, || net.forward_t(&input, true));
+            let logits = with_autocast(precision, device, || net.f_forward_t(&input, true))?;
             let loss = cross_entropy(&logits, &y);
             opt.backward(&loss)?;
-            opt.step(1e-4);
+            opt.step(1e-4)?;
         } else {
-            let logits =
-                tch::no_grad(|| with_autocast(precision, device, || net.forward_t(&input, false)));
-            let _ = logits.sum(Kind::Float).double_value(&[]);
+            let logits = tch::no_grad(|| {
+                with_autocast(precision, device, || net.f_forward_t(&input, false))
+            })?;
+            // waits for the forward pass (asynchronous on CUDA)
+            logits.f_sum(Kind::Float)?.f_double_value(&[])?;
         }
         Ok(())
     };
@@ -93,10 +89,14 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let images = (a.batch * a.steps) as f64;
     println!(
         "{} {} batch {} {}{} on {:?}: {} steps in {:.2} s",
-        a.mode,
+        if train { "train" } else { "eval" },
         config.arch,
         a.batch,
-        a.precision,
+        match precision {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+        },
         if a.channels_last {
             " channels_last"
         } else {

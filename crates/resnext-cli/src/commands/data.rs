@@ -1,6 +1,6 @@
 //! `resnext data check|split|stats|bench`.
 
-use crate::args::DataCommand;
+use crate::args::{BenchTransform, DataCommand};
 use anyhow::{bail, Context, Result};
 use resnext_data::check::check;
 use resnext_data::scan::scan;
@@ -23,6 +23,9 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
                 }
                 for i in &report.ignored {
                     println!("ignored (not an image): {}", i.display());
+                }
+                for (p, kind) in &report.skipped {
+                    println!("skipped (not a regular file: {kind}): {}", p.display());
                 }
                 for b in &report.bad {
                     println!("bad: {}: {}", b.path, b.reason);
@@ -108,10 +111,13 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
             batch_size,
             image_size,
         } => {
-            let tc = match transform.as_str() {
-                "eval" => TransformConfig::resize_exact(image_size),
-                "train" => TransformConfig::rrc_flip(image_size),
-                other => bail!("unknown --transform `{other}` (expected train or eval)"),
+            let tc = match transform {
+                BenchTransform::Eval => TransformConfig::resize_exact(image_size),
+                BenchTransform::Train => TransformConfig::rrc_flip(image_size),
+            };
+            let transform = match transform {
+                BenchTransform::Eval => "eval",
+                BenchTransform::Train => "train",
             };
             if epochs == 0 || batch_size == 0 {
                 bail!("--epochs and --batch-size must be at least 1");

@@ -2,17 +2,15 @@
 
 mod bench;
 mod data;
-pub mod eval;
-mod gradcam;
-pub mod plot;
+mod eval;
+mod plot;
 mod predict;
-mod run_model;
 mod summary;
 mod train;
 
-use crate::args::{Cli, Command, ModelArgs};
+use crate::args::{ArchArg, Cli, Command, ModelArgs};
 use anyhow::{bail, Context, Result};
-use resnext_model::{Arch, ModelConfig};
+use resnext_model::ModelConfig;
 use std::process::ExitCode;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -29,8 +27,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Validates architecture arguments into a model config.
 pub fn model_config(m: &ModelArgs, num_classes: i64) -> Result<ModelConfig> {
-    let arch: Arch = m.arch.parse()?;
-    let config = if arch == Arch::Custom {
+    let config = if m.arch == ArchArg::Custom {
         let layers = m
             .layers
             .as_deref()
@@ -52,7 +49,7 @@ pub fn model_config(m: &ModelArgs, num_classes: i64) -> Result<ModelConfig> {
         if m.layers.is_some() || m.groups.is_some() || m.width_per_group.is_some() {
             bail!("--layers, --groups and --width-per-group go with --arch custom only");
         }
-        ModelConfig::from_arch(arch, num_classes)?
+        ModelConfig::from_arch(m.arch.into(), num_classes)?
     };
     config.validate()?;
     Ok(config)

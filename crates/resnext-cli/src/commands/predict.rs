@@ -1,21 +1,24 @@
-//! `resnext predict`: the eval transform (never the training one), class names from the run,
-//! top-k, JSON lines, test-time flip, and Grad-CAM overlays.
+//! `resnext predict`: a [`Predictor`] (the eval transform, never the training one; class names
+//! from the run), top-k, JSON lines, test-time flip, and Grad-CAM overlays.
 
-use super::gradcam;
 use crate::args::PredictArgs;
 use anyhow::{bail, Context, Result};
-use resnext_data::rng::Rng;
-use resnext_data::{decode_file, DecodeLimits, Transform, TransformConfig};
-use resnext_model::weights::{load_weights, HeadPolicy};
-use resnext_model::ResNeXt;
-use resnext_train::evaluate::{logits, RunOptions};
+use resnext_data::{decode_file, DecodeLimits, TransformConfig};
+use resnext_train::{Prediction, Predictor, Run, RunOptions};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tch::nn::VarStore;
-use tch::{Kind, Tensor};
 
 pub fn run(a: PredictArgs) -> Result<ExitCode> {
-    let device = resnext_train::trainer::parse_device(&a.device)?;
-    let (net, transform, classes, _vs) = if let Some(dir) = &a.run {
+    if a.top_k == 0 {
+        bail!("--top-k must be at least 1");
+    }
+    let opts = RunOptions {
+        device: a.device.resolve()?,
+        precision: a.precision.into(),
+        channels_last: a.channels_last,
+        tta: a.tta,
+    };
+    let predictor = if let Some(dir) = &a.run {
         if a.num_classes.is_some()
             || a.model.layers.is_some()
             || a.model.groups.is_some()
@@ -23,104 +26,108 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
         {
             bail!("--run brings its own architecture; drop --arch/--num-classes/--layers/--groups/--width-per-group");
         }
-        let m = super::run_model::load(dir, &a.checkpoint, device)?;
-        (m.net, m.transform, Some(m.info.classes), m.vs)
+        Run::open(dir)?.predictor(a.checkpoint.into(), opts)?
     } else {
-        let Some(weights) = a.weights.clone() else {
+        let Some(weights) = &a.weights else {
             bail!("give --run DIR or --weights FILE");
         };
         let num_classes = a.num_classes.context("--weights needs --num-classes")?;
         let config = super::model_config(&a.model, num_classes)?;
-        let vs = VarStore::new(device);
-        let net = ResNeXt::new(&vs.root(), &config)?;
-        load_weights(&vs, &weights, HeadPolicy::Strict)?;
-        (
-            net,
-            Transform::new(TransformConfig::resize_exact(a.image_size))?,
-            None,
-            vs,
-        )
-    };
+        Predictor::from_weights(
+            weights,
+            &config,
+            TransformConfig::resize_exact(a.image_size),
+            opts,
+        )?
+    }
+    .with_batch_size(a.batch_size);
     let images = crate::image_input::expand(&a.images)?;
-    if a.cam.is_some() && images.len() != 1 {
-        bail!(
-            "--cam writes one overlay: give exactly one image (got {})",
-            images.len()
-        );
-    }
-    if a.top_k == 0 {
-        bail!("--top-k must be at least 1");
-    }
-    let opts = RunOptions {
-        device,
-        tta: a.tta,
-        ..RunOptions::cpu()
-    };
-    let [h, w] = transform.size();
-    for path in &images {
-        let img = decode_file(path, DecodeLimits::default())?;
-        let v = transform.apply(&img, &mut Rng::new(0));
-        let x = Tensor::from_slice(&v).view([1, 3, h as i64, w as i64]);
-        let l = logits(&net, &x, opts);
-        let mut probs_t = l.softmax(1, Kind::Float);
-        if a.tta {
-            probs_t = (probs_t + logits(&net, &x.flip([3]), opts).softmax(1, Kind::Float)) / 2.0;
+    if let Some(out) = &a.cam {
+        if images.len() != 1 {
+            bail!(
+                "--cam writes one overlay: give exactly one image (got {})",
+                images.len()
+            );
         }
-        let lv: Vec<f32> = Vec::<f32>::try_from(l.view([-1]))?;
-        let probs: Vec<f32> = Vec::<f32>::try_from(probs_t.view([-1]))?;
-        let class = argmax(&probs);
-        let label = classes.as_ref().map(|c| c[class].clone());
-        if let Some(out) = &a.cam {
-            let target = a.cam_class.unwrap_or(class as i64);
-            if target < 0 || target as usize >= probs.len() {
-                bail!(
-                    "--cam-class {target} is not a class index (0..{})",
-                    probs.len()
-                );
-            }
-            let cam = resnext_train::explain::grad_cam(&net, &x.to_device(device), target)?;
-            gradcam::write_overlay(&img, &cam, out)?;
-            eprintln!(
-                "Grad-CAM of class {target} (relative spread {:.3}) -> {}",
-                cam.relative_spread(),
+        if same_file(out, &images[0]) {
+            bail!(
+                "--cam {} would overwrite the input photo; choose another output file",
                 out.display()
             );
         }
-        if a.json {
-            let mut obj = serde_json::json!({"path": path.to_string_lossy(), "class": class, "probs": probs, "logits": lv});
-            if let Some(l) = &label {
-                obj["label"] = serde_json::Value::String(l.clone());
+    }
+    if let Some(c) = a.cam_class {
+        if a.cam.is_none() {
+            bail!("--cam-class goes with --cam");
+        }
+        if c < 0 || c as usize >= predictor.num_classes() {
+            bail!(
+                "--cam-class {c} is not a class index (0..{})",
+                predictor.num_classes()
+            );
+        }
+    }
+    let top_k = a.top_k.min(predictor.num_classes());
+    for chunk in images.chunks(a.batch_size.max(1)) {
+        let decoded = chunk
+            .iter()
+            .map(|p| decode_file(p, DecodeLimits::default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let predictions = predictor.predict(&decoded)?;
+        for ((path, img), p) in chunk.iter().zip(&decoded).zip(&predictions) {
+            if let Some(out) = &a.cam {
+                let heatmap = predictor.explain(img, a.cam_class.map(|c| c as usize))?;
+                let png = heatmap.overlay_png(img)?;
+                resnext_train::checkpoint::write_atomic(out, &png)?;
+                eprintln!(
+                    "Grad-CAM of class {} (relative spread {:.3}) -> {}",
+                    heatmap.class,
+                    heatmap.cam.relative_spread(),
+                    out.display()
+                );
             }
-            println!("{obj}");
-        } else {
-            let mut order: Vec<usize> = (0..probs.len()).collect();
-            order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]));
-            let name = |i: usize| {
-                classes
-                    .as_ref()
-                    .map(|c| c[i].clone())
-                    .unwrap_or_else(|| format!("class {i}"))
-            };
-            let tops: Vec<String> = order
-                .iter()
-                .take(a.top_k)
-                .map(|&i| format!("{} {:.4}", name(i), probs[i]))
-                .collect();
-            println!("{}: {}", path.display(), tops.join(", "));
+            if a.json {
+                println!("{}", json_line(path, p));
+            } else {
+                let tops: Vec<String> = p
+                    .top_k(top_k)
+                    .into_iter()
+                    .map(|(i, prob)| format!("{} {prob:.4}", predictor.class_name(i)))
+                    .collect();
+                println!("{}: {}", path.display(), tops.join(", "));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
-            if x > bv {
-                (i, x)
-            } else {
-                (bi, bv)
-            }
-        })
-        .0
+/// The JSON object of one prediction (the format is stable: `path`, `class`, `probs`, `logits`,
+/// and `label` when the model has class names).
+fn json_line(path: &Path, p: &Prediction) -> serde_json::Value {
+    let mut obj = serde_json::json!({
+        "path": path.to_string_lossy(),
+        "class": p.class,
+        "probs": p.probs,
+        "logits": p.logits,
+    });
+    if let Some(l) = &p.label {
+        obj["label"] = serde_json::Value::String(l.clone());
+    }
+    obj
+}
+
+/// True when `out` names the same file as `input` (through links, `..` or a different spelling).
+fn same_file(out: &Path, input: &Path) -> bool {
+    let canon = |p: &Path| -> Option<PathBuf> {
+        if let Ok(c) = p.canonicalize() {
+            return Some(c);
+        }
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = parent.unwrap_or(Path::new(".")).canonicalize().ok()?;
+        Some(dir.join(p.file_name()?))
+    };
+    match (canon(out), canon(input)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
 }

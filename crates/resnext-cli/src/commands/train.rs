@@ -2,41 +2,29 @@
 //! plain lines otherwise.
 
 use crate::args::TrainArgs;
+use crate::progress::{bar, is_tty, Bars};
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
+use resnext_train::config::Overrides;
 use resnext_train::trainer::{Observer, StartInfo};
-use resnext_train::{EpochRow, TrainConfig, Trainer};
-use std::io::IsTerminal;
+use resnext_train::{
+    Checkpoint, EpochRow, EvalOptions, Progress as _, RunFile, RunOptions, TrainConfig, Trainer,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub fn run(a: TrainArgs) -> Result<ExitCode> {
     let mut trainer = if let Some(dir) = &a.resume {
-        if a.config.is_some()
-            || !a.sets.is_empty()
-            || a.data.is_some()
-            || a.init_weights.is_some()
-            || a.batch_size.is_some()
-        {
-            anyhow::bail!("--resume continues a run with its own config; only --epochs and --device may change");
-        }
-        Trainer::resume(dir, a.epochs, a.device.clone())
+        Trainer::resume(dir, a.epochs, a.device)
             .with_context(|| format!("cannot resume {}", dir.display()))?
     } else {
-        let mut sets = a.sets.clone();
-        if let Some(d) = &a.data {
-            sets.push(format!("data.root={}", toml_string(&d.to_string_lossy())));
-        }
-        if let Some(e) = a.epochs {
-            sets.push(format!("train.epochs={e}"));
-        }
-        if let Some(b) = a.batch_size {
-            sets.push(format!("data.batch_size={b}"));
-        }
-        if let Some(d) = &a.device {
-            sets.push(format!("train.device={}", toml_string(d)));
-        }
-        let cfg = TrainConfig::load(a.config.as_deref(), &sets)?;
+        let overrides = Overrides {
+            data_root: a.data.clone(),
+            epochs: a.epochs,
+            batch_size: a.batch_size,
+            device: a.device,
+        };
+        let cfg = TrainConfig::load_with(a.config.as_deref(), &a.sets, &overrides)?;
         let out = a
             .out
             .clone()
@@ -50,55 +38,63 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
     let mut obs = Progress::new();
     let outcome = trainer.fit(&mut obs)?;
     obs.finish();
+    let run = trainer.run().clone();
     println!(
         "best val_acc {:.2}% at epoch {} -> {}",
         outcome.best_val_acc * 100.0,
         outcome.best_epoch,
-        trainer.run_dir().join("best.safetensors").display()
+        run.path(RunFile::Weights(Checkpoint::Best)).display()
     );
-    let device = resnext_train::trainer::parse_device(&trainer.config().train.device)?;
-    match crate::commands::eval::evaluate(
-        trainer.run_dir(),
-        None,
-        "val",
-        "best",
-        false,
-        device,
-        None,
-    ) {
-        Ok((report, _)) => print!(
+    let cfg = trainer.config();
+    let opts = EvalOptions {
+        run: RunOptions {
+            device: trainer.device(),
+            precision: cfg.train.precision,
+            channels_last: cfg.train.channels_last,
+            tta: false,
+        },
+        batch_size: cfg.data.eval_batch_size.unwrap_or(cfg.data.batch_size),
+        ..EvalOptions::default()
+    };
+    // the run stays locked until its report and plots are written
+    let _lock = trainer.into_lock();
+    let bars = Bars::new();
+    match run
+        .evaluate(&opts, &bars)
+        .and_then(|r| run.save_eval(&r).map(|_| r))
+    {
+        Ok(report) => print!(
             "validation report of the best checkpoint:\n{}",
-            report.table()
+            report.report.table()
         ),
-        Err(e) => eprintln!("warning: evaluation after training failed: {e:#}"),
+        Err(e) => eprintln!("warning: evaluation after training failed: {e}"),
     }
-    if let Err(e) = crate::commands::plot::plot_run(trainer.run_dir()) {
-        eprintln!("warning: plots not drawn: {e:#}");
+    if let Err(e) = run.plot(&bars) {
+        eprintln!("warning: plots not drawn: {e}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn toml_string(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
-}
-
-/// Progress bars with ETA on a terminal; plain lines otherwise.
+/// Progress bars with ETA on a terminal; plain lines otherwise (validation: a line per quarter).
 struct Progress {
     tty: bool,
     bar: Option<ProgressBar>,
+    validation: Bars,
 }
 
 impl Progress {
     fn new() -> Self {
         Self {
-            tty: std::io::stderr().is_terminal(),
+            tty: is_tty(),
             bar: None,
+            validation: Bars::new(),
         }
     }
     fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
+        self.validation.end();
     }
 }
 
@@ -122,16 +118,7 @@ impl Observer for Progress {
     }
     fn on_epoch_start(&mut self, epoch: usize, num_batches: usize) {
         if self.tty {
-            let bar = ProgressBar::new(num_batches as u64);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
-                )
-                .expect("template")
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(epoch.to_string());
-            self.bar = Some(bar);
+            self.bar = Some(bar(num_batches, &format!("epoch {epoch}")));
         } else {
             eprintln!("epoch {epoch}: {num_batches} batches");
         }
@@ -142,12 +129,15 @@ impl Observer for Progress {
             b.inc(1);
         }
     }
-    fn on_validate(&mut self, epoch: usize) {
-        if let Some(b) = &self.bar {
-            b.set_message("validating".to_string());
-        } else {
-            eprintln!("epoch {epoch}: validating");
+    fn on_validate(&mut self, epoch: usize, images: usize) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
         }
+        self.validation
+            .begin(&format!("epoch {epoch}: validating"), images);
+    }
+    fn on_validate_progress(&mut self, n: usize) {
+        self.validation.advance(n);
     }
     fn on_epoch(&mut self, row: &EpochRow, is_best: bool) {
         self.finish();

@@ -1,4 +1,6 @@
-//! Finding `../shared` through `RESNEXT_SHARED`: when the variable is set, missing files are a
-//! failure; without it the test is skipped with a printed reason.
+//! Fixtures: the small ones committed under tests/fixtures ([`fixture`]), and `../shared`
+//! through `RESNEXT_SHARED` ([`shared`]: a missing file is a failure when the variable is set;
+//! without it the test is skipped and `cargo xtask test` counts it).
+#![allow(unused_imports)]
 
-pub use resnext_testkit::shared;
+pub use resnext_testkit::{fixture, shared};

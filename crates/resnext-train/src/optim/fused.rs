@@ -128,9 +128,13 @@ impl Operands {
 }
 
 /// Runs the update of every parameter in `ops`, split into chunks over `pool`'s threads (on the
-/// calling thread without a pool). The tensors behind `ops` must stay alive and untouched by
-/// others until it returns.
-pub(super) fn run(pool: Option<&rayon::ThreadPool>, ops: &[Operands]) {
+/// calling thread without a pool).
+///
+/// # Safety
+/// [`Operands`] holds raw addresses, not the tensors: every tensor that an operand was made from
+/// must stay alive, unmoved and untouched by anything else until this returns.
+#[allow(unsafe_code)]
+pub(super) unsafe fn run(pool: Option<&rayon::ThreadPool>, ops: &[Operands]) {
     let items: Vec<(usize, usize, usize)> = ops
         .iter()
         .enumerate()

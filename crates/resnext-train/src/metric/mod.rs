@@ -1,0 +1,15 @@
+//! Metrics, one concern per file:
+//! - [`epoch`]: the per-epoch row and `metrics.csv`;
+//! - [`running`]: running means over batches;
+//! - [`roc`]: ROC-AUC and the ROC curve;
+//! - [`report`]: the classification report, its table and `eval.json`.
+
+pub mod epoch;
+pub mod report;
+pub mod roc;
+pub mod running;
+
+pub use epoch::{metrics_csv, parse_metrics_csv, EpochRow, CSV_HEADER};
+pub use report::{argmax, Averages, ClassMetrics, EvalReport, Report};
+pub use roc::{roc_auc, roc_curve};
+pub use running::Running;

@@ -1,0 +1,315 @@
+//! PNG figures of a run, drawn with plotters (no Python): the training curves as in the original
+//! tutorial's figure (accuracy and loss, train vs validation), and, from `eval.json`, the
+//! confusion matrix as a heatmap with counts and the binary ROC curve. Behind the `plot` feature,
+//! so that users who only train do not build plotters.
+
+use crate::error::TrainError;
+use crate::metric::EpochRow;
+use crate::progress::Progress;
+use crate::run::{Run, RunFile};
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+
+fn register_font() -> Result<(), TrainError> {
+    static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *ONCE.get_or_init(|| {
+        plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            include_bytes!("../assets/DejaVuSans.ttf"),
+        )
+        .is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(TrainError::Plot(
+            "the embedded font could not be loaded".into(),
+        ))
+    }
+}
+
+/// Draws every figure the run's files allow; returns the paths written.
+pub fn plot_run(run: &Run, progress: &dyn Progress) -> Result<Vec<PathBuf>, TrainError> {
+    register_font()?;
+    let rows = run.metrics()?;
+    if rows.is_empty() {
+        return Err(TrainError::NoEpochs(run.path(RunFile::Metrics)));
+    }
+    let eval = run.eval_report()?;
+    let figures = 1 + eval.as_ref().map_or(0, |e| {
+        1 + usize::from(e.roc_curve.is_some() && e.report.roc_auc.is_some())
+    });
+    progress.begin("plotting", figures);
+    let mut written = Vec::new();
+    let draw = |file: RunFile, f: &dyn Fn(&Path) -> DrawResult| -> Result<PathBuf, TrainError> {
+        let p = run.path(file);
+        atomic_png(&p, f).map_err(|e| TrainError::Plot(format!("drawing {}: {e}", p.display())))?;
+        progress.advance(1);
+        Ok(p)
+    };
+    written.push(draw(RunFile::Curves, &|p| draw_curves(&rows, p))?);
+    if let Some(e) = &eval {
+        let title = format!("Confusion matrix ({} split)", e.split);
+        let cm: Vec<Vec<u64>> = e
+            .report
+            .confusion_matrix
+            .iter()
+            .map(|r| r.iter().map(|&v| v as u64).collect())
+            .collect();
+        written.push(draw(RunFile::ConfusionMatrix, &|t| {
+            draw_confusion(&e.classes, &cm, &title, t)
+        })?);
+        if let (Some(pts), Some(auc)) = (&e.roc_curve, e.report.roc_auc) {
+            let positive = e
+                .classes
+                .get(1)
+                .cloned()
+                .unwrap_or_else(|| "class 1".into());
+            written.push(draw(RunFile::Roc, &|t| draw_roc(pts, auc, &positive, t))?);
+        }
+    }
+    progress.end();
+    Ok(written)
+}
+
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// Draws into a temporary PNG next to `out`, then renames it over `out`.
+fn atomic_png(out: &Path, draw: impl FnOnce(&Path) -> DrawResult) -> DrawResult {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = out.with_file_name(format!(".{name}.tmp.png"));
+    let result = draw(&tmp).and_then(|()| std::fs::rename(&tmp, out).map_err(Into::into));
+    if result.is_err() {
+        // Best effort: the drawing error is the one to report.
+        std::fs::remove_file(&tmp).ok();
+    }
+    result
+}
+
+fn draw_curves(rows: &[EpochRow], out: &Path) -> DrawResult {
+    let root = BitMapBackend::new(out, (1400, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let panels = root.split_evenly((1, 2));
+    let max_epoch = rows.iter().map(|r| r.epoch).max().unwrap_or(1) as f64;
+    let x_range = if max_epoch <= 1.0 {
+        0.5..1.5
+    } else {
+        1.0..max_epoch
+    };
+    type Series = (&'static str, fn(&EpochRow) -> f64, RGBColor);
+    let specs: [(&str, &str, [Series; 2]); 2] = [
+        (
+            "Accuracy",
+            "accuracy (%)",
+            [
+                ("train", |r| r.train_acc * 100.0, BLUE),
+                ("validation", |r| r.val_acc * 100.0, RED),
+            ],
+        ),
+        (
+            "Loss",
+            "cross-entropy loss",
+            [
+                ("train", |r| r.train_loss, BLUE),
+                ("validation", |r| r.val_loss, RED),
+            ],
+        ),
+    ];
+    for (panel, (title, ylabel, series)) in panels.iter().zip(specs) {
+        let values: Vec<f64> = series
+            .iter()
+            .flat_map(|(_, f, _)| rows.iter().map(f))
+            .filter(|v| v.is_finite())
+            .collect();
+        let (mut lo, mut hi) = values
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        if title == "Accuracy" {
+            lo = (lo - 5.0).max(0.0);
+            hi = (hi + 5.0).min(100.0);
+        } else {
+            lo = (lo * 0.9).max(0.0);
+            hi *= 1.1;
+        }
+        if hi - lo < 1e-6 {
+            hi = lo + 1.0;
+        }
+        let mut chart = ChartBuilder::on(panel)
+            .caption(format!("{title} per epoch"), ("sans-serif", 30))
+            .margin(20)
+            .x_label_area_size(55)
+            .y_label_area_size(75)
+            .build_cartesian_2d(x_range.clone(), lo..hi)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(ylabel)
+            .axis_desc_style(("sans-serif", 22))
+            .label_style(("sans-serif", 18))
+            .x_labels(rows.len().clamp(2, 12))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()?;
+        for (name, f, color) in series {
+            let pts: Vec<(f64, f64)> = rows.iter().map(|r| (r.epoch as f64, f(r))).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(3)))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+                });
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, color.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 20))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(if title == "Loss" {
+                SeriesLabelPosition::UpperRight
+            } else {
+                SeriesLabelPosition::LowerRight
+            })
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn draw_confusion(classes: &[String], cm: &[Vec<u64>], title: &str, out: &Path) -> DrawResult {
+    let k = cm.len().max(1);
+    let cell = (520 / k).clamp(60, 200) as u32;
+    let side = cell * k as u32;
+    let (w, h) = (side + 330, side + 220);
+    let root = BitMapBackend::new(out, (w, h)).into_drawing_area();
+    root.fill(&WHITE)?;
+    root.draw(&Text::new(
+        title.to_string(),
+        (20, 15),
+        ("sans-serif", 28).into_font(),
+    ))?;
+    let x0 = 220i32;
+    let y0 = 70i32;
+    let max = cm.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
+    for (i, row) in cm.iter().enumerate() {
+        let total: u64 = row.iter().sum();
+        for (j, &v) in row.iter().enumerate() {
+            let t = v as f64 / max;
+            // white to dark blue
+            let color = RGBColor(
+                (255.0 - t * 220.0) as u8,
+                (255.0 - t * 180.0) as u8,
+                (255.0 - t * 90.0) as u8,
+            );
+            let (cx, cy) = (x0 + j as i32 * cell as i32, y0 + i as i32 * cell as i32);
+            root.draw(&Rectangle::new(
+                [(cx, cy), (cx + cell as i32, cy + cell as i32)],
+                color.filled(),
+            ))?;
+            root.draw(&Rectangle::new(
+                [(cx, cy), (cx + cell as i32, cy + cell as i32)],
+                BLACK.stroke_width(1),
+            ))?;
+            let text_color = if t > 0.5 { WHITE } else { BLACK };
+            let pct = if total > 0 {
+                format!("{:.0}%", 100.0 * v as f64 / total as f64)
+            } else {
+                String::new()
+            };
+            let centre = plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Center,
+            );
+            let style = TextStyle::from(("sans-serif", 28).into_font())
+                .color(&text_color)
+                .pos(centre);
+            root.draw(&Text::new(
+                v.to_string(),
+                (cx + cell as i32 / 2, cy + cell as i32 / 2 - 12),
+                style,
+            ))?;
+            let small = TextStyle::from(("sans-serif", 18).into_font())
+                .color(&text_color)
+                .pos(centre);
+            root.draw(&Text::new(
+                pct,
+                (cx + cell as i32 / 2, cy + cell as i32 / 2 + 18),
+                small,
+            ))?;
+        }
+    }
+    let label_style = ("sans-serif", 20).into_font();
+    for (i, name) in classes.iter().enumerate() {
+        let cy = y0 + i as i32 * cell as i32 + cell as i32 / 2 - 10;
+        root.draw(&Text::new(name.clone(), (20, cy), label_style.clone()))?;
+        let cx = x0 + i as i32 * cell as i32 + 8;
+        root.draw(&Text::new(
+            name.clone(),
+            (cx, y0 + side as i32 + 12),
+            label_style.clone(),
+        ))?;
+    }
+    root.draw(&Text::new(
+        "predicted class →".to_string(),
+        (x0, y0 + side as i32 + 50),
+        ("sans-serif", 22).into_font(),
+    ))?;
+    root.draw(&Text::new(
+        "rows: true class".to_string(),
+        (20, y0 + side as i32 + 50),
+        ("sans-serif", 22).into_font(),
+    ))?;
+    root.draw(&Text::new(
+        "cell: count and % of the true class".to_string(),
+        (20, y0 + side as i32 + 85),
+        ("sans-serif", 18).into_font(),
+    ))?;
+    root.present()?;
+    Ok(())
+}
+
+fn draw_roc(points: &[(f64, f64)], auc: f64, positive: &str, out: &Path) -> DrawResult {
+    let root = BitMapBackend::new(out, (760, 700)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("ROC curve (positive class: {positive})"),
+            ("sans-serif", 26),
+        )
+        .margin(20)
+        .x_label_area_size(55)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..1.0f64, 0.0..1.0f64)?;
+    chart
+        .configure_mesh()
+        .x_desc("false positive rate")
+        .y_desc("true positive rate")
+        .axis_desc_style(("sans-serif", 22))
+        .label_style(("sans-serif", 18))
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new(points.to_vec(), RED.stroke_width(3)))?
+        .label(format!("model (AUC = {auc:.3})"))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], RED.stroke_width(3)));
+    chart
+        .draw_series(LineSeries::new(
+            vec![(0.0, 0.0), (1.0, 1.0)],
+            BLACK.mix(0.5).stroke_width(2),
+        ))?
+        .label("chance")
+        .legend(|(x, y)| {
+            PathElement::new(vec![(x, y), (x + 24, y)], BLACK.mix(0.5).stroke_width(2))
+        });
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 20))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

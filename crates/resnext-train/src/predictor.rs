@@ -1,0 +1,236 @@
+//! A trained model ready to predict: the network, its eval transform (never the training one),
+//! class names, device and precision. `resnext predict`, `eval`, Grad-CAM and the server use it.
+
+use crate::checkpoint::{Checkpoint, CheckpointInfo};
+use crate::error::TrainError;
+use crate::evaluate::{logits_and_probs, RunOptions};
+use crate::explain::{grad_cam, Heatmap};
+use crate::run::{Run, RunFile};
+use image::RgbImage;
+use resnext_data::rng::Rng;
+use resnext_data::{Transform, TransformConfig};
+use resnext_model::weights::{load_weights, HeadPolicy};
+use resnext_model::{ModelConfig, ResNeXt};
+use std::path::Path;
+use tch::nn::VarStore;
+use tch::{Kind, Tensor};
+
+/// The prediction for one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// The most likely class index.
+    pub class: usize,
+    /// Its name, when the model came with class names.
+    pub label: Option<String>,
+    /// Class probabilities (the TTA average when TTA is on).
+    pub probs: Vec<f32>,
+    /// Logits of the image itself (not flipped).
+    pub logits: Vec<f32>,
+}
+
+impl Prediction {
+    /// The `k` most likely classes with their probabilities, most likely first.
+    pub fn top_k(&self, k: usize) -> Vec<(usize, f32)> {
+        let mut order: Vec<usize> = (0..self.probs.len()).collect();
+        order.sort_by(|&i, &j| self.probs[j].total_cmp(&self.probs[i]));
+        order
+            .into_iter()
+            .take(k)
+            .map(|i| (i, self.probs[i]))
+            .collect()
+    }
+}
+
+/// A model that predicts.
+pub struct Predictor {
+    /// Holds the weights `net` uses.
+    _vs: VarStore,
+    net: ResNeXt,
+    transform: Transform,
+    classes: Option<Vec<String>>,
+    info: Option<CheckpointInfo>,
+    opts: RunOptions,
+    batch_size: usize,
+}
+
+impl std::fmt::Debug for Predictor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Predictor")
+            .field("arch", &self.net.config().arch)
+            .field("classes", &self.classes)
+            .field("opts", &self.opts)
+            .finish()
+    }
+}
+
+impl Predictor {
+    /// The weights of a run's checkpoint, with its classes and eval transform.
+    pub fn from_run(run: &Run, which: Checkpoint, opts: RunOptions) -> Result<Self, TrainError> {
+        let info = run.info(which)?;
+        let n = info.model.num_classes;
+        if info.classes.len() as i64 != n {
+            return Err(TrainError::ClassCountMismatch {
+                sidecar: run.path(RunFile::Sidecar(which)),
+                classes: info.classes.len(),
+                outputs: n,
+            });
+        }
+        let mut p = Self::build(
+            &run.path(RunFile::Weights(which)),
+            &info.model,
+            info.eval_transform.clone(),
+            opts,
+        )?;
+        p.classes = Some(info.classes.clone());
+        p.info = Some(info);
+        Ok(p)
+    }
+
+    /// A bare weights file (torchvision names) for `model`, with `transform` as the eval
+    /// transform and no class names.
+    pub fn from_weights(
+        weights: &Path,
+        model: &ModelConfig,
+        transform: TransformConfig,
+        opts: RunOptions,
+    ) -> Result<Self, TrainError> {
+        Self::build(weights, model, transform, opts)
+    }
+
+    fn build(
+        weights: &Path,
+        model: &ModelConfig,
+        transform: TransformConfig,
+        opts: RunOptions,
+    ) -> Result<Self, TrainError> {
+        let transform = Transform::new(transform)?;
+        if transform.config().is_random() {
+            return Err(TrainError::RandomEvalTransform);
+        }
+        let vs = VarStore::new(opts.device);
+        let net = ResNeXt::new(&vs.root(), model)?;
+        load_weights(&vs, weights, HeadPolicy::Strict)?;
+        if opts.channels_last {
+            resnext_model::weights::convert_to_channels_last(&vs);
+        }
+        Ok(Self {
+            _vs: vs,
+            net,
+            transform,
+            classes: None,
+            info: None,
+            opts,
+            batch_size: 16,
+        })
+    }
+
+    /// Images per forward pass in [`Self::predict`] (default 16).
+    pub fn with_batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    pub fn net(&self) -> &ResNeXt {
+        &self.net
+    }
+
+    pub fn transform(&self) -> &Transform {
+        &self.transform
+    }
+
+    pub fn classes(&self) -> Option<&[String]> {
+        self.classes.as_deref()
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.net.config().num_classes as usize
+    }
+
+    /// The sidecar, for a predictor built from a run.
+    pub fn info(&self) -> Option<&CheckpointInfo> {
+        self.info.as_ref()
+    }
+
+    pub fn options(&self) -> RunOptions {
+        self.opts
+    }
+
+    /// The class name of index `i`, or `class i` without names.
+    pub fn class_name(&self, i: usize) -> String {
+        self.classes
+            .as_ref()
+            .and_then(|c| c.get(i).cloned())
+            .unwrap_or_else(|| format!("class {i}"))
+    }
+
+    /// The eval transform of one image as a `[1, 3, H, W]` tensor.
+    pub fn input(&self, image: &RgbImage) -> Result<Tensor, TrainError> {
+        let [h, w] = self.transform.size();
+        let v = self.transform.apply(image, &mut Rng::new(0));
+        Ok(Tensor::f_from_slice(&v)?.f_view([1, 3, h as i64, w as i64])?)
+    }
+
+    /// Predictions for `images`, in batches.
+    pub fn predict(&self, images: &[RgbImage]) -> Result<Vec<Prediction>, TrainError> {
+        let [h, w] = self.transform.size();
+        let per = 3 * h as usize * w as usize;
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(self.batch_size) {
+            let mut buf = vec![0f32; per * chunk.len()];
+            for (img, dst) in chunk.iter().zip(buf.chunks_exact_mut(per)) {
+                dst.copy_from_slice(&self.transform.apply(img, &mut Rng::new(0)));
+            }
+            let x =
+                Tensor::f_from_slice(&buf)?.f_view([chunk.len() as i64, 3, h as i64, w as i64])?;
+            let (l, p) = logits_and_probs(&self.net, &x, self.opts)?;
+            let logits: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(l.f_to_kind(Kind::Float)?)?;
+            let probs: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(p.f_to_kind(Kind::Float)?)?;
+            for (logits, probs) in logits.into_iter().zip(probs) {
+                let class = argmax(&probs);
+                out.push(Prediction {
+                    class,
+                    label: self.classes.as_ref().and_then(|c| c.get(class).cloned()),
+                    probs,
+                    logits,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The Grad-CAM heatmap of `class` (default: the predicted class) for one image, placed on
+    /// the part of the image the eval transform keeps.
+    pub fn explain(&self, image: &RgbImage, class: Option<usize>) -> Result<Heatmap, TrainError> {
+        let x = self.input(image)?;
+        let class = match class {
+            Some(c) if c < self.num_classes() => c,
+            Some(c) => {
+                return Err(TrainError::ClassOutOfRange {
+                    class: c,
+                    classes: self.num_classes(),
+                })
+            }
+            None => self.predict(std::slice::from_ref(image))?[0].class,
+        };
+        let x = crate::precision::prepare_input(
+            x,
+            crate::config::Precision::Fp32,
+            false,
+            self.opts.device,
+        )?;
+        let cam = grad_cam(&self.net, &x, class as i64)?;
+        let region = self.transform.view_region(image.width(), image.height());
+        Ok(Heatmap { cam, class, region })
+    }
+}
+
+/// The index of the largest value (the first on ties).
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}

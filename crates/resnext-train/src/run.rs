@@ -1,0 +1,395 @@
+//! A run directory: everything training wrote and everything `eval`, `predict` and `plot` need.
+//! Every file name of a run is spelled here, in [`RunFile`], and nowhere else.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `config.toml` | the fully resolved training config |
+//! | `split.json` | `{"classes", "train", "val", "test"}`, paths relative to the data root |
+//! | `metrics.csv` | one row per finished epoch |
+//! | `best.safetensors` / `best.json` | weights of the best validation accuracy and their sidecar |
+//! | `last.safetensors` / `last.json` | weights after the last finished epoch and their sidecar |
+//! | `checkpoint.safetensors` | the resume point: weights, optimiser, EMA and loop state |
+//! | `eval.json` | the last evaluation report ([`EvalReport`]) |
+//! | `curves.png`, `confusion_matrix.png`, `roc.png` | figures ([`Run::plot`], feature `plot`) |
+//!
+//! The `.safetensors` weights carry torchvision's names (with `num_batches_tracked`), so
+//! `torchvision.models.resnext50_32x4d(num_classes=2).load_state_dict(load_file(...), strict=True)`
+//! accepts them. Every file is written atomically: a temporary file, flushed, then renamed.
+
+use crate::checkpoint::{write_atomic, Checkpoint, CheckpointInfo, LoopState};
+use crate::config::TrainConfig;
+use crate::error::TrainError;
+use crate::evaluate::{predict_loader, RunOptions};
+use crate::metric::{parse_metrics_csv, roc_curve, EpochRow, EvalReport, Report};
+use crate::predictor::Predictor;
+use crate::progress::Progress;
+use resnext_data::loader::PixelType;
+use resnext_data::split::Split;
+use resnext_data::{Loader, LoaderConfig};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+/// The files of a run directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunFile {
+    Config,
+    Split,
+    Metrics,
+    Weights(Checkpoint),
+    Sidecar(Checkpoint),
+    Resume,
+    Eval,
+    Curves,
+    ConfusionMatrix,
+    Roc,
+    /// The advisory lock of a process writing the run (holds its pid).
+    Lock,
+}
+
+impl RunFile {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunFile::Config => "config.toml",
+            RunFile::Split => "split.json",
+            RunFile::Metrics => "metrics.csv",
+            RunFile::Weights(Checkpoint::Best) => "best.safetensors",
+            RunFile::Weights(Checkpoint::Last) => "last.safetensors",
+            RunFile::Sidecar(Checkpoint::Best) => "best.json",
+            RunFile::Sidecar(Checkpoint::Last) => "last.json",
+            RunFile::Resume => "checkpoint.safetensors",
+            RunFile::Eval => "eval.json",
+            RunFile::Curves => "curves.png",
+            RunFile::ConfusionMatrix => "confusion_matrix.png",
+            RunFile::Roc => "roc.png",
+            RunFile::Lock => "run.lock",
+        }
+    }
+}
+
+/// Which images of the run's split to evaluate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SplitPart {
+    #[default]
+    Val,
+    Test,
+    Train,
+    /// Every image of the split.
+    All,
+}
+
+impl SplitPart {
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitPart::Val => "val",
+            SplitPart::Test => "test",
+            SplitPart::Train => "train",
+            SplitPart::All => "all",
+        }
+    }
+
+    /// The relative paths of this part.
+    pub fn paths(self, split: &Split) -> Vec<String> {
+        match self {
+            SplitPart::Val => split.val.clone(),
+            SplitPart::Test => split.test.clone(),
+            SplitPart::Train => split.train.clone(),
+            SplitPart::All => split
+                .train
+                .iter()
+                .chain(&split.val)
+                .chain(&split.test)
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+/// What [`Run::evaluate`] evaluates, and how.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub part: SplitPart,
+    pub checkpoint: Checkpoint,
+    /// How the network runs (device, precision, channels-last, flip TTA).
+    pub run: RunOptions,
+    pub batch_size: usize,
+    /// The ImageFolder root; `None` is the root the run trained on.
+    pub data: Option<PathBuf>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self {
+            part: SplitPart::Val,
+            checkpoint: Checkpoint::Best,
+            run: RunOptions::cpu(),
+            batch_size: 32,
+            data: None,
+        }
+    }
+}
+
+/// A process's exclusive right to write a run directory: an advisory `flock` on `run.lock`,
+/// released when this is dropped or the process dies (the kernel drops the lock with the file
+/// descriptor). The file holds the writer's pid so that a refused writer can name it.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl RunLock {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A run directory.
+#[derive(Debug, Clone)]
+pub struct Run {
+    dir: PathBuf,
+}
+
+impl Run {
+    /// Opens an existing run directory (one that holds a config or a sidecar).
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, TrainError> {
+        let run = Self { dir: dir.into() };
+        if !run.dir.is_dir() {
+            return Err(TrainError::NotARun {
+                dir: run.dir,
+                reason: "no such folder",
+            });
+        }
+        let known = [
+            RunFile::Config,
+            RunFile::Sidecar(Checkpoint::Best),
+            RunFile::Sidecar(Checkpoint::Last),
+        ];
+        if !known.iter().any(|&f| run.path(f).is_file()) {
+            return Err(TrainError::NotARun {
+                dir: run.dir,
+                reason: "it holds no config.toml and no weights sidecar",
+            });
+        }
+        Ok(run)
+    }
+
+    /// The run directory for a new run, created if needed (the trainer checks that it does not
+    /// already hold one).
+    pub fn create(dir: impl Into<PathBuf>) -> Result<Self, TrainError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|source| TrainError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Self { dir })
+    }
+
+    /// A run directory value without checks (for a path to be created later).
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Takes the run's write lock, or fails at once naming the process that holds it. Every
+    /// writer (training, resuming, saving `eval.json`, plotting) takes it; readers do not.
+    pub fn lock(&self) -> Result<RunLock, TrainError> {
+        use std::io::{Read, Seek, Write};
+        let path = self.path(RunFile::Lock);
+        let write_err = |source: std::io::Error| TrainError::Write {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(write_err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                file.read_to_string(&mut text).ok();
+                return Err(TrainError::RunBusy {
+                    dir: self.dir.clone(),
+                    pid: text.trim().to_string(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(write_err(e)),
+        }
+        file.set_len(0).map_err(write_err)?;
+        file.rewind().map_err(write_err)?;
+        writeln!(file, "{}", std::process::id()).map_err(write_err)?;
+        file.flush().map_err(write_err)?;
+        Ok(RunLock { _file: file, path })
+    }
+
+    pub fn path(&self, file: RunFile) -> PathBuf {
+        self.dir.join(file.name())
+    }
+
+    /// True when the directory already holds a (started) run.
+    pub fn holds_run(&self) -> bool {
+        self.path(RunFile::Resume).exists() || self.path(RunFile::Metrics).exists()
+    }
+
+    fn read_text(&self, file: RunFile) -> Result<String, TrainError> {
+        let path = self.path(file);
+        std::fs::read_to_string(&path).map_err(|source| TrainError::ReadIo { path, source })
+    }
+
+    /// The sidecar of a checkpoint.
+    pub fn info(&self, which: Checkpoint) -> Result<CheckpointInfo, TrainError> {
+        let text = self.read_text(RunFile::Sidecar(which))?;
+        serde_json::from_str(&text).map_err(|e| TrainError::Read {
+            path: self.path(RunFile::Sidecar(which)),
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn write_info(&self, which: Checkpoint, info: &CheckpointInfo) -> Result<(), TrainError> {
+        let json = serde_json::to_string_pretty(info).map_err(|e| TrainError::Read {
+            path: self.path(RunFile::Sidecar(which)),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&self.path(RunFile::Sidecar(which)), json.as_bytes())
+    }
+
+    /// The resolved training config.
+    pub fn config(&self) -> Result<TrainConfig, TrainError> {
+        let text = self.read_text(RunFile::Config)?;
+        TrainConfig::from_toml(&text, &self.path(RunFile::Config))
+    }
+
+    pub fn split(&self) -> Result<Split, TrainError> {
+        Ok(Split::load(&self.path(RunFile::Split))?)
+    }
+
+    /// The rows of `metrics.csv`.
+    pub fn metrics(&self) -> Result<Vec<EpochRow>, TrainError> {
+        Ok(parse_metrics_csv(&self.read_text(RunFile::Metrics)?))
+    }
+
+    /// The last `eval.json`, if there is one.
+    pub fn eval_report(&self) -> Result<Option<EvalReport>, TrainError> {
+        let path = self.path(RunFile::Eval);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = self.read_text(RunFile::Eval)?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| TrainError::Read {
+                path,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Writes `eval.json`.
+    pub fn save_eval(&self, report: &EvalReport) -> Result<PathBuf, TrainError> {
+        let path = self.path(RunFile::Eval);
+        let json = serde_json::to_string_pretty(report).map_err(|e| TrainError::Read {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&path, json.as_bytes())?;
+        Ok(path)
+    }
+
+    /// A predictor of a checkpoint, with the run's classes and eval transform.
+    pub fn predictor(&self, which: Checkpoint, opts: RunOptions) -> Result<Predictor, TrainError> {
+        Predictor::from_run(self, which, opts)
+    }
+
+    /// The classification report of a checkpoint on a part of the run's split (nothing is
+    /// written; [`Self::save_eval`] writes it).
+    pub fn evaluate(
+        &self,
+        opts: &EvalOptions,
+        progress: &dyn Progress,
+    ) -> Result<EvalReport, TrainError> {
+        let predictor = self.predictor(opts.checkpoint, opts.run)?;
+        let info = predictor.info().cloned().ok_or(TrainError::NotARun {
+            dir: self.dir.clone(),
+            reason: "its checkpoint has no sidecar",
+        })?;
+        let split = self.split()?;
+        let root = opts.data.clone().unwrap_or_else(|| info.data_root.clone());
+        if !root.is_dir() {
+            return Err(TrainError::DataRootMissing(root));
+        }
+        let paths = opts.part.paths(&split);
+        if paths.is_empty() {
+            return Err(TrainError::EmptyPart(opts.part.name()));
+        }
+        let samples = split.samples(&paths, &root)?;
+        let mut lc = LoaderConfig::new(opts.batch_size.max(1), info.classes.len());
+        lc.pixels = PixelType::F32;
+        let loader = Loader::new(&root, &samples, predictor.transform().clone(), lc)?;
+        let preds = predict_loader(predictor.net(), &loader, opts.run, progress)?;
+        let report =
+            Report::from_predictions(&info.classes, &preds.probs, &preds.labels, preds.loss);
+        let roc = (info.classes.len() == 2).then(|| {
+            let scores: Vec<f64> = preds.probs.iter().map(|p| p[1]).collect();
+            let pos: Vec<bool> = preds.labels.iter().map(|&y| y == 1).collect();
+            roc_curve(&scores, &pos)
+        });
+        Ok(EvalReport {
+            report,
+            split: opts.part.name().to_string(),
+            checkpoint: opts.checkpoint,
+            tta: opts.run.tta,
+            classes: info.classes,
+            roc_curve: roc,
+        })
+    }
+
+    /// Draws every figure the run's files allow; returns the paths written.
+    #[cfg(feature = "plot")]
+    pub fn plot(&self, progress: &dyn Progress) -> Result<Vec<PathBuf>, TrainError> {
+        crate::plot::plot_run(self, progress)
+    }
+
+    /// Saves the resume point: named tensors plus the loop state as a byte tensor `state.json`,
+    /// in one file renamed into place, so weights, optimiser and state always agree.
+    pub fn save_resume(
+        &self,
+        mut tensors: Vec<(String, Tensor)>,
+        state: &LoopState,
+    ) -> Result<(), TrainError> {
+        let json = serde_json::to_vec(state).map_err(|e| TrainError::Read {
+            path: self.path(RunFile::Resume),
+            reason: e.to_string(),
+        })?;
+        tensors.push(("state.json".into(), Tensor::from_slice(&json)));
+        resnext_model::weights::write_tensors_atomic(&tensors, &self.path(RunFile::Resume))?;
+        Ok(())
+    }
+
+    /// Loads the resume point.
+    pub fn load_resume(&self) -> Result<(HashMap<String, Tensor>, LoopState), TrainError> {
+        let p = self.path(RunFile::Resume);
+        if !p.exists() {
+            return Err(TrainError::NothingToResume(self.dir.clone()));
+        }
+        let bad = |reason: String| TrainError::Read {
+            path: p.clone(),
+            reason,
+        };
+        let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(&p)
+            .map_err(|e| bad(e.to_string()))?
+            .into_iter()
+            .collect();
+        let state = tensors
+            .get("state.json")
+            .ok_or_else(|| bad("no state.json entry".into()))?;
+        let bytes: Vec<u8> = Vec::<u8>::try_from(state).map_err(|e| bad(e.to_string()))?;
+        let state: LoopState = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        Ok((tensors, state))
+    }
+}

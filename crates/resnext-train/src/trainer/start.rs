@@ -1,0 +1,274 @@
+//! Building the loop: a fresh run (scan, split, model, optimiser, loaders, the epoch-0 resume
+//! point) or a resumed one (config, split and state from the run directory).
+
+use super::step::LossScaler;
+use super::Trainer;
+use crate::checkpoint::{write_atomic, CheckpointInfo, LoopState};
+use crate::config::{Precision, TrainConfig};
+use crate::device::DeviceChoice;
+use crate::ema::Ema;
+use crate::error::TrainError;
+use crate::metric::{metrics_csv, EpochRow};
+use crate::optim::Optimizer;
+use crate::run::{Run, RunFile, RunLock};
+use crate::schedule::Schedule;
+use resnext_data::loader::PixelType;
+use resnext_data::scan::scan;
+use resnext_data::split::Split;
+use resnext_data::{Loader, LoaderConfig, Transform};
+use resnext_model::weights::{load_weights, HeadPolicy, LoadReport};
+use resnext_model::ResNeXt;
+use std::path::Path;
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+impl Trainer {
+    /// Starts a fresh run in `run_dir`, refusing to overwrite a run that is already there.
+    pub fn new(
+        cfg: TrainConfig,
+        run_dir: &Path,
+        init_weights: Option<&Path>,
+    ) -> Result<(Self, Option<LoadReport>), TrainError> {
+        let folder = scan(&cfg.data.root)?;
+        let split = match &cfg.data.split_file {
+            Some(f) => {
+                let s = Split::load(f)?;
+                s.check_classes(&folder.classes)?;
+                s
+            }
+            None => cfg.data.split_config().split(&folder)?,
+        };
+        let run = Run::create(run_dir)?;
+        let lock = run.lock()?;
+        if run.holds_run() {
+            return Err(TrainError::RunExists(run_dir.to_path_buf()));
+        }
+        let mut trainer = Self::build(cfg, run, split, lock)?;
+        let report = match init_weights {
+            Some(p) => Some(load_weights(
+                &trainer.vs,
+                p,
+                HeadPolicy::ReplaceIfMismatched,
+            )?),
+            None => None,
+        };
+        if report.is_some() {
+            if let Some(ema) = &mut trainer.ema {
+                *ema = Ema::new(ema.decay(), trainer.vs.variables().into_iter().collect());
+            }
+        }
+        write_atomic(
+            &trainer.run.path(RunFile::Config),
+            trainer.cfg.to_toml().as_bytes(),
+        )?;
+        trainer.split.save(&trainer.run.path(RunFile::Split))?;
+        // An epoch-0 resume point (initial or imported weights, fresh optimiser), so a run killed
+        // during its first epoch resumes too, from the same start as the uninterrupted run.
+        trainer
+            .run
+            .save_resume(trainer.resume_tensors()?, &trainer.state)?;
+        Ok((trainer, report))
+    }
+
+    /// Continues the run in `run_dir` from its resume point. `epochs` may extend it; `device`
+    /// may move it.
+    pub fn resume(
+        run_dir: &Path,
+        epochs: Option<usize>,
+        device: Option<DeviceChoice>,
+    ) -> Result<Self, TrainError> {
+        let run = Run::at(run_dir);
+        if !run.path(RunFile::Resume).exists() {
+            return Err(TrainError::NothingToResume(run_dir.to_path_buf()));
+        }
+        let lock = run.lock()?;
+        let (tensors, state) = run.load_resume()?;
+        let mut cfg = run.config()?;
+        if let Some(e) = epochs {
+            if e <= state.epoch {
+                return Err(TrainError::InvalidValue {
+                    key: "train.epochs",
+                    reason: format!(
+                        "--epochs {e} does not extend the run: {} already finished {} epoch(s); give more than {}",
+                        run_dir.display(),
+                        state.epoch,
+                        state.epoch
+                    ),
+                });
+            }
+            cfg.train.epochs = e;
+        }
+        if let Some(d) = device {
+            cfg.train.device = d;
+        }
+        cfg.validate()?;
+        let split = run.split()?;
+        let mut t = Self::build(cfg, run, split, lock)?;
+        let resume_path = t.run.path(RunFile::Resume);
+        let bad = |reason: String| TrainError::BadResume {
+            path: resume_path.clone(),
+            reason,
+        };
+        // Shapes first: a checkpoint of another model is one line, not a libtorch trace.
+        for (name, var) in t.vs.variables() {
+            let src = tensors
+                .get(&format!("model.{name}"))
+                .ok_or_else(|| bad(format!("lacks model.{name}")))?;
+            if src.size() != var.size() {
+                return Err(bad(format!(
+                    "holds model.{name} of shape {:?}; the run's config needs {:?}",
+                    src.size(),
+                    var.size()
+                )));
+            }
+        }
+        tch::no_grad(|| -> Result<(), TrainError> {
+            for (name, mut var) in t.vs.variables() {
+                if let Some(src) = tensors.get(&format!("model.{name}")) {
+                    var.f_copy_(&src.f_to_kind(var.kind())?.f_to_device(var.device())?)?;
+                }
+            }
+            Ok(())
+        })?;
+        t.opt.load_state(&tensors)?;
+        if let Some(ema) = &mut t.ema {
+            ema.load_state(&tensors)?;
+        }
+        if let Some(s) = tensors.get("loss_scale") {
+            t.scaler = LossScaler::with_scale(s.f_double_value(&[0])?);
+        }
+        t.state = state;
+        // metrics.csv may lag the resume point if the process died between the two writes.
+        write_atomic(
+            &t.run.path(RunFile::Metrics),
+            metrics_csv(&t.state.history).as_bytes(),
+        )?;
+        Ok(t)
+    }
+
+    pub(super) fn build(
+        cfg: TrainConfig,
+        run: Run,
+        split: Split,
+        lock: RunLock,
+    ) -> Result<Self, TrainError> {
+        let device = cfg.train.device.resolve()?;
+        if cfg.train.precision == Precision::Fp16 && device == Device::Cpu {
+            return Err(TrainError::Fp16OnCpu);
+        }
+        let torch_threads = if cfg.train.threads == 0 {
+            cores()
+        } else {
+            cfg.train.threads
+        };
+        tch::set_num_threads(torch_threads as i32);
+        let data_threads = match (cfg.data.threads, device) {
+            (0, Device::Cpu) => (cores() / 4).max(1),
+            (0, _) => cores().saturating_sub(1).max(1),
+            (n, _) => n,
+        };
+        tch::manual_seed(cfg.train.seed as i64);
+        let root = cfg.data.root.clone();
+        let classes = split.classes.clone();
+        let model_cfg = cfg.model.to_config(classes.len() as i64)?;
+        let vs = VarStore::new(device);
+        let net = ResNeXt::new(&vs.root(), &model_cfg)?;
+        if cfg.train.channels_last {
+            resnext_model::weights::convert_to_channels_last(&vs);
+        }
+        let train_samples = split.samples(&split.train, &root)?;
+        let val_samples = split.samples(&split.val, &root)?;
+        if train_samples.is_empty() || val_samples.is_empty() {
+            return Err(TrainError::EmptySplit {
+                train: train_samples.len(),
+                val: val_samples.len(),
+            });
+        }
+        let mut lc = LoaderConfig::new(cfg.data.batch_size, classes.len());
+        lc.shuffle = true;
+        lc.drop_last = cfg.data.drop_last;
+        lc.seed = cfg.train.seed;
+        lc.threads = data_threads;
+        lc.prefetch = cfg.data.prefetch;
+        lc.cache = cfg.data.cache;
+        lc.on_bad_image = cfg.data.on_bad_image;
+        lc.mix = cfg.data.mix.clone();
+        lc.pixels = PixelType::F32;
+        let train = Loader::new(
+            &root,
+            &train_samples,
+            Transform::new(cfg.data.train_transform.clone())?,
+            lc.clone(),
+        )?;
+        let mut vc = lc;
+        vc.shuffle = false;
+        vc.drop_last = false;
+        vc.mix = None;
+        vc.batch_size = cfg.data.eval_batch_size.unwrap_or(cfg.data.batch_size);
+        let eval_t = Transform::new(cfg.data.eval_transform.clone())?;
+        let val = Loader::new(&root, &val_samples, eval_t.clone(), vc)?;
+        let trainable: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        let opt = Optimizer::new(&cfg.optim, trainable);
+        let schedule = Schedule::new(&cfg.schedule, cfg.optim.lr, cfg.train.epochs);
+        let ema = cfg
+            .train
+            .ema_decay
+            .map(|d| Ema::new(d, vs.variables().into_iter().collect()));
+        let et = &cfg.data.eval_transform;
+        let info = CheckpointInfo {
+            model: model_cfg,
+            classes: classes.clone(),
+            image_size: eval_t.size(),
+            mean: et.mean,
+            std: et.std,
+            eval_transform: et.clone(),
+            data_root: root,
+            epoch: 0,
+            metrics: EpochRow {
+                epoch: 0,
+                train_loss: 0.0,
+                train_acc: 0.0,
+                val_loss: 0.0,
+                val_acc: 0.0,
+                lr: 0.0,
+                seconds: 0.0,
+                images_per_s: 0.0,
+                data_wait_s: 0.0,
+            },
+        };
+        let state = LoopState {
+            best_val_acc: -1.0,
+            seed: cfg.train.seed,
+            ..LoopState::default()
+        };
+        Ok(Self {
+            cfg,
+            run,
+            device,
+            vs,
+            net,
+            opt,
+            schedule,
+            ema,
+            train,
+            val,
+            split,
+            state,
+            info,
+            torch_threads,
+            data_threads,
+            scaler: LossScaler::default(),
+            lock,
+        })
+    }
+}
