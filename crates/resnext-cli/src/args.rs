@@ -325,6 +325,9 @@ pub enum DataCommand {
         size: u32,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Write into a folder that is not empty (its files of the same names are replaced).
+        #[arg(long)]
+        force: bool,
     },
     /// Decode, transform and batch the whole folder; report throughput.
     Bench {

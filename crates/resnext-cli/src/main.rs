@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod image_input;
+mod interrupt;
 mod progress;
 
 use clap::Parser;

@@ -157,11 +157,84 @@ impl ModelConfig {
                 "layers, groups or width_per_group implausibly large".into(),
             ));
         }
+        let params = self.parameter_count();
+        if params > Self::MAX_PARAMETERS {
+            return Err(ModelError::InvalidConfig(format!(
+                "the model would have {params} parameters ({:.1} GB in fp32); the limit is {} (fewer classes or a smaller architecture)",
+                params as f64 * 4e-9,
+                Self::MAX_PARAMETERS
+            )));
+        }
         Ok(())
+    }
+
+    /// The most parameters a model may have (4 GB of fp32 weights, before gradients and
+    /// optimiser state): a request beyond it is an error, not an allocator abort.
+    pub const MAX_PARAMETERS: u64 = 1_000_000_000;
+
+    /// The number of trainable parameters, computed from the shapes alone (nothing allocated).
+    pub fn parameter_count(&self) -> u64 {
+        let expansion = crate::block::EXPANSION as u64;
+        let (groups, wpg) = (
+            self.groups.max(1) as u64,
+            self.width_per_group.max(0) as u64,
+        );
+        let mut n = 3 * 64 * 49 + 2 * 64;
+        let mut in_ch = 64u64;
+        for (i, &blocks) in self.layers.iter().enumerate() {
+            let planes = 64u64 << i;
+            let width = (planes * wpg / 64) * groups;
+            let out = planes * expansion;
+            for b in 0..blocks as u64 {
+                n += in_ch * width + 2 * width;
+                n += width * (width / groups) * 9 + 2 * width;
+                n += width * out + 2 * out;
+                let stride = if i > 0 && b == 0 { 2 } else { 1 };
+                if stride != 1 || in_ch != out {
+                    n += in_ch * out + 2 * out;
+                }
+                in_ch = out;
+            }
+        }
+        n + in_ch * self.num_classes.max(0) as u64 + self.num_classes.max(0) as u64
     }
 
     /// Channels of the features that reach the classifier head.
     pub fn feature_channels(&self) -> i64 {
         512 * crate::block::EXPANSION
+    }
+}
+
+#[cfg(test)]
+mod parameter_tests {
+    use super::*;
+
+    #[test]
+    fn parameter_counts_equal_torchvision_and_huge_requests_are_refused() {
+        assert_eq!(
+            ModelConfig::resnext50_32x4d(1000).parameter_count(),
+            25_028_904
+        );
+        assert_eq!(
+            ModelConfig::resnext101_32x8d(1000).parameter_count(),
+            88_791_336
+        );
+        assert_eq!(
+            ModelConfig::resnext101_64x4d(1000).parameter_count(),
+            83_455_272
+        );
+        assert_eq!(ModelConfig::resnet50(1000).parameter_count(), 25_557_032);
+        assert_eq!(
+            ModelConfig::custom([1, 1, 1, 1], 4, 4, 3).parameter_count(),
+            3_371_075
+        );
+        let e = ModelConfig::resnext50_32x4d(10_000_000)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("parameters"), "{e}");
+        assert!(ModelConfig::custom([1, 1, 1, 1], 4096, 4096, 2)
+            .validate()
+            .is_err());
     }
 }

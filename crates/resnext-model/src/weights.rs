@@ -159,25 +159,42 @@ pub fn save_weights(vs: &VarStore, path: &Path) -> Result<(), ModelError> {
     write_tensors_atomic(&state_dict(vs), path)
 }
 
-/// Writes named tensors to a safetensors file atomically (see [`save_weights`]).
+/// Writes named tensors to a safetensors file atomically (see [`save_weights`]). A floating
+/// tensor holding NaN or an infinity is refused: such a file is never a checkpoint.
 pub fn write_tensors_atomic(tensors: &[(String, Tensor)], path: &Path) -> Result<(), ModelError> {
     let write_err = |reason: String| ModelError::WriteWeights {
         path: path.to_path_buf(),
         reason,
     };
+    for (name, t) in tensors {
+        if t.is_floating_point() && t.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
+            return Err(write_err(format!(
+                "tensor `{name}` is not finite (NaN or infinite); nothing was written"
+            )));
+        }
+    }
     let file_name = path
         .file_name()
         .ok_or_else(|| write_err("not a file path".into()))?;
     let tmp = path.with_file_name(format!(".{}.tmp", file_name.to_string_lossy()));
     let result = (|| -> Result<(), ModelError> {
-        Tensor::write_safetensors(tensors, &tmp).map_err(|e| write_err(e.to_string()))?;
+        let views = tensors
+            .iter()
+            .map(|(name, t)| Ok((name.as_str(), TensorView::new(t)?)))
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        safetensors::tensor::serialize_to_file(views, &None, &tmp).map_err(|e| match e {
+            // "No space left on device (os error 28)", not the error's Debug form
+            safetensors::SafeTensorError::IoError(io) => write_err(io.to_string()),
+            other => write_err(format!("{other:?}")),
+        })?;
         let f = std::fs::File::open(&tmp).map_err(|e| write_err(e.to_string()))?;
         f.sync_all().map_err(|e| write_err(e.to_string()))?;
         std::fs::rename(&tmp, path).map_err(|e| write_err(e.to_string()))?;
         Ok(())
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        // Best effort: the write already failed, and that error is the one to report.
+        std::fs::remove_file(&tmp).ok();
     }
     result
 }
@@ -203,13 +220,75 @@ pub fn dtype_name(kind: Kind) -> &'static str {
 /// values and shapes, strides N, H, W, C. With channels-last inputs the convolutions then need no
 /// per-call reordering of their weights. Saving, loading and optimiser updates keep working
 /// (saved files are always written contiguous).
-pub fn convert_to_channels_last(vs: &VarStore) {
+pub fn convert_to_channels_last(vs: &VarStore) -> Result<(), ModelError> {
     tch::no_grad(|| {
         for (_, mut var) in vs.variables() {
             if var.dim() == 4 {
-                let cl = var.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+                let cl = var
+                    .f_permute([0, 2, 3, 1])?
+                    .f_contiguous()?
+                    .f_permute([0, 3, 1, 2])?;
                 var.set_data(&cl);
             }
         }
-    });
+        Ok(())
+    })
+}
+
+/// A tensor as safetensors sees it: its bytes are copied out one tensor at a time while the file
+/// is written.
+struct TensorView {
+    tensor: Tensor,
+    dtype: safetensors::Dtype,
+    shape: Vec<usize>,
+    len: usize,
+}
+
+impl TensorView {
+    fn new(t: &Tensor) -> Result<Self, ModelError> {
+        use safetensors::Dtype;
+        let dtype = match t.kind() {
+            Kind::Float => Dtype::F32,
+            Kind::Double => Dtype::F64,
+            Kind::Half => Dtype::F16,
+            Kind::BFloat16 => Dtype::BF16,
+            Kind::Int64 => Dtype::I64,
+            Kind::Int => Dtype::I32,
+            Kind::Int16 => Dtype::I16,
+            Kind::Int8 => Dtype::I8,
+            Kind::Uint8 => Dtype::U8,
+            Kind::Bool => Dtype::BOOL,
+            other => {
+                return Err(ModelError::InvalidConfig(format!(
+                    "cannot store a tensor of kind {other:?}"
+                )))
+            }
+        };
+        let tensor = t.f_to_device(tch::Device::Cpu)?.f_contiguous()?;
+        let shape: Vec<usize> = tensor.size().iter().map(|&d| d as usize).collect();
+        let len = tensor.numel() * t.kind().elt_size_in_bytes();
+        Ok(Self {
+            tensor,
+            dtype,
+            shape,
+            len,
+        })
+    }
+}
+
+impl safetensors::View for TensorView {
+    fn dtype(&self) -> safetensors::Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        let mut bytes = vec![0u8; self.len];
+        self.tensor.copy_data_u8(&mut bytes, self.tensor.numel());
+        bytes.into()
+    }
+    fn data_len(&self) -> usize {
+        self.len
+    }
 }

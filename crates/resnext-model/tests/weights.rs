@@ -149,7 +149,7 @@ fn channels_last_weights_compute_the_same_and_save_the_same() {
     let before = tch::no_grad(|| net.forward_t(&x, false));
     let a = dir.path().join("a.safetensors");
     save_weights(&vs, &a).unwrap();
-    resnext_model::weights::convert_to_channels_last(&vs);
+    resnext_model::weights::convert_to_channels_last(&vs).unwrap();
     let w = &vs.variables()["layer1.0.conv2.weight"];
     assert!(
         !w.is_contiguous(),

@@ -111,7 +111,7 @@ impl Predictor {
         let net = ResNeXt::new(&vs.root(), model)?;
         load_weights(&vs, weights, HeadPolicy::Strict)?;
         if opts.channels_last {
-            resnext_model::weights::convert_to_channels_last(&vs);
+            resnext_model::weights::convert_to_channels_last(&vs)?;
         }
         Ok(Self {
             _vs: vs,

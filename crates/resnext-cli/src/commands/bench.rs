@@ -45,7 +45,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let mut net = ResNeXt::new(&vs.root(), &config)?;
     net.set_ablation(ablation);
     if a.channels_last {
-        resnext_model::weights::convert_to_channels_last(&vs);
+        resnext_model::weights::convert_to_channels_last(&vs)?;
     }
     let trainable: Vec<(String, Tensor)> = vs
         .variables()

@@ -91,9 +91,20 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
             per_class,
             size,
             seed,
+            force,
         } => {
             if per_class == 0 || !(16..=1024).contains(&size) {
                 bail!("--per-class must be at least 1 and --size between 16 and 1024");
+            }
+            let non_empty = std::fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some());
+            if non_empty && !force {
+                bail!(
+                    "{} is not empty; choose a new folder or add --force to write into it",
+                    out.display()
+                );
+            }
+            if out.exists() && !out.is_dir() {
+                bail!("{} exists and is not a folder", out.display());
             }
             let n = resnext_data::synth::write_dataset(&out, per_class, size, seed)?;
             println!(

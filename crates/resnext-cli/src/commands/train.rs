@@ -35,6 +35,10 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
         }
         trainer
     };
+    let dir = trainer.run_dir().display().to_string();
+    crate::interrupt::on_sigint_say(format!(
+        "\ninterrupted: {dir} keeps every finished epoch; continue with `resnext train --resume {dir}`\n"
+    ));
     let mut obs = Progress::new();
     let outcome = trainer.fit(&mut obs)?;
     obs.finish();

@@ -180,7 +180,7 @@ impl Trainer {
         let vs = VarStore::new(device);
         let net = ResNeXt::new(&vs.root(), &model_cfg)?;
         if cfg.train.channels_last {
-            resnext_model::weights::convert_to_channels_last(&vs);
+            resnext_model::weights::convert_to_channels_last(&vs)?;
         }
         let train_samples = split.samples(&split.train, &root)?;
         let val_samples = split.samples(&split.val, &root)?;
