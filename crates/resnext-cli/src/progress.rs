@@ -4,8 +4,9 @@
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use resnext_train::Progress;
-use std::cell::{Cell, RefCell};
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::sync::OnceLock;
 
 /// The process's bars.
@@ -30,56 +31,65 @@ pub fn bar(total: usize, prefix: &str) -> ProgressBar {
     bar
 }
 
-/// Library progress drawn as bars or quarter lines.
+/// Progress drawn as a bar on a terminal or a line per quarter otherwise; shareable between
+/// threads (rayon workers report through [`Bars::advance`]).
 #[derive(Debug, Default)]
 pub struct Bars {
-    bar: RefCell<Option<ProgressBar>>,
-    label: RefCell<String>,
-    total: Cell<usize>,
-    done: Cell<usize>,
-    quarter: Cell<usize>,
+    bar: Mutex<Option<ProgressBar>>,
+    label: Mutex<String>,
+    total: AtomicUsize,
+    done: AtomicUsize,
+    quarter: AtomicUsize,
 }
 
 impl Bars {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// A started phase.
+    pub fn started(label: &str, total: usize) -> Self {
+        let b = Self::new();
+        b.begin(label, total);
+        b
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl Progress for Bars {
     fn begin(&self, label: &str, total: usize) {
         self.end();
-        *self.label.borrow_mut() = label.to_string();
-        self.total.set(total);
-        self.done.set(0);
-        self.quarter.set(0);
+        *Self::lock(&self.label) = label.to_string();
+        self.total.store(total, Ordering::Relaxed);
+        self.done.store(0, Ordering::Relaxed);
+        self.quarter.store(0, Ordering::Relaxed);
         if is_tty() {
-            *self.bar.borrow_mut() = Some(bar(total, label));
+            *Self::lock(&self.bar) = Some(bar(total, label));
         }
     }
 
     fn advance(&self, n: usize) {
-        self.done.set(self.done.get() + n);
-        if let Some(b) = &*self.bar.borrow() {
+        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        if let Some(b) = &*Self::lock(&self.bar) {
             b.inc(n as u64);
             return;
         }
-        let total = self.total.get().max(1);
-        let quarter = (4 * self.done.get() / total).min(4);
-        if quarter > self.quarter.get() {
-            self.quarter.set(quarter);
+        let total = self.total.load(Ordering::Relaxed).max(1);
+        let quarter = (4 * done / total).min(4);
+        if self.quarter.fetch_max(quarter, Ordering::Relaxed) < quarter {
             eprintln!(
-                "{}: {}/{} ({}%)",
-                self.label.borrow(),
-                self.done.get(),
-                self.total.get(),
+                "{}: {done}/{total} ({}%)",
+                Self::lock(&self.label),
                 25 * quarter
             );
         }
     }
 
     fn end(&self) {
-        if let Some(b) = self.bar.borrow_mut().take() {
+        if let Some(b) = Self::lock(&self.bar).take() {
             b.finish_and_clear();
         }
     }

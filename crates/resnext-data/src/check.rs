@@ -35,14 +35,30 @@ pub struct CheckReport {
 
 /// Scans `root` and decodes every image in parallel.
 pub fn check(root: &Path, limits: DecodeLimits) -> Result<CheckReport, DataError> {
+    check_with(root, limits, &|_| {}, &|_| {})
+}
+
+/// [`check`], telling `begin` the number of images once scanned and calling `done(1)` from the
+/// workers after each image (for progress).
+pub fn check_with(
+    root: &Path,
+    limits: DecodeLimits,
+    begin: &dyn Fn(usize),
+    done: &(dyn Fn(usize) + Sync),
+) -> Result<CheckReport, DataError> {
     let folder = scan(root)?;
+    begin(folder.samples.len());
     let results: Vec<Option<String>> = folder
         .samples
         .par_iter()
-        .map(|s| match decode_file(&folder.abs_path(s), limits) {
-            Ok(_) => None,
-            Err(DataError::BadImage { reason, .. }) => Some(reason),
-            Err(e) => Some(e.to_string()),
+        .map(|s| {
+            let r = match decode_file(&folder.abs_path(s), limits) {
+                Ok(_) => None,
+                Err(DataError::BadImage { reason, .. }) => Some(reason),
+                Err(e) => Some(e.to_string()),
+            };
+            done(1);
+            r
         })
         .collect();
     let mut counts = vec![0usize; folder.classes.len()];

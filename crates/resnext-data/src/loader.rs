@@ -249,7 +249,11 @@ impl Loader {
     pub fn order(&self, epoch: u64) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.shared.items.len()).collect();
         if self.shared.config.shuffle {
-            Rng::keyed(self.shared.config.seed, &[0x5f, epoch]).shuffle(&mut order);
+            Rng::keyed(
+                self.shared.config.seed,
+                &[crate::rng::stream::SHUFFLE, epoch],
+            )
+            .shuffle(&mut order);
         }
         order
     }
@@ -414,7 +418,7 @@ impl Shared {
         let mut images = images;
         let targets = match (&cfg.mix, &mut images) {
             (Some(m), BatchImages::F32(a)) if m.enabled() => {
-                let mut rng = Rng::keyed(seed, &[0x3c, epoch, batch_index]);
+                let mut rng = Rng::keyed(seed, &[crate::rng::stream::MIX, epoch, batch_index]);
                 Some(mix_batch(
                     a,
                     cfg.layout,
@@ -464,7 +468,7 @@ impl Shared {
                     // a stream of its own for the stages after the u8 ones (random erasing)
                     let mut rng = Rng::keyed(
                         Transform::sample_rng(seed, epoch, i as u64).next_u64(),
-                        &[0xe5],
+                        &[crate::rng::stream::ERASE],
                     );
                     write(&self.transform, &img, slot, &mut rng);
                     Ok(())

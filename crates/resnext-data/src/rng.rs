@@ -114,6 +114,22 @@ impl Rng {
     }
 }
 
+/// The first key of each random stream: what reproducibility is defined by. A stream is
+/// `Rng::keyed(seed, &[KEY, ...])`; changing a key (or its place) changes every run's numbers.
+pub mod stream {
+    /// A sample's augmentation in an epoch: `[SAMPLE, epoch, index]`.
+    pub const SAMPLE: u64 = 0x7a;
+    /// The stages after the 8-bit ones (random erasing), keyed by the sample stream's first
+    /// draw: `[ERASE]`.
+    pub const ERASE: u64 = 0xe5;
+    /// The order of an epoch's samples: `[SHUFFLE, epoch]`.
+    pub const SHUFFLE: u64 = 0x5f;
+    /// Mixup/CutMix of a batch: `[MIX, epoch, batch]`.
+    pub const MIX: u64 = 0x3c;
+    /// The split of one class: `[SPLIT, class]`.
+    pub const SPLIT: u64 = 0x5917;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,7 +136,7 @@ impl SplitConfig {
         };
         for (class, mut class_groups) in by_class.into_iter().enumerate() {
             let total: usize = class_groups.iter().map(|g| g.1.len()).sum();
-            let mut rng = Rng::keyed(self.seed, &[0x5917, class as u64]);
+            let mut rng = Rng::keyed(self.seed, &[crate::rng::stream::SPLIT, class as u64]);
             rng.shuffle(&mut class_groups);
             let want_test = (total as f64 * self.test).round() as usize;
             let want_val = (total as f64 * self.val).round() as usize;

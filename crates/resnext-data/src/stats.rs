@@ -36,10 +36,20 @@ impl Acc {
 
 /// Mean and (population) std of every pixel of every image, decoded in parallel.
 pub fn channel_stats(paths: &[PathBuf], limits: DecodeLimits) -> Result<ChannelStats, DataError> {
+    channel_stats_with(paths, limits, &|_| {})
+}
+
+/// [`channel_stats`], calling `done(1)` from the workers after each image (for progress).
+pub fn channel_stats_with(
+    paths: &[PathBuf],
+    limits: DecodeLimits,
+    done: &(dyn Fn(usize) + Sync),
+) -> Result<ChannelStats, DataError> {
     let acc = paths
         .par_iter()
         .map(|p| -> Result<Acc, DataError> {
             let img = decode_file(p, limits)?;
+            done(1);
             // Integer sums per image are exact; f64 across images.
             let (mut s, mut q) = ([0u64; 3], [0u64; 3]);
             for px in img.as_raw().chunks_exact(3) {

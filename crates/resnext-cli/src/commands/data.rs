@@ -1,19 +1,28 @@
 //! `resnext data check|split|stats|bench`.
 
 use crate::args::{BenchTransform, DataCommand};
+use crate::progress::Bars;
 use anyhow::{bail, Context, Result};
-use resnext_data::check::check;
+use resnext_data::check::check_with;
 use resnext_data::scan::scan;
 use resnext_data::split::SplitConfig;
-use resnext_data::stats::channel_stats;
+use resnext_data::stats::channel_stats_with;
 use resnext_data::{DecodeLimits, Loader, LoaderConfig, Transform, TransformConfig};
+use resnext_train::Progress as _;
 use std::process::ExitCode;
 use std::time::Instant;
 
 pub fn run(cmd: DataCommand) -> Result<ExitCode> {
     match cmd {
         DataCommand::Check { root, json } => {
-            let report = check(&root, DecodeLimits::default())?;
+            let bars = Bars::new();
+            let report = check_with(
+                &root,
+                DecodeLimits::default(),
+                &|n| bars.begin("checking", n),
+                &|n| bars.advance(n),
+            )?;
+            bars.end();
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -70,7 +79,9 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
         DataCommand::Stats { root, json } => {
             let folder = scan(&root)?;
             let paths: Vec<_> = folder.samples.iter().map(|s| folder.abs_path(s)).collect();
-            let stats = channel_stats(&paths, DecodeLimits::default())?;
+            let bars = Bars::started("measuring", paths.len());
+            let stats = channel_stats_with(&paths, DecodeLimits::default(), &|n| bars.advance(n))?;
+            bars.end();
             if json {
                 println!("{}", serde_json::to_string(&stats)?);
             } else {
@@ -142,13 +153,16 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
             let start = Instant::now();
             let mut images = 0usize;
             let mut checksum = 0f64;
+            let bars = Bars::started("decoding", folder.samples.len() * epochs);
             for batch in loader.epochs(0, epochs as u64) {
                 let batch = batch?;
                 images += batch.len();
+                bars.advance(batch.len());
                 if let Some(a) = batch.f32() {
                     checksum += a[[0, 0, 0, 0]] as f64;
                 }
             }
+            bars.end();
             let secs = start.elapsed().as_secs_f64();
             let cpu = process_cpu_seconds().zip(cpu_start).map(|(b, a)| b - a);
             let threads_used = if threads == 0 {
