@@ -306,14 +306,16 @@ impl Optimizer {
     }
 
     /// Restores the state saved by [`state_tensors`](Self::state_tensors).
+    /// `path` names the resume checkpoint in errors.
     pub fn load_state(
         &mut self,
         tensors: &std::collections::HashMap<String, Tensor>,
+        path: &std::path::Path,
     ) -> Result<(), TrainError> {
         let step = tensors
             .get("optim.step")
             .ok_or_else(|| TrainError::BadResume {
-                path: "checkpoint.safetensors".into(),
+                path: path.to_path_buf(),
                 reason: "lacks optim.step".into(),
             })?;
         self.step = step.int64_value(&[0]);
@@ -323,7 +325,7 @@ impl Optimizer {
                 match tensors.get(&format!("optim.{kind}.{}", s.name)) {
                     None => Ok(None),
                     Some(t) if t.size() != s.param.size() => Err(TrainError::BadResume {
-                        path: "checkpoint.safetensors".into(),
+                        path: path.to_path_buf(),
                         reason: format!(
                             "holds optimiser state for {} of shape {:?}; the config's model needs {:?}",
                             s.name,

@@ -136,7 +136,7 @@ impl Trainer {
             }
             Ok(())
         })?;
-        t.opt.load_state(&tensors)?;
+        t.opt.load_state(&tensors, &resume_path)?;
         if let Some(ema) = &mut t.ema {
             ema.load_state(&tensors)?;
         }
