@@ -180,6 +180,10 @@ exit $rc"#;
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !last.contains("IoError") && !last.contains("Os {"),
+        "the disk-full error is in words, not a Rust struct: {last}"
+    );
     eprintln!("full disk of {size} bytes: {last}");
     // Epoch 1 is whole in what the disk held, and the run continues on a disk with room.
     assert!(!rows(&keep).is_empty());

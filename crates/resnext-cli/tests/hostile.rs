@@ -33,6 +33,19 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `train` of `cfg` into `out` with `split` as its split file.
+fn train_with_split(cfg: &Path, out: &Path, split: &Path) -> Output {
+    run(&[
+        "train",
+        "--config",
+        s(cfg),
+        "--out",
+        s(out),
+        "--set",
+        &format!("data.split_file={:?}", s(split)),
+    ])
+}
+
 /// A finished tiny run on synthetic data: (tempdir, data root, config, run dir).
 fn tiny_run(epochs: usize) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -142,15 +155,7 @@ fn paths_from_split_files_stay_under_the_data_root() {
         )
         .unwrap();
         refused(
-            &run(&[
-                "train",
-                "--config",
-                s(&cfg),
-                "--out",
-                s(&dir.path().join("escape")),
-                "--set",
-                &format!("data.split_file={:?}", s(&split)),
-            ]),
+            &train_with_split(&cfg, &dir.path().join("escape"), &split),
             "refused",
         );
     }
@@ -184,15 +189,7 @@ fn a_split_with_one_image_in_two_parts_is_refused() {
     .unwrap();
     assert!(data.join("dots/dots_0001.png").exists());
     refused(
-        &run(&[
-            "train",
-            "--config",
-            s(&cfg),
-            "--out",
-            s(&dir.path().join("leak")),
-            "--set",
-            &format!("data.split_file={:?}", s(&split)),
-        ]),
+        &train_with_split(&cfg, &dir.path().join("leak"), &split),
         "one part only",
     );
 }
@@ -495,23 +492,28 @@ fn messages_say_what_is_wrong() {
         &run(&["predict", "--run", s(&out), "--device", "cuda", s(&cfg)]),
         "cuda",
     );
+    let line = refused(
+        &run(&[
+            "train",
+            "--config",
+            s(&cfg),
+            "--out",
+            s(&dir.path().join("c")),
+            "--set",
+            "data.mix={mixup_alpha=-1}",
+        ]),
+        "data.mix.mixup_alpha",
+    );
+    assert!(!line.contains("MixConfig") && !line.contains('{'), "{line}");
 }
 
 /// Without a GPU, `--device cuda` loads libtorch's CUDA library and says that no device or
 /// driver was found (not that CUDA is unknown to this build).
 #[test]
 fn cuda_is_loaded_and_reports_a_missing_device() {
-    let o = run(&[
-        "bench",
-        "eval",
-        "--arch",
-        "custom",
-        "--layers",
-        "1,1,1,1",
-        "--groups",
-        "2",
-        "--width-per-group",
-        "4",
+    let mut args = vec!["bench", "eval"];
+    args.extend(common::TINY_ARCH);
+    args.extend([
         "--image-size",
         "32",
         "--batch",
@@ -521,8 +523,14 @@ fn cuda_is_loaded_and_reports_a_missing_device() {
         "--device",
         "cuda",
     ]);
+    let o = run(&args);
     if o.status.success() {
         // a machine with a GPU: CUDA works, which is what the message is about
+        assert!(
+            common::stdout(&o).contains("Cuda(0)"),
+            "{}",
+            common::stdout(&o)
+        );
         return;
     }
     refused(

@@ -33,16 +33,23 @@ fn half() -> f64 {
 
 impl MixConfig {
     pub fn validate(&self) -> Result<(), DataError> {
-        let ok = self.mixup_alpha >= 0.0
-            && self.cutmix_alpha >= 0.0
-            && self.mixup_alpha.is_finite()
-            && self.cutmix_alpha.is_finite()
-            && (0.0..=1.0).contains(&self.prob)
-            && (0.0..=1.0).contains(&self.switch_prob);
-        if !ok {
-            return Err(DataError::InvalidLoader(format!(
-                "mix settings out of range: {self:?}"
-            )));
+        let bad = |key: &str, v: f64, domain: &str| {
+            Err(DataError::InvalidLoader(format!(
+                "data.mix.{key} must be {domain}, got {v}"
+            )))
+        };
+        for (key, v) in [
+            ("mixup_alpha", self.mixup_alpha),
+            ("cutmix_alpha", self.cutmix_alpha),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(key, v, "a finite number >= 0");
+            }
+        }
+        for (key, v) in [("prob", self.prob), ("switch_prob", self.switch_prob)] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(key, v, "in [0, 1]");
+            }
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! - [`fixture`]: the small fixtures committed in the repository;
 //! - [`shared`]: data in `../shared` (the MSLD photos), found through `RESNEXT_SHARED`;
 //! - [`can_mount_tmpfs`]: whether a small file system can be mounted to fill it (full-disk tests);
+//! - [`tiny_config_text`]: the training config of a tiny model that the tests train;
 //! - [`proptest_cases`]: the case count of the fuzz properties, `PROPTEST_CASES` or a default.
 
 use std::io::Write;
@@ -96,4 +97,35 @@ pub fn proptest_cases(default: u32) -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// A tiny training config on `root`: custom ResNeXt [1, 1, 1, 1] with 2 groups of width 4, 32 px
+/// images, batch 8, a quarter for validation, one libtorch thread; `extra` is added to `[train]`.
+pub fn tiny_config_text(root: &std::path::Path, epochs: usize, extra: &str) -> String {
+    format!(
+        r#"name = "tiny"
+[model]
+arch = "custom"
+layers = [1, 1, 1, 1]
+groups = 2
+width_per_group = 4
+[data]
+root = {root:?}
+val = 0.25
+batch_size = 8
+[data.train_transform]
+resize = [32, 32]
+hflip = 0.5
+[data.eval_transform]
+resize = [32, 32]
+[optim]
+lr = 0.001
+[train]
+epochs = {epochs}
+seed = 3
+threads = 1
+{extra}
+"#,
+        root = root.to_string_lossy()
+    )
 }

@@ -5,6 +5,7 @@ use crate::checkpoint::{Checkpoint, CheckpointInfo};
 use crate::error::TrainError;
 use crate::evaluate::{logits_and_probs, RunOptions};
 use crate::explain::{grad_cam, Heatmap};
+use crate::metric::argmax;
 use crate::run::{Run, RunFile};
 use image::RgbImage;
 use resnext_data::rng::Rng;
@@ -222,15 +223,4 @@ impl Predictor {
         let region = self.transform.view_region(image.width(), image.height());
         Ok(Heatmap { cam, class, region })
     }
-}
-
-/// The index of the largest value (the first on ties).
-pub fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
 }

@@ -8,30 +8,11 @@ use resnext_train::{
 };
 use std::path::Path;
 
+/// The tests' tiny config with another eval transform.
 fn tiny_config(root: &Path, eval_transform: &str) -> TrainConfig {
-    let text = format!(
-        r#"name = "tiny"
-[model]
-arch = "custom"
-layers = [1, 1, 1, 1]
-groups = 2
-width_per_group = 4
-[data]
-root = {root:?}
-val = 0.25
-batch_size = 8
-[data.train_transform]
-resize = [32, 32]
-[data.eval_transform]
-{eval_transform}
-[optim]
-lr = 0.002
-[train]
-epochs = 2
-seed = 5
-threads = 1
-"#,
-        root = root.to_string_lossy()
+    let text = resnext_testkit::tiny_config_text(root, 2, "").replace(
+        "[data.eval_transform]\nresize = [32, 32]",
+        &format!("[data.eval_transform]\n{eval_transform}"),
     );
     TrainConfig::from_toml(&text, Path::new("<test>")).unwrap()
 }

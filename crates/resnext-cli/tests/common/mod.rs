@@ -48,36 +48,10 @@ pub fn ok(args: &[&str]) -> String {
 #[allow(unused_imports)] // not every test binary that includes this module uses it
 pub use resnext_testkit::shared;
 
-/// A tiny training config on `root` (custom ResNeXt [1,1,1,1], 32 px).
+/// A tiny training config on `root` (custom ResNeXt [1,1,1,1], 32 px), written into `dir`.
 pub fn tiny_config(dir: &Path, root: &Path, epochs: usize, extra: &str) -> PathBuf {
-    let text = format!(
-        r#"name = "tiny"
-[model]
-arch = "custom"
-layers = [1, 1, 1, 1]
-groups = 2
-width_per_group = 4
-[data]
-root = {root:?}
-val = 0.25
-batch_size = 8
-[data.train_transform]
-resize = [32, 32]
-hflip = 0.5
-[data.eval_transform]
-resize = [32, 32]
-[optim]
-lr = 0.001
-[train]
-epochs = {epochs}
-seed = 3
-threads = 1
-{extra}
-"#,
-        root = root.to_string_lossy()
-    );
     let p = dir.join("tiny.toml");
-    std::fs::write(&p, text).unwrap();
+    std::fs::write(&p, resnext_testkit::tiny_config_text(root, epochs, extra)).unwrap();
     p
 }
 

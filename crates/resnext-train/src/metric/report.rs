@@ -198,7 +198,8 @@ impl Report {
     }
 }
 
-pub fn argmax(v: &[f64]) -> usize {
+/// The index of the largest value (the first on ties; NaN never wins).
+pub fn argmax<T: PartialOrd + Copy>(v: &[T]) -> usize {
     let mut best = 0;
     for (i, &x) in v.iter().enumerate() {
         if x > v[best] {
