@@ -175,6 +175,15 @@ fn paths_from_split_files_stay_under_the_data_root() {
         std::fs::remove_file(&victim).unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret.png"), &victim).unwrap();
         refused(&run(&["eval", "--run", s(&out)]), "outside");
+        // unless the run's config asks to follow links
+        let cfg_path = out.join("config.toml");
+        let text = std::fs::read_to_string(&cfg_path).unwrap();
+        std::fs::write(
+            &cfg_path,
+            text.replacen("[data]\n", "[data]\nfollow_links = true\n", 1),
+        )
+        .unwrap();
+        ok(&["eval", "--run", s(&out), "--no-write"]);
     }
 }
 

@@ -129,7 +129,8 @@ impl Drop for Batch {
         if let (Some(tx), BatchImages::F32(a)) = (self.recycle.take(), &mut self.images) {
             let a = std::mem::replace(a, Array4::zeros((0, 0, 0, 0)));
             let (v, _) = a.into_raw_vec_and_offset();
-            let _ = tx.try_send(v);
+            // A full or closed pool just lets the buffer go.
+            tx.try_send(v).ok();
         }
     }
 }
@@ -310,7 +311,8 @@ impl Loader {
                         let (otx, orx) = bounded(1);
                         let job = Arc::clone(&shared);
                         shared.pool.spawn(move || {
-                            let _ = otx.send(job.make_batch(epoch, bi, &chunk));
+                            // The receiver is gone only when the epoch was dropped early.
+                            otx.send(job.make_batch(epoch, bi, &chunk)).ok();
                         });
                         pending.push_back(orx);
                     }
@@ -325,7 +327,7 @@ impl Loader {
                 }
                 // wait for jobs still running so none outlives the epoch
                 for p in pending {
-                    let _ = p.recv();
+                    p.recv().ok();
                 }
             });
         match handle {
@@ -536,7 +538,8 @@ impl EpochIter {
     /// An iteration whose only item is `err`.
     fn failed(err: DataError) -> Self {
         let (tx, rx) = bounded(1);
-        let _ = tx.send(Err(err));
+        // The receiver is held just below: this send cannot fail.
+        tx.send(Err(err)).ok();
         Self {
             rx: Some(rx),
             handle: None,
@@ -556,7 +559,8 @@ impl Drop for EpochIter {
         // Closing the channel makes the producer's next send fail, so it stops.
         drop(self.rx.take());
         if let Some(h) = self.handle.take() {
-            let _ = h.join();
+            // A producer that panicked has already reported through the channel.
+            h.join().ok();
         }
     }
 }

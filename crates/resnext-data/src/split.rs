@@ -223,6 +223,17 @@ impl Split {
     /// The samples of one part with labels from the split's classes: the class of a path is its
     /// first component. Checks that every class is known and every file exists under `root`.
     pub fn samples(&self, part: &[String], root: &Path) -> Result<Vec<Sample>, DataError> {
+        self.samples_with(part, root, false)
+    }
+
+    /// [`Self::samples`]; with `follow_links`, a file may be a link to anywhere (a data root
+    /// assembled from links into a photo store), else it must resolve inside `root`.
+    pub fn samples_with(
+        &self,
+        part: &[String],
+        root: &Path,
+        follow_links: bool,
+    ) -> Result<Vec<Sample>, DataError> {
         if !root.is_dir() {
             return Err(DataError::RootMissing(root.to_path_buf()));
         }
@@ -241,7 +252,17 @@ impl Split {
                             self.classes
                         ))
                     })?;
-                crate::safe_path::resolve_under_canonical(root, &canon_root, p)?;
+                if follow_links {
+                    crate::safe_path::check_relative(p)?;
+                    if !std::fs::metadata(root.join(p)).is_ok_and(|m| m.is_file()) {
+                        return Err(DataError::InvalidSplit(format!(
+                            "`{p}` is in the split but not a file under {}",
+                            root.display()
+                        )));
+                    }
+                } else {
+                    crate::safe_path::resolve_under_canonical(root, &canon_root, p)?;
+                }
                 Ok(Sample {
                     path: PathBuf::from(p),
                     label,

@@ -128,6 +128,9 @@ pub struct DataSection {
     /// Keep decoded images in memory (small datasets).
     #[serde(default)]
     pub cache: bool,
+    /// Let split entries be links that lead outside `root` (a root assembled from links).
+    #[serde(default)]
+    pub follow_links: bool,
     #[serde(default)]
     pub on_bad_image: BadImagePolicy,
     #[serde(default = "default_train_transform")]

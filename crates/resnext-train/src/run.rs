@@ -327,7 +327,9 @@ impl Run {
         if paths.is_empty() {
             return Err(TrainError::EmptyPart(opts.part.name()));
         }
-        let samples = split.samples(&paths, &root)?;
+        // the run's own choice about links out of the data root
+        let follow = self.config().is_ok_and(|c| c.data.follow_links);
+        let samples = split.samples_with(&paths, &root, follow)?;
         let mut lc = LoaderConfig::new(opts.batch_size.max(1), info.classes.len());
         lc.pixels = PixelType::F32;
         let loader = Loader::new(&root, &samples, predictor.transform().clone(), lc)?;

@@ -55,6 +55,25 @@ fn a_run_opens_predicts_evaluates_and_plots_without_the_cli() {
         assert_eq!(b.label.as_deref(), Some(classes[b.class].as_str()));
     }
 
+    // bf16 + channels-last: the same answers within bf16's precision
+    let bf16 = run
+        .predictor(
+            Checkpoint::Best,
+            RunOptions {
+                precision: resnext_train::Precision::Bf16,
+                channels_last: true,
+                ..RunOptions::cpu()
+            },
+        )
+        .unwrap()
+        .predict(&images)
+        .unwrap();
+    for (a, b) in batched.iter().zip(&bf16) {
+        for (x, y) in a.probs.iter().zip(&b.probs) {
+            assert!((x - y).abs() < 0.05, "fp32 {x} vs bf16 {y}");
+        }
+    }
+
     // evaluate: the report covers the val part; eval.json round-trips; TTA changes the numbers
     let report = run.evaluate(&EvalOptions::default(), &NoProgress).unwrap();
     assert_eq!(report.report.samples, split.val.len());

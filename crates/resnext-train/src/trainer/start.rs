@@ -182,8 +182,9 @@ impl Trainer {
         if cfg.train.channels_last {
             resnext_model::weights::convert_to_channels_last(&vs)?;
         }
-        let train_samples = split.samples(&split.train, &root)?;
-        let val_samples = split.samples(&split.val, &root)?;
+        let follow = cfg.data.follow_links;
+        let train_samples = split.samples_with(&split.train, &root, follow)?;
+        let val_samples = split.samples_with(&split.val, &root, follow)?;
         if train_samples.is_empty() || val_samples.is_empty() {
             return Err(TrainError::EmptySplit {
                 train: train_samples.len(),
