@@ -178,11 +178,9 @@ fn paths_from_split_files_stay_under_the_data_root() {
         // unless the run's config asks to follow links
         let cfg_path = out.join("config.toml");
         let text = std::fs::read_to_string(&cfg_path).unwrap();
-        std::fs::write(
-            &cfg_path,
-            text.replacen("[data]\n", "[data]\nfollow_links = true\n", 1),
-        )
-        .unwrap();
+        assert!(text.contains("follow_links = false"), "{text}");
+        let text = text.replace("follow_links = false", "follow_links = true");
+        std::fs::write(&cfg_path, text).unwrap();
         ok(&["eval", "--run", s(&out), "--no-write"]);
     }
 }
