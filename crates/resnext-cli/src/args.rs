@@ -210,6 +210,9 @@ pub struct PredictArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// Fold BatchNorm into the convolutions (same answers, faster).
+    #[arg(long)]
+    pub fold_bn: bool,
     /// Images or folders of images.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
@@ -275,6 +278,9 @@ pub struct EvalArgs {
     /// Print the report only: do not write eval.json (and do not wait for a run being trained).
     #[arg(long)]
     pub no_write: bool,
+    /// Fold BatchNorm into the convolutions (same answers, faster).
+    #[arg(long)]
+    pub fold_bn: bool,
 }
 
 #[derive(Debug, Args)]
@@ -376,4 +382,7 @@ pub struct BenchArgs {
     /// a step costs. The network is not a real ResNeXt then.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "none")]
     pub ablate: Vec<AblateArg>,
+    /// Eval mode: fold BatchNorm into the convolutions first.
+    #[arg(long)]
+    pub fold_bn: bool,
 }

@@ -20,6 +20,14 @@ pub struct BlockSpec {
     pub zero_init_residual: bool,
 }
 
+/// A block's layers as an exporter sees them.
+#[derive(Debug)]
+pub struct BlockParts<'a> {
+    /// The three convolutions, each with its BatchNorm (`None` once folded).
+    pub convs: [(&'a Conv2d, Option<&'a BatchNorm2d>); 3],
+    pub downsample: Option<(&'a Conv2d, Option<&'a BatchNorm2d>)>,
+}
+
 #[derive(Debug)]
 pub struct Bottleneck {
     conv1: Conv2d,
@@ -30,6 +38,8 @@ pub struct Bottleneck {
     bn3: BatchNorm2d,
     downsample: Option<(Conv2d, BatchNorm2d)>,
     ablation: Ablation,
+    /// BatchNorm folded into the convolutions: the BatchNorms are skipped.
+    folded: bool,
 }
 
 impl Bottleneck {
@@ -62,6 +72,37 @@ impl Bottleneck {
             bn3,
             downsample,
             ablation: Ablation::default(),
+            folded: false,
+        }
+    }
+
+    /// Folds every BatchNorm into the convolution before it, for inference (see
+    /// [`Conv2d::fold_batchnorm`]).
+    pub fn fold_batchnorm(&mut self) -> Result<(), TchError> {
+        if self.folded {
+            return Ok(());
+        }
+        self.conv1.fold_batchnorm(&self.bn1)?;
+        self.conv2.fold_batchnorm(&self.bn2)?;
+        self.conv3.fold_batchnorm(&self.bn3)?;
+        if let Some((conv, bn)) = &mut self.downsample {
+            conv.fold_batchnorm(bn)?;
+        }
+        self.folded = true;
+        Ok(())
+    }
+
+    /// The block's layers, for an exporter: (conv1, bn1), (conv2, bn2), (conv3, bn3) and the
+    /// projection shortcut; BatchNorms are `None` once folded.
+    pub fn parts(&self) -> BlockParts<'_> {
+        let bn = |b| (!self.folded).then_some(b);
+        BlockParts {
+            convs: [
+                (&self.conv1, bn(&self.bn1)),
+                (&self.conv2, bn(&self.bn2)),
+                (&self.conv3, bn(&self.bn3)),
+            ],
+            downsample: self.downsample.as_ref().map(|(c, b)| (c, bn(b))),
         }
     }
 
@@ -74,7 +115,10 @@ impl Bottleneck {
     /// do: BatchNorm's and addition's backward never read their outputs, and it saves one
     /// activation-sized tensor and one pass over it per ReLU.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
-        let a = &self.ablation;
+        let a = &Ablation {
+            batchnorm: self.ablation.batchnorm || self.folded,
+            ..self.ablation
+        };
         let h = a.relu_(a.batchnorm(&self.bn1, self.conv1.forward(xs)?, train)?)?;
         let h = a.relu_(a.batchnorm(&self.bn2, self.conv2.forward(&h)?, train)?)?;
         let mut h = a.batchnorm(&self.bn3, self.conv3.forward(&h)?, train)?;

@@ -11,6 +11,8 @@ use tch::{Kind, TchError, Tensor};
 #[derive(Debug)]
 pub struct Conv2d {
     pub weight: Tensor,
+    /// Only after [`Conv2d::fold_batchnorm`]: torchvision's convolutions have none.
+    pub bias: Option<Tensor>,
     stride: i64,
     padding: i64,
     groups: i64,
@@ -70,6 +72,7 @@ impl Conv2d {
         let weight = p.var("weight", &dims, KAIMING_FAN_OUT);
         Self {
             weight,
+            bias: None,
             stride: spec.stride,
             padding: spec.padding,
             groups: spec.groups,
@@ -78,14 +81,43 @@ impl Conv2d {
 
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor, TchError> {
         let w = cast_like(&self.weight, xs)?;
+        let b = self.bias.as_ref().map(|b| cast_like(b, xs)).transpose()?;
         xs.f_conv2d(
             &w,
-            None::<Tensor>,
+            b.as_ref(),
             [self.stride; 2],
             [self.padding; 2],
             [1, 1],
             self.groups,
         )
+    }
+
+    /// Stride, padding and groups, as an exporter needs them.
+    pub fn geometry(&self) -> (i64, i64, i64) {
+        (self.stride, self.padding, self.groups)
+    }
+
+    /// Absorbs the eval-mode BatchNorm that follows this convolution: with
+    /// s = γ / √(running_var + ε), the weight becomes w·s (per output channel) and the bias
+    /// β − running_mean·s. The pair then computes what conv + BatchNorm did in eval mode, in one
+    /// op. The weight is changed in place (in its variable store).
+    pub fn fold_batchnorm(&mut self, bn: &BatchNorm2d) -> Result<(), TchError> {
+        tch::no_grad(|| {
+            let scale = bn
+                .weight
+                .f_div(&bn.running_var.f_add_scalar(BN_EPS)?.f_sqrt()?)?;
+            let folded_w = self.weight.f_mul(&scale.f_view([-1, 1, 1, 1])?)?;
+            let old_bias = match &self.bias {
+                Some(b) => b.shallow_clone(),
+                None => bn.running_mean.f_zeros_like()?,
+            };
+            let bias = bn
+                .bias
+                .f_add(&old_bias.f_sub(&bn.running_mean)?.f_mul(&scale)?)?;
+            self.weight.f_copy_(&folded_w)?;
+            self.bias = Some(bias);
+            Ok(())
+        })
     }
 }
 

@@ -9,6 +9,14 @@ use crate::error::ModelError;
 use crate::layers::{BatchNorm2d, Conv2d, ConvSpec, Linear};
 use tch::{nn, Kind, TchError, Tensor};
 
+/// The layers of a network as an exporter sees them.
+#[derive(Debug)]
+pub struct NetworkParts<'a> {
+    pub stem: (&'a Conv2d, Option<&'a BatchNorm2d>),
+    pub stages: Vec<Vec<crate::block::BlockParts<'a>>>,
+    pub fc: &'a Linear,
+}
+
 /// Names of the four stages, as in torchvision.
 pub const STAGES: [&str; 4] = ["layer1", "layer2", "layer3", "layer4"];
 
@@ -20,6 +28,8 @@ pub struct ResNeXt {
     stages: Vec<Vec<Bottleneck>>,
     fc: Linear,
     ablation: Ablation,
+    /// BatchNorm folded into the convolutions (inference only).
+    folded: bool,
 }
 
 impl ResNeXt {
@@ -67,6 +77,7 @@ impl ResNeXt {
             stages,
             fc,
             ablation: Ablation::default(),
+            folded: false,
         })
     }
 
@@ -83,13 +94,49 @@ impl ResNeXt {
         self.ablation
     }
 
+    /// Folds every BatchNorm into the convolution before it (inference only: the weights in the
+    /// variable store change, and training this network afterwards would be wrong). Logits in
+    /// eval mode are unchanged up to rounding; the forward pass skips the BatchNorm ops.
+    pub fn fold_batchnorm(&mut self) -> Result<(), TchError> {
+        if self.folded {
+            return Ok(());
+        }
+        self.conv1.fold_batchnorm(&self.bn1)?;
+        for block in self.stages.iter_mut().flatten() {
+            block.fold_batchnorm()?;
+        }
+        self.folded = true;
+        Ok(())
+    }
+
+    pub fn is_folded(&self) -> bool {
+        self.folded
+    }
+
+    /// The stem's convolution and BatchNorm (`None` once folded), the blocks of each stage and
+    /// the head, for an exporter.
+    pub fn parts(&self) -> NetworkParts<'_> {
+        NetworkParts {
+            stem: (&self.conv1, (!self.folded).then_some(&self.bn1)),
+            stages: self
+                .stages
+                .iter()
+                .map(|s| s.iter().map(Bottleneck::parts).collect())
+                .collect(),
+            fc: &self.fc,
+        }
+    }
+
     pub fn config(&self) -> &ModelConfig {
         &self.config
     }
 
     /// Stem: conv 7×7/2, BatchNorm, ReLU, max-pool 3×3/2.
     pub fn stem(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
-        let a = &self.ablation;
+        let a = &Ablation {
+            batchnorm: self.ablation.batchnorm || self.folded,
+            ..self.ablation
+        };
         a.relu_(a.batchnorm(&self.bn1, self.conv1.forward(xs)?, train)?)?
             .f_max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
     }

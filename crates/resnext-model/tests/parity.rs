@@ -122,3 +122,24 @@ fn full_resnext50_forward_at_224_on_cpu() {
     let features = tch::no_grad(|| net.features(&x, false)).unwrap();
     assert_eq!(features.size(), vec![1, 2048, 7, 7]);
 }
+
+/// Folding BatchNorm into the convolutions keeps torchvision's eval logits (the fixture's
+/// BatchNorms have random statistics and affine parameters, so folding changes every weight).
+#[test]
+fn folded_batchnorm_keeps_the_eval_logits() {
+    let (io, (_vs, mut net)) = (io(), tiny());
+    let before = tch::no_grad(|| net.f_forward_t(&io["input"], false)).unwrap();
+    net.fold_batchnorm().unwrap();
+    assert!(net.is_folded());
+    let after = tch::no_grad(|| net.f_forward_t(&io["input"], false)).unwrap();
+    let err = max_abs(&after, &io["logits_eval"]);
+    assert!(
+        err <= 1e-4,
+        "folded logits differ from torchvision's by {err}"
+    );
+    assert!(max_abs(&after, &before) <= 1e-4);
+    // folding twice is folding once
+    net.fold_batchnorm().unwrap();
+    let again = tch::no_grad(|| net.f_forward_t(&io["input"], false)).unwrap();
+    assert!(max_abs(&again, &after) == 0.0);
+}

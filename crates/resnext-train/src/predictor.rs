@@ -125,6 +125,13 @@ impl Predictor {
         })
     }
 
+    /// Folds every BatchNorm into the convolution before it (`--fold-bn`): the same logits up to
+    /// rounding, fewer ops per forward pass.
+    pub fn with_folded_batchnorm(mut self) -> Result<Self, TrainError> {
+        self.net.fold_batchnorm()?;
+        Ok(self)
+    }
+
     /// Images per forward pass in [`Self::predict`] (default 16).
     pub fn with_batch_size(mut self, n: usize) -> Self {
         self.batch_size = n.max(1);

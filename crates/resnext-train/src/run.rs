@@ -115,6 +115,8 @@ pub struct EvalOptions {
     pub batch_size: usize,
     /// The ImageFolder root; `None` is the root the run trained on.
     pub data: Option<PathBuf>,
+    /// Fold BatchNorm into the convolutions first.
+    pub fold_bn: bool,
 }
 
 impl Default for EvalOptions {
@@ -125,6 +127,7 @@ impl Default for EvalOptions {
             run: RunOptions::cpu(),
             batch_size: 32,
             data: None,
+            fold_bn: false,
         }
     }
 }
@@ -313,7 +316,10 @@ impl Run {
         opts: &EvalOptions,
         progress: &dyn Progress,
     ) -> Result<EvalReport, TrainError> {
-        let predictor = self.predictor(opts.checkpoint, opts.run)?;
+        let mut predictor = self.predictor(opts.checkpoint, opts.run)?;
+        if opts.fold_bn {
+            predictor = predictor.with_folded_batchnorm()?;
+        }
         let info = predictor.info().cloned().ok_or(TrainError::NotARun {
             dir: self.dir.clone(),
             reason: "its checkpoint has no sidecar",

@@ -55,6 +55,20 @@ fn a_run_opens_predicts_evaluates_and_plots_without_the_cli() {
         assert_eq!(b.label.as_deref(), Some(classes[b.class].as_str()));
     }
 
+    // BatchNorm folded into the convolutions: the same logits to 1e-4
+    let folded = run
+        .predictor(Checkpoint::Best, RunOptions::cpu())
+        .unwrap()
+        .with_folded_batchnorm()
+        .unwrap()
+        .predict(&images)
+        .unwrap();
+    for (a, b) in batched.iter().zip(&folded) {
+        for (x, y) in a.logits.iter().zip(&b.logits) {
+            assert!((x - y).abs() <= 1e-4, "unfolded {x} vs folded {y}");
+        }
+    }
+
     // bf16 + channels-last: the same answers within bf16's precision
     let bf16 = run
         .predictor(

@@ -28,6 +28,9 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     if a.batch == 0 || a.steps == 0 {
         bail!("--batch and --steps must be at least 1");
     }
+    if a.fold_bn && train {
+        bail!("--fold-bn is for inference: use it with `bench eval`");
+    }
     let ablation = Ablation {
         batchnorm: a.ablate.contains(&AblateArg::Batchnorm),
         relu: a.ablate.contains(&AblateArg::Relu),
@@ -44,6 +47,9 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let vs = VarStore::new(device);
     let mut net = ResNeXt::new(&vs.root(), &config)?;
     net.set_ablation(ablation);
+    if a.fold_bn {
+        net.fold_batchnorm()?;
+    }
     if a.channels_last {
         resnext_model::weights::convert_to_channels_last(&vs)?;
     }

@@ -20,6 +20,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         },
         batch_size: a.batch_size,
         data: a.data,
+        fold_bn: a.fold_bn,
     };
     // a writer: refused at once while another process writes the run
     let lock = if a.no_write { None } else { Some(run.lock()?) };

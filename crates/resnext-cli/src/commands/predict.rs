@@ -41,6 +41,11 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
         )?
     }
     .with_batch_size(a.batch_size);
+    let predictor = if a.fold_bn {
+        predictor.with_folded_batchnorm()?
+    } else {
+        predictor
+    };
     let images = crate::image_input::expand(&a.images)?;
     if let Some(out) = &a.cam {
         if images.len() != 1 {
