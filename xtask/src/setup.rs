@@ -65,7 +65,29 @@ pub fn run(args: &[String]) -> Result<PathBuf> {
         _ => install(&venv)?,
     };
     link(&torch)?;
+    install_checkers(&venv)?;
     Ok(torch)
+}
+
+/// What the export round-trip tests load exported models with (ONNX's checker, ONNX Runtime).
+pub const CHECKERS: [&str; 2] = ["onnx==1.23.2", "onnxruntime==1.32.0"];
+const CHECKERS_MARKER: &str = ".resnext-checkers";
+
+/// Installs [`CHECKERS`] into the venv once (a marker records it).
+fn install_checkers(venv: &Path) -> Result<()> {
+    let marker = venv.join(CHECKERS_MARKER);
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == CHECKERS.join(" ")) {
+        return Ok(());
+    }
+    eprintln!(
+        "setup: installing {} into {}",
+        CHECKERS.join(" "),
+        venv.display()
+    );
+    ensure_python_packages(&CHECKERS)
+        .context("the ONNX checker and ONNX Runtime could not be installed from PyPI")?;
+    std::fs::write(&marker, CHECKERS.join(" ")).context("cannot write the setup marker")?;
+    Ok(())
 }
 
 fn install(venv: &Path) -> Result<PathBuf> {

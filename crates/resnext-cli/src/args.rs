@@ -87,6 +87,35 @@ impl From<SplitArg> for SplitPart {
     }
 }
 
+/// An export format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Torchscript,
+    Onnx,
+}
+
+/// `--batch dynamic` or a fixed size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchArg {
+    Dynamic,
+    Fixed(i64),
+}
+
+impl std::str::FromStr for BatchArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "dynamic" {
+            return Ok(BatchArg::Dynamic);
+        }
+        match s.parse::<i64>() {
+            Ok(n) if (1..=4096).contains(&n) => Ok(BatchArg::Fixed(n)),
+            _ => Err(format!(
+                "`{s}` is not `dynamic` or a batch size from 1 to 4096"
+            )),
+        }
+    }
+}
+
 /// Training steps (forward, backward, optimiser) or inference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchMode {
@@ -136,6 +165,8 @@ pub enum Command {
     Plot(PlotArgs),
     /// Throughput of the network alone: train (forward, backward, Adam) or eval steps.
     Bench(BenchArgs),
+    /// Export a model to TorchScript or ONNX (with a FILE.json sidecar).
+    Export(ExportArgs),
     /// Inspect and prepare ImageFolder datasets.
     #[command(subcommand)]
     Data(DataCommand),
@@ -281,6 +312,39 @@ pub struct EvalArgs {
     /// Fold BatchNorm into the convolutions (same answers, faster).
     #[arg(long)]
     pub fold_bn: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A run directory (weights, classes and eval transform come from it).
+    #[arg(long, conflicts_with = "weights")]
+    pub run: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "best")]
+    pub checkpoint: CheckpointArg,
+    /// A safetensors file with torchvision names (needs --arch and --num-classes).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[arg(long)]
+    pub num_classes: Option<i64>,
+    /// Square input size for --weights.
+    #[arg(long, default_value_t = 224)]
+    pub image_size: u32,
+    #[arg(long, value_enum)]
+    pub format: FormatArg,
+    /// The exported file (FILE.json is written beside it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// `dynamic` or a fixed batch size.
+    #[arg(long, default_value = "dynamic")]
+    pub batch: BatchArg,
+    /// Fold BatchNorm into the convolutions.
+    #[arg(long)]
+    pub fold_bn: bool,
+    /// ONNX opset (13 to 21).
+    #[arg(long, default_value_t = 17)]
+    pub opset: i64,
 }
 
 #[derive(Debug, Args)]

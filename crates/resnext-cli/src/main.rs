@@ -45,7 +45,14 @@ fn main() -> ExitCode {
 fn one_line(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
-        let s = cause.to_string().replace('\n', " ");
+        let text = cause.to_string();
+        // libtorch appends a C++ backtrace to its messages: the first part says what is wrong
+        let text = text
+            .split("\nException raised from")
+            .next()
+            .unwrap_or(&text)
+            .trim_end();
+        let s = text.replace('\n', " ");
         if !parts.iter().any(|p| p.contains(&s)) {
             parts.push(s);
         }

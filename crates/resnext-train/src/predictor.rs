@@ -108,9 +108,11 @@ impl Predictor {
         if transform.config().is_random() {
             return Err(TrainError::RandomEvalTransform);
         }
-        let vs = VarStore::new(opts.device);
+        let mut vs = VarStore::new(opts.device);
         let net = ResNeXt::new(&vs.root(), model)?;
         load_weights(&vs, weights, HeadPolicy::Strict)?;
+        // inference only: no weight needs a gradient (Grad-CAM differentiates w.r.t. the input)
+        vs.freeze();
         if opts.channels_last {
             resnext_model::weights::convert_to_channels_last(&vs)?;
         }
@@ -225,7 +227,8 @@ impl Predictor {
             crate::config::Precision::Fp32,
             false,
             self.opts.device,
-        )?;
+        )?
+        .set_requires_grad(true);
         let cam = grad_cam(&self.net, &x, class as i64)?;
         let region = self.transform.view_region(image.width(), image.height());
         Ok(Heatmap { cam, class, region })

@@ -3,6 +3,7 @@
 mod bench;
 mod data;
 mod eval;
+mod export;
 mod plot;
 mod predict;
 mod summary;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plot(a) => plot::run(a),
         Command::Data(d) => data::run(d),
         Command::Bench(a) => bench::run(a),
+        Command::Export(a) => export::run(a),
     }
 }
 

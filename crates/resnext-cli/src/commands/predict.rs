@@ -5,7 +5,7 @@ use crate::args::PredictArgs;
 use anyhow::{bail, Context, Result};
 use resnext_data::{decode_file, DecodeLimits, TransformConfig};
 use resnext_train::{Prediction, Predictor, Run, RunOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 pub fn run(a: PredictArgs) -> Result<ExitCode> {
@@ -54,7 +54,7 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
                 images.len()
             );
         }
-        if same_file(out, &images[0]) {
+        if crate::image_input::same_file(out, &images[0]) {
             bail!(
                 "--cam {} would overwrite the input photo; choose another output file",
                 out.display()
@@ -119,20 +119,4 @@ fn json_line(path: &Path, p: &Prediction) -> serde_json::Value {
         obj["label"] = serde_json::Value::String(l.clone());
     }
     obj
-}
-
-/// True when `out` names the same file as `input` (through links, `..` or a different spelling).
-fn same_file(out: &Path, input: &Path) -> bool {
-    let canon = |p: &Path| -> Option<PathBuf> {
-        if let Ok(c) = p.canonicalize() {
-            return Some(c);
-        }
-        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
-        let dir = parent.unwrap_or(Path::new(".")).canonicalize().ok()?;
-        Some(dir.join(p.file_name()?))
-    };
-    match (canon(out), canon(input)) {
-        (Some(a), Some(b)) => a == b,
-        _ => false,
-    }
 }

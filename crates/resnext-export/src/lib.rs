@@ -1,0 +1,265 @@
+//! Exporting a trained model for deployment: TorchScript (traced by libtorch, loads with
+//! `torch.jit.load` and `tch::CModule`) and ONNX (written from the network's structure; loads
+//! with ONNX Runtime and anything else that reads ONNX). Both take a float32 NCHW batch,
+//! resized and normalised as the sidecar `FILE.json` says, and return logits; ONNX files also
+//! carry the sidecar's facts as `metadata_props`.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), resnext_export::ExportError> {
+//! use resnext_export::{export, ExportOptions, Format};
+//! use resnext_train::{Checkpoint, Run, RunOptions};
+//! let run = Run::open("runs/demo")?;
+//! let predictor = run.predictor(Checkpoint::Best, RunOptions::cpu())?;
+//! let opts = ExportOptions { format: Format::Onnx, ..ExportOptions::default() };
+//! export(predictor, "runs/demo/best.safetensors".as_ref(), &opts, "model.onnx".as_ref())?;
+//! # Ok(()) }
+//! ```
+
+pub mod onnx;
+
+use prost::Message;
+use resnext_train::Predictor;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tch::{Kind, Tensor};
+
+/// What went wrong, in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Train(#[from] resnext_train::TrainError),
+    #[error(transparent)]
+    Model(#[from] resnext_model::ModelError),
+    #[error("libtorch error: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("opset {0} is not supported (this exporter writes opsets 13 to 21)")]
+    Opset(i64),
+    #[error("batch size {0} is not allowed (give 1 to 4096, or dynamic)")]
+    Batch(i64),
+    #[error("tensor `{0}` is not finite (NaN or infinite); a broken model is not exported")]
+    NonFinite(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} is not a file path")]
+    NotAFile(PathBuf),
+}
+
+/// The exported format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    TorchScript,
+    Onnx,
+}
+
+/// How to export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportOptions {
+    pub format: Format,
+    /// A fixed batch size; `None` is a dynamic batch (ONNX: a symbolic dimension; TorchScript:
+    /// traced at batch 1, any batch runs).
+    pub batch: Option<i64>,
+    /// Fold BatchNorm into the convolutions first.
+    pub fold_bn: bool,
+    /// ONNX opset.
+    pub opset: i64,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            format: Format::TorchScript,
+            batch: None,
+            fold_bn: false,
+            opset: 17,
+        }
+    }
+}
+
+/// `FILE.json`, written beside the exported file: everything a consumer needs to feed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sidecar {
+    pub format: Format,
+    /// Class names in output order (`class i` when the source had none).
+    pub classes: Vec<String>,
+    /// [height, width] of the input.
+    pub image_size: [u32; 2],
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// The eval transform that makes an input from a photo.
+    pub eval_transform: resnext_data::TransformConfig,
+    pub model: resnext_model::ModelConfig,
+    /// The weights file the export was made from.
+    pub source: PathBuf,
+    pub input: String,
+    pub output: String,
+    /// `null`: dynamic.
+    pub batch: Option<i64>,
+    pub fold_bn: bool,
+    /// ONNX only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opset: Option<i64>,
+}
+
+impl Sidecar {
+    /// The ONNX `metadata_props`: every field, JSON values as strings.
+    pub fn metadata(&self) -> Vec<(String, String)> {
+        let json = serde_json::to_value(self).unwrap_or_default();
+        json.as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Exports `predictor` to `out` (atomically) and writes `out.json`; returns the sidecar.
+/// `source` names the weights file in the sidecar.
+pub fn export(
+    predictor: Predictor,
+    source: &Path,
+    opts: &ExportOptions,
+    out: &Path,
+) -> Result<Sidecar, ExportError> {
+    if let Some(b) = opts.batch {
+        if !(1..=4096).contains(&b) {
+            return Err(ExportError::Batch(b));
+        }
+    }
+    if opts.format == Format::Onnx && !onnx::OPSETS.contains(&opts.opset) {
+        return Err(ExportError::Opset(opts.opset));
+    }
+    if out.file_name().is_none() {
+        return Err(ExportError::NotAFile(out.to_path_buf()));
+    }
+    let predictor = if opts.fold_bn {
+        predictor.with_folded_batchnorm()?
+    } else {
+        predictor
+    };
+    let transform = predictor.transform().config().clone();
+    let image_size = predictor.transform().size();
+    let classes: Vec<String> = (0..predictor.num_classes())
+        .map(|i| predictor.class_name(i))
+        .collect();
+    let sidecar = Sidecar {
+        format: opts.format,
+        classes,
+        image_size,
+        mean: transform.mean,
+        std: transform.std,
+        eval_transform: transform,
+        model: predictor.net().config().clone(),
+        source: source.to_path_buf(),
+        input: onnx::INPUT.into(),
+        output: onnx::OUTPUT.into(),
+        batch: opts.batch,
+        fold_bn: opts.fold_bn,
+        opset: (opts.format == Format::Onnx).then_some(opts.opset),
+    };
+    let tmp = temporary(out);
+    // the folder must take a file before anything is computed (and libtorch's own message for
+    // a missing folder is a C++ trace)
+    write_file(&tmp, b"")?;
+    let written = match opts.format {
+        Format::TorchScript => torchscript(&predictor, image_size, opts.batch, &tmp),
+        Format::Onnx => {
+            let model = onnx::model(
+                predictor.net(),
+                image_size,
+                opts.batch,
+                opts.opset,
+                &sidecar.metadata(),
+            )?;
+            write_file(&tmp, &model.encode_to_vec())
+        }
+    };
+    let json = serde_json::to_vec_pretty(&sidecar).unwrap_or_default();
+    let json_path = PathBuf::from(format!("{}.json", out.display()));
+    let done = written.and_then(|()| rename(&tmp, out)).and_then(|()| {
+        let tmp = temporary(&json_path);
+        write_file(&tmp, &json).and_then(|()| rename(&tmp, &json_path))
+    });
+    if done.is_err() {
+        // Best effort: the first error is the one to report.
+        std::fs::remove_file(&tmp).ok();
+    }
+    done.map(|()| sidecar)
+}
+
+/// Traces the network (eval mode) with libtorch's JIT and saves it.
+fn torchscript(
+    predictor: &Predictor,
+    image_size: [u32; 2],
+    batch: Option<i64>,
+    path: &Path,
+) -> Result<(), ExportError> {
+    let net = predictor.net();
+    let device = predictor.options().device;
+    let n = batch.unwrap_or(1);
+    let example = Tensor::f_zeros(
+        [n, 3, image_size[0] as i64, image_size[1] as i64],
+        (Kind::Float, device),
+    )?;
+    let mut failure = None;
+    let traced =
+        tch::CModule::create_by_tracing("ResNeXt", "forward", &[example], &mut |inputs| match net
+            .f_forward_t(&inputs[0], false)
+        {
+            Ok(logits) => vec![logits],
+            Err(e) => {
+                failure = Some(e);
+                vec![inputs[0].shallow_clone()]
+            }
+        });
+    // an op that failed while tracing ends the trace: its error is the one to report
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    let module = traced?;
+    module.save(path)?;
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| ExportError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn temporary(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.with_file_name(format!(".{name}.tmp"))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    use std::io::Write;
+    let err = |source| ExportError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::create(path).map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.sync_all().map_err(err)
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), ExportError> {
+    std::fs::rename(from, to).map_err(|source| ExportError::Write {
+        path: to.to_path_buf(),
+        source,
+    })
+}
