@@ -45,6 +45,37 @@ fn export_writes_both_formats_and_refuses_bad_options_in_one_line() {
         "2",
     ]);
     assert!(tch::CModule::load(&ts).is_ok());
+    // a bare weights file: torchvision's tiny fixture
+    let fixture = resnext_testkit::fixture("torchvision/tiny_resnext.safetensors");
+    let bare = d.join("bare.onnx");
+    ok(&[
+        "export",
+        "--weights",
+        &s(&fixture),
+        "--arch",
+        "custom",
+        "--layers",
+        "1,1,1,1",
+        "--groups",
+        "4",
+        "--width-per-group",
+        "4",
+        "--num-classes",
+        "3",
+        "--image-size",
+        "64",
+        "--format",
+        "onnx",
+        "--out",
+        &s(&bare),
+    ]);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("bare.onnx.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["classes"],
+        serde_json::json!(["class 0", "class 1", "class 2"])
+    );
+    assert_eq!(json["image_size"], serde_json::json!([64, 64]));
     let weights = d.join("run/best.safetensors");
     let cases: Vec<(Vec<String>, &str)> = vec![
         (

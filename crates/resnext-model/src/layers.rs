@@ -61,6 +61,28 @@ pub const KAIMING_FAN_OUT: Init = Init::Kaiming {
     non_linearity: nn::init::NonLinearity::ReLU,
 };
 
+thread_local! {
+    /// Set while [`crate::ResNeXt::new_zeroed`] builds a network whose weights will be loaded.
+    static ZEROED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every initialisation replaced by zeros (a `memset`, not a random draw).
+pub(crate) fn zeroed<T>(f: impl FnOnce() -> T) -> T {
+    let before = ZEROED.with(|z| z.replace(true));
+    let out = f();
+    ZEROED.with(|z| z.set(before));
+    out
+}
+
+/// `init`, or zeros inside [`zeroed`].
+fn or_zeros(init: Init) -> Init {
+    if ZEROED.with(|z| z.get()) {
+        Init::Const(0.0)
+    } else {
+        init
+    }
+}
+
 impl Conv2d {
     pub fn new(p: nn::Path, spec: ConvSpec) -> Self {
         let dims = [
@@ -69,7 +91,7 @@ impl Conv2d {
             spec.kernel,
             spec.kernel,
         ];
-        let weight = p.var("weight", &dims, KAIMING_FAN_OUT);
+        let weight = p.var("weight", &dims, or_zeros(KAIMING_FAN_OUT));
         Self {
             weight,
             bias: None,
@@ -194,22 +216,12 @@ pub struct Linear {
 impl Linear {
     pub fn new(p: nn::Path, in_features: i64, out_features: i64) -> Self {
         let bound = 1.0 / (in_features as f64).sqrt();
-        let weight = p.var(
-            "weight",
-            &[out_features, in_features],
-            Init::Uniform {
-                lo: -bound,
-                up: bound,
-            },
-        );
-        let bias = p.var(
-            "bias",
-            &[out_features],
-            Init::Uniform {
-                lo: -bound,
-                up: bound,
-            },
-        );
+        let uniform = or_zeros(Init::Uniform {
+            lo: -bound,
+            up: bound,
+        });
+        let weight = p.var("weight", &[out_features, in_features], uniform);
+        let bias = p.var("bias", &[out_features], uniform);
         Self { weight, bias }
     }
 

@@ -81,6 +81,13 @@ impl ResNeXt {
         })
     }
 
+    /// Builds the network with every weight zero instead of randomly initialised: for a network
+    /// whose weights are loaded next (prediction, export), where a random draw of every weight
+    /// is time thrown away.
+    pub fn new_zeroed(p: &nn::Path, config: &ModelConfig) -> Result<Self, ModelError> {
+        crate::layers::zeroed(|| Self::new(p, config))
+    }
+
     /// Skips BatchNorm and/or ReLU everywhere, for a diagnostic measurement of what the rest of
     /// a step costs (see [`Ablation`]); `Ablation::default()` restores the real network.
     pub fn set_ablation(&mut self, ablation: Ablation) {

@@ -161,3 +161,44 @@ fn channels_last_weights_compute_the_same_and_save_the_same() {
     save_weights(&vs, &b).unwrap();
     assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
 }
+
+/// A network built zeroed (for loading) has the same variables as a random one, all zero, and
+/// loads the same weights to the same outputs.
+#[test]
+fn a_zeroed_network_loads_like_a_random_one() {
+    let config = ModelConfig::custom([1, 1, 1, 1], 2, 4, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.safetensors");
+    let vs = VarStore::new(Device::Cpu);
+    let net = ResNeXt::new(&vs.root(), &config).unwrap();
+    save_weights(&vs, &path).unwrap();
+    let zs = VarStore::new(Device::Cpu);
+    let zeroed = ResNeXt::new_zeroed(&zs.root(), &config).unwrap();
+    let (a, b) = (vs.variables(), zs.variables());
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &b {
+        assert_eq!(t.size(), a[name].size(), "{name}");
+        // convolutions and the head (BatchNorm's constants are cheap and stay as they are)
+        if name.contains("conv") || name.contains("downsample.0") || name.starts_with("fc.") {
+            assert_eq!(
+                t.abs().sum(tch::Kind::Double).double_value(&[]),
+                0.0,
+                "{name}"
+            );
+        }
+    }
+    load_weights(&zs, &path, HeadPolicy::Strict).unwrap();
+    let x = Tensor::randn([2, 3, 32, 32], (tch::Kind::Float, Device::Cpu));
+    let (ya, yb) = tch::no_grad(|| {
+        (
+            net.f_forward_t(&x, false).unwrap(),
+            zeroed.f_forward_t(&x, false).unwrap(),
+        )
+    });
+    assert_eq!((ya - yb).abs().max().double_value(&[]), 0.0);
+    // and the flag does not leak: the next network is random again
+    let rs = VarStore::new(Device::Cpu);
+    ResNeXt::new(&rs.root(), &config).unwrap();
+    let w = &rs.variables()["conv1.weight"];
+    assert!(w.abs().sum(tch::Kind::Double).double_value(&[]) > 0.0);
+}

@@ -109,7 +109,8 @@ impl Predictor {
             return Err(TrainError::RandomEvalTransform);
         }
         let mut vs = VarStore::new(opts.device);
-        let net = ResNeXt::new(&vs.root(), model)?;
+        // every weight is loaded next: zeros are cheaper than a random draw
+        let net = ResNeXt::new_zeroed(&vs.root(), model)?;
         load_weights(&vs, weights, HeadPolicy::Strict)?;
         // inference only: no weight needs a gradient (Grad-CAM differentiates w.r.t. the input)
         vs.freeze();
