@@ -1,8 +1,9 @@
 """PyTorch's side of `cargo xtask bench`: the same measurement as `resnext bench`, on torchvision's
 model. A train step is forward + cross-entropy + backward + Adam; eval is a no_grad forward.
 
-usage: python bench_torch.py {train,eval} ARCH BATCH {fp32,bf16} {nchw,channels_last} STEPS [WARMUP]
-Prints `peak memory (RSS): N MiB` and `throughput: N img/s`."""
+usage: python bench_torch.py {train,eval} ARCH BATCH {fp32,bf16} {nchw,channels_last} STEPS [WARMUP] [--compile]
+With --compile (eval), the model is `torch.compile`d first; compilation happens in the warmup and
+is not timed (its seconds are printed). Prints `peak memory (RSS): N MiB` and `throughput: N img/s`."""
 import resource
 import sys
 import time
@@ -12,8 +13,10 @@ import torchvision
 
 
 def main():
-    mode, arch, batch, precision, fmt, steps = sys.argv[1:7]
-    warmup = int(sys.argv[7]) if len(sys.argv) > 7 else 1
+    args = [a for a in sys.argv[1:] if a != "--compile"]
+    compile_model = "--compile" in sys.argv[1:]
+    mode, arch, batch, precision, fmt, steps = args[:6]
+    warmup = int(args[6]) if len(args) > 6 else 1
     batch, steps = int(batch), int(steps)
     torch.manual_seed(0)
     model = getattr(torchvision.models, arch)(num_classes=2)
@@ -23,6 +26,9 @@ def main():
         model = model.to(memory_format=torch.channels_last)
         x = x.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    if compile_model:
+        model.eval()
+        model = torch.compile(model)
     loss_fn = torch.nn.CrossEntropyLoss()
     use_bf16 = precision == "bf16"
 
@@ -39,8 +45,11 @@ def main():
             with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
                 model(x).float().sum().item()
 
-    for _ in range(warmup):
+    start = time.perf_counter()
+    for _ in range(max(warmup, 2 if compile_model else warmup)):
         step()
+    if compile_model:
+        print(f"compile and warmup: {time.perf_counter() - start:.1f} s")
     start = time.perf_counter()
     for _ in range(steps):
         step()

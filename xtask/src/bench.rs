@@ -5,6 +5,10 @@
 //! back to back (so a linear drift of the machine's speed cancels within a round); throughputs
 //! are medians of the rounds' means, the ratio is the median of the per-round ratios (range in
 //! brackets), peak memory the largest seen.
+//!
+//! In eval mode a fourth setting runs ours with `--fold-bn` (BatchNorm folded) against PyTorch's
+//! bf16 channels-last, and every eval setting also times `torch.compile`d PyTorch once per round
+//! (`scripts/bench_torch.py --compile`; compilation is in the untimed warmup).
 
 use crate::args::Flags;
 use crate::stats::{median, range};
@@ -49,10 +53,18 @@ pub fn run(args: &[String]) -> Result<()> {
     let python = setup::ensure_python_packages(&["torchvision==0.28.0"])?;
     let bin = cmd::build_cli_release()?;
     let script = cmd::root().join("scripts/bench_torch.py");
-    println!("| mode | setting | PyTorch img/s | resnext img/s | ratio (range) | PyTorch peak RSS MiB | resnext peak RSS MiB |");
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| mode | setting | PyTorch img/s | resnext img/s | ratio (range) | PyTorch peak RSS MiB | resnext peak RSS MiB | torch.compile img/s | resnext / compile |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for mode in modes {
-        for (precision, channels_last) in [("fp32", false), ("fp32", true), ("bf16", true)] {
+        let mut settings = vec![
+            ("fp32", false, false),
+            ("fp32", true, false),
+            ("bf16", true, false),
+        ];
+        if mode == "eval" {
+            settings.push(("bf16", true, true));
+        }
+        for (precision, channels_last, fold_bn) in settings {
             let fmt = if channels_last {
                 "channels_last"
             } else {
@@ -74,6 +86,21 @@ pub fn run(args: &[String]) -> Result<()> {
             if channels_last {
                 ours.arg("--channels-last");
             }
+            if fold_bn {
+                ours.arg("--fold-bn");
+            }
+            let mut compiled = Command::new(&python);
+            compiled
+                .arg(&script)
+                .args([
+                    mode,
+                    &arch,
+                    &batch.to_string(),
+                    precision,
+                    fmt,
+                    &steps.to_string(),
+                ])
+                .arg("--compile");
             let mut theirs = Command::new(&python);
             theirs.arg(&script).args([
                 mode,
@@ -85,6 +112,7 @@ pub fn run(args: &[String]) -> Result<()> {
             ]);
             let (mut t_ours, mut t_theirs, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
             let (mut m_ours, mut m_theirs) = (0f64, 0f64);
+            let (mut t_compiled, mut compiled_ratio) = (Vec::new(), Vec::new());
             for _ in 0..repeats {
                 // resnext, PyTorch, PyTorch, resnext (ABBA): the sums cancel a drift of the
                 // machine's speed that is linear over the round.
@@ -115,10 +143,34 @@ pub fn run(args: &[String]) -> Result<()> {
                 t_ours.push(sums.0 / 2.0);
                 t_theirs.push(sums.1 / 2.0);
                 ratio.push(sums.0 / sums.1);
+                if mode == "eval" {
+                    let c = field(
+                        &compiled.output()?,
+                        "throughput: ",
+                        " img/s",
+                        "bench_torch.py --compile",
+                    )?;
+                    t_compiled.push(c);
+                    compiled_ratio.push(sums.0 / 2.0 / c);
+                }
             }
             let (lo, hi) = range(&ratio);
+            let (compile_col, compile_ratio) = if t_compiled.is_empty() {
+                ("—".to_string(), "—".to_string())
+            } else {
+                let (clo, chi) = range(&compiled_ratio);
+                (
+                    format!("{:.2}", median(&t_compiled)),
+                    format!("{:.2}× ({clo:.2}–{chi:.2})", median(&compiled_ratio)),
+                )
+            };
+            let setting = if fold_bn {
+                format!("{precision} {fmt} + fold-bn (ours)")
+            } else {
+                format!("{precision} {fmt}")
+            };
             println!(
-                "| {mode} | {precision} {fmt} | {:.2} | {:.2} | {:.2}× ({lo:.2}–{hi:.2}) | {m_theirs:.0} | {m_ours:.0} |",
+                "| {mode} | {setting} | {:.2} | {:.2} | {:.2}× ({lo:.2}–{hi:.2}) | {m_theirs:.0} | {m_ours:.0} | {compile_col} | {compile_ratio} |",
                 median(&t_theirs),
                 median(&t_ours),
                 median(&ratio)

@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod bench_cold;
 mod bench_data;
 mod bench_floor;
 mod bench_overlap;
@@ -35,6 +36,8 @@ commands:
   bench-floor [--steps N] [--repeats N] [--arch A] [--batch N] [--precision bf16|fp32]
                      training throughput against the GEMM-peak limit, with BatchNorm and ReLU
                      ablated (diagnostic) to show what the rest of a step costs
+  bench-cold [--repeats N]
+                     cold start of one ResNeXt-50 prediction against the Python script's
   bench-data [--root DIR] [--epochs N] [--repeats N]
                      the data pipeline against torchvision's DataLoader, side by side
   bench-overlap [--root DIR] [--repeats N]
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         "eval" => eval::run(rest),
         "plot" => plot::run(rest),
         "bench" => bench::run(rest),
+        "bench-cold" => bench_cold::run(rest),
         "bench-data" => bench_data::run(rest),
         "bench-floor" => bench_floor::run(rest),
         "bench-overlap" => bench_overlap::run(rest),
