@@ -75,8 +75,13 @@ fn max_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
 /// The setup venv's Python with onnx and onnxruntime, or a skip.
 fn checker_python() -> Option<PathBuf> {
     let lib = PathBuf::from(option_env!("RESNEXT_LIBTORCH_LIB").unwrap_or(""));
-    // .libtorch is <venv>/lib/python3.X/site-packages/torch
-    let python = lib.join("../../../../../bin/python");
+    // .libtorch is <venv>/lib/python3.X/site-packages/torch; the venv's folder is resolved on
+    // disk (Python finds its venv from the path it was started by, read lexically)
+    let python = lib
+        .join("../../../../..")
+        .canonicalize()
+        .map(|venv| venv.join("bin/python"))
+        .unwrap_or_default();
     let ok = std::process::Command::new(&python)
         .args(["-c", "import onnx, onnxruntime, torch, numpy"])
         .output()
