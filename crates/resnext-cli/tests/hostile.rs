@@ -580,3 +580,77 @@ fn sigint_says_how_to_resume_and_exits_130() {
     let next = common::metrics_rows(&out).len() + 2;
     ok(&["train", "--resume", s(&out), "--epochs", &next.to_string()]);
 }
+
+/// Files named by flags are opened only when they are regular files; outputs may not go into
+/// the dataset; oversized requests are refused before anything is allocated.
+#[cfg(unix)]
+#[test]
+fn fifos_as_inputs_outputs_in_the_data_and_oversized_requests() {
+    let (dir, data, cfg, out) = tiny_run(1);
+    let fifo = dir.path().join("config.toml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    refused(
+        &run_with_deadline(
+            &[
+                "train",
+                "--config",
+                s(&fifo),
+                "--out",
+                s(&dir.path().join("f")),
+            ],
+            60,
+        ),
+        "not a regular file",
+    );
+    let weights = dir.path().join("w.safetensors");
+    assert!(Command::new("mkfifo")
+        .arg(&weights)
+        .status()
+        .unwrap()
+        .success());
+    let mut args = vec!["predict", "--weights", s(&weights), "--num-classes", "4"];
+    args.extend(common::TINY_ARCH);
+    args.push(s(&cfg));
+    refused(&run_with_deadline(&args, 60), "not a regular file");
+    // outputs inside the data root
+    refused(
+        &run(&[
+            "data",
+            "split",
+            "--root",
+            s(&data),
+            "--out",
+            s(&data.join("dots/split.json")),
+        ]),
+        "inside the data root",
+    );
+    refused(
+        &run(&[
+            "train",
+            "--config",
+            s(&cfg),
+            "--out",
+            s(&data.join("dots/run")),
+        ]),
+        "inside the data root",
+    );
+    assert!(!data.join("dots/run").exists() && !data.join("dots/split.json").exists());
+    // oversized requests
+    let mut args = vec!["bench", "eval", "--batch", "100000"];
+    args.extend(common::TINY_ARCH);
+    refused(&run(&args), "--batch");
+    refused(
+        &run(&["data", "bench", "--root", s(&data), "--threads", "100000"]),
+        "threads",
+    );
+    ok(&[
+        "predict",
+        "--run",
+        s(&out),
+        s(&data.join("dots/dots_0000.png")),
+    ]);
+}

@@ -193,6 +193,12 @@ impl Loader {
                 config.num_classes
             )));
         }
+        if config.threads > 256 {
+            return Err(DataError::InvalidLoader(format!(
+                "{} decoding threads asked for; at most 256",
+                config.threads
+            )));
+        }
         let threads = if config.threads == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())

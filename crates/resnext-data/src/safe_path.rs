@@ -5,6 +5,62 @@
 use crate::error::DataError;
 use std::path::{Component, Path, PathBuf};
 
+/// Reads a file that must be a regular file (a FIFO or device named like a config or weights
+/// file would block the read forever, or never end).
+pub fn read_regular(path: &Path) -> Result<Vec<u8>, DataError> {
+    check_regular(path)?;
+    std::fs::read(path).map_err(|e| DataError::io(path, e))
+}
+
+/// Checks that `path` is a regular file (following links).
+pub fn check_regular(path: &Path) -> Result<(), DataError> {
+    let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
+    if meta.is_file() {
+        Ok(())
+    } else if meta.is_dir() {
+        Err(DataError::UnsafePath {
+            path: path.display().to_string(),
+            reason: "it is a folder, not a file".into(),
+        })
+    } else {
+        Err(DataError::UnsafePath {
+            path: path.display().to_string(),
+            reason: format!(
+                "it is not a regular file ({})",
+                crate::scan::special_kind(&meta)
+            ),
+        })
+    }
+}
+
+/// True when `path` (which need not exist yet) lies inside `root` once links are resolved: an
+/// output there would mix with the dataset it was made from.
+pub fn is_inside(path: &Path, root: &Path) -> bool {
+    let Ok(root) = root.canonicalize() else {
+        return false;
+    };
+    // the nearest existing ancestor, resolved, plus the rest
+    let mut existing = path.to_path_buf();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = existing.canonicalize() {
+            let full = rest.iter().rev().fold(c, |p: PathBuf, n| p.join(n));
+            return full.starts_with(&root);
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = if parent.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    parent.to_path_buf()
+                };
+            }
+            _ => return false,
+        }
+    }
+}
+
 /// Checks that `rel` (with `/` separators) is a plain relative path, component by component.
 pub fn check_relative(rel: &str) -> Result<(), DataError> {
     let bad = |why: &str| {
@@ -100,6 +156,21 @@ mod tests {
         ] {
             assert!(check_relative(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn paths_inside_a_root_are_found_before_they_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        assert!(is_inside(&root.join("a/new/run"), &root));
+        assert!(is_inside(&root.join("a/../x.json"), &root));
+        assert!(is_inside(&root, &root));
+        assert!(!is_inside(&dir.path().join("runs/x"), &root));
+        assert!(!is_inside(&root.join("../elsewhere"), &root));
+        let fifo_like = dir.path().join("f.toml");
+        std::fs::create_dir(&fifo_like).unwrap();
+        assert!(check_regular(&fifo_like).is_err());
     }
 
     #[cfg(unix)]

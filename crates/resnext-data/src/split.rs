@@ -180,8 +180,8 @@ impl Split {
     }
 
     pub fn load(path: &Path) -> Result<Split, DataError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        let split: Split = serde_json::from_str(&text).map_err(|e| DataError::SplitFile {
+        let bytes = crate::safe_path::read_regular(path)?;
+        let split: Split = serde_json::from_slice(&bytes).map_err(|e| DataError::SplitFile {
             path: path.into(),
             reason: e.to_string(),
         })?;

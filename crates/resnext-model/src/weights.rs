@@ -54,6 +54,12 @@ pub fn load_weights(
         path: path.to_path_buf(),
         reason,
     };
+    // a FIFO or device named like a weights file would block the read or never end
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(read_err("not a regular file".into())),
+        Err(e) => return Err(read_err(e.to_string())),
+    }
     let bytes = std::fs::read(path).map_err(|e| read_err(e.to_string()))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| read_err(format!("not a safetensors file ({e})")))?;

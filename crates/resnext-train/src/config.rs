@@ -441,6 +441,7 @@ impl TrainConfig {
             .unwrap_or_else(|| PathBuf::from("<defaults>"));
         let mut table: toml::Table = match path {
             Some(p) => {
+                resnext_data::safe_path::check_regular(p)?;
                 let text = std::fs::read_to_string(p).map_err(|source| TrainError::ReadIo {
                     path: p.into(),
                     source,
@@ -474,13 +475,30 @@ impl TrainConfig {
         Self::from_table(table, &origin, sets, overrides)
     }
 
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_default()
+    /// The config as TOML; fails only for a value TOML cannot hold, which `validate` refuses.
+    pub fn to_toml(&self) -> Result<String, TrainError> {
+        toml::to_string_pretty(self).map_err(|e| TrainError::InvalidValue {
+            key: "config",
+            reason: format!("cannot be written as TOML: {e}"),
+        })
     }
 
     /// Checks every value against its domain; the error names the `section.key`.
     pub fn validate(&self) -> Result<(), TrainError> {
         let (d, o, s, t) = (&self.data, &self.optim, &self.schedule, &self.train);
+        // paths are written to config.toml and the sidecars, which hold UTF-8 text
+        check(
+            d.root.to_str().is_some(),
+            "data.root",
+            "must be valid UTF-8",
+        )?;
+        if let Some(f) = &d.split_file {
+            check(
+                f.to_str().is_some(),
+                "data.split_file",
+                "must be valid UTF-8",
+            )?;
+        }
         check(t.epochs >= 1, "train.epochs", "must be at least 1")?;
         check(
             t.epochs <= 1_000_000,

@@ -54,6 +54,8 @@ pub enum TrainError {
     RunExists(PathBuf),
     #[error("run directory {dir} is in use by process {pid}, which is writing it; wait for it to finish or choose another directory")]
     RunBusy { dir: PathBuf, pid: String },
+    #[error("the run directory {run} is inside the data root {root}: its files would mix with the images; choose another --out")]
+    RunInsideData { run: PathBuf, root: PathBuf },
     #[error("the data root {0} does not exist (give --data DIR)")]
     DataRootMissing(PathBuf),
     #[error("the run's split has no `{0}` images")]

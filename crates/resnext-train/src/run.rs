@@ -243,6 +243,7 @@ impl Run {
 
     fn read_text(&self, file: RunFile) -> Result<String, TrainError> {
         let path = self.path(file);
+        resnext_data::safe_path::check_regular(&path)?;
         std::fs::read_to_string(&path).map_err(|source| TrainError::ReadIo { path, source })
     }
 
@@ -389,6 +390,7 @@ impl Run {
             path: p.clone(),
             reason,
         };
+        resnext_data::safe_path::check_regular(&p)?;
         let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(&p)
             .map_err(|e| bad(e.to_string()))?
             .into_iter()

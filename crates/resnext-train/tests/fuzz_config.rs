@@ -23,7 +23,7 @@ fn seeds() -> Vec<String> {
         .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
         .collect();
     let full = TrainConfig::from_toml(&out[0], Path::new("monkeypox.toml")).unwrap();
-    out.push(full.to_toml());
+    out.push(full.to_toml().unwrap());
     out
 }
 
@@ -196,14 +196,14 @@ fn check(text: &str) -> Result<(), TestCaseError> {
             }
             Ok(()) => {
                 // What a run directory stores reads back as the same config.
-                let saved = cfg.to_toml();
+                let saved = cfg.to_toml().unwrap();
                 let back = TrainConfig::from_toml(&saved, origin);
                 prop_assert!(
                     back.is_ok(),
                     "saved config does not load: {:?}\n{saved}",
                     back.err()
                 );
-                prop_assert_eq!(back.unwrap().to_toml(), saved);
+                prop_assert_eq!(back.unwrap().to_toml().unwrap(), saved);
             }
         },
     }

@@ -28,6 +28,11 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     if a.batch == 0 || a.steps == 0 {
         bail!("--batch and --steps must be at least 1");
     }
+    if a.batch > 4096 || !(32..=4096).contains(&a.image_size) || a.threads > 256 {
+        bail!(
+            "--batch must be at most 4096, --image-size between 32 and 4096, --threads at most 256"
+        );
+    }
     if a.fold_bn && train {
         bail!("--fold-bn is for inference: use it with `bench eval`");
     }
@@ -60,8 +65,8 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         .collect();
     let mut opt = Optimizer::new(&OptimSection::default(), trainable);
     let s = a.image_size as i64;
-    let x = Tensor::randn([a.batch as i64, 3, s, s], (Kind::Float, tch::Device::Cpu));
-    let y = Tensor::randint(a.num_classes, [a.batch as i64], (Kind::Int64, device));
+    let x = Tensor::f_randn([a.batch as i64, 3, s, s], (Kind::Float, tch::Device::Cpu))?;
+    let y = Tensor::f_randint(a.num_classes, [a.batch as i64], (Kind::Int64, device))?;
     let step = |opt: &mut Optimizer| -> Result<()> {
         let input = prepare_input(x.shallow_clone(), precision, a.channels_last, device)?;
         if train {

@@ -55,6 +55,13 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
             group_regex,
             out,
         } => {
+            if resnext_data::safe_path::is_inside(&out, &root) {
+                bail!(
+                    "--out {} is inside the data root {}; write the split elsewhere",
+                    out.display(),
+                    root.display()
+                );
+            }
             let folder = scan(&root)?;
             let split = SplitConfig {
                 val,

@@ -36,6 +36,12 @@ impl Trainer {
         init_weights: Option<&Path>,
     ) -> Result<(Self, Option<LoadReport>), TrainError> {
         let folder = scan(&cfg.data.root)?;
+        if resnext_data::safe_path::is_inside(run_dir, &cfg.data.root) {
+            return Err(TrainError::RunInsideData {
+                run: run_dir.to_path_buf(),
+                root: cfg.data.root.clone(),
+            });
+        }
         let split = match &cfg.data.split_file {
             Some(f) => {
                 let s = Split::load(f)?;
@@ -65,7 +71,7 @@ impl Trainer {
         }
         write_atomic(
             &trainer.run.path(RunFile::Config),
-            trainer.cfg.to_toml().as_bytes(),
+            trainer.cfg.to_toml()?.as_bytes(),
         )?;
         trainer.split.save(&trainer.run.path(RunFile::Split))?;
         // An epoch-0 resume point (initial or imported weights, fresh optimiser), so a run killed
