@@ -198,11 +198,16 @@ pub struct SummaryArgs {
     pub image_size: i64,
 }
 
+/// Where a trained model comes from: a run directory, or a bare weights file and its
+/// architecture (`predict`, `export`).
 #[derive(Debug, Args)]
-pub struct PredictArgs {
-    /// A run directory (weights, classes and transform come from it).
+pub struct SourceArgs {
+    /// A run directory (weights, classes and eval transform come from it).
     #[arg(long, conflicts_with = "weights")]
     pub run: Option<PathBuf>,
+    /// Which checkpoint of the run.
+    #[arg(long, value_enum, default_value = "best")]
+    pub checkpoint: CheckpointArg,
     /// A safetensors file with torchvision names (needs --arch and --num-classes).
     #[arg(long)]
     pub weights: Option<PathBuf>,
@@ -213,9 +218,12 @@ pub struct PredictArgs {
     /// Square input size for --weights (resize to exactly this size).
     #[arg(long, default_value_t = 224)]
     pub image_size: u32,
-    /// Which checkpoint of the run.
-    #[arg(long, value_enum, default_value = "best")]
-    pub checkpoint: CheckpointArg,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// One JSON object per line per image.
     #[arg(long)]
     pub json: bool,
@@ -316,21 +324,8 @@ pub struct EvalArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// A run directory (weights, classes and eval transform come from it).
-    #[arg(long, conflicts_with = "weights")]
-    pub run: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "best")]
-    pub checkpoint: CheckpointArg,
-    /// A safetensors file with torchvision names (needs --arch and --num-classes).
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
     #[command(flatten)]
-    pub model: ModelArgs,
-    #[arg(long)]
-    pub num_classes: Option<i64>,
-    /// Square input size for --weights.
-    #[arg(long, default_value_t = 224)]
-    pub image_size: u32,
+    pub source: SourceArgs,
     #[arg(long, value_enum)]
     pub format: FormatArg,
     /// The exported file (FILE.json is written beside it).

@@ -9,10 +9,58 @@ mod predict;
 mod summary;
 mod train;
 
-use crate::args::{ArchArg, Cli, Command, ModelArgs};
+use crate::args::{ArchArg, Cli, Command, ModelArgs, SourceArgs};
 use anyhow::{bail, Context, Result};
+use resnext_data::TransformConfig;
 use resnext_model::ModelConfig;
+use resnext_train::{Checkpoint, Predictor, Run, RunFile, RunOptions};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// A predictor from `--run` or `--weights`, the weights file it was made from, and every file it
+/// read (outputs must not replace them).
+pub struct Source {
+    pub predictor: Predictor,
+    pub weights: PathBuf,
+    pub inputs: Vec<PathBuf>,
+}
+
+/// Builds the predictor that `predict` and `export` use.
+pub fn load_source(a: &SourceArgs, opts: RunOptions) -> Result<Source> {
+    if let Some(dir) = &a.run {
+        if a.num_classes.is_some()
+            || a.model.layers.is_some()
+            || a.model.groups.is_some()
+            || a.model.width_per_group.is_some()
+        {
+            bail!("--run brings its own architecture; drop --arch/--num-classes/--layers/--groups/--width-per-group");
+        }
+        let run = Run::open(dir)?;
+        let which: Checkpoint = a.checkpoint.into();
+        let weights = run.path(RunFile::Weights(which));
+        return Ok(Source {
+            predictor: run.predictor(which, opts)?,
+            inputs: vec![weights.clone(), run.path(RunFile::Sidecar(which))],
+            weights,
+        });
+    }
+    let Some(weights) = &a.weights else {
+        bail!("give --run DIR or --weights FILE");
+    };
+    let num_classes = a.num_classes.context("--weights needs --num-classes")?;
+    let config = model_config(&a.model, num_classes)?;
+    let predictor = Predictor::from_weights(
+        weights,
+        &config,
+        TransformConfig::resize_exact(a.image_size),
+        opts,
+    )?;
+    Ok(Source {
+        predictor,
+        weights: weights.clone(),
+        inputs: vec![weights.clone()],
+    })
+}
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {

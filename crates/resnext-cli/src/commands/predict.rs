@@ -2,9 +2,9 @@
 //! from the run), top-k, JSON lines, test-time flip, and Grad-CAM overlays.
 
 use crate::args::PredictArgs;
-use anyhow::{bail, Context, Result};
-use resnext_data::{decode_file, DecodeLimits, TransformConfig};
-use resnext_train::{Prediction, Predictor, Run, RunOptions};
+use anyhow::{bail, Result};
+use resnext_data::{decode_file, DecodeLimits};
+use resnext_train::{Prediction, RunOptions};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -18,29 +18,9 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
         channels_last: a.channels_last,
         tta: a.tta,
     };
-    let predictor = if let Some(dir) = &a.run {
-        if a.num_classes.is_some()
-            || a.model.layers.is_some()
-            || a.model.groups.is_some()
-            || a.model.width_per_group.is_some()
-        {
-            bail!("--run brings its own architecture; drop --arch/--num-classes/--layers/--groups/--width-per-group");
-        }
-        Run::open(dir)?.predictor(a.checkpoint.into(), opts)?
-    } else {
-        let Some(weights) = &a.weights else {
-            bail!("give --run DIR or --weights FILE");
-        };
-        let num_classes = a.num_classes.context("--weights needs --num-classes")?;
-        let config = super::model_config(&a.model, num_classes)?;
-        Predictor::from_weights(
-            weights,
-            &config,
-            TransformConfig::resize_exact(a.image_size),
-            opts,
-        )?
-    }
-    .with_batch_size(a.batch_size);
+    let predictor = super::load_source(&a.source, opts)?
+        .predictor
+        .with_batch_size(a.batch_size);
     let predictor = if a.fold_bn {
         predictor.with_folded_batchnorm()?
     } else {
