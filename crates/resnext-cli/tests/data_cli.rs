@@ -132,3 +132,35 @@ fn stats_and_bench_report_numbers() {
     ]);
     assert!(!o.status.success() && stderr(&o).contains("fancy"));
 }
+
+/// Without a terminal, long commands report a line at each quarter (bars need a terminal).
+#[test]
+fn long_commands_report_progress_by_quarters_without_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::synth(dir.path(), 8);
+    let root = data.to_str().unwrap();
+    for (args, label) in [
+        (vec!["data", "check", "--root", root], "checking"),
+        (vec!["data", "stats", "--root", root], "measuring"),
+        (
+            vec![
+                "data",
+                "bench",
+                "--root",
+                root,
+                "--image-size",
+                "32",
+                "--batch-size",
+                "4",
+            ],
+            "decoding",
+        ),
+    ] {
+        let o = common::run(&args);
+        assert!(o.status.success(), "{args:?}: {}", common::stderr(&o));
+        let err = common::stderr(&o);
+        let quarters: Vec<&str> = err.lines().filter(|l| l.starts_with(label)).collect();
+        assert_eq!(quarters.len(), 4, "{args:?}:\n{err}");
+        assert!(quarters[3].ends_with("(100%)"), "{args:?}:\n{err}");
+    }
+}

@@ -120,7 +120,10 @@ pub fn resolve_under_canonical(
     if !canon.starts_with(canon_root) {
         return Err(DataError::UnsafePath {
             path: rel.to_string(),
-            reason: format!("a link leads outside {}", root.display()),
+            reason: format!(
+                "a link leads outside {} (set data.follow_links = true if the data root is made of links on purpose)",
+                root.display()
+            ),
         });
     }
     let meta = std::fs::metadata(&canon).map_err(|e| DataError::io(&path, e))?;
