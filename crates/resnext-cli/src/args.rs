@@ -167,6 +167,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Export a model to TorchScript or ONNX (with a FILE.json sidecar).
     Export(ExportArgs),
+    /// Convert a `torch.save` state dict (.pth, zip or legacy) to safetensors, without Python.
+    Convert(ConvertArgs),
     /// Inspect and prepare ImageFolder datasets.
     #[command(subcommand)]
     Data(DataCommand),
@@ -340,6 +342,17 @@ pub struct ExportArgs {
     /// ONNX opset (13 to 21).
     #[arg(long, default_value_t = 17)]
     pub opset: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// A file written by `torch.save` (a state dict, or a dict wrapping one).
+    pub input: PathBuf,
+    /// The safetensors file to write.
+    pub output: PathBuf,
+    /// The key of the wrapped state dict (`state_dict`, `model`, ...) when there are several.
+    #[arg(long)]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -136,3 +136,28 @@ fn bench_reports_throughput_and_peak_memory_and_names_an_ablation() {
         "{out}"
     );
 }
+
+#[test]
+fn convert_reads_torch_save_files_and_refuses_hostile_pickles() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w.safetensors");
+    for f in ["torch/zip.pth", "torch/legacy.pth", "torch/wrapped.pth"] {
+        let input = resnext_testkit::fixture(f);
+        let text = ok(&["convert", input.to_str().unwrap(), out.to_str().unwrap()]);
+        assert!(text.starts_with("7 tensors"), "{f}: {text}");
+        let back = tch::Tensor::read_safetensors(&out).unwrap();
+        assert!(back.iter().any(|(n, _)| n == "shared.view"), "{f}");
+    }
+    let hostile = resnext_testkit::fixture("torch/hostile_legacy.pth");
+    let bad = dir.path().join("bad.safetensors");
+    let o = common::run(&["convert", hostile.to_str().unwrap(), bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = common::stderr(&o);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("posix.system"), "{err}");
+    assert!(!bad.exists());
+}

@@ -10,6 +10,7 @@
 //! - [`ablation`]: diagnostic networks without BatchNorm and/or ReLU, for `bench --ablate`.
 //! - [`weights`]: safetensors import and export under torchvision's names.
 //! - [`summary`]: per-stage output shapes and parameter counts.
+//! - [`torch_file`]: state dicts from `torch.save` files (zip and legacy), parsed, never run.
 
 pub mod ablation;
 pub mod block;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod layers;
 pub mod network;
 pub mod summary;
+pub mod torch_file;
 pub mod weights;
 
 pub use ablation::Ablation;

@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod bench;
+mod convert;
 mod data;
 mod eval;
 mod export;
@@ -72,6 +73,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Data(d) => data::run(d),
         Command::Bench(a) => bench::run(a),
         Command::Export(a) => export::run(a),
+        Command::Convert(a) => convert::run(a),
     }
 }
 

@@ -1,0 +1,83 @@
+//! Reading `torch.save` files (fixtures made by `scripts/make_torch_file_fixtures.py` with
+//! PyTorch 2.13): both formats, views into shared storages, fp16/bf16, a wrapped dict with the
+//! `module.` prefix, and pickles that would run a command, which must be refused.
+
+mod common;
+
+use resnext_model::torch_file::read_torch_file;
+use std::collections::HashMap;
+use tch::{Kind, Tensor};
+
+fn expected() -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(common::fixture("torch/expected.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+fn check(read: Vec<(String, Tensor)>) {
+    let want = expected();
+    assert_eq!(
+        read.len(),
+        want.len(),
+        "{:?}",
+        read.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    for (name, t) in read {
+        let w = &want[&name];
+        assert_eq!(t.kind(), w.kind(), "{name}");
+        assert_eq!(t.size(), w.size(), "{name}");
+        let diff = (t.to_kind(Kind::Double) - w.to_kind(Kind::Double))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert_eq!(diff, 0.0, "{name}");
+    }
+}
+
+#[test]
+fn both_formats_read_back_every_tensor_exactly() {
+    for f in ["torch/zip.pth", "torch/legacy.pth"] {
+        check(read_torch_file(&common::fixture(f), None).unwrap());
+    }
+}
+
+#[test]
+fn wrapped_dicts_and_the_module_prefix() {
+    let p = common::fixture("torch/wrapped.pth");
+    check(read_torch_file(&p, None).unwrap());
+    check(read_torch_file(&p, Some("state_dict")).unwrap());
+    let e = read_torch_file(&p, Some("model")).unwrap_err().to_string();
+    assert!(e.contains("`model`"), "{e}");
+}
+
+#[test]
+fn pickles_that_would_run_code_are_refused_naming_the_global() {
+    for (f, global) in [
+        ("torch/hostile_legacy.pth", "system"),
+        ("torch/hostile_zip.pth", "eval"),
+    ] {
+        let e = read_torch_file(&common::fixture(f), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("refuses the global") && e.contains(global),
+            "{f}: {e}"
+        );
+    }
+}
+
+#[test]
+fn damaged_files_are_errors_not_panics() {
+    let bytes = std::fs::read(common::fixture("torch/legacy.pth")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for cut in [1, 10, bytes.len() / 2, bytes.len() - 1] {
+        let p = dir.path().join("cut.pth");
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        assert!(read_torch_file(&p, None).is_err(), "cut at {cut}");
+    }
+    let zip = std::fs::read(common::fixture("torch/zip.pth")).unwrap();
+    let p = dir.path().join("cut.zip.pth");
+    std::fs::write(&p, &zip[..zip.len() / 2]).unwrap();
+    assert!(read_torch_file(&p, None).is_err());
+}
