@@ -3,7 +3,7 @@
 
 use crate::error::ModelError;
 use safetensors::SafeTensors;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
@@ -41,7 +41,39 @@ fn is_head(name: &str) -> bool {
     name == "fc.weight" || name == "fc.bias"
 }
 
-/// Loads a safetensors file with torchvision names into `vs`. Floating tensors are converted to
+/// The named tensors of a weights file: safetensors, or a `torch.save` file (zip or legacy
+/// format, parsed by [`crate::torch_file`], never run).
+pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
+    let read_err = |reason: String| ModelError::ReadWeights {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| read_err(e.to_string()))?;
+    match SafeTensors::deserialize(&bytes) {
+        Ok(st) => {
+            let mut out = HashMap::new();
+            for (name, view) in st.tensors() {
+                let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+                let kind = Kind::try_from(view.dtype()).map_err(|e| {
+                    read_err(format!("tensor `{name}` has an unsupported dtype ({e})"))
+                })?;
+                out.insert(name, Tensor::f_from_data_size(view.data(), &shape, kind)?);
+            }
+            Ok(out)
+        }
+        Err(_) if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0x80]) => {
+            Ok(crate::torch_file::read_torch_file(path, None)?
+                .into_iter()
+                .collect())
+        }
+        Err(e) => Err(read_err(format!(
+            "not a safetensors file ({e}) nor a torch.save file"
+        ))),
+    }
+}
+
+/// Loads a weights file with torchvision names into `vs`: safetensors, or a `torch.save`
+/// state dict (`.pth`, see [`read_tensors`]). Floating tensors are converted to
 /// the model's dtype. Missing or mis-shaped tensors and unknown names are errors that name the
 /// tensor, except a mismatched head under [`HeadPolicy::ReplaceIfMismatched`] and a missing
 /// `num_batches_tracked` (older exports omit it).
@@ -60,10 +92,8 @@ pub fn load_weights(
         Ok(_) => return Err(read_err("not a regular file".into())),
         Err(e) => return Err(read_err(e.to_string())),
     }
-    let bytes = std::fs::read(path).map_err(|e| read_err(e.to_string()))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| read_err(format!("not a safetensors file ({e})")))?;
-    let file_names: BTreeSet<String> = st.names().into_iter().cloned().collect();
+    let file = read_tensors(path)?;
+    let file_names: BTreeSet<String> = file.keys().cloned().collect();
 
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -73,12 +103,7 @@ pub fn load_weights(
         && vars
             .iter()
             .filter(|(n, _)| is_head(n))
-            .any(|(n, var)| match st.tensor(n) {
-                Ok(view) => {
-                    view.shape().iter().map(|&d| d as i64).collect::<Vec<_>>() != var.size()
-                }
-                Err(_) => true,
-            });
+            .any(|(n, var)| file.get(n).is_none_or(|t| t.size() != var.size()));
 
     let mut report = LoadReport::default();
     let mut plan: Vec<(Tensor, Tensor)> = Vec::new();
@@ -87,20 +112,20 @@ pub fn load_weights(
             report.kept.push(name.clone());
             continue;
         }
-        let view = match st.tensor(name) {
-            Ok(v) => v,
-            Err(_) if name.ends_with("num_batches_tracked") => {
+        let data = match file.get(name) {
+            Some(t) => t,
+            None if name.ends_with("num_batches_tracked") => {
                 report.kept.push(name.clone());
                 continue;
             }
-            Err(_) => {
+            None => {
                 return Err(ModelError::MissingTensor {
                     path: path.to_path_buf(),
                     name: name.clone(),
                 })
             }
         };
-        let found: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let found = data.size();
         if found != var.size() {
             return Err(ModelError::ShapeMismatch {
                 path: path.to_path_buf(),
@@ -109,10 +134,7 @@ pub fn load_weights(
                 found,
             });
         }
-        let kind = Kind::try_from(view.dtype())
-            .map_err(|e| read_err(format!("tensor `{name}` has an unsupported dtype ({e})")))?;
-        let data = Tensor::f_from_data_size(view.data(), &found, kind)?;
-        plan.push((var.shallow_clone(), data));
+        plan.push((var.shallow_clone(), data.shallow_clone()));
         report.loaded.push(name.clone());
     }
     let known: BTreeSet<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();

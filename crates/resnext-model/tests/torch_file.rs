@@ -81,3 +81,29 @@ fn damaged_files_are_errors_not_panics() {
     std::fs::write(&p, &zip[..zip.len() / 2]).unwrap();
     assert!(read_torch_file(&p, None).is_err());
 }
+
+/// `load_weights` (behind `--init-weights` and `predict --weights`) takes `.pth` files as they
+/// are: the same values as the safetensors twin, cast to the model's dtypes.
+#[test]
+fn load_weights_takes_torch_save_files() {
+    use resnext_model::weights::{load_weights, HeadPolicy};
+    let want = expected();
+    for f in ["torch/zip.pth", "torch/legacy.pth", "torch/wrapped.pth"] {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        for (name, t) in &want {
+            let parts: Vec<&str> = name.split('.').collect();
+            let (last, dirs) = parts.split_last().unwrap();
+            let p = dirs.iter().fold(vs.root(), |p, d| &p / *d);
+            drop(p.var(last, &t.size(), tch::nn::Init::Const(0.0)));
+        }
+        let report = load_weights(&vs, &common::fixture(f), HeadPolicy::Strict).unwrap();
+        assert_eq!(report.loaded.len(), want.len(), "{f}");
+        for (name, var) in vs.variables() {
+            let diff = (var.to_kind(Kind::Double) - want[&name].to_kind(Kind::Double))
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert_eq!(diff, 0.0, "{f}: {name}");
+        }
+    }
+}
