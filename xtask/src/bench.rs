@@ -89,18 +89,6 @@ pub fn run(args: &[String]) -> Result<()> {
             if fold_bn {
                 ours.arg("--fold-bn");
             }
-            let mut compiled = Command::new(&python);
-            compiled
-                .arg(&script)
-                .args([
-                    mode,
-                    &arch,
-                    &batch.to_string(),
-                    precision,
-                    fmt,
-                    &steps.to_string(),
-                ])
-                .arg("--compile");
             let mut theirs = Command::new(&python);
             theirs.arg(&script).args([
                 mode,
@@ -110,6 +98,9 @@ pub fn run(args: &[String]) -> Result<()> {
                 fmt,
                 &steps.to_string(),
             ]);
+            let mut compiled = Command::new(&python);
+            // the same arguments (script first), compiled
+            compiled.args(theirs.get_args()).arg("--compile");
             let (mut t_ours, mut t_theirs, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
             let (mut m_ours, mut m_theirs) = (0f64, 0f64);
             let (mut t_compiled, mut compiled_ratio) = (Vec::new(), Vec::new());

@@ -56,6 +56,18 @@ fn tiny_run(epochs: usize) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     (dir, data, cfg, out)
 }
 
+/// Waits (at most two minutes) until a training run in `out` has committed its first epoch.
+fn wait_for_first_epoch(out: &Path) {
+    let start = Instant::now();
+    while !out.join("metrics.csv").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no epoch finished"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Runs a command with a deadline; a hang is a failure, not a stuck test.
 fn run_with_deadline(args: &[&str], secs: u64) -> Output {
     let mut child = common::bin()
@@ -92,14 +104,7 @@ fn a_run_being_written_refuses_other_writers_and_serves_readers() {
         .unwrap();
     let pid = trainer.id().to_string();
     // wait until the first epoch is committed (readers need its checkpoint)
-    let start = Instant::now();
-    while !out.join("metrics.csv").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no epoch finished"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_first_epoch(&out);
     let other = dir.path().join("other.toml");
     std::fs::copy(&cfg, &other).unwrap();
     for args in [
@@ -559,14 +564,7 @@ fn sigint_says_how_to_resume_and_exits_130() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while !out.join("metrics.csv").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no epoch finished"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_first_epoch(&out);
     assert!(Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

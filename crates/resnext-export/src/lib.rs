@@ -187,10 +187,13 @@ pub fn export(
         }
     };
     let json = serde_json::to_vec_pretty(&sidecar).unwrap_or_default();
-    let json_path = PathBuf::from(format!("{}.json", out.display()));
+    let mut json_path = out.as_os_str().to_owned();
+    json_path.push(".json");
     let done = written.and_then(|()| rename(&tmp, out)).and_then(|()| {
-        let tmp = temporary(&json_path);
-        write_file(&tmp, &json).and_then(|()| rename(&tmp, &json_path))
+        Ok(resnext_train::checkpoint::write_atomic(
+            Path::new(&json_path),
+            &json,
+        )?)
     });
     if done.is_err() {
         // Best effort: the first error is the one to report.
