@@ -169,6 +169,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Convert a `torch.save` state dict (.pth, zip or legacy) to safetensors, without Python.
     Convert(ConvertArgs),
+    /// Serve a trained model over HTTP: a JSON API with dynamic batching, and a web page.
+    Serve(ServeArgs),
     /// Inspect and prepare ImageFolder datasets.
     #[command(subcommand)]
     Data(DataCommand),
@@ -457,4 +459,75 @@ pub struct BenchArgs {
     /// Eval mode: fold BatchNorm into the convolutions first.
     #[arg(long)]
     pub fold_bn: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The API key may also come from the environment (RESNEXT_API_KEY), \
+which other users of the machine cannot read from the process list."
+)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Address to listen on (loopback by default; 0.0.0.0:PORT opens it to the network).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: PrecisionArg,
+    #[arg(long)]
+    pub channels_last: bool,
+    /// Fold BatchNorm into the convolutions (same answers, faster).
+    #[arg(long)]
+    pub fold_bn: bool,
+    /// Most requests in one forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub max_batch: usize,
+    /// How long a batch may wait to fill, in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    pub max_wait_ms: u64,
+    /// Most requests admitted at once; beyond it the answer is 503 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub queue: usize,
+    /// Largest request body: bytes, or with KiB, MiB, KB, MB.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    pub max_body: usize,
+    /// Require `Authorization: Bearer KEY` on /v1/*.
+    #[arg(long, env = "RESNEXT_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Allow browsers on this origin (e.g. https://example.org, or *) to call the API.
+    #[arg(long)]
+    pub cors: Option<String>,
+    /// Seconds a request may take before it is answered 408.
+    #[arg(long, default_value_t = 60)]
+    pub timeout_s: u64,
+}
+
+/// `16MiB`, `512KiB`, `2MB`, `1000`: a size in bytes.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 16MiB or 1000000"))?;
+    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        u => {
+            return Err(format!(
+                "unknown size unit `{u}` (use B, KB, KiB, MB, MiB, GB or GiB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("`{s}` is not a size above zero that fits in memory"))
 }

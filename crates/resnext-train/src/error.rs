@@ -78,6 +78,8 @@ pub enum TrainError {
     BadResume { path: PathBuf, reason: String },
     #[error("the data loader must yield {0}")]
     BatchLayout(&'static str),
+    #[error("an input has {got} values where the eval transform makes {expected}")]
+    InputSize { expected: usize, got: usize },
     #[error("loss became {value} at epoch {epoch}, batch {batch}; stopped (the last good checkpoint is intact; try a lower learning rate)")]
     NonFinite {
         epoch: usize,

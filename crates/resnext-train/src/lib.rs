@@ -65,7 +65,7 @@ pub use device::DeviceChoice;
 pub use error::TrainError;
 pub use evaluate::RunOptions;
 pub use metric::{EvalReport, Report};
-pub use predictor::{Prediction, Predictor};
+pub use predictor::{Prediction, Predictor, Preprocessor};
 pub use progress::{NoProgress, Progress};
 pub use run::{EvalOptions, Run, RunFile, SplitPart};
 pub use trainer::{EpochRow, Observer, Trainer};

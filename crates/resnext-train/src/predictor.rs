@@ -42,6 +42,31 @@ impl Prediction {
     }
 }
 
+/// A predictor's eval transform, detached from the model: decode and preprocess on any thread,
+/// then hand the inputs to [`Predictor::predict_inputs`] on the model's.
+#[derive(Debug, Clone)]
+pub struct Preprocessor {
+    transform: Transform,
+}
+
+impl Preprocessor {
+    /// The network input of one image: CHW floats, resized and normalised.
+    pub fn input(&self, image: &RgbImage) -> Vec<f32> {
+        // an eval transform is deterministic (checked when the predictor is built): the RNG is
+        // never drawn from
+        self.transform.apply(image, &mut Rng::new(0))
+    }
+
+    /// `[height, width]` of the input.
+    pub fn size(&self) -> [u32; 2] {
+        self.transform.size()
+    }
+
+    pub fn transform(&self) -> &Transform {
+        &self.transform
+    }
+}
+
 /// A model that predicts.
 pub struct Predictor {
     /// Holds the weights `net` uses.
@@ -181,32 +206,63 @@ impl Predictor {
         Ok(Tensor::f_from_slice(&v)?.f_view([1, 3, h as i64, w as i64])?)
     }
 
+    /// The eval transform alone, to run on other threads than the model's (it is `Send + Sync`).
+    pub fn preprocessor(&self) -> Preprocessor {
+        Preprocessor {
+            transform: self.transform.clone(),
+        }
+    }
+
     /// Predictions for `images`, in batches.
     pub fn predict(&self, images: &[RgbImage]) -> Result<Vec<Prediction>, TrainError> {
-        let [h, w] = self.transform.size();
-        let per = 3 * h as usize * w as usize;
+        let pre = self.preprocessor();
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(self.batch_size) {
-            let mut buf = vec![0f32; per * chunk.len()];
-            for (img, dst) in chunk.iter().zip(buf.chunks_exact_mut(per)) {
-                dst.copy_from_slice(&self.transform.apply(img, &mut Rng::new(0)));
+            let inputs: Vec<Vec<f32>> = chunk.iter().map(|img| pre.input(img)).collect();
+            out.extend(self.predict_inputs(&inputs, self.opts.tta)?);
+        }
+        Ok(out)
+    }
+
+    /// Predictions for inputs that [`Preprocessor::input`] made, as one batch, with or without
+    /// flip TTA (whatever the options say).
+    pub fn predict_inputs(
+        &self,
+        inputs: &[Vec<f32>],
+        tta: bool,
+    ) -> Result<Vec<Prediction>, TrainError> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let [h, w] = self.transform.size();
+        let per = 3 * h as usize * w as usize;
+        let mut buf = Vec::with_capacity(per * inputs.len());
+        for v in inputs {
+            if v.len() != per {
+                return Err(TrainError::InputSize {
+                    expected: per,
+                    got: v.len(),
+                });
             }
-            let x =
-                Tensor::f_from_slice(&buf)?.f_view([chunk.len() as i64, 3, h as i64, w as i64])?;
-            let (l, p) = logits_and_probs(&self.net, &x, self.opts)?;
-            let logits: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(l.f_to_kind(Kind::Float)?)?;
-            let probs: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(p.f_to_kind(Kind::Float)?)?;
-            for (logits, probs) in logits.into_iter().zip(probs) {
+            buf.extend_from_slice(v);
+        }
+        let x = Tensor::f_from_slice(&buf)?.f_view([inputs.len() as i64, 3, h as i64, w as i64])?;
+        let (l, p) = logits_and_probs(&self.net, &x, RunOptions { tta, ..self.opts })?;
+        let logits: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(l.f_to_kind(Kind::Float)?)?;
+        let probs: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(p.f_to_kind(Kind::Float)?)?;
+        Ok(logits
+            .into_iter()
+            .zip(probs)
+            .map(|(logits, probs)| {
                 let class = argmax(&probs);
-                out.push(Prediction {
+                Prediction {
                     class,
                     label: self.classes.as_ref().and_then(|c| c.get(class).cloned()),
                     probs,
                     logits,
-                });
-            }
-        }
-        Ok(out)
+                }
+            })
+            .collect())
     }
 
     /// The Grad-CAM heatmap of `class` (default: the predicted class) for one image, placed on

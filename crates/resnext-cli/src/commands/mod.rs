@@ -7,6 +7,7 @@ mod eval;
 mod export;
 mod plot;
 mod predict;
+mod serve;
 mod summary;
 mod train;
 
@@ -74,6 +75,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(a) => bench::run(a),
         Command::Export(a) => export::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }
 

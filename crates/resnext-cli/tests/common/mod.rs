@@ -86,3 +86,6 @@ pub fn metrics_rows(run: &Path) -> Vec<Vec<String>> {
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     csv_rows(&csv)
 }
+
+pub mod http;
+pub mod server;

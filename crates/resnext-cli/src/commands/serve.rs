@@ -1,0 +1,112 @@
+//! `resnext serve`: a run (or bare weights) behind the HTTP API and page of `resnext-serve`.
+//! Prints the URL once the model is loaded; SIGINT or SIGTERM drain and exit 0.
+
+use crate::args::ServeArgs;
+use anyhow::{Context, Result};
+use resnext_serve::{ServeConfig, Server};
+use resnext_train::RunOptions;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub fn run(a: ServeArgs) -> Result<ExitCode> {
+    let opts = RunOptions {
+        device: a.device.resolve()?,
+        precision: a.precision.into(),
+        channels_last: a.channels_last,
+        tta: false,
+    };
+    let config = ServeConfig {
+        addr: a.addr,
+        max_batch: a.max_batch,
+        max_wait: Duration::from_millis(a.max_wait_ms),
+        queue: a.queue,
+        max_body: a.max_body,
+        api_key: a.api_key.clone(),
+        cors: a.cors.clone(),
+        request_timeout: Duration::from_secs(a.timeout_s.max(1)),
+        ..ServeConfig::default()
+    };
+    config.validate()?;
+    let what = match (&a.source.run, &a.source.weights) {
+        (Some(r), _) => r.display().to_string(),
+        (None, Some(w)) => w.display().to_string(),
+        (None, None) => anyhow::bail!("give --run DIR or --weights FILE"),
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.min(4))
+        .max_blocking_threads(cores.max(2))
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let source = a.source;
+    let fold_bn = a.fold_bn;
+    let max_batch = a.max_batch;
+    rt.block_on(async move {
+        let server = Server::bind(config, move || -> Result<_> {
+            let p = super::load_source(&source, opts)?
+                .predictor
+                .with_batch_size(max_batch);
+            if fold_bn {
+                Ok(p.with_folded_batchnorm()?)
+            } else {
+                Ok(p)
+            }
+        })
+        .await?;
+        let addr = server.local_addr()?;
+        let mut ready = server.ready();
+        let serving = server.run(shutdown_signal());
+        tokio::pin!(serving);
+        tokio::select! {
+            meta = ready.wait() => {
+                let meta = meta?;
+                let mut out = std::io::stdout().lock();
+                writeln!(
+                    out,
+                    "serving {what} ({} classes) on http://{addr}/ (Ctrl-C to stop)",
+                    meta.classes.len()
+                )?;
+                out.flush()?;
+            }
+            r = &mut serving => {
+                r?;
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        serving.await?;
+        eprintln!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                // no signal handling: serve until killed
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+    eprintln!("shutting down: finishing the requests in flight");
+}

@@ -1,0 +1,244 @@
+//! The model thread. A tch `Tensor` is not `Sync`, so the [`Predictor`] lives on one thread of
+//! its own, fed by a bounded channel. It takes the first request, then whatever else arrives
+//! within `max_wait` (up to `max_batch`), and runs them as one forward pass. It waits only while
+//! other requests are admitted and on their way (being decoded): a lone request runs at once.
+
+use crate::error::{ApiError, ServeError};
+use crate::metrics::Metrics;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use image::RgbImage;
+use resnext_train::explain::Heatmap;
+use resnext_train::{Prediction, Predictor, Preprocessor, TrainError};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+
+/// What the server knows of the loaded model.
+#[derive(Debug)]
+pub struct ModelMeta {
+    /// The eval transform, for the request threads.
+    pub preprocessor: Preprocessor,
+    /// One name per class (`class i` when the weights came without names).
+    pub classes: Vec<String>,
+    /// What `GET /v1/model` answers: the sidecar, without server-side paths.
+    pub description: serde_json::Value,
+}
+
+/// Where the model thread is.
+#[derive(Debug, Clone)]
+pub enum Readiness {
+    Loading,
+    Ready(Arc<ModelMeta>),
+    Failed(String),
+}
+
+/// A place in the queue. The count it holds is released when it is dropped: by the model
+/// thread once it has answered, or by the request if it gives up first.
+#[derive(Debug)]
+pub struct Permit {
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.metrics.queue_depth.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Takes a place in a queue of `capacity`, or `None` when it is full.
+pub fn admit(metrics: &Arc<Metrics>, capacity: usize) -> Option<Permit> {
+    metrics
+        .queue_depth
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
+            (d < capacity).then_some(d + 1)
+        })
+        .ok()
+        .map(|_| Permit {
+            metrics: metrics.clone(),
+        })
+}
+
+pub enum Job {
+    Predict {
+        input: Vec<f32>,
+        tta: bool,
+        reply: oneshot::Sender<Result<Prediction, ApiError>>,
+        permit: Permit,
+    },
+    Explain {
+        image: Arc<RgbImage>,
+        class: Option<usize>,
+        reply: oneshot::Sender<Result<Heatmap, ApiError>>,
+        permit: Permit,
+    },
+    /// Finish what is queued, then end the thread.
+    Stop,
+}
+
+/// How the model thread batches.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPolicy {
+    pub max_batch: usize,
+    pub max_wait: Duration,
+}
+
+/// Starts the model thread: it builds the model with `load`, reports on `ready`, then serves
+/// jobs until [`Job::Stop`] or until every sender is gone.
+pub fn spawn<F, E>(
+    load: F,
+    policy: BatchPolicy,
+    jobs: Receiver<Job>,
+    ready: watch::Sender<Readiness>,
+    metrics: Arc<Metrics>,
+) -> Result<JoinHandle<()>, ServeError>
+where
+    F: FnOnce() -> Result<Predictor, E> + Send + 'static,
+    E: std::fmt::Display,
+{
+    std::thread::Builder::new()
+        .name("resnext-model".into())
+        .spawn(move || {
+            let predictor = match std::panic::catch_unwind(AssertUnwindSafe(load)) {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => {
+                    ready.send_replace(Readiness::Failed(format!("{e:#}")));
+                    return;
+                }
+                Err(_) => {
+                    ready.send_replace(Readiness::Failed("loading the model panicked".into()));
+                    return;
+                }
+            };
+            ready.send_replace(Readiness::Ready(Arc::new(meta_of(&predictor))));
+            serve_jobs(&predictor, policy, &jobs, &metrics);
+        })
+        .map_err(ServeError::Thread)
+}
+
+fn meta_of(p: &Predictor) -> ModelMeta {
+    let classes = (0..p.num_classes()).map(|i| p.class_name(i)).collect();
+    let mut description = match p.info() {
+        Some(info) => serde_json::to_value(info).unwrap_or_default(),
+        None => serde_json::json!({ "model": p.net().config() }),
+    };
+    if let Some(obj) = description.as_object_mut() {
+        // a path on the server is nobody's business
+        obj.remove("data_root");
+        obj.insert("classes".into(), serde_json::json!(classes));
+        let opts = p.options();
+        obj.insert(
+            "serving".into(),
+            serde_json::json!({
+                "precision": opts.precision,
+                "channels_last": opts.channels_last,
+                "device": format!("{:?}", opts.device).to_lowercase(),
+            }),
+        );
+    }
+    ModelMeta {
+        preprocessor: p.preprocessor(),
+        classes,
+        description,
+    }
+}
+
+fn serve_jobs(p: &Predictor, policy: BatchPolicy, jobs: &Receiver<Job>, metrics: &Metrics) {
+    let mut stopping = false;
+    while !stopping {
+        let first = match jobs.recv() {
+            Ok(Job::Stop) | Err(_) => break,
+            Ok(j) => j,
+        };
+        let mut taken = vec![first];
+        let deadline = Instant::now() + policy.max_wait;
+        while taken.len() < policy.max_batch {
+            // wait only for requests that are admitted and on their way
+            if metrics.queue_depth.load(Ordering::Acquire) <= taken.len() {
+                break;
+            }
+            match jobs.recv_deadline(deadline) {
+                Ok(Job::Stop) => {
+                    stopping = true;
+                    break;
+                }
+                Ok(j) => taken.push(j),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    stopping = true;
+                    break;
+                }
+            }
+        }
+        run_jobs(p, taken, metrics);
+    }
+    // answer whatever is still queued
+    while let Ok(j) = jobs.try_recv() {
+        run_jobs(p, vec![j], metrics);
+    }
+}
+
+fn run_jobs(p: &Predictor, jobs: Vec<Job>, metrics: &Metrics) {
+    let mut predicts: [Vec<(Vec<f32>, _, Permit)>; 2] = [Vec::new(), Vec::new()];
+    let mut explains = Vec::new();
+    for j in jobs {
+        match j {
+            Job::Predict {
+                input,
+                tta,
+                reply,
+                permit,
+            } => predicts[usize::from(tta)].push((input, reply, permit)),
+            Job::Explain {
+                image,
+                class,
+                reply,
+                permit,
+            } => explains.push((image, class, reply, permit)),
+            Job::Stop => {}
+        }
+    }
+    for (tta, group) in predicts.into_iter().enumerate() {
+        if group.is_empty() {
+            continue;
+        }
+        let tta = tta == 1;
+        metrics.batch_size.observe(group.len() as f64);
+        let (inputs, replies): (Vec<Vec<f32>>, Vec<_>) = group
+            .into_iter()
+            .map(|(i, r, permit)| (i, (r, permit)))
+            .unzip();
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| p.predict_inputs(&inputs, tta)));
+        match result {
+            Ok(Ok(preds)) => {
+                for ((reply, permit), pred) in replies.into_iter().zip(preds) {
+                    // the requester may have gone (timeout, disconnect): nothing to tell
+                    reply.send(Ok(pred)).ok();
+                    drop(permit);
+                }
+            }
+            Ok(Err(e)) => {
+                let e = ApiError::from(e);
+                for (reply, _permit) in replies {
+                    reply.send(Err(e.clone())).ok();
+                }
+            }
+            Err(_) => {
+                for (reply, _permit) in replies {
+                    reply
+                        .send(Err(ApiError::internal("the forward pass panicked")))
+                        .ok();
+                }
+            }
+        }
+    }
+    for (image, class, reply, permit) in explains {
+        metrics.batch_size.observe(1.0);
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| p.explain(&image, class)))
+            .unwrap_or_else(|_| Err(TrainError::Encode("Grad-CAM panicked".into())));
+        reply.send(result.map_err(ApiError::from)).ok();
+        drop(permit);
+    }
+}

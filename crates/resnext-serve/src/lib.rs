@@ -1,0 +1,24 @@
+//! `resnext serve` as a library: a trained run behind an HTTP API and a web page.
+//!
+//! - [`Server::bind`] checks a [`ServeConfig`], binds, and loads the model on its own thread
+//!   ([`batcher`]): a tch `Tensor` is not `Sync`, so one thread owns the [`Predictor`] and runs
+//!   requests as dynamic batches taken from a bounded queue.
+//! - Images are decoded and preprocessed off the async threads, with the training decode limits.
+//! - [`Server::run`] serves until its shutdown future completes, then drains.
+//!
+//! Routes: `POST /v1/predict`, `POST /v1/explain`, `GET /v1/model`, `GET /healthz`,
+//! `GET /readyz`, `GET /metrics`, and the page at `GET /`. Errors are `{"error": "<one line>"}`.
+//!
+//! [`Predictor`]: resnext_train::Predictor
+
+pub mod api;
+pub mod batcher;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod server;
+
+pub use batcher::{ModelMeta, Readiness};
+pub use config::ServeConfig;
+pub use error::{ApiError, ServeError};
+pub use server::{ReadyWatch, Server};
