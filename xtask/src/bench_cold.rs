@@ -9,8 +9,25 @@ use crate::args::Flags;
 use crate::stats::{median, range};
 use crate::{cmd, setup};
 use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+
+/// Random torchvision ResNeXt-50 weights with 2 classes (made once, by torchvision, into the
+/// target directory): a model to time, not to trust.
+pub fn random_resnext50(python: &Path) -> Result<PathBuf> {
+    let work = cmd::target_dir()?.join("bench-cold");
+    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    let weights = work.join("resnext50_32x4d-random.safetensors");
+    if !weights.exists() {
+        let mut c = Command::new(python);
+        c.arg(cmd::root().join("scripts/cold_python.py"))
+            .arg("--make-weights")
+            .arg(&weights);
+        cmd::run(c, "cold_python.py --make-weights")?;
+    }
+    Ok(weights)
+}
 
 pub fn run(args: &[String]) -> Result<()> {
     let flags = Flags::parse(args, &["--repeats"])?;
@@ -19,14 +36,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let python = setup::ensure_python_packages(&["torchvision==0.28.0", "safetensors"])?;
     let bin = cmd::build_cli_release()?;
     let work = cmd::target_dir()?.join("bench-cold");
-    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let script = cmd::root().join("scripts/cold_python.py");
-    let weights = work.join("resnext50_32x4d-random.safetensors");
-    if !weights.exists() {
-        let mut c = Command::new(&python);
-        c.arg(&script).arg("--make-weights").arg(&weights);
-        cmd::run(c, "cold_python.py --make-weights")?;
-    }
+    let weights = random_resnext50(&python)?;
     let photos = work.join("photos");
     if !photos.exists() {
         let mut c = Command::new(&bin);

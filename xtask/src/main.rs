@@ -7,11 +7,13 @@ mod bench_cold;
 mod bench_data;
 mod bench_floor;
 mod bench_overlap;
+mod bench_serve;
 mod cmd;
 mod demo;
 mod download;
 mod eval;
 mod plot;
+mod serve;
 mod setup;
 mod stats;
 mod test;
@@ -23,7 +25,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args]
 
 commands:
-  setup              install PyTorch 2.13.0 (libtorch) from PyPI into a cache venv, link .libtorch
+  setup [--browser]  install PyTorch 2.13.0 (libtorch) from PyPI into a cache venv, link .libtorch;
+                     --browser also installs Chromium and chromedriver (apt-get) for the page test
   test [ARGS]        setup on first use, then `cargo test --workspace [ARGS]`
   download [NAME] [--url URL] [--sha256 HEX] [--from FILE_OR_DIR] [--out DIR] [--subdir P] [--force]
                      fetch a dataset of configs/datasets.toml (default msld) into data/NAME
@@ -31,6 +34,8 @@ commands:
   demo               generate a synthetic dataset in data/demo and train configs/demo.toml
   eval [ARGS]        release build, then `resnext eval` (default --run runs/monkeypox)
   plot DIR           draw the training curves, confusion matrix and ROC of a run directory
+  serve [RUN] [ARGS] release build, then `resnext serve --run RUN` (default runs/monkeypox, else
+                     runs/demo)
   bench [--steps N] [--batch N] [--arch A] [--repeats N] [--mode train|eval]
                      ResNeXt train/eval throughput and memory against PyTorch, side by side
   bench-floor [--steps N] [--repeats N] [--arch A] [--batch N] [--precision bf16|fp32]
@@ -42,6 +47,10 @@ commands:
                      the data pipeline against torchvision's DataLoader, side by side
   bench-overlap [--root DIR] [--repeats N]
                      a training epoch against its steps alone (is data loading hidden?)
+  bench-serve [--clients N] [--requests M] [--curve 1,2,4,8] [--max-batch B] [--precision bf16|fp32]
+              [--root DIR] [--out PNG]
+                     `resnext serve` under load on loopback: throughput and latency percentiles
+                     against the network alone, and their curve against the client count
 ";
 
 fn main() -> ExitCode {
@@ -63,6 +72,8 @@ fn main() -> ExitCode {
         "bench-data" => bench_data::run(rest),
         "bench-floor" => bench_floor::run(rest),
         "bench-overlap" => bench_overlap::run(rest),
+        "bench-serve" => bench_serve::run(rest),
+        "serve" => serve::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -49,9 +49,17 @@ fn find_torch_dir(venv: &Path) -> Option<PathBuf> {
 }
 
 /// Makes sure libtorch is there and `.libtorch` points at it. Returns the libtorch folder.
+/// `--browser` also installs headless Chromium and its WebDriver (for the page's browser test).
 pub fn run(args: &[String]) -> Result<PathBuf> {
-    if let Some(a) = args.first() {
-        bail!("setup takes no arguments, got `{a}`");
+    let mut browser = false;
+    for a in args {
+        match a.as_str() {
+            "--browser" => browser = true,
+            other => bail!("setup takes only --browser, got `{other}`"),
+        }
+    }
+    if browser {
+        install_browser()?;
     }
     if let Some(dir) = user_libtorch() {
         if !dir.join("lib").is_dir() {
@@ -172,4 +180,53 @@ pub fn ensure_python_packages(reqs: &[&str]) -> Result<PathBuf> {
         .args(reqs);
     cmd::run(check, &format!("pip install {}", reqs.join(" ")))?;
     Ok(python)
+}
+
+/// The Debian packages of the browser test: Chromium and chromedriver.
+pub const BROWSER_PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
+
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}
+
+/// Installs [`BROWSER_PACKAGES`] with apt-get when `chromium` or `chromedriver` is missing.
+fn install_browser() -> Result<()> {
+    if on_path("chromium") && on_path("chromedriver") {
+        return Ok(());
+    }
+    if !on_path("apt-get") {
+        bail!(
+            "the browser test needs Chromium and chromedriver on PATH; install them with your \
+             package manager (Debian: apt-get install {})",
+            BROWSER_PACKAGES.join(" ")
+        );
+    }
+    // apt-get needs root; anyone else goes through sudo
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let apt = |args: &[&str]| -> Result<()> {
+        let mut c = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        c.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+        cmd::run(c, &format!("apt-get {}", args.join(" ")))
+    };
+    eprintln!("setup: installing {} (apt-get)", BROWSER_PACKAGES.join(" "));
+    let install: Vec<&str> = ["install", "-y", "--no-install-recommends"]
+        .into_iter()
+        .chain(BROWSER_PACKAGES)
+        .collect();
+    if apt(&install).is_err() {
+        // a fresh machine may have no package lists yet
+        apt(&["update"])?;
+        apt(&install)?;
+    }
+    Ok(())
 }

@@ -595,3 +595,15 @@ fn bad_serve_arguments_are_one_line_errors() {
         common::stderr(&o)
     );
 }
+
+#[test]
+fn folded_batchnorm_serves_the_same_answers() {
+    let (_, data) = fixture();
+    let files = images(data);
+    let want = predicted(&files[..4], &[]);
+    let s = Served::start(&["--run", run_dir(), "--fold-bn"], &[]);
+    for (f, w) in files[..4].iter().zip(&want) {
+        let r = post(&s.addr, "/v1/predict", &std::fs::read(f).unwrap());
+        assert_close(&probs(&r), w, "--fold-bn");
+    }
+}

@@ -170,3 +170,36 @@ fn every_run_file_is_in_the_readme() {
         assert!(readme.contains(n), "README.md does not mention `{n}`");
     }
 }
+
+#[test]
+fn every_route_and_serve_flag_is_in_the_serving_docs() {
+    let docs = read("docs/serving.md");
+    let server = read("crates/resnext-serve/src/server.rs");
+    let routes: Vec<&str> = server
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix(".route(\""))
+        .filter_map(|r| r.split('"').next())
+        .collect();
+    assert!(routes.len() >= 7, "{routes:?}");
+    for r in routes {
+        assert!(
+            docs.contains(&format!(" {r}")),
+            "docs/serving.md does not document {r}"
+        );
+    }
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_resnext"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let flags: Vec<&str> = help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| w.trim_end_matches([',', '.', ')']))
+        .filter(|w| *w != "--help")
+        .collect();
+    assert!(flags.len() >= 15, "{flags:?}");
+    for f in flags {
+        assert!(docs.contains(f), "docs/serving.md does not mention {f}");
+    }
+}

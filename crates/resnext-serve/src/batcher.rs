@@ -1,7 +1,7 @@
 //! The model thread. A tch `Tensor` is not `Sync`, so the [`Predictor`] lives on one thread of
 //! its own, fed by a bounded channel. It takes the first request, then whatever else arrives
-//! within `max_wait` (up to `max_batch`), and runs them as one forward pass. It waits only while
-//! other requests are admitted and on their way (being decoded): a lone request runs at once.
+//! within `max_wait` (up to `max_batch`), and runs them as one forward pass; while admitted
+//! requests are still being decoded it waits up to twice `max_wait` for them.
 
 use crate::error::{ApiError, ServeError};
 use crate::metrics::Metrics;
@@ -153,13 +153,15 @@ fn serve_jobs(p: &Predictor, policy: BatchPolicy, jobs: &Receiver<Job>, metrics:
             Ok(j) => j,
         };
         let mut taken = vec![first];
-        let deadline = Instant::now() + policy.max_wait;
+        let start = Instant::now();
+        // requests answered together come back together: wait `max_wait` for them, and up to
+        // twice that while admitted requests are still being read or decoded
+        let deadline = start + policy.max_wait;
+        let extended = start + 2 * policy.max_wait;
         while taken.len() < policy.max_batch {
-            // wait only for requests that are admitted and on their way
-            if metrics.queue_depth.load(Ordering::Acquire) <= taken.len() {
-                break;
-            }
-            match jobs.recv_deadline(deadline) {
+            let on_their_way = metrics.queue_depth.load(Ordering::Acquire) > taken.len();
+            let until = if on_their_way { extended } else { deadline };
+            match jobs.recv_deadline(until) {
                 Ok(Job::Stop) => {
                     stopping = true;
                     break;
@@ -240,5 +242,23 @@ fn run_jobs(p: &Predictor, jobs: Vec<Job>, metrics: &Metrics) {
             .unwrap_or_else(|_| Err(TrainError::Encode("Grad-CAM panicked".into())));
         reply.send(result.map_err(ApiError::from)).ok();
         drop(permit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_is_bounded_and_permits_give_their_place_back() {
+        let m = Arc::new(Metrics::default());
+        let a = admit(&m, 2).expect("first place");
+        let b = admit(&m, 2).expect("second place");
+        assert!(admit(&m, 2).is_none(), "a queue of 2 is full");
+        assert_eq!(m.queue_depth.load(Ordering::Acquire), 2);
+        drop(a);
+        let c = admit(&m, 2).expect("a place was given back");
+        drop((b, c));
+        assert_eq!(m.queue_depth.load(Ordering::Acquire), 0);
     }
 }

@@ -103,3 +103,31 @@ impl ServeConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_bad_values_are_named() {
+        ServeConfig::default().validate().unwrap();
+        let bad = |f: fn(&mut ServeConfig), needle: &str| {
+            let mut c = ServeConfig::default();
+            f(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        };
+        bad(|c| c.max_batch = 0, "max_batch");
+        bad(|c| c.max_batch = MAX_BATCH + 1, "max_batch");
+        bad(|c| c.queue = 0, "queue");
+        bad(|c| c.max_body = 0, "max_body");
+        bad(|c| c.api_key = Some("short".into()), "API key");
+        bad(|c| c.api_key = Some("has a space".into()), "API key");
+        bad(|c| c.cors = Some("https://a.example/".into()), "CORS");
+        bad(|c| c.cors = Some("a.example".into()), "CORS");
+        let mut ok = ServeConfig::default();
+        ok.cors = Some("https://a.example".into());
+        ok.api_key = Some("0123456789abcdef".into());
+        ok.validate().unwrap();
+    }
+}
