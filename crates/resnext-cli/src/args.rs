@@ -171,6 +171,8 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Serve a trained model over HTTP: a JSON API with dynamic batching, and a web page.
     Serve(ServeArgs),
+    /// Grouped, stratified k-fold cross-validation: a run per fold, out-of-fold predictions, a summary.
+    Cv(CvArgs),
     /// Inspect and prepare ImageFolder datasets.
     #[command(subcommand)]
     Data(DataCommand),
@@ -530,4 +532,50 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     n.checked_mul(mult)
         .filter(|&b| b > 0)
         .ok_or_else(|| format!("`{s}` is not a size above zero that fits in memory"))
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A killed cv continues where it stopped when run again with the same \
+arguments: finished folds are skipped, a started one resumes from its checkpoint. --fold runs one \
+fold alone (e.g. one per SLURM array task); a final call without --fold summarises."
+)]
+pub struct CvArgs {
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The ImageFolder root (overrides data.root).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The cross-validation directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// K.
+    #[arg(long, default_value_t = 3)]
+    pub folds: usize,
+    /// Repeat the K folds with other shuffles.
+    #[arg(long, default_value_t = 1)]
+    pub repeats: usize,
+    /// Run only this fold (0-based), of --repeat.
+    #[arg(long)]
+    pub fold: Option<usize>,
+    /// The repeat of --fold.
+    #[arg(long, default_value_t = 0, requires = "fold")]
+    pub repeat: usize,
+    /// Fraction of each fold's training part held out for validation (picks the checkpoint);
+    /// 0.125 is the paper's 70:10 of train to validation.
+    #[arg(long, default_value_t = 0.125)]
+    pub val: f64,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Override any config key: --set optim.lr=0.001 (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long)]
+    pub device: Option<DeviceChoice>,
+    /// Start every fold from these weights.
+    #[arg(long)]
+    pub init_weights: Option<PathBuf>,
 }

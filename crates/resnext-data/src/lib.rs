@@ -6,6 +6,7 @@
 //!
 //! - [`scan`]: classes and samples of an ImageFolder root, sorted so labels agree everywhere.
 //! - [`split`]: seeded, stratified, optionally grouped train/val/test splits, saved as JSON.
+//! - [`folds`]: grouped, stratified k-fold cross-validation folds, repeated.
 //! - [`decode`]: bytes to RGB8 with EXIF orientation and decompression-bomb limits.
 //! - [`resize`]: Pillow's antialiased bilinear resampling, bit for bit.
 //! - [`transform`]: the per-sample pipeline from config, deterministic per (seed, epoch, index).
@@ -20,6 +21,7 @@
 pub mod check;
 pub mod decode;
 pub mod error;
+pub mod folds;
 pub mod loader;
 pub mod mix;
 pub mod resize;

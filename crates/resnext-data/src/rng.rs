@@ -128,6 +128,8 @@ pub mod stream {
     pub const MIX: u64 = 0x3c;
     /// The split of one class: `[SPLIT, class]`.
     pub const SPLIT: u64 = 0x5917;
+    /// The cross-validation folds of one class in one repeat: `[FOLDS, repeat, class]`.
+    pub const FOLDS: u64 = 0xf01d;
 }
 
 #[cfg(test)]

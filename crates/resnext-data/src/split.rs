@@ -52,7 +52,7 @@ pub struct Split {
     pub test: Vec<String>,
 }
 
-fn rel_string(p: &Path) -> String {
+pub(crate) fn rel_string(p: &Path) -> String {
     p.components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect::<Vec<_>>()
@@ -85,7 +85,7 @@ impl SplitConfig {
     }
 
     /// The group key of a sample: the regex's first capture on the file name, else the path.
-    fn group_key(regex: Option<&Regex>, sample: &Sample) -> String {
+    pub(crate) fn group_key(regex: Option<&Regex>, sample: &Sample) -> String {
         let file_name = sample
             .path
             .file_name()

@@ -41,6 +41,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod cv;
 pub mod device;
 pub mod ema;
 pub mod error;

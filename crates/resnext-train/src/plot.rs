@@ -4,7 +4,7 @@
 //! so that users who only train do not build plotters.
 
 use crate::error::TrainError;
-use crate::metric::EpochRow;
+use crate::metric::{EpochRow, ReliabilityBin};
 use crate::progress::Progress;
 use crate::run::{Run, RunFile};
 use plotters::prelude::*;
@@ -39,6 +39,7 @@ pub fn plot_run(run: &Run, progress: &dyn Progress) -> Result<Vec<PathBuf>, Trai
     let eval = run.eval_report()?;
     let figures = 1 + eval.as_ref().map_or(0, |e| {
         1 + usize::from(e.roc_curve.is_some() && e.report.roc_auc.is_some())
+            + usize::from(e.reliability.is_some())
     });
     progress.begin("plotting", figures);
     let mut written = Vec::new();
@@ -67,6 +68,21 @@ pub fn plot_run(run: &Run, progress: &dyn Progress) -> Result<Vec<PathBuf>, Trai
                 .cloned()
                 .unwrap_or_else(|| "class 1".into());
             written.push(draw(RunFile::Roc, &|t| draw_roc(pts, auc, &positive, t))?);
+        }
+        if let Some(bins) = &e.reliability {
+            let ece = e.report.ece.unwrap_or(0.0);
+            written.push(draw(RunFile::Reliability, &|t| {
+                let root = BitMapBackend::new(t, (760, 700)).into_drawing_area();
+                root.fill(&WHITE)?;
+                draw_reliability(
+                    &root,
+                    bins,
+                    ece,
+                    &format!("Reliability ({} split)", e.split),
+                )?;
+                root.present()?;
+                Ok(())
+            })?);
         }
     }
     progress.end();
@@ -312,4 +328,198 @@ fn draw_roc(points: &[(f64, f64)], auc: f64, positive: &str, out: &Path) -> Draw
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// Accuracy against confidence per bin, with the diagonal of perfect calibration.
+fn draw_reliability(area: &Area, bins: &[ReliabilityBin], ece: f64, title: &str) -> DrawResult {
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("{title}: ECE {ece:.3}"), ("sans-serif", 24))
+        .margin(20)
+        .x_label_area_size(55)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..1.0f64, 0.0..1.0f64)?;
+    chart
+        .configure_mesh()
+        .x_desc("confidence (top-class probability)")
+        .y_desc("accuracy")
+        .axis_desc_style(("sans-serif", 20))
+        .label_style(("sans-serif", 16))
+        .draw()?;
+    chart.draw_series(bins.iter().filter(|b| b.count > 0).map(|b| {
+        Rectangle::new(
+            [(b.lower, 0.0), (b.upper, b.accuracy)],
+            BLUE.mix(0.55).filled(),
+        )
+    }))?;
+    chart.draw_series(
+        bins.iter()
+            .filter(|b| b.count > 0)
+            .map(|b| Circle::new((b.confidence, b.accuracy), 4, RED.filled())),
+    )?;
+    chart.draw_series(LineSeries::new(
+        vec![(0.0, 0.0), (1.0, 1.0)],
+        BLACK.mix(0.5).stroke_width(2),
+    ))?;
+    Ok(())
+}
+
+/// One fold's numbers for [`plot_cv`].
+#[derive(Debug, Clone)]
+pub struct CvFoldPlot {
+    pub name: String,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub roc_auc: Option<f64>,
+    pub ece: f64,
+    pub roc_curve: Option<Vec<(f64, f64)>>,
+}
+
+/// `cv.png`: per-fold metrics, the pooled confusion matrix and one ROC curve per fold.
+pub fn plot_cv(
+    out: &Path,
+    folds: &[CvFoldPlot],
+    classes: &[String],
+    pooled_cm: &[Vec<usize>],
+) -> Result<(), TrainError> {
+    register_font()?;
+    atomic_png(out, |t| {
+        let root = BitMapBackend::new(t, (1800, 620)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let parts = root.split_evenly((1, 3));
+        // per-fold metrics
+        let metrics: [(&str, RGBColor); 4] = [
+            ("accuracy", BLUE),
+            ("macro F1", GREEN),
+            ("ROC-AUC", MAGENTA),
+            ("ECE", RED),
+        ];
+        let n = folds.len().max(1);
+        let mut chart = ChartBuilder::on(&parts[0])
+            .caption("per-fold test metrics", ("sans-serif", 24))
+            .margin(20)
+            .x_label_area_size(45)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0.0..n as f64, 0.0..1.05f64)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                folds.get(i).map(|f| f.name.clone()).unwrap_or_default()
+            })
+            .label_style(("sans-serif", 14))
+            .draw()?;
+        for (m, (name, color)) in metrics.iter().enumerate() {
+            let value = |f: &CvFoldPlot| match m {
+                0 => f.accuracy,
+                1 => f.macro_f1,
+                2 => f.roc_auc.unwrap_or(0.0),
+                _ => f.ece,
+            };
+            chart
+                .draw_series(folds.iter().enumerate().map(|(i, f)| {
+                    let x0 = i as f64 + 0.1 + m as f64 * 0.2;
+                    Rectangle::new([(x0, 0.0), (x0 + 0.18, value(f))], color.mix(0.7).filled())
+                }))?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 16))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()?;
+        // pooled confusion matrix
+        let area = &parts[1];
+        area.draw(&Text::new(
+            "pooled confusion matrix (rows: true)".to_string(),
+            (20, 15),
+            ("sans-serif", 22).into_font(),
+        ))?;
+        let k = pooled_cm.len().max(1);
+        let cell = (380 / k).clamp(40, 190) as i32;
+        let (x0, y0) = (160i32, 90i32);
+        let max = pooled_cm
+            .iter()
+            .flatten()
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
+        for (i, row) in pooled_cm.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                let t = v as f64 / max;
+                let shade = (255.0 * (1.0 - 0.8 * t)) as u8;
+                let (x, y) = (x0 + j as i32 * cell, y0 + i as i32 * cell);
+                area.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    RGBColor(shade, shade, 255).filled(),
+                ))?;
+                area.draw(&Text::new(
+                    v.to_string(),
+                    (x + cell / 2 - 12, y + cell / 2 - 10),
+                    ("sans-serif", 22).into_font(),
+                ))?;
+            }
+            let name: String = classes
+                .get(i)
+                .map(|c| c.chars().take(16).collect())
+                .unwrap_or_default();
+            area.draw(&Text::new(
+                name.clone(),
+                (10, y0 + i as i32 * cell + cell / 2 - 8),
+                ("sans-serif", 16).into_font(),
+            ))?;
+            area.draw(&Text::new(
+                name,
+                (x0 + i as i32 * cell + 4, y0 - 24),
+                ("sans-serif", 16).into_font(),
+            ))?;
+        }
+        // ROC per fold
+        let mut chart = ChartBuilder::on(&parts[2])
+            .caption("ROC per fold", ("sans-serif", 24))
+            .margin(20)
+            .x_label_area_size(45)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0.0..1.0f64, 0.0..1.0f64)?;
+        chart
+            .configure_mesh()
+            .x_desc("false positive rate")
+            .y_desc("true positive rate")
+            .label_style(("sans-serif", 14))
+            .draw()?;
+        for (i, f) in folds.iter().enumerate() {
+            if let (Some(pts), Some(auc)) = (&f.roc_curve, f.roc_auc) {
+                let color = Palette99::pick(i).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+                    .label(format!("{} (AUC {auc:.3})", f.name))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+            }
+        }
+        chart.draw_series(LineSeries::new(
+            vec![(0.0, 0.0), (1.0, 1.0)],
+            BLACK.mix(0.4).stroke_width(1),
+        ))?;
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    })
+    .map_err(|e| TrainError::Plot(format!("drawing {}: {e}", out.display())))
 }

@@ -10,7 +10,8 @@
 //! | `last.safetensors` / `last.json` | weights after the last finished epoch and their sidecar |
 //! | `checkpoint.safetensors` | the resume point: weights, optimiser, EMA and loop state |
 //! | `eval.json` | the last evaluation report ([`EvalReport`]) |
-//! | `curves.png`, `confusion_matrix.png`, `roc.png` | figures ([`Run::plot`], feature `plot`) |
+//! | `curves.png`, `confusion_matrix.png`, `roc.png`, `reliability.png` | figures ([`Run::plot`], feature `plot`) |
+//! | `predictions.json` | a cross-validation fold's test predictions (`resnext cv`) |
 //!
 //! The `.safetensors` weights carry torchvision's names (with `num_batches_tracked`), so
 //! `torchvision.models.resnext50_32x4d(num_classes=2).load_state_dict(load_file(...), strict=True)`
@@ -20,7 +21,7 @@ use crate::checkpoint::{write_atomic, Checkpoint, CheckpointInfo, LoopState};
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::evaluate::{predict_loader, RunOptions};
-use crate::metric::{parse_metrics_csv, roc_curve, EpochRow, EvalReport, Report};
+use crate::metric::{parse_metrics_csv, roc_curve, EpochRow, EvalReport, Report, ECE_BINS};
 use crate::predictor::Predictor;
 use crate::progress::Progress;
 use resnext_data::loader::PixelType;
@@ -43,6 +44,9 @@ pub enum RunFile {
     Curves,
     ConfusionMatrix,
     Roc,
+    Reliability,
+    /// Each test image's prediction (cross-validation folds).
+    Predictions,
     /// The advisory lock of a process writing the run (holds its pid).
     Lock,
 }
@@ -62,9 +66,21 @@ impl RunFile {
             RunFile::Curves => "curves.png",
             RunFile::ConfusionMatrix => "confusion_matrix.png",
             RunFile::Roc => "roc.png",
+            RunFile::Reliability => "reliability.png",
+            RunFile::Predictions => "predictions.json",
             RunFile::Lock => "run.lock",
         }
     }
+}
+
+/// One image's prediction in an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplePrediction {
+    /// Relative to the data root, as in `split.json`.
+    pub path: String,
+    pub label: usize,
+    pub probs: Vec<f64>,
+    pub logits: Vec<f64>,
 }
 
 /// Which images of the run's split to evaluate.
@@ -317,6 +333,15 @@ impl Run {
         opts: &EvalOptions,
         progress: &dyn Progress,
     ) -> Result<EvalReport, TrainError> {
+        Ok(self.evaluate_with_predictions(opts, progress)?.0)
+    }
+
+    /// [`Self::evaluate`], with each image's prediction (in the split's order).
+    pub fn evaluate_with_predictions(
+        &self,
+        opts: &EvalOptions,
+        progress: &dyn Progress,
+    ) -> Result<(EvalReport, Vec<SamplePrediction>), TrainError> {
         let mut predictor = self.predictor(opts.checkpoint, opts.run)?;
         if opts.fold_bn {
             predictor = predictor.with_folded_batchnorm()?;
@@ -348,14 +373,31 @@ impl Run {
             let pos: Vec<bool> = preds.labels.iter().map(|&y| y == 1).collect();
             roc_curve(&scores, &pos)
         });
-        Ok(EvalReport {
-            report,
-            split: opts.part.name().to_string(),
-            checkpoint: opts.checkpoint,
-            tta: opts.run.tta,
-            classes: info.classes,
-            roc_curve: roc,
-        })
+        let reliability = crate::metric::reliability(&preds.probs, &preds.labels, ECE_BINS);
+        let per_image = preds
+            .indices
+            .iter()
+            .zip(&preds.labels)
+            .zip(preds.probs.iter().zip(&preds.logits))
+            .map(|((&i, &label), (probs, logits))| SamplePrediction {
+                path: paths.get(i).cloned().unwrap_or_default(),
+                label,
+                probs: probs.clone(),
+                logits: logits.clone(),
+            })
+            .collect();
+        Ok((
+            EvalReport {
+                report,
+                split: opts.part.name().to_string(),
+                checkpoint: opts.checkpoint,
+                tta: opts.run.tta,
+                classes: info.classes,
+                roc_curve: roc,
+                reliability: Some(reliability),
+            },
+            per_image,
+        ))
     }
 
     /// Draws every figure the run's files allow; returns the paths written.

@@ -2,6 +2,7 @@
 
 mod bench;
 mod convert;
+mod cv;
 mod data;
 mod eval;
 mod export;
@@ -76,6 +77,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Export(a) => export::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Cv(a) => cv::run(a),
     }
 }
 

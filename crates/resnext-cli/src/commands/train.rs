@@ -80,21 +80,21 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
 }
 
 /// Progress bars with ETA on a terminal; plain lines otherwise (validation: a line per quarter).
-struct Progress {
+pub(crate) struct Progress {
     tty: bool,
     bar: Option<ProgressBar>,
     validation: Bars,
 }
 
 impl Progress {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             tty: is_tty(),
             bar: None,
             validation: Bars::new(),
         }
     }
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }

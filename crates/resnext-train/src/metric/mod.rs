@@ -2,13 +2,16 @@
 //! - [`epoch`]: the per-epoch row and `metrics.csv`;
 //! - [`running`]: running means over batches;
 //! - [`roc`]: ROC-AUC and the ROC curve;
-//! - [`report`]: the classification report, its table and `eval.json`.
+//! - [`report`]: the classification report, its table and `eval.json`;
+//! - [`calibration`]: ECE, reliability bins and temperature scaling.
 
+pub mod calibration;
 pub mod epoch;
 pub mod report;
 pub mod roc;
 pub mod running;
 
+pub use calibration::{ece, fit_temperature, reliability, ReliabilityBin, ECE_BINS};
 pub use epoch::{metrics_csv, parse_metrics_csv, EpochRow, CSV_HEADER};
 pub use report::{argmax, Averages, ClassMetrics, EvalReport, Report};
 pub use roc::{roc_auc, roc_curve};

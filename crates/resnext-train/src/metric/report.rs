@@ -36,6 +36,9 @@ pub struct Report {
     /// Binary: AUC of the positive class (index 1); more classes: one-vs-rest macro average.
     /// None when a class is missing from the labels.
     pub roc_auc: Option<f64>,
+    /// Expected calibration error of the top class (15 bins); absent in older `eval.json`s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ece: Option<f64>,
     pub samples: usize,
 }
 
@@ -52,6 +55,9 @@ pub struct EvalReport {
     /// Binary problems: (false positive rate, true positive rate) points.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roc_curve: Option<Vec<(f64, f64)>>,
+    /// The reliability diagram's 15 bins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reliability: Option<Vec<super::calibration::ReliabilityBin>>,
 }
 
 fn safe_div(a: f64, b: f64) -> f64 {
@@ -139,6 +145,7 @@ impl Report {
             weighted,
             confusion_matrix: cm,
             roc_auc,
+            ece: (n > 0).then(|| super::calibration::ece(probs, labels)),
             samples: n,
         }
     }
@@ -172,10 +179,13 @@ impl Report {
             );
         }
         s += &format!(
-            "\naccuracy {:.4}   loss {:.4}   ROC-AUC {}\n",
+            "\naccuracy {:.4}   loss {:.4}   ROC-AUC {}   ECE {}\n",
             self.accuracy,
             self.loss,
             self.roc_auc
+                .map(|a| format!("{a:.4}"))
+                .unwrap_or_else(|| "n/a".into()),
+            self.ece
                 .map(|a| format!("{a:.4}"))
                 .unwrap_or_else(|| "n/a".into())
         );

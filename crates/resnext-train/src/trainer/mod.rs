@@ -138,8 +138,9 @@ impl Trainer {
             data_threads: self.data_threads,
         });
         let stopping = self.early_stopping();
-        let mut early_stopped = false;
-        while self.state.epoch < self.cfg.train.epochs {
+        // a resumed run that had already stopped early stays stopped
+        let mut early_stopped = self.state.epoch > 0 && stopping.should_stop(&self.state);
+        while !early_stopped && self.state.epoch < self.cfg.train.epochs {
             let epoch = self.state.epoch + 1;
             let row = self.run_epoch(epoch, obs)?;
             let is_best = row.val_acc > self.state.best_val_acc;

@@ -50,6 +50,24 @@ impl Trainer {
             }
             None => cfg.data.split_config().split(&folder)?,
         };
+        Self::with_split(cfg, run_dir, split, init_weights)
+    }
+
+    /// Starts a fresh run in `run_dir` on a given split (cross-validation's folds), refusing to
+    /// overwrite a run that is already there.
+    pub fn with_split(
+        cfg: TrainConfig,
+        run_dir: &Path,
+        split: Split,
+        init_weights: Option<&Path>,
+    ) -> Result<(Self, Option<LoadReport>), TrainError> {
+        if resnext_data::safe_path::is_inside(run_dir, &cfg.data.root) {
+            return Err(TrainError::RunInsideData {
+                run: run_dir.to_path_buf(),
+                root: cfg.data.root.clone(),
+            });
+        }
+        split.validate()?;
         let run = Run::create(run_dir)?;
         let lock = run.lock()?;
         if run.holds_run() {

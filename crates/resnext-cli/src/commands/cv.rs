@@ -1,0 +1,114 @@
+//! `resnext cv`: grouped, stratified k-fold cross-validation on top of `resnext_train::cv`.
+//! Runs the folds that are not done (or only `--fold`), then, once all are, writes `oof.csv`,
+//! `cv.json` and `cv.png` and prints the table.
+
+use super::train::Progress;
+use crate::args::CvArgs;
+use crate::progress::Bars;
+use anyhow::{Context, Result};
+use resnext_train::config::Overrides;
+use resnext_train::cv::{CrossValidation, CvFile, FoldId, FoldState};
+use resnext_train::plot::{plot_cv, CvFoldPlot};
+use resnext_train::TrainConfig;
+use std::process::ExitCode;
+
+pub fn run(a: CvArgs) -> Result<ExitCode> {
+    let overrides = Overrides {
+        data_root: a.data.clone(),
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        device: a.device,
+    };
+    let cfg = TrainConfig::load_with(a.config.as_deref(), &a.sets, &overrides)?;
+    let cv = CrossValidation::prepare(cfg, &a.out, a.folds, a.repeats, a.val)?;
+    let ids: Vec<FoldId> = match a.fold {
+        Some(fold) => {
+            let id = FoldId {
+                repeat: a.repeat,
+                fold,
+            };
+            if fold >= a.folds || a.repeat >= a.repeats {
+                anyhow::bail!(
+                    "--fold {fold} --repeat {} does not exist: folds are 0..{} and repeats 0..{}",
+                    a.repeat,
+                    a.folds,
+                    a.repeats
+                );
+            }
+            vec![id]
+        }
+        None => cv.ids(),
+    };
+    let dir = a.out.display().to_string();
+    crate::interrupt::on_sigint_say(format!(
+        "\ninterrupted: {dir} keeps every finished fold and epoch; run the same `resnext cv` command again to continue\n"
+    ));
+    let bars = Bars::new();
+    for id in ids {
+        let name = cv.name(id);
+        match cv.state(id) {
+            FoldState::Done => {
+                eprintln!("{name}: done, skipped");
+                continue;
+            }
+            FoldState::Started => eprintln!("{name}: resuming"),
+            FoldState::New => eprintln!("{name}: training"),
+        }
+        let mut obs = Progress::new();
+        let report = cv
+            .run_fold(id, a.init_weights.as_deref(), &mut obs, &bars)
+            .with_context(|| format!("{name}"))?;
+        obs.finish();
+        eprintln!(
+            "{name}: test accuracy {:.4} on {} images",
+            report.report.accuracy, report.report.samples
+        );
+    }
+    if !cv.complete() {
+        let left: Vec<String> = cv
+            .ids()
+            .into_iter()
+            .filter(|&id| cv.state(id) != FoldState::Done)
+            .map(|id| cv.name(id))
+            .collect();
+        eprintln!(
+            "{} fold(s) not done yet ({}); the summary is written once all are",
+            left.len(),
+            left.join(", ")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (summary, curves) = cv.summarise()?;
+    let names: Vec<String> = cv.ids().into_iter().map(|id| cv.name(id)).collect();
+    print!("{}", summary.table(&names));
+    let plots: Vec<CvFoldPlot> = summary
+        .folds
+        .iter()
+        .zip(&names)
+        .zip(curves)
+        .map(|((f, name), roc)| CvFoldPlot {
+            name: name.clone(),
+            accuracy: f.metrics.accuracy,
+            macro_f1: f.metrics.macro_f1,
+            roc_auc: f.metrics.roc_auc,
+            ece: f.metrics.ece.unwrap_or(0.0),
+            roc_curve: roc,
+        })
+        .collect();
+    let png = cv.path(CvFile::Figure);
+    if let Err(e) = plot_cv(
+        &png,
+        &plots,
+        &summary.classes,
+        &summary.pooled.confusion_matrix,
+    ) {
+        eprintln!("warning: {} not drawn: {e}", png.display());
+    }
+    println!(
+        "-> {}, {}, {}",
+        cv.path(CvFile::Summary).display(),
+        cv.path(CvFile::Oof).display(),
+        png.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,521 @@
+//! Cross-validation (`resnext cv`): grouped, stratified K folds (optionally repeated), one
+//! complete run directory per fold, each evaluated on its test fold with its best checkpoint, and
+//! a summary over the out-of-fold predictions.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `folds.json` | every image's group and test fold per repeat ([`Folds`]) |
+//! | `fold-<i>/` (`repeat-<r>/fold-<i>/` with repeats) | a run directory, plus `predictions.json` and the test `eval.json` |
+//! | `oof.csv` | `path,repeat,fold,true,pred,<one probability column per class>` |
+//! | `cv.json` | per-fold metrics, their mean and std, and the pooled metrics ([`CvSummary`]) |
+//! | `cv.png` | per-fold metrics, the pooled confusion matrix, ROC per fold (the CLI draws it) |
+//!
+//! A fold is done once its test `eval.json` is written (after `predictions.json`); a started
+//! fold resumes from its checkpoint; so a killed `cv` continues where it stopped, and folds can
+//! run on different machines (`--fold`) and be summarised by a last call.
+
+use crate::checkpoint::{write_atomic, Checkpoint};
+use crate::config::TrainConfig;
+use crate::error::TrainError;
+use crate::evaluate::RunOptions;
+use crate::metric::{EvalReport, Report};
+use crate::progress::Progress;
+use crate::run::{EvalOptions, Run, RunFile, SamplePrediction, SplitPart};
+use crate::trainer::{Observer, Trainer};
+use resnext_data::folds::{FoldConfig, Folds};
+use resnext_data::scan::scan;
+use resnext_data::ImageFolder;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The files of a cross-validation directory (besides the fold runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CvFile {
+    Folds,
+    Oof,
+    Summary,
+    Figure,
+}
+
+impl CvFile {
+    pub fn name(self) -> &'static str {
+        match self {
+            CvFile::Folds => "folds.json",
+            CvFile::Oof => "oof.csv",
+            CvFile::Summary => "cv.json",
+            CvFile::Figure => "cv.png",
+        }
+    }
+}
+
+/// One fold of one repeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoldId {
+    pub repeat: usize,
+    pub fold: usize,
+}
+
+/// Where a fold stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoldState {
+    New,
+    Started,
+    Done,
+}
+
+/// One fold's test metrics in `cv.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldMetrics {
+    pub repeat: usize,
+    pub fold: usize,
+    pub n: usize,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+}
+
+/// The metrics `cv.json` reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Metrics {
+    pub accuracy: f64,
+    pub macro_precision: f64,
+    pub macro_recall: f64,
+    pub macro_f1: f64,
+    pub roc_auc: Option<f64>,
+    pub ece: Option<f64>,
+}
+
+impl Metrics {
+    pub fn of(r: &Report) -> Self {
+        Self {
+            accuracy: r.accuracy,
+            macro_precision: r.macro_avg.precision,
+            macro_recall: r.macro_avg.recall,
+            macro_f1: r.macro_avg.f1,
+            roc_auc: r.roc_auc,
+            ece: r.ece,
+        }
+    }
+}
+
+/// Pooled metrics, with their sample count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pooled {
+    pub n: usize,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+    pub confusion_matrix: Vec<Vec<usize>>,
+}
+
+/// `cv.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CvSummary {
+    pub classes: Vec<String>,
+    pub folds: Vec<FoldMetrics>,
+    pub mean: Metrics,
+    /// Sample standard deviation over folds (n − 1).
+    pub std: Metrics,
+    pub pooled: Pooled,
+}
+
+/// A cross-validation directory and what it needs.
+#[derive(Debug)]
+pub struct CrossValidation {
+    cfg: TrainConfig,
+    out: PathBuf,
+    folder: ImageFolder,
+    folds: Folds,
+    val: f64,
+}
+
+impl CrossValidation {
+    /// Scans the data, assigns the folds and writes `folds.json`, or checks that an existing
+    /// `folds.json` is what these settings give (a resumed `cv` must not mix assignments).
+    pub fn prepare(
+        cfg: TrainConfig,
+        out: &Path,
+        k: usize,
+        repeats: usize,
+        val: f64,
+    ) -> Result<Self, TrainError> {
+        let folder = scan(&cfg.data.root)?;
+        if resnext_data::safe_path::is_inside(out, &cfg.data.root) {
+            return Err(TrainError::RunInsideData {
+                run: out.to_path_buf(),
+                root: cfg.data.root.clone(),
+            });
+        }
+        let split = cfg.data.split_config();
+        let fc = FoldConfig {
+            k,
+            repeats,
+            seed: split.seed,
+            group_regex: split.group_regex,
+            val,
+        };
+        let folds = fc.assign(&folder)?;
+        std::fs::create_dir_all(out).map_err(|source| TrainError::ReadIo {
+            path: out.to_path_buf(),
+            source,
+        })?;
+        let path = out.join(CvFile::Folds.name());
+        if path.exists() {
+            let existing = Folds::load(&path)?;
+            if existing != folds {
+                return Err(TrainError::InvalidValue {
+                    key: "cv",
+                    reason: format!(
+                        "{} holds folds made with other settings or data (folds, repeats, seed, group_regex or images differ); use another --out",
+                        path.display()
+                    ),
+                });
+            }
+        } else {
+            folds.save(&path)?;
+        }
+        Ok(Self {
+            cfg,
+            out: out.to_path_buf(),
+            folder,
+            folds,
+            val,
+        })
+    }
+
+    pub fn folds(&self) -> &Folds {
+        &self.folds
+    }
+
+    pub fn out(&self) -> &Path {
+        &self.out
+    }
+
+    pub fn path(&self, file: CvFile) -> PathBuf {
+        self.out.join(file.name())
+    }
+
+    /// Every fold, repeat by repeat.
+    pub fn ids(&self) -> Vec<FoldId> {
+        (0..self.folds.repeats)
+            .flat_map(|repeat| (0..self.folds.k).map(move |fold| FoldId { repeat, fold }))
+            .collect()
+    }
+
+    /// `fold-<i>`, or `repeat-<r>/fold-<i>` with repeats.
+    pub fn name(&self, id: FoldId) -> String {
+        if self.folds.repeats > 1 {
+            format!("repeat-{}/fold-{}", id.repeat, id.fold)
+        } else {
+            format!("fold-{}", id.fold)
+        }
+    }
+
+    pub fn dir(&self, id: FoldId) -> PathBuf {
+        self.out.join(self.name(id))
+    }
+
+    pub fn state(&self, id: FoldId) -> FoldState {
+        let run = Run::at(self.dir(id));
+        let tested = run
+            .eval_report()
+            .ok()
+            .flatten()
+            .is_some_and(|e| e.split == SplitPart::Test.name());
+        if tested && run.path(RunFile::Predictions).is_file() {
+            FoldState::Done
+        } else if run.holds_run() {
+            FoldState::Started
+        } else {
+            FoldState::New
+        }
+    }
+
+    /// Trains (or resumes) one fold, then evaluates its best checkpoint on its test fold and
+    /// writes `predictions.json` and `eval.json`. A done fold is left as it is.
+    pub fn run_fold(
+        &self,
+        id: FoldId,
+        init_weights: Option<&Path>,
+        obs: &mut dyn Observer,
+        progress: &dyn Progress,
+    ) -> Result<EvalReport, TrainError> {
+        let dir = self.dir(id);
+        let mut trainer = match self.state(id) {
+            FoldState::Done => {
+                return Run::at(&dir).eval_report()?.ok_or(TrainError::NotARun {
+                    dir,
+                    reason: "its eval.json went missing",
+                })
+            }
+            FoldState::Started => Trainer::resume(&dir, None, None)?,
+            FoldState::New => {
+                if let Some(parent) = dir.parent() {
+                    std::fs::create_dir_all(parent).map_err(|source| TrainError::ReadIo {
+                        path: parent.to_path_buf(),
+                        source,
+                    })?;
+                }
+                let split = self
+                    .folds
+                    .split(&self.folder, id.repeat, id.fold, self.val)?;
+                Trainer::with_split(self.cfg.clone(), &dir, split, init_weights)?.0
+            }
+        };
+        trainer.fit(obs)?;
+        let cfg = trainer.config().clone();
+        let opts = EvalOptions {
+            part: SplitPart::Test,
+            checkpoint: Checkpoint::Best,
+            run: RunOptions {
+                device: trainer.device(),
+                precision: cfg.train.precision,
+                channels_last: cfg.train.channels_last,
+                tta: false,
+            },
+            batch_size: cfg.data.eval_batch_size.unwrap_or(cfg.data.batch_size),
+            data: None,
+            fold_bn: false,
+        };
+        let run = trainer.run().clone();
+        let _lock = trainer.into_lock();
+        let (report, preds) = run.evaluate_with_predictions(&opts, progress)?;
+        let json = serde_json::to_vec_pretty(&PredictionsFile::from(&preds)).map_err(|e| {
+            TrainError::Read {
+                path: run.path(RunFile::Predictions),
+                reason: e.to_string(),
+            }
+        })?;
+        write_atomic(&run.path(RunFile::Predictions), &json)?;
+        run.save_eval(&report)?;
+        Ok(report)
+    }
+
+    /// Whether every fold is done.
+    pub fn complete(&self) -> bool {
+        self.ids()
+            .into_iter()
+            .all(|id| self.state(id) == FoldState::Done)
+    }
+
+    /// Reads every fold's test predictions and writes `oof.csv` and `cv.json`.
+    pub fn summarise(&self) -> Result<(CvSummary, Vec<Option<Vec<(f64, f64)>>>), TrainError> {
+        let classes = self.folds.classes.clone();
+        let mut fold_metrics = Vec::new();
+        let mut curves = Vec::new();
+        let mut all_probs = Vec::new();
+        let mut all_labels = Vec::new();
+        let mut csv = String::from("path,repeat,fold,true,pred");
+        for c in &classes {
+            csv.push(',');
+            csv.push_str(&csv_field(c));
+        }
+        csv.push('\n');
+        let mut rows: Vec<(usize, String, String)> = Vec::new();
+        for id in self.ids() {
+            let run = Run::at(self.dir(id));
+            if self.state(id) != FoldState::Done {
+                return Err(TrainError::NotARun {
+                    dir: self.dir(id),
+                    reason: "this fold is not finished; run `resnext cv` again (or with --fold) to finish it",
+                });
+            }
+            let report = run.eval_report()?.ok_or(TrainError::NotARun {
+                dir: self.dir(id),
+                reason: "its eval.json went missing",
+            })?;
+            let path = run.path(RunFile::Predictions);
+            let bytes = resnext_data::safe_path::read_regular(&path)?;
+            let file: PredictionsFile =
+                serde_json::from_slice(&bytes).map_err(|e| TrainError::Read {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            fold_metrics.push(FoldMetrics {
+                repeat: id.repeat,
+                fold: id.fold,
+                n: report.report.samples,
+                metrics: Metrics::of(&report.report),
+            });
+            curves.push(report.roc_curve.clone());
+            for p in file.images {
+                if p.label >= classes.len() || p.probs.len() != classes.len() {
+                    return Err(TrainError::Read {
+                        path: path.clone(),
+                        reason: format!(
+                            "a prediction of {} does not fit {} classes",
+                            p.path,
+                            classes.len()
+                        ),
+                    });
+                }
+                let pred = crate::metric::argmax(&p.probs);
+                let mut line = format!(
+                    "{},{},{},{},{}",
+                    csv_field(&p.path),
+                    id.repeat,
+                    id.fold,
+                    csv_field(&classes[p.label]),
+                    csv_field(&classes[pred])
+                );
+                for v in &p.probs {
+                    line.push_str(&format!(",{v}"));
+                }
+                line.push('\n');
+                rows.push((id.repeat, p.path.clone(), line));
+                all_probs.push(p.probs);
+                all_labels.push(p.label);
+            }
+        }
+        rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        for (_, _, line) in &rows {
+            csv.push_str(line);
+        }
+        let pooled_report = Report::from_predictions(&classes, &all_probs, &all_labels, 0.0);
+        let summary = CvSummary {
+            classes: classes.clone(),
+            mean: aggregate(&fold_metrics, false),
+            std: aggregate(&fold_metrics, true),
+            folds: fold_metrics,
+            pooled: Pooled {
+                n: all_labels.len(),
+                metrics: Metrics::of(&pooled_report),
+                confusion_matrix: pooled_report.confusion_matrix.clone(),
+            },
+        };
+        write_atomic(&self.path(CvFile::Oof), csv.as_bytes())?;
+        let json = serde_json::to_string_pretty(&summary).map_err(|e| TrainError::Read {
+            path: self.path(CvFile::Summary),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&self.path(CvFile::Summary), json.as_bytes())?;
+        Ok((summary, curves))
+    }
+}
+
+impl CvSummary {
+    /// The printed table: one row per fold, then mean ± std and pooled.
+    pub fn table(&self, names: &[String]) -> String {
+        let fmt = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.4}"));
+        let mut s = format!(
+            "{:<18} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+            "fold", "n", "accuracy", "precision", "recall", "macro F1", "ROC-AUC", "ECE"
+        );
+        let row = |name: &str, n: String, m: &Metrics| {
+            format!(
+                "{:<18} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+                name,
+                n,
+                fmt(Some(m.accuracy)),
+                fmt(Some(m.macro_precision)),
+                fmt(Some(m.macro_recall)),
+                fmt(Some(m.macro_f1)),
+                fmt(m.roc_auc),
+                fmt(m.ece)
+            )
+        };
+        for (f, name) in self.folds.iter().zip(names) {
+            s += &row(name, f.n.to_string(), &f.metrics);
+        }
+        s += &row("mean", String::new(), &self.mean);
+        s += &row("std", String::new(), &self.std);
+        s += &row("pooled", self.pooled.n.to_string(), &self.pooled.metrics);
+        s
+    }
+}
+
+/// The mean (or sample std) of each metric over folds; ROC-AUC and ECE over the folds that
+/// have them.
+fn aggregate(folds: &[FoldMetrics], std: bool) -> Metrics {
+    let stat = |values: Vec<f64>| -> Option<f64> {
+        if values.is_empty() {
+            return None;
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        if !std {
+            return Some(mean);
+        }
+        if values.len() < 2 {
+            return Some(0.0);
+        }
+        Some((values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt())
+    };
+    let all =
+        |f: fn(&Metrics) -> f64| stat(folds.iter().map(|m| f(&m.metrics)).collect()).unwrap_or(0.0);
+    Metrics {
+        accuracy: all(|m| m.accuracy),
+        macro_precision: all(|m| m.macro_precision),
+        macro_recall: all(|m| m.macro_recall),
+        macro_f1: all(|m| m.macro_f1),
+        roc_auc: stat(folds.iter().filter_map(|m| m.metrics.roc_auc).collect()),
+        ece: stat(folds.iter().filter_map(|m| m.metrics.ece).collect()),
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// `predictions.json` of a fold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PredictionsFile {
+    images: Vec<PredictionRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PredictionRow {
+    path: String,
+    label: usize,
+    probs: Vec<f64>,
+}
+
+impl From<&Vec<SamplePrediction>> for PredictionsFile {
+    fn from(p: &Vec<SamplePrediction>) -> Self {
+        Self {
+            images: p
+                .iter()
+                .map(|s| PredictionRow {
+                    path: s.path.clone(),
+                    label: s.label,
+                    probs: s.probs.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_where_needed() {
+        assert_eq!(csv_field("Monkey Pox"), "Monkey Pox");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn std_is_the_sample_std_over_folds() {
+        let f = |acc: f64| FoldMetrics {
+            repeat: 0,
+            fold: 0,
+            n: 10,
+            metrics: Metrics {
+                accuracy: acc,
+                roc_auc: Some(acc),
+                ..Metrics::default()
+            },
+        };
+        let folds = vec![f(0.5), f(0.7), f(0.9)];
+        let mean = aggregate(&folds, false);
+        let std = aggregate(&folds, true);
+        assert!((mean.accuracy - 0.7).abs() < 1e-12);
+        assert!((std.accuracy - 0.2).abs() < 1e-12);
+        assert_eq!(std.ece, None);
+    }
+}
