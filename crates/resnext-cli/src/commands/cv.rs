@@ -20,23 +20,22 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
         device: a.device,
     };
     let cfg = TrainConfig::load_with(a.config.as_deref(), &a.sets, &overrides)?;
+    if let Some(fold) = a.fold {
+        if fold >= a.folds || a.repeat >= a.repeats {
+            anyhow::bail!(
+                "--fold {fold} --repeat {} does not exist: folds are 0..{} and repeats 0..{}",
+                a.repeat,
+                a.folds,
+                a.repeats
+            );
+        }
+    }
     let cv = CrossValidation::prepare(cfg, &a.out, a.folds, a.repeats, a.val)?;
     let ids: Vec<FoldId> = match a.fold {
-        Some(fold) => {
-            let id = FoldId {
-                repeat: a.repeat,
-                fold,
-            };
-            if fold >= a.folds || a.repeat >= a.repeats {
-                anyhow::bail!(
-                    "--fold {fold} --repeat {} does not exist: folds are 0..{} and repeats 0..{}",
-                    a.repeat,
-                    a.folds,
-                    a.repeats
-                );
-            }
-            vec![id]
-        }
+        Some(fold) => vec![FoldId {
+            repeat: a.repeat,
+            fold,
+        }],
         None => cv.ids(),
     };
     let dir = a.out.display().to_string();
