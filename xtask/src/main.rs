@@ -9,6 +9,7 @@ mod bench_floor;
 mod bench_overlap;
 mod bench_serve;
 mod cmd;
+mod cv;
 mod demo;
 mod download;
 mod eval;
@@ -33,6 +34,8 @@ commands:
   train [ARGS]       release build, then `resnext train` (configs/monkeypox.toml, data/msld)
   demo               generate a synthetic dataset in data/demo and train configs/demo.toml
   eval [ARGS]        release build, then `resnext eval` (default --run runs/monkeypox)
+  cv [ARGS]          release build, then `resnext cv` (default configs/monkeypox.toml, data/msld,
+                     3 folds, --out runs/cv-monkeypox)
   plot DIR           draw the training curves, confusion matrix and ROC of a run directory
   serve [RUN] [ARGS] release build, then `resnext serve --run RUN` (default runs/monkeypox, else
                      runs/demo)
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         "demo" => demo::run(rest),
         "download" => download::run(rest),
         "eval" => eval::run(rest),
+        "cv" => cv::run(rest),
         "plot" => plot::run(rest),
         "bench" => bench::run(rest),
         "bench-cold" => bench_cold::run(rest),

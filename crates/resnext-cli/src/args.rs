@@ -326,6 +326,10 @@ pub struct EvalArgs {
     /// Fold BatchNorm into the convolutions (same answers, faster).
     #[arg(long)]
     pub fold_bn: bool,
+    /// Fit a temperature on the validation part and store it in the checkpoint's sidecar
+    /// (predict and serve then use it).
+    #[arg(long, conflicts_with = "no_write")]
+    pub calibrate: bool,
 }
 
 #[derive(Debug, Args)]

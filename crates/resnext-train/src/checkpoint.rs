@@ -68,6 +68,10 @@ pub struct CheckpointInfo {
     /// The epoch (1-based) these weights come from.
     pub epoch: usize,
     pub metrics: EpochRow,
+    /// Temperature scaling fitted by `resnext eval --calibrate`: predictions use
+    /// `softmax(logits / temperature)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
 }
 
 /// The loop state stored in the resume checkpoint.

@@ -8,7 +8,7 @@
 //! | `fold-<i>/` (`repeat-<r>/fold-<i>/` with repeats) | a run directory, plus `predictions.json` and the test `eval.json` |
 //! | `oof.csv` | `path,repeat,fold,true,pred,<one probability column per class>` |
 //! | `cv.json` | per-fold metrics, their mean and std, and the pooled metrics ([`CvSummary`]) |
-//! | `cv.png` | per-fold metrics, the pooled confusion matrix, ROC per fold (the CLI draws it) |
+//! | `cv.png` | per-fold metrics, the pooled confusion matrix, ROC per fold, the pooled reliability diagram (the CLI draws it) |
 //!
 //! A fold is done once its test `eval.json` is written (after `predictions.json`); a started
 //! fold resumes from its checkpoint; so a killed `cv` continues where it stopped, and folds can
@@ -104,6 +104,8 @@ pub struct Pooled {
     #[serde(flatten)]
     pub metrics: Metrics,
     pub confusion_matrix: Vec<Vec<usize>>,
+    /// The reliability diagram's 15 bins over all out-of-fold predictions.
+    pub reliability: Vec<crate::metric::ReliabilityBin>,
 }
 
 /// `cv.json`.
@@ -379,6 +381,11 @@ impl CrossValidation {
                 n: all_labels.len(),
                 metrics: Metrics::of(&pooled_report),
                 confusion_matrix: pooled_report.confusion_matrix.clone(),
+                reliability: crate::metric::reliability(
+                    &all_probs,
+                    &all_labels,
+                    crate::metric::ECE_BINS,
+                ),
             },
         };
         write_atomic(&self.path(CvFile::Oof), csv.as_bytes())?;

@@ -92,10 +92,27 @@ pub fn logits_and_probs(
     x: &Tensor,
     opts: RunOptions,
 ) -> Result<(Tensor, Tensor), TrainError> {
+    logits_and_probs_at(net, x, opts, None)
+}
+
+/// [`logits_and_probs`] with the probabilities of `logits / temperature` (temperature scaling).
+pub fn logits_and_probs_at(
+    net: &ResNeXt,
+    x: &Tensor,
+    opts: RunOptions,
+    temperature: Option<f64>,
+) -> Result<(Tensor, Tensor), TrainError> {
+    let scaled = |l: &Tensor| -> Result<Tensor, TrainError> {
+        let l = l.f_to_kind(Kind::Float)?;
+        Ok(match temperature {
+            Some(t) => l.f_div_scalar(t)?.f_softmax(1, Kind::Float)?,
+            None => l.f_softmax(1, Kind::Float)?,
+        })
+    };
     let l = logits(net, x, opts)?;
-    let mut probs = l.f_softmax(1, Kind::Float)?;
+    let mut probs = scaled(&l)?;
     if opts.tta {
-        let flipped = logits(net, &x.f_flip([3])?, opts)?.f_softmax(1, Kind::Float)?;
+        let flipped = scaled(&logits(net, &x.f_flip([3])?, opts)?)?;
         probs = (probs + flipped) / 2.0;
     }
     let finite = l.f_isfinite()?.f_all()?.f_int64_value(&[])? == 1

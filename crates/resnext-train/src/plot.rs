@@ -376,18 +376,26 @@ pub struct CvFoldPlot {
     pub roc_curve: Option<Vec<(f64, f64)>>,
 }
 
-/// `cv.png`: per-fold metrics, the pooled confusion matrix and one ROC curve per fold.
+/// `cv.png`: per-fold metrics, the pooled confusion matrix, one ROC curve per fold and the pooled
+/// reliability diagram.
 pub fn plot_cv(
     out: &Path,
     folds: &[CvFoldPlot],
     classes: &[String],
     pooled_cm: &[Vec<usize>],
+    pooled_reliability: &[ReliabilityBin],
 ) -> Result<(), TrainError> {
     register_font()?;
     atomic_png(out, |t| {
-        let root = BitMapBackend::new(t, (1800, 620)).into_drawing_area();
+        let root = BitMapBackend::new(t, (2400, 620)).into_drawing_area();
         root.fill(&WHITE)?;
-        let parts = root.split_evenly((1, 3));
+        let parts = root.split_evenly((1, 4));
+        draw_reliability(
+            &parts[3],
+            pooled_reliability,
+            crate::metric::calibration::ece_of(pooled_reliability),
+            "Pooled reliability",
+        )?;
         // per-fold metrics
         let metrics: [(&str, RGBColor); 4] = [
             ("accuracy", BLUE),

@@ -3,7 +3,7 @@
 
 use crate::checkpoint::{Checkpoint, CheckpointInfo};
 use crate::error::TrainError;
-use crate::evaluate::{logits_and_probs, RunOptions};
+use crate::evaluate::{logits_and_probs_at, RunOptions};
 use crate::explain::{grad_cam, Heatmap};
 use crate::metric::argmax;
 use crate::run::{Run, RunFile};
@@ -247,7 +247,9 @@ impl Predictor {
             buf.extend_from_slice(v);
         }
         let x = Tensor::f_from_slice(&buf)?.f_view([inputs.len() as i64, 3, h as i64, w as i64])?;
-        let (l, p) = logits_and_probs(&self.net, &x, RunOptions { tta, ..self.opts })?;
+        let temperature = self.info.as_ref().and_then(|i| i.temperature);
+        let (l, p) =
+            logits_and_probs_at(&self.net, &x, RunOptions { tta, ..self.opts }, temperature)?;
         let logits: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(l.f_to_kind(Kind::Float)?)?;
         let probs: Vec<Vec<f32>> = Vec::<Vec<f32>>::try_from(p.f_to_kind(Kind::Float)?)?;
         Ok(logits

@@ -73,6 +73,17 @@ impl RunFile {
     }
 }
 
+/// What [`Run::calibrate`] fitted, measured on the validation part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    pub temperature: f64,
+    pub samples: usize,
+    pub nll_before: f64,
+    pub nll_after: f64,
+    pub ece_before: f64,
+    pub ece_after: f64,
+}
+
 /// One image's prediction in an evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplePrediction {
@@ -398,6 +409,42 @@ impl Run {
             },
             per_image,
         ))
+    }
+
+    /// Temperature scaling: fits T on the validation part's logits (minimum NLL), stores it in
+    /// the checkpoint's sidecar (so `predict` and `serve` use it) and returns what it changed.
+    /// The caller holds the run's lock.
+    pub fn calibrate(
+        &self,
+        opts: &EvalOptions,
+        progress: &dyn Progress,
+    ) -> Result<Calibration, TrainError> {
+        let val = EvalOptions {
+            part: SplitPart::Val,
+            ..opts.clone()
+        };
+        let (_, preds) = self.evaluate_with_predictions(&val, progress)?;
+        let logits: Vec<Vec<f64>> = preds.iter().map(|p| p.logits.clone()).collect();
+        let labels: Vec<usize> = preds.iter().map(|p| p.label).collect();
+        let t = crate::metric::fit_temperature(&logits, &labels);
+        let probs_at = |t: f64| -> Vec<Vec<f64>> {
+            logits
+                .iter()
+                .map(|z| crate::metric::calibration::softmax_t(z, t))
+                .collect()
+        };
+        let cal = Calibration {
+            temperature: t,
+            samples: labels.len(),
+            nll_before: crate::metric::calibration::nll(&logits, &labels, 1.0),
+            nll_after: crate::metric::calibration::nll(&logits, &labels, t),
+            ece_before: crate::metric::ece(&probs_at(1.0), &labels),
+            ece_after: crate::metric::ece(&probs_at(t), &labels),
+        };
+        let mut info = self.info(opts.checkpoint)?;
+        info.temperature = Some(t);
+        self.write_info(opts.checkpoint, &info)?;
+        Ok(cal)
     }
 
     /// Draws every figure the run's files allow; returns the paths written.

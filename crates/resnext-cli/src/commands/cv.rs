@@ -100,6 +100,7 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
         &plots,
         &summary.classes,
         &summary.pooled.confusion_matrix,
+        &summary.pooled.reliability,
     ) {
         eprintln!("warning: {} not drawn: {e}", png.display());
     }

@@ -1,5 +1,5 @@
 //! `resnext eval`: the classification report of a run on its val, test or every image, printed
-//! as a table and written to `<run>/eval.json`.
+//! as a table and written to `<run>/eval.json`; `--calibrate` fits and stores a temperature.
 
 use crate::args::EvalArgs;
 use crate::progress::Bars;
@@ -29,6 +29,19 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
     if lock.is_some() {
         let path = run.save_eval(&report)?;
         println!("-> {}", path.display());
+    }
+    if a.calibrate {
+        let c = run.calibrate(&opts, &Bars::new())?;
+        println!(
+            "temperature {:.4} (fitted on {} validation images): NLL {:.4} -> {:.4}, ECE {:.4} -> {:.4}; stored in {}",
+            c.temperature,
+            c.samples,
+            c.nll_before,
+            c.nll_after,
+            c.ece_before,
+            c.ece_after,
+            run.path(resnext_train::RunFile::Sidecar(opts.checkpoint)).display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

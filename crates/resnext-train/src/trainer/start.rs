@@ -270,6 +270,7 @@ impl Trainer {
                 images_per_s: 0.0,
                 data_wait_s: 0.0,
             },
+            temperature: None,
         };
         let state = LoopState {
             best_val_acc: -1.0,
