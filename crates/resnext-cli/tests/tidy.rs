@@ -119,6 +119,7 @@ fn every_config_key_is_in_the_config_docs() {
         "OptimSection",
         "ScheduleSection",
         "TrainSection",
+        "LossSection",
     ] {
         keys.extend(fields(&train, s));
     }

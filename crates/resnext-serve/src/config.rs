@@ -125,9 +125,11 @@ mod tests {
         bad(|c| c.api_key = Some("has a space".into()), "API key");
         bad(|c| c.cors = Some("https://a.example/".into()), "CORS");
         bad(|c| c.cors = Some("a.example".into()), "CORS");
-        let mut ok = ServeConfig::default();
-        ok.cors = Some("https://a.example".into());
-        ok.api_key = Some("0123456789abcdef".into());
+        let ok = ServeConfig {
+            cors: Some("https://a.example".into()),
+            api_key: Some("0123456789abcdef".into()),
+            ..ServeConfig::default()
+        };
         ok.validate().unwrap();
     }
 }

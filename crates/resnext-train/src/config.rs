@@ -25,6 +25,109 @@ pub struct TrainConfig {
     pub schedule: ScheduleSection,
     #[serde(default)]
     pub train: TrainSection,
+    #[serde(default)]
+    pub loss: LossSection,
+}
+
+/// The loss's class weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LossSection {
+    /// `"none"`, `"balanced"` (n / (classes · count of the class) on the training part), or one
+    /// weight per class.
+    #[serde(default)]
+    pub class_weights: ClassWeights,
+}
+
+/// How the classes of the loss are weighted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(untagged)]
+pub enum ClassWeights {
+    #[default]
+    #[serde(with = "none_str")]
+    None,
+    Named(NamedWeights),
+    List(Vec<f64>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamedWeights {
+    Balanced,
+}
+
+/// `ClassWeights::None` as the string `"none"`.
+mod none_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("none")
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+        let v = String::deserialize(d)?;
+        if v == "none" {
+            Ok(())
+        } else {
+            Err(serde::de::Error::custom("not \"none\""))
+        }
+    }
+}
+
+impl ClassWeights {
+    /// The weight of each class, from the training part's class counts; `None` for no weights.
+    pub fn resolve(&self, counts: &[usize]) -> Result<Option<Vec<f64>>, TrainError> {
+        match self {
+            ClassWeights::None => Ok(None),
+            ClassWeights::Named(NamedWeights::Balanced) => {
+                let n: usize = counts.iter().sum();
+                let k = counts.len() as f64;
+                Ok(Some(
+                    counts
+                        .iter()
+                        .map(|&c| {
+                            if c == 0 {
+                                0.0
+                            } else {
+                                n as f64 / (k * c as f64)
+                            }
+                        })
+                        .collect(),
+                ))
+            }
+            ClassWeights::List(w) => {
+                if w.len() != counts.len() {
+                    return Err(TrainError::InvalidValue {
+                        key: "loss.class_weights",
+                        reason: format!("has {} weights for {} classes", w.len(), counts.len()),
+                    });
+                }
+                Ok(Some(w.clone()))
+            }
+        }
+    }
+}
+
+/// What `train.freeze` holds still.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Freeze {
+    #[default]
+    None,
+    /// Everything but the classifier head (`fc`), BatchNorm statistics included.
+    Backbone,
+}
+
+/// Whether BatchNorm layers learn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchNormMode {
+    /// Batch statistics in training, running statistics updated, affine parameters learned.
+    #[default]
+    Train,
+    /// The running statistics (e.g. imported ones) normalise in training too; they and the
+    /// affine parameters stay fixed.
+    Frozen,
 }
 
 fn default_name() -> String {
@@ -208,6 +311,13 @@ pub struct OptimSection {
     /// Clip the global gradient norm to this value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_grad_norm: Option<f64>,
+    /// The classifier head's learning rate is `lr × head_lr_mult`.
+    #[serde(default = "default_head_lr_mult")]
+    pub head_lr_mult: f64,
+}
+
+fn default_head_lr_mult() -> f64 {
+    1.0
 }
 
 fn default_optimizer() -> OptimizerKind {
@@ -325,6 +435,13 @@ pub struct TrainSection {
     pub early_stopping_patience: Option<usize>,
     #[serde(default)]
     pub early_stopping_metric: StopMetric,
+    /// `"backbone"`: train the head only (for `freeze_epochs` epochs, or throughout when 0).
+    #[serde(default)]
+    pub freeze: Freeze,
+    #[serde(default)]
+    pub freeze_epochs: usize,
+    #[serde(default)]
+    pub batchnorm: BatchNormMode,
 }
 
 fn default_epochs() -> usize {
@@ -563,6 +680,21 @@ impl TrainConfig {
                 (0.0..1.0).contains(&e),
                 "train.ema_decay",
                 &format!("must be in [0, 1), got {e}"),
+            )?;
+        }
+        positive(o.head_lr_mult, "optim.head_lr_mult")?;
+        check(
+            t.freeze_epochs == 0 || t.freeze == Freeze::Backbone,
+            "train.freeze_epochs",
+            "goes with freeze = \"backbone\"",
+        )?;
+        if let ClassWeights::List(w) = &self.loss.class_weights {
+            check(
+                !w.is_empty()
+                    && w.iter().all(|v| v.is_finite() && *v >= 0.0)
+                    && w.iter().any(|v| *v > 0.0),
+                "loss.class_weights",
+                "must be \"none\", \"balanced\" or a list of finite weights ≥ 0, not all 0",
             )?;
         }
         if let Some(p) = t.early_stopping_patience {

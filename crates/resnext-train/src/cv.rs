@@ -48,6 +48,9 @@ impl CvFile {
     }
 }
 
+/// A fold's ROC curve (binary problems): (false positive rate, true positive rate) points.
+pub type RocCurve = Option<Vec<(f64, f64)>>;
+
 /// One fold of one repeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FoldId {
@@ -299,7 +302,7 @@ impl CrossValidation {
     }
 
     /// Reads every fold's test predictions and writes `oof.csv` and `cv.json`.
-    pub fn summarise(&self) -> Result<(CvSummary, Vec<Option<Vec<(f64, f64)>>>), TrainError> {
+    pub fn summarise(&self) -> Result<(CvSummary, Vec<RocCurve>), TrainError> {
         let classes = self.folds.classes.clone();
         let mut fold_metrics = Vec::new();
         let mut curves = Vec::new();

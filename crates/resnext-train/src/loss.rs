@@ -19,6 +19,40 @@ pub fn soft_cross_entropy(logits: &Tensor, targets: &Tensor, smoothing: f64) -> 
         .mean(Kind::Float)
 }
 
+/// [`soft_cross_entropy`] with class weights: each sample's loss is weighted by its target's
+/// weight (`Σ_c target_c · w_c`) and the mean is taken over those weights, as PyTorch's
+/// `cross_entropy(weight=…)` does for hard labels.
+pub fn weighted_soft_cross_entropy(
+    logits: &Tensor,
+    targets: &Tensor,
+    smoothing: f64,
+    weights: Option<&Tensor>,
+) -> Result<Tensor, tch::TchError> {
+    let Some(w) = weights else {
+        return Ok(soft_cross_entropy(logits, targets, smoothing));
+    };
+    let logits = logits.f_to_kind(Kind::Float)?;
+    let c = logits.size()[1] as f64;
+    let q = if smoothing > 0.0 {
+        targets
+            .f_mul_scalar(1.0 - smoothing)?
+            .f_add_scalar(smoothing / c)?
+    } else {
+        targets.shallow_clone()
+    };
+    let per_sample = q
+        .f_mul(&logits.f_log_softmax(1, Kind::Float)?)?
+        .f_sum_dim_intlist(1, false, Kind::Float)?
+        .f_neg()?;
+    let sw = targets
+        .f_mul(&w.f_unsqueeze(0)?)?
+        .f_sum_dim_intlist(1, false, Kind::Float)?;
+    per_sample
+        .f_mul(&sw)?
+        .f_sum(Kind::Float)?
+        .f_div(&sw.f_sum(Kind::Float)?)
+}
+
 /// Plain cross-entropy against class indices.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits.to_kind(Kind::Float).cross_entropy_for_logits(labels)

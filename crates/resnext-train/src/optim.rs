@@ -13,6 +13,10 @@ struct Slot {
     name: String,
     param: Tensor,
     decay: bool,
+    /// The classifier head (`fc.*`).
+    head: bool,
+    /// A BatchNorm weight or bias.
+    batchnorm: bool,
     exp_avg: Option<Tensor>,
     exp_avg_sq: Option<Tensor>,
     momentum: Option<Tensor>,
@@ -33,9 +37,27 @@ impl Slot {
     }
 }
 
+/// Which parameters an epoch leaves alone (fine-tuning): no gradient is computed for them and
+/// no update (nor weight decay, nor optimiser state) touches them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Frozen {
+    /// Everything but the head.
+    pub backbone: bool,
+    /// BatchNorm weights and biases.
+    pub batchnorm: bool,
+}
+
+/// A BatchNorm parameter by its torchvision name (`bn1`, `layer1.0.bn2`, `layer1.0.downsample.1`).
+pub fn is_batchnorm(name: &str) -> bool {
+    let parent = name.rsplit_once('.').map_or("", |(p, _)| p);
+    let last = parent.rsplit('.').next().unwrap_or("");
+    last.starts_with("bn") || parent.ends_with("downsample.1")
+}
+
 pub struct Optimizer {
     cfg: OptimSection,
     slots: Vec<Slot>,
+    frozen: Frozen,
     /// Steps taken (Adam's bias correction uses it).
     pub step: i64,
     /// Threads of the fused Adam update, made at the first step with libtorch's thread count
@@ -67,10 +89,14 @@ impl Optimizer {
             .filter(|(_, t)| t.requires_grad())
             .map(|(name, param)| {
                 let decay = cfg.decay_norm_and_bias || param.dim() > 1;
+                let head = name.starts_with("fc.");
+                let batchnorm = is_batchnorm(&name);
                 Slot {
                     name,
                     param,
                     decay,
+                    head,
+                    batchnorm,
                     exp_avg: None,
                     exp_avg_sq: None,
                     momentum: None,
@@ -81,6 +107,7 @@ impl Optimizer {
         Self {
             cfg: cfg.clone(),
             slots,
+            frozen: Frozen::default(),
             step: 0,
             pool: None,
             fuse: true,
@@ -92,6 +119,15 @@ impl Optimizer {
     /// the kernel-by-kernel path that other devices use). For comparisons and benchmarks.
     pub fn set_fused(&mut self, on: bool) {
         self.fuse = on;
+    }
+
+    /// Freezes (or thaws) parameter groups from the next backward pass on.
+    pub fn set_frozen(&mut self, frozen: Frozen) {
+        self.frozen = frozen;
+    }
+
+    fn active(frozen: Frozen, s: &Slot) -> bool {
+        !(frozen.backbone && !s.head) && !(frozen.batchnorm && s.batchnorm)
     }
 
     /// Forgets the gradients of the last step.
@@ -112,9 +148,16 @@ impl Optimizer {
         for s in &mut self.slots {
             s.grad = None;
         }
-        let params: Vec<&Tensor> = self.slots.iter().map(|s| &s.param).collect();
+        let frozen = self.frozen;
+        let params: Vec<&Tensor> = self
+            .slots
+            .iter()
+            .filter(|s| Self::active(frozen, s))
+            .map(|s| &s.param)
+            .collect();
         let grads = Tensor::f_run_backward(&[loss], &params, false, false)?;
-        for (s, g) in self.slots.iter_mut().zip(grads) {
+        let active = self.slots.iter_mut().filter(|s| Self::active(frozen, s));
+        for (s, g) in active.zip(grads) {
             s.grad = g.defined().then_some(g);
         }
         Ok(())
@@ -179,10 +222,15 @@ impl Optimizer {
         let mut fused_ops = Vec::new();
         let mut alive = Vec::new();
         tch::no_grad(|| -> Result<(), TchError> {
+            let frozen = self.frozen;
             for s in &mut self.slots {
+                if !Self::active(frozen, s) {
+                    continue;
+                }
                 let Some(g) = s.grad() else {
                     continue;
                 };
+                let lr = if s.head { lr * c.head_lr_mult } else { lr };
                 let mut g = g.to_kind(Kind::Float);
                 let decay = if s.decay { wd } else { 0.0 };
                 match c.name {

@@ -56,7 +56,7 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
         let mut obs = Progress::new();
         let report = cv
             .run_fold(id, a.init_weights.as_deref(), &mut obs, &bars)
-            .with_context(|| format!("{name}"))?;
+            .with_context(|| name.clone())?;
         obs.finish();
         eprintln!(
             "{name}: test accuracy {:.4} on {} images",

@@ -270,6 +270,11 @@ mod tests {
             tta: false,
             classes,
             roc_curve: Some(vec![(0.0, 0.0), (0.0, 1.0), (1.0, 1.0)]),
+            reliability: Some(crate::metric::reliability(
+                &[vec![0.9, 0.1], vec![0.2, 0.8]],
+                &[0, 1],
+                15,
+            )),
         };
         let text = serde_json::to_string(&e).unwrap();
         assert!(text.contains("\"macro\""), "{text}");

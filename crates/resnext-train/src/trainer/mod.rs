@@ -20,7 +20,7 @@ use crate::config::TrainConfig;
 use crate::ema::Ema;
 use crate::error::TrainError;
 use crate::evaluate::{batch_tensor, predict_loader, RunOptions};
-use crate::loss::soft_cross_entropy;
+use crate::loss::weighted_soft_cross_entropy;
 pub use crate::metric::EpochRow;
 use crate::metric::{metrics_csv, Running};
 use crate::optim::Optimizer;
@@ -64,6 +64,8 @@ pub struct Trainer {
     torch_threads: usize,
     data_threads: usize,
     scaler: LossScaler,
+    /// `loss.class_weights`, resolved on the training part.
+    class_weights: Option<Tensor>,
     /// This process's write lock on the run directory, held for the trainer's life.
     lock: RunLock,
 }
@@ -113,6 +115,18 @@ impl Trainer {
         EarlyStopping {
             metric: self.cfg.train.early_stopping_metric,
             patience: self.cfg.train.early_stopping_patience,
+        }
+    }
+
+    /// What epoch `epoch` (1-based) holds still: the backbone while `train.freeze` says so, and
+    /// BatchNorm with it or when `train.batchnorm = "frozen"`.
+    pub fn frozen_at(&self, epoch: usize) -> crate::optim::Frozen {
+        let t = &self.cfg.train;
+        let backbone = t.freeze == crate::config::Freeze::Backbone
+            && (t.freeze_epochs == 0 || epoch <= t.freeze_epochs);
+        crate::optim::Frozen {
+            backbone,
+            batchnorm: backbone || t.batchnorm == crate::config::BatchNormMode::Frozen,
         }
     }
 
@@ -180,6 +194,10 @@ impl Trainer {
             clip_grad_norm: self.cfg.optim.clip_grad_norm,
         };
         let fp16 = precision == crate::config::Precision::Fp16;
+        let frozen = self.frozen_at(epoch);
+        self.opt.set_frozen(frozen);
+        // frozen BatchNorm normalises with its running statistics and leaves them as they are
+        let bn_learns = !frozen.batchnorm;
         let train_start = Instant::now();
         let mut data_wait = std::time::Duration::ZERO;
         let mut batches = self.train.epoch(epoch as u64).enumerate();
@@ -211,8 +229,13 @@ impl Trainer {
             let targets = Tensor::f_from_slice(soft)?
                 .f_view([batch.len() as i64, classes as i64])?
                 .f_to_device(device)?;
-            let logits = with_autocast(precision, device, || self.net.f_forward_t(&x, true))?;
-            let loss = soft_cross_entropy(&logits, &targets, smoothing);
+            let logits = with_autocast(precision, device, || self.net.f_forward_t(&x, bn_learns))?;
+            let loss = weighted_soft_cross_entropy(
+                &logits,
+                &targets,
+                smoothing,
+                self.class_weights.as_ref(),
+            )?;
             let loss_value = loss.f_double_value(&[])?;
             if !loss_value.is_finite() {
                 return Err(TrainError::NonFinite {

@@ -244,6 +244,17 @@ impl Trainer {
             .filter(|(_, t)| t.requires_grad())
             .collect();
         let opt = Optimizer::new(&cfg.optim, trainable);
+        let mut counts = vec![0usize; classes.len()];
+        for smp in &train_samples {
+            counts[smp.label] += 1;
+        }
+        let class_weights = match cfg.loss.class_weights.resolve(&counts)? {
+            Some(w) => {
+                let w: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+                Some(Tensor::f_from_slice(&w)?.f_to_device(device)?)
+            }
+            None => None,
+        };
         let schedule = Schedule::new(&cfg.schedule, cfg.optim.lr, cfg.train.epochs);
         let ema = cfg
             .train
@@ -294,6 +305,7 @@ impl Trainer {
             torch_threads,
             data_threads,
             scaler: LossScaler::default(),
+            class_weights,
             lock,
         })
     }
