@@ -21,6 +21,7 @@ pub fn run(args: &[String]) -> Result<()> {
         args.extend(["--out".into(), "runs/cv-monkeypox".into()]);
     }
     setup::run(&[])?;
+    crate::download::weights::resolve_init_weights(&mut args)?;
     let bin = cmd::build_cli_release()?;
     let mut c = Command::new(bin);
     c.current_dir(cmd::root()).arg("cv").args(&args);

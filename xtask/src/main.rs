@@ -31,6 +31,10 @@ commands:
   test [ARGS]        setup on first use, then `cargo test --workspace [ARGS]`
   download [NAME] [--url URL] [--sha256 HEX] [--from FILE_OR_DIR] [--out DIR] [--subdir P] [--force]
                      fetch a dataset of configs/datasets.toml (default msld) into data/NAME
+  download weights/NAME [--url URL] [--sha256 HEX] [--out DIR] [--force]
+                     fetch ImageNet weights of configs/weights.toml into data/weights/ (checked
+                     against the sha256, or the 8 hex digits torchvision puts in the file name);
+                     `cargo xtask train|cv --init-weights weights/NAME` fetches on first use
   train [ARGS]       release build, then `resnext train` (configs/monkeypox.toml, data/msld)
   demo               generate a synthetic dataset in data/demo and train configs/demo.toml
   eval [ARGS]        release build, then `resnext eval` (default --run runs/monkeypox)

@@ -649,3 +649,104 @@ exit $rc"#;
     let left = std::fs::read_to_string(t.path().join("left.txt")).unwrap();
     assert_eq!(left.trim(), ".downloads", "{left}");
 }
+
+/// The committed real-model `.pth` fixture, and its name as torchvision would give it
+/// (`<name>-<first 8 hex digits of its sha256>.pth`).
+fn weights_fixture() -> (Vec<u8>, String) {
+    use sha2::Digest;
+    let bytes = std::fs::read(resnext_testkit::fixture(
+        "torch/tiny_resnext_legacy_bf16.pth",
+    ))
+    .unwrap();
+    let digest: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (bytes, format!("tiny_resnext-{}.pth", &digest[..8]))
+}
+
+#[test]
+fn weights_are_checked_against_the_hash_in_their_name_and_resume() {
+    let (bytes, name) = weights_fixture();
+    let cut = 2_000_000usize;
+    let server = serve(bytes.clone(), Mode::CutEvery(cut));
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("weights");
+    let url = format!("{}/{name}", server.base);
+    // 6.8 MB cut every 2 MB: one request and three resumes complete it
+    let o = xtask(&[
+        "weights/tiny",
+        "--url",
+        &url,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let starts: Vec<_> = server.requests().iter().map(|r| r.range_start).collect();
+    assert_eq!(
+        starts,
+        vec![
+            None,
+            Some(cut as u64),
+            Some(2 * cut as u64),
+            Some(3 * cut as u64)
+        ]
+    );
+    assert_eq!(std::fs::read(out.join(&name)).unwrap(), bytes);
+    assert!(text(&o).contains("sha256 verified"), "{}", text(&o));
+    assert_eq!(leftovers(&out), vec![name.clone()], "no .part left");
+    // a second call finds it in place
+    let o = xtask(&[
+        "weights/tiny",
+        "--url",
+        &url,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        o.status.success() && text(&o).contains("already here"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(server.requests().len(), 4, "nothing downloaded again");
+}
+
+#[test]
+fn weights_whose_hash_does_not_match_their_name_are_deleted() {
+    let (bytes, _) = weights_fixture();
+    let server = serve(bytes, Mode::Normal);
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("weights");
+    let url = format!("{}/resnext50_32x4d-7cdf4587.pth", server.base);
+    let o = xtask(&[
+        "weights/resnext50_32x4d",
+        "--url",
+        &url,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(!o.status.success());
+    let msg = text(&o);
+    assert!(
+        msg.contains("sha256 mismatch") && msg.contains("7cdf4587"),
+        "{msg}"
+    );
+    assert!(leftovers(&out).is_empty(), "{:?}", leftovers(&out));
+    // a name without a hash needs --sha256
+    let url = format!("{}/model.pth", server.base);
+    let o = xtask(&["weights/x", "--url", &url, "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--sha256"), "{}", text(&o));
+    // unknown registry names list the known ones
+    let o = xtask(&["weights/resnext9000"]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).contains("resnext50_32x4d"), "{}", text(&o));
+}

@@ -8,6 +8,7 @@ mod archive;
 mod http;
 mod layout;
 mod registry;
+pub mod weights;
 
 use crate::cmd;
 use anyhow::{anyhow, bail, Context, Result};
@@ -17,11 +18,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 const USAGE: &str = "usage: cargo xtask download [NAME] [--url URL] [--sha256 HEX] \
-                     [--from FILE_OR_DIR] [--out DIR] [--subdir PATH] [--force]";
+                     [--from FILE_OR_DIR] [--out DIR] [--subdir PATH] [--force]\n       \
+                     cargo xtask download weights/NAME [--url URL] [--sha256 HEX] [--out DIR] [--force]";
 
 /// Parsed command line.
 #[derive(Debug, Default)]
-struct Args {
+pub struct Args {
     name: Option<String>,
     url: Option<String>,
     sha256: Option<String>,
@@ -76,6 +78,13 @@ enum Source {
 
 pub fn run(raw: &[String]) -> Result<()> {
     let args = parse_args(raw)?;
+    if let Some(w) = args
+        .name
+        .as_deref()
+        .and_then(|n| n.strip_prefix("weights/"))
+    {
+        return weights::run(w, &args).map(drop);
+    }
     let registry_path = cmd::root().join("configs/datasets.toml");
     let registry = Registry::load(&registry_path)?;
     let name = args.name.clone().unwrap_or_else(|| "msld".into());
