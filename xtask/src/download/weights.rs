@@ -150,6 +150,23 @@ fn fetch_checked(
     Ok(dest)
 }
 
+/// Replaces `--init-weights weights/NAME` (or `--init-weights=weights/NAME`) in `args` with the
+/// registry's file, downloading it on first use.
+pub fn resolve_init_weights(args: &mut [String]) -> Result<()> {
+    for i in 0..args.len() {
+        if args[i] == "--init-weights" {
+            if let Some(v) = args.get(i + 1).filter(|v| v.starts_with("weights/")) {
+                let path = ensure(v)?;
+                args[i + 1] = path.to_string_lossy().into_owned();
+            }
+        } else if let Some(v) = args[i].strip_prefix("--init-weights=weights/") {
+            let path = ensure(v)?;
+            args[i] = format!("--init-weights={}", path.to_string_lossy());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,21 +204,4 @@ mod tests {
             assert!(e.sha256.is_some() || name_prefix(&file).is_some(), "{name}");
         }
     }
-}
-
-/// Replaces `--init-weights weights/NAME` (or `--init-weights=weights/NAME`) in `args` with the
-/// registry's file, downloading it on first use.
-pub fn resolve_init_weights(args: &mut [String]) -> Result<()> {
-    for i in 0..args.len() {
-        if args[i] == "--init-weights" {
-            if let Some(v) = args.get(i + 1).filter(|v| v.starts_with("weights/")) {
-                let path = ensure(v)?;
-                args[i + 1] = path.to_string_lossy().into_owned();
-            }
-        } else if let Some(v) = args[i].strip_prefix("--init-weights=weights/") {
-            let path = ensure(v)?;
-            args[i] = format!("--init-weights={}", path.to_string_lossy());
-        }
-    }
-    Ok(())
 }
