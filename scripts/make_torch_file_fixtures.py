@@ -8,6 +8,8 @@ crates/resnext-model/tests/fixtures/torch/ (committed; the tests never run Pytho
   (offset and strides), float16, bfloat16, an int64 scalar, a transposed (non-contiguous) view.
 - wrapped.pth: {"state_dict": the same with DataParallel's `module.` prefix, "epoch": 3}.
 - expected.safetensors: the tensors as they should read back (contiguous).
+- ambiguous.pth: {"state_dict": the same, "model": the same with every float + 1, "epoch": 5}:
+  readers must be told which (`--key`).
 - hostile_legacy.pth, hostile_zip.pth: pickles that call `os.system` / `builtins.eval`; a reader
   that executed them would run a command. Ours must refuse them, naming the global.
 """
@@ -55,6 +57,9 @@ def main():
     wrapped = {"state_dict": collections.OrderedDict(("module." + k, v) for k, v in sd.items()), "epoch": 3}
     torch.save(wrapped, os.path.join(OUT, "wrapped.pth"))
     save_file({k: v.clone().contiguous() for k, v in sd.items()}, os.path.join(OUT, "expected.safetensors"))
+    # two candidate dicts: a reader must be told which (--key); "model" holds every float + 1
+    other = collections.OrderedDict((k, v + 1 if v.is_floating_point() else v) for k, v in sd.items())
+    torch.save({"state_dict": sd, "model": other, "epoch": 5}, os.path.join(OUT, "ambiguous.pth"))
     with open(os.path.join(OUT, "hostile_legacy.pth"), "wb") as f:
         f.write(pickle.dumps(System(), protocol=2))
     buf = io.BytesIO()

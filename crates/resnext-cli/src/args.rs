@@ -214,9 +214,12 @@ pub struct SourceArgs {
     /// Which checkpoint of the run.
     #[arg(long, value_enum, default_value = "best")]
     pub checkpoint: CheckpointArg,
-    /// A safetensors file with torchvision names (needs --arch and --num-classes).
+    /// A safetensors or torch.save file with torchvision names (needs --arch and --num-classes).
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// The entry of a torch.save dict to take (`state_dict`, `model`, …) when it holds several.
+    #[arg(long, requires = "weights")]
+    pub key: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[arg(long)]
@@ -289,11 +292,14 @@ pub struct TrainArgs {
     #[arg(long)]
     pub device: Option<DeviceChoice>,
     /// Continue the run in this directory where it stopped (takes --epochs and --device only).
-    #[arg(long, conflicts_with_all = ["config", "data", "out", "batch_size", "sets", "init_weights"])]
+    #[arg(long, conflicts_with_all = ["config", "data", "out", "batch_size", "sets", "init_weights", "key"])]
     pub resume: Option<PathBuf>,
     /// Start from these weights (torchvision names; the head is replaced if the class count differs).
     #[arg(long)]
     pub init_weights: Option<PathBuf>,
+    /// The entry of a torch.save dict to take (`state_dict`, `model`, …) when it holds several.
+    #[arg(long, requires = "init_weights")]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -582,4 +588,7 @@ pub struct CvArgs {
     /// Start every fold from these weights.
     #[arg(long)]
     pub init_weights: Option<PathBuf>,
+    /// The entry of a torch.save dict to take (`state_dict`, `model`, …) when it holds several.
+    #[arg(long, requires = "init_weights")]
+    pub key: Option<String>,
 }

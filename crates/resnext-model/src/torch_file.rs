@@ -410,7 +410,7 @@ fn pick_dict(object: V, key: Option<&str>, path: &Path) -> Result<Vec<(V, V)>, M
         (Some(s), None) | (None, Some(s)) => Ok(s),
         (Some(_), Some(_)) => Err(bad(
             path,
-            "holds both `state_dict` and `model`: choose one with `resnext convert FILE OUT.safetensors --key K` and load OUT",
+            "holds both `state_dict` and `model`: choose one with --key",
         )),
         (None, None) => Err(bad(
             path,

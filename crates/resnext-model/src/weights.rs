@@ -43,7 +43,41 @@ fn is_head(name: &str) -> bool {
 
 /// The named tensors of a weights file: safetensors, or a `torch.save` file (zip or legacy
 /// format, parsed by [`crate::torch_file`], never run).
+/// A weights file, and the entry of a `torch.save` dict to take when it holds several
+/// (`{"state_dict": …, "model": …}`: `--key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightsFile {
+    pub path: std::path::PathBuf,
+    pub key: Option<String>,
+}
+
+impl WeightsFile {
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            key: None,
+        }
+    }
+
+    pub fn with_key(mut self, key: Option<String>) -> Self {
+        self.key = key;
+        self
+    }
+}
+
+impl From<&Path> for WeightsFile {
+    fn from(p: &Path) -> Self {
+        Self::new(p)
+    }
+}
+
 pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> {
+    read_tensors_from(&WeightsFile::new(path))
+}
+
+/// [`read_tensors`] of a [`WeightsFile`]; its key applies to `torch.save` files.
+pub fn read_tensors_from(file: &WeightsFile) -> Result<HashMap<String, Tensor>, ModelError> {
+    let path = file.path.as_path();
     let read_err = |reason: String| ModelError::ReadWeights {
         path: path.to_path_buf(),
         reason,
@@ -61,11 +95,11 @@ pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>, ModelError> 
             }
             Ok(out)
         }
-        Err(_) if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0x80]) => {
-            Ok(crate::torch_file::read_torch_file(path, None)?
+        Err(_) if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0x80]) => Ok(
+            crate::torch_file::read_torch_file(path, file.key.as_deref())?
                 .into_iter()
-                .collect())
-        }
+                .collect(),
+        ),
         Err(e) => Err(read_err(format!(
             "not a safetensors file ({e}) nor a torch.save file"
         ))),
@@ -82,6 +116,16 @@ pub fn load_weights(
     path: &Path,
     policy: HeadPolicy,
 ) -> Result<LoadReport, ModelError> {
+    load_weights_from(vs, &WeightsFile::new(path), policy)
+}
+
+/// [`load_weights`] of a [`WeightsFile`] (with its `--key`).
+pub fn load_weights_from(
+    vs: &VarStore,
+    weights: &WeightsFile,
+    policy: HeadPolicy,
+) -> Result<LoadReport, ModelError> {
+    let path = weights.path.as_path();
     let read_err = |reason: String| ModelError::ReadWeights {
         path: path.to_path_buf(),
         reason,
@@ -92,7 +136,7 @@ pub fn load_weights(
         Ok(_) => return Err(read_err("not a regular file".into())),
         Err(e) => return Err(read_err(e.to_string())),
     }
-    let file = read_tensors(path)?;
+    let file = read_tensors_from(weights)?;
     let file_names: BTreeSet<String> = file.keys().cloned().collect();
 
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();

@@ -107,3 +107,45 @@ fn load_weights_takes_torch_save_files() {
         }
     }
 }
+
+/// A dict with both `state_dict` and `model` is refused without a key, and the key chooses
+/// (`--key` of convert, train, cv, predict, export and serve).
+#[test]
+fn a_key_chooses_between_candidate_dicts() {
+    use resnext_model::weights::{load_weights_from, HeadPolicy, WeightsFile};
+    let p = common::fixture("torch/ambiguous.pth");
+    let e = read_torch_file(&p, None).unwrap_err().to_string();
+    assert!(e.contains("--key"), "{e}");
+    let want = expected();
+    for (key, offset) in [("state_dict", 0.0), ("model", 1.0)] {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        for (name, t) in &want {
+            let parts: Vec<&str> = name.split('.').collect();
+            let (last, dirs) = parts.split_last().unwrap();
+            let p = dirs.iter().fold(vs.root(), |p, d| &p / *d);
+            drop(p.var(last, &t.size(), tch::nn::Init::Const(0.0)));
+        }
+        let file = WeightsFile::new(&p).with_key(Some(key.to_string()));
+        load_weights_from(&vs, &file, HeadPolicy::Strict).unwrap();
+        for (name, var) in vs.variables() {
+            let w = &want[&name];
+            // `v + 1` in the tensor's own dtype, as the script computed it
+            let w = if w.is_floating_point() {
+                (w + offset).to_kind(Kind::Double)
+            } else {
+                w.to_kind(Kind::Double)
+            };
+            let diff = (var.to_kind(Kind::Double) - w)
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert_eq!(diff, 0.0, "{key}: {name}");
+        }
+    }
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let bad = WeightsFile::new(&p).with_key(Some("optimizer".into()));
+    let e = load_weights_from(&vs, &bad, HeadPolicy::Strict)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("optimizer"), "{e}");
+}

@@ -239,7 +239,7 @@ impl CrossValidation {
     pub fn run_fold(
         &self,
         id: FoldId,
-        init_weights: Option<&Path>,
+        init_weights: Option<&resnext_model::weights::WeightsFile>,
         obs: &mut dyn Observer,
         progress: &dyn Progress,
     ) -> Result<EvalReport, TrainError> {

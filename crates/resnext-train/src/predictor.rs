@@ -10,7 +10,7 @@ use crate::run::{Run, RunFile};
 use image::RgbImage;
 use resnext_data::rng::Rng;
 use resnext_data::{Transform, TransformConfig};
-use resnext_model::weights::{load_weights, HeadPolicy};
+use resnext_model::weights::{load_weights_from, HeadPolicy, WeightsFile};
 use resnext_model::{ModelConfig, ResNeXt};
 use std::path::Path;
 use tch::nn::VarStore;
@@ -102,7 +102,7 @@ impl Predictor {
             });
         }
         let mut p = Self::build(
-            &run.path(RunFile::Weights(which)),
+            &WeightsFile::new(run.path(RunFile::Weights(which))),
             &info.model,
             info.eval_transform.clone(),
             opts,
@@ -120,11 +120,21 @@ impl Predictor {
         transform: TransformConfig,
         opts: RunOptions,
     ) -> Result<Self, TrainError> {
+        Self::build(&WeightsFile::new(weights), model, transform, opts)
+    }
+
+    /// [`Self::from_weights`] of a [`WeightsFile`] (a `torch.save` dict's entry chosen by key).
+    pub fn from_weights_file(
+        weights: &WeightsFile,
+        model: &ModelConfig,
+        transform: TransformConfig,
+        opts: RunOptions,
+    ) -> Result<Self, TrainError> {
         Self::build(weights, model, transform, opts)
     }
 
     fn build(
-        weights: &Path,
+        weights: &WeightsFile,
         model: &ModelConfig,
         transform: TransformConfig,
         opts: RunOptions,
@@ -136,7 +146,7 @@ impl Predictor {
         let mut vs = VarStore::new(opts.device);
         // every weight is loaded next: zeros are cheaper than a random draw
         let net = ResNeXt::new_zeroed(&vs.root(), model)?;
-        load_weights(&vs, weights, HeadPolicy::Strict)?;
+        load_weights_from(&vs, weights, HeadPolicy::Strict)?;
         // inference only: no weight needs a gradient (Grad-CAM differentiates w.r.t. the input)
         vs.freeze();
         if opts.channels_last {

@@ -43,6 +43,10 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
         "\ninterrupted: {dir} keeps every finished fold and epoch; run the same `resnext cv` command again to continue\n"
     ));
     let bars = Bars::new();
+    let init = a
+        .init_weights
+        .as_deref()
+        .map(|p| resnext_model::weights::WeightsFile::new(p).with_key(a.key.clone()));
     for id in ids {
         let name = cv.name(id);
         match cv.state(id) {
@@ -55,7 +59,7 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
         }
         let mut obs = Progress::new();
         let report = cv
-            .run_fold(id, a.init_weights.as_deref(), &mut obs, &bars)
+            .run_fold(id, init.as_ref(), &mut obs, &bars)
             .with_context(|| name.clone())?;
         obs.finish();
         eprintln!(

@@ -52,8 +52,8 @@ pub fn load_source(a: &SourceArgs, opts: RunOptions) -> Result<Source> {
     };
     let num_classes = a.num_classes.context("--weights needs --num-classes")?;
     let config = model_config(&a.model, num_classes)?;
-    let predictor = Predictor::from_weights(
-        weights,
+    let predictor = Predictor::from_weights_file(
+        &resnext_model::weights::WeightsFile::new(weights).with_key(a.key.clone()),
         &config,
         TransformConfig::resize_exact(a.image_size),
         opts,

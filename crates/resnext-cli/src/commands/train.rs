@@ -29,7 +29,11 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
             .out
             .clone()
             .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
-        let (trainer, report) = Trainer::new(cfg, &out, a.init_weights.as_deref())?;
+        let init = a
+            .init_weights
+            .as_deref()
+            .map(|p| resnext_model::weights::WeightsFile::new(p).with_key(a.key.clone()));
+        let (trainer, report) = Trainer::new(cfg, &out, init.as_ref())?;
         if let (Some(r), Some(p)) = (report, &a.init_weights) {
             eprintln!("init weights {}: {r}", p.display());
         }

@@ -16,7 +16,7 @@ use resnext_data::loader::PixelType;
 use resnext_data::scan::scan;
 use resnext_data::split::Split;
 use resnext_data::{Loader, LoaderConfig, Transform};
-use resnext_model::weights::{load_weights, HeadPolicy, LoadReport};
+use resnext_model::weights::{load_weights_from, HeadPolicy, LoadReport, WeightsFile};
 use resnext_model::ResNeXt;
 use std::path::Path;
 use tch::nn::VarStore;
@@ -33,7 +33,7 @@ impl Trainer {
     pub fn new(
         cfg: TrainConfig,
         run_dir: &Path,
-        init_weights: Option<&Path>,
+        init_weights: Option<&WeightsFile>,
     ) -> Result<(Self, Option<LoadReport>), TrainError> {
         let folder = scan(&cfg.data.root)?;
         if resnext_data::safe_path::is_inside(run_dir, &cfg.data.root) {
@@ -59,7 +59,7 @@ impl Trainer {
         cfg: TrainConfig,
         run_dir: &Path,
         split: Split,
-        init_weights: Option<&Path>,
+        init_weights: Option<&WeightsFile>,
     ) -> Result<(Self, Option<LoadReport>), TrainError> {
         if resnext_data::safe_path::is_inside(run_dir, &cfg.data.root) {
             return Err(TrainError::RunInsideData {
@@ -75,9 +75,9 @@ impl Trainer {
         }
         let mut trainer = Self::build(cfg, run, split, lock)?;
         let report = match init_weights {
-            Some(p) => Some(load_weights(
+            Some(w) => Some(load_weights_from(
                 &trainer.vs,
-                p,
+                w,
                 HeadPolicy::ReplaceIfMismatched,
             )?),
             None => None,
