@@ -25,6 +25,7 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         api_key: a.api_key.clone(),
         cors: a.cors.clone(),
         request_timeout: Duration::from_secs(a.timeout_s.max(1)),
+        header_timeout: Duration::from_secs(a.timeout_s.clamp(1, 10)),
         ..ServeConfig::default()
     };
     config.validate()?;
