@@ -516,7 +516,10 @@ fn slow_clients_time_out() {
         .unwrap();
     let mut buf = Vec::new();
     let closed = std::io::Read::read_to_end(&mut c, &mut buf);
-    assert!(closed.is_ok(), "the stalled connection stayed open: {closed:?}");
+    assert!(
+        closed.is_ok(),
+        "the stalled connection stayed open: {closed:?}"
+    );
     // a body that stops half-way: 408
     let mut c = connect(&s.addr);
     c.write_all(&head("POST", "/v1/predict", &[], Some(good.len())))
