@@ -10,7 +10,7 @@
 use crate::error::DataError;
 use crate::rng::{stream, Rng};
 use crate::scan::{ImageFolder, Sample};
-use crate::split::{rel_string, Split, SplitConfig};
+use crate::split::{load_json, rel_string, save_json, Split, SplitConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -210,22 +210,13 @@ impl Folds {
         Ok(())
     }
 
+    /// Writes `folds.json` atomically.
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
-        let json = serde_json::to_string_pretty(self).map_err(|e| DataError::SplitFile {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json + "\n").map_err(|e| DataError::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+        save_json(self, path)
     }
 
     pub fn load(path: &Path) -> Result<Folds, DataError> {
-        let bytes = crate::safe_path::read_regular(path)?;
-        serde_json::from_slice(&bytes).map_err(|e| DataError::SplitFile {
-            path: path.into(),
-            reason: e.to_string(),
-        })
+        load_json(path)
     }
 }
 

@@ -167,24 +167,34 @@ impl SplitConfig {
     }
 }
 
+/// Writes `value` as pretty JSON, atomically (a temporary file, then a rename).
+pub(crate) fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<(), DataError> {
+    let json = serde_json::to_string_pretty(value).map_err(|e| DataError::SplitFile {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, json + "\n").map_err(|e| DataError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+}
+
+/// Reads a JSON file (a regular file only) into `T`.
+pub(crate) fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, DataError> {
+    let bytes = crate::safe_path::read_regular(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| DataError::SplitFile {
+        path: path.into(),
+        reason: e.to_string(),
+    })
+}
+
 impl Split {
     /// Writes the split as JSON (atomically: temporary file, then rename).
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
-        let json = serde_json::to_string_pretty(self).map_err(|e| DataError::SplitFile {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json + "\n").map_err(|e| DataError::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+        save_json(self, path)
     }
 
     pub fn load(path: &Path) -> Result<Split, DataError> {
-        let bytes = crate::safe_path::read_regular(path)?;
-        let split: Split = serde_json::from_slice(&bytes).map_err(|e| DataError::SplitFile {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
+        let split: Split = load_json(path)?;
         split.validate().map_err(|e| DataError::SplitFile {
             path: path.into(),
             reason: e.to_string(),
