@@ -214,21 +214,25 @@ fn run_jobs(p: &Predictor, jobs: Vec<Job>, metrics: &Metrics) {
             .unzip();
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| p.predict_inputs(&inputs, tta)));
         match result {
+            // each place in the queue is given back before the answer goes out, so that a client
+            // who has its answer never sees its own request still counted
             Ok(Ok(preds)) => {
                 for ((reply, permit), pred) in replies.into_iter().zip(preds) {
+                    drop(permit);
                     // the requester may have gone (timeout, disconnect): nothing to tell
                     reply.send(Ok(pred)).ok();
-                    drop(permit);
                 }
             }
             Ok(Err(e)) => {
                 let e = ApiError::from(e);
-                for (reply, _permit) in replies {
+                for (reply, permit) in replies {
+                    drop(permit);
                     reply.send(Err(e.clone())).ok();
                 }
             }
             Err(_) => {
-                for (reply, _permit) in replies {
+                for (reply, permit) in replies {
+                    drop(permit);
                     reply
                         .send(Err(ApiError::internal("the forward pass panicked")))
                         .ok();
@@ -240,8 +244,8 @@ fn run_jobs(p: &Predictor, jobs: Vec<Job>, metrics: &Metrics) {
         metrics.batch_size.observe(1.0);
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| p.explain(&image, class)))
             .unwrap_or_else(|_| Err(TrainError::Encode("Grad-CAM panicked".into())));
-        reply.send(result.map_err(ApiError::from)).ok();
         drop(permit);
+        reply.send(result.map_err(ApiError::from)).ok();
     }
 }
 
