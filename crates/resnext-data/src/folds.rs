@@ -10,7 +10,7 @@
 use crate::error::DataError;
 use crate::rng::{stream, Rng};
 use crate::scan::{ImageFolder, Sample};
-use crate::split::{load_json, rel_string, save_json, Split, SplitConfig};
+use crate::split::{load_json, majority_class, rel_string, save_json, Split, SplitConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -98,16 +98,7 @@ impl FoldConfig {
         // groups by majority class (ties to the lower index), as the train/val split does
         let mut by_class: Vec<Vec<(&String, &Vec<&Sample>)>> = vec![Vec::new(); n_classes];
         for (key, members) in &groups {
-            let mut counts = vec![0usize; n_classes];
-            for s in members {
-                counts[s.label] += 1;
-            }
-            let class = counts
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
-                .map(|c| c.0)
-                .unwrap_or(0);
+            let class = majority_class(members, n_classes);
             by_class[class].push((key, members));
         }
         let mut fold_of: BTreeMap<&String, Vec<usize>> = BTreeMap::new();

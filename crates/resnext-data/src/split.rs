@@ -115,17 +115,7 @@ impl SplitConfig {
         let mut by_class: Vec<Vec<(&String, &Vec<&Sample>)>> =
             vec![Vec::new(); folder.classes.len()];
         for (key, members) in &groups {
-            let mut counts = vec![0usize; folder.classes.len()];
-            for s in members {
-                counts[s.label] += 1;
-            }
-            // Majority class; ties go to the lower index.
-            let class = counts
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
-                .map(|c| c.0)
-                .unwrap_or(0);
+            let class = majority_class(members, folder.classes.len());
             by_class[class].push((key, members));
         }
         let mut split = Split {
@@ -165,6 +155,20 @@ impl SplitConfig {
         split.test.sort();
         Ok(split)
     }
+}
+
+/// The class most of a group's samples have; ties go to the lower index.
+pub(crate) fn majority_class(members: &[&Sample], n_classes: usize) -> usize {
+    let mut counts = vec![0usize; n_classes];
+    for s in members {
+        counts[s.label] += 1;
+    }
+    counts
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
+        .map(|c| c.0)
+        .unwrap_or(0)
 }
 
 /// Writes `value` as pretty JSON, atomically (a temporary file, then a rename).
