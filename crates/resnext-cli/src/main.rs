@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod dist;
 mod image_input;
 mod interrupt;
 mod progress;
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
 }
 
 /// The error chain as one line: `outer: inner: root cause`.
-fn one_line(err: &anyhow::Error) -> String {
+pub(crate) fn one_line(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
         let text = cause.to_string();

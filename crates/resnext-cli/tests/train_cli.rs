@@ -41,7 +41,7 @@ fn a_run_writes_every_artifact_and_eval_agrees_with_predict() {
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert_eq!(
         csv.lines().next().unwrap(),
-        "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s,data_wait_s"
+        "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s,data_wait_s,allreduce_s"
     );
     let r = rows(&csv);
     assert_eq!(

@@ -28,6 +28,7 @@ pub mod resize;
 pub mod rng;
 pub mod safe_path;
 pub mod scan;
+pub mod shard;
 pub mod split;
 pub mod stats;
 pub mod synth;

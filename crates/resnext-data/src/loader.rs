@@ -2,6 +2,7 @@
 //! buffer, a bounded number of batches prefetched on a background thread, per-epoch shuffling,
 //! optional drop_last, Mixup/CutMix and an in-memory cache of decoded images.
 
+use crate::shard::Shard;
 use crate::decode::{decode_file, DecodeLimits};
 use crate::error::DataError;
 use crate::mix::{mix_batch, one_hot, MixConfig};
@@ -58,6 +59,10 @@ pub struct LoaderConfig {
     pub limits: DecodeLimits,
     pub mix: Option<MixConfig>,
     pub num_classes: usize,
+    /// Data-parallel training: this process's share of every batch of `batch_size` (the global
+    /// batch), cut from the epoch's permutation as on one process. Batch counts are the global
+    /// ones, so every process steps in time; a batch may be empty on some process.
+    pub shard: Shard,
 }
 
 impl LoaderConfig {
@@ -76,6 +81,7 @@ impl LoaderConfig {
             limits: DecodeLimits::default(),
             mix: None,
             num_classes,
+            shard: Shard::whole(),
         }
     }
 }
@@ -287,11 +293,12 @@ impl Loader {
             if self.shared.config.drop_last && epoch_chunks.last().is_some_and(|c| c.len() < b) {
                 epoch_chunks.pop();
             }
+            let shard = self.shared.config.shard;
             chunks.extend(
                 epoch_chunks
                     .into_iter()
                     .enumerate()
-                    .map(|(bi, c)| (epoch, bi as u64, c)),
+                    .map(|(bi, c)| (epoch, bi as u64, c[shard.range(c.len())].to_vec())),
             );
         }
         let (tx, rx) = bounded(self.shared.config.prefetch.max(1));

@@ -106,6 +106,15 @@ impl Bottleneck {
         }
     }
 
+    /// Every BatchNorm of the block, in forward order.
+    pub(crate) fn batchnorms_mut(&mut self) -> Vec<&mut BatchNorm2d> {
+        let mut v = vec![&mut self.bn1, &mut self.bn2, &mut self.bn3];
+        if let Some((_, bn)) = &mut self.downsample {
+            v.push(bn);
+        }
+        v
+    }
+
     /// Skips BatchNorm and/or ReLU for a diagnostic measurement (see [`Ablation`]).
     pub fn set_ablation(&mut self, ablation: Ablation) {
         self.ablation = ablation;

@@ -4,6 +4,8 @@
 //! Both follow the input's dtype: given a bf16 input, the fp32 master weights are cast to bf16
 //! inside the forward (differentiably), which is mixed precision without an autocast context.
 
+use crate::sync_bn::SyncBatchNorm;
+use std::sync::Arc;
 use tch::nn::{self, Init};
 use tch::{Kind, TchError, Tensor};
 
@@ -152,6 +154,9 @@ pub struct BatchNorm2d {
     pub running_mean: Tensor,
     pub running_var: Tensor,
     pub num_batches_tracked: Tensor,
+    /// Train mode normalises with the statistics of all processes' batches (data-parallel
+    /// training with `sync_batchnorm`).
+    pub sync: Option<Arc<SyncBatchNorm>>,
 }
 
 pub const BN_EPS: f64 = 1e-5;
@@ -178,10 +183,14 @@ impl BatchNorm2d {
             running_mean,
             running_var,
             num_batches_tracked,
+            sync: None,
         }
     }
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        if let (true, Some(sync)) = (train, &self.sync) {
+            return sync.forward(self, xs);
+        }
         if train {
             tch::no_grad(|| {
                 self.num_batches_tracked

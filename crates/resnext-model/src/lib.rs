@@ -19,6 +19,7 @@ pub mod error;
 pub mod layers;
 pub mod network;
 pub mod summary;
+pub mod sync_bn;
 pub mod torch_file;
 pub mod weights;
 

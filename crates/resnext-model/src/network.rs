@@ -2,6 +2,8 @@
 //! average pooling and a linear head. `forward_t` returns logits; softmax belongs to the caller
 //! (the original tutorial applied softmax inside the model before cross-entropy, a double softmax).
 
+use crate::sync_bn::SyncBatchNorm;
+use std::sync::Arc;
 use crate::ablation::Ablation;
 use crate::block::{BlockSpec, Bottleneck, EXPANSION};
 use crate::config::ModelConfig;
@@ -94,6 +96,17 @@ impl ResNeXt {
         self.ablation = ablation;
         for block in self.stages.iter_mut().flatten() {
             block.set_ablation(ablation);
+        }
+    }
+
+    /// Makes every BatchNorm normalise with the statistics of all processes' batches in train
+    /// mode (see [`crate::sync_bn`]), or, with `None`, with this process's batch again.
+    pub fn set_sync_batchnorm(&mut self, sync: Option<Arc<SyncBatchNorm>>) {
+        self.bn1.sync = sync.clone();
+        for block in self.stages.iter_mut().flatten() {
+            for bn in block.batchnorms_mut() {
+                bn.sync = sync.clone();
+            }
         }
     }
 

@@ -84,17 +84,10 @@ pub fn read_tensors_from(file: &WeightsFile) -> Result<HashMap<String, Tensor>, 
     };
     let bytes = std::fs::read(path).map_err(|e| read_err(e.to_string()))?;
     match SafeTensors::deserialize(&bytes) {
-        Ok(st) => {
-            let mut out = HashMap::new();
-            for (name, view) in st.tensors() {
-                let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-                let kind = Kind::try_from(view.dtype()).map_err(|e| {
-                    read_err(format!("tensor `{name}` has an unsupported dtype ({e})"))
-                })?;
-                out.insert(name, Tensor::f_from_data_size(view.data(), &shape, kind)?);
-            }
-            Ok(out)
-        }
+        Ok(st) => safetensors_tensors(&st).map_err(|e| match e {
+            ModelError::InvalidConfig(reason) => read_err(reason),
+            other => other,
+        }),
         Err(_) if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0x80]) => Ok(
             crate::torch_file::read_torch_file(path, file.key.as_deref())?
                 .into_iter()
@@ -104,6 +97,35 @@ pub fn read_tensors_from(file: &WeightsFile) -> Result<HashMap<String, Tensor>, 
             "not a safetensors file ({e}) nor a torch.save file"
         ))),
     }
+}
+
+fn safetensors_tensors(st: &SafeTensors<'_>) -> Result<HashMap<String, Tensor>, ModelError> {
+    let mut out = HashMap::new();
+    for (name, view) in st.tensors() {
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let kind = Kind::try_from(view.dtype()).map_err(|e| {
+            ModelError::InvalidConfig(format!("tensor `{name}` has an unsupported dtype ({e})"))
+        })?;
+        out.insert(name, Tensor::f_from_data_size(view.data(), &shape, kind)?);
+    }
+    Ok(out)
+}
+
+/// Named tensors as safetensors bytes in memory (to send them to other processes).
+pub fn tensors_to_bytes(tensors: &[(String, Tensor)]) -> Result<Vec<u8>, ModelError> {
+    let views = tensors
+        .iter()
+        .map(|(name, t)| Ok((name.as_str(), TensorView::new(t)?)))
+        .collect::<Result<Vec<_>, ModelError>>()?;
+    safetensors::tensor::serialize(views, &None)
+        .map_err(|e| ModelError::InvalidConfig(format!("cannot encode tensors: {e:?}")))
+}
+
+/// The tensors of [`tensors_to_bytes`]' bytes.
+pub fn tensors_from_bytes(bytes: &[u8]) -> Result<HashMap<String, Tensor>, ModelError> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| ModelError::InvalidConfig(format!("not safetensors bytes: {e:?}")))?;
+    safetensors_tensors(&st)
 }
 
 /// Loads a weights file with torchvision names into `vs`: safetensors, or a `torch.save`

@@ -442,10 +442,27 @@ pub struct TrainSection {
     pub freeze_epochs: usize,
     #[serde(default)]
     pub batchnorm: BatchNormMode,
+    /// Data-parallel training: BatchNorm normalises with the statistics of all processes'
+    /// batches, forward and backward (PyTorch's `SyncBatchNorm`). Off, each process normalises
+    /// with its share of the batch, as DDP does.
+    #[serde(default)]
+    pub sync_batchnorm: bool,
+    /// The number of processes that trained the run last: a note the trainer writes into the
+    /// run's `config.toml` (a run resumes on any number). Absent means one.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub ranks: usize,
 }
 
 fn default_epochs() -> usize {
     10
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl Default for TrainSection {
@@ -617,6 +634,7 @@ impl TrainConfig {
             )?;
         }
         check(t.epochs >= 1, "train.epochs", "must be at least 1")?;
+        check(t.ranks >= 1, "train.ranks", "must be at least 1")?;
         check(
             t.epochs <= 1_000_000,
             "train.epochs",

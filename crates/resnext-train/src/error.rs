@@ -34,6 +34,8 @@ pub enum TrainError {
     Data(#[from] resnext_data::DataError),
     #[error(transparent)]
     Model(#[from] resnext_model::ModelError),
+    #[error("distributed training: {0}")]
+    Dist(String),
     #[error("libtorch error: {0}")]
     Torch(#[from] tch::TchError),
     #[error("cannot write {path}: {source}")]

@@ -23,6 +23,7 @@
 //! - [`predictor`]: a trained model with its classes and eval transform, batched prediction,
 //!   Grad-CAM.
 //! - [`config`]: the TOML training config, `--set` overrides, validation.
+//! - [`dist`]: data-parallel training across processes (MPI with feature `mpi`).
 //! - [`device`]: `cpu`/`cuda[:N]`/`auto`, and loading libtorch's CUDA library.
 //! - [`optim`]: Adam, AdamW and SGD with state the project owns (saved for exact resume).
 //! - [`schedule`]: constant, step and cosine learning rates with linear warmup.
@@ -43,6 +44,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod cv;
 pub mod device;
+pub mod dist;
 pub mod ema;
 pub mod error;
 pub mod evaluate;

@@ -6,6 +6,7 @@ mod fused;
 
 use crate::config::{OptimSection, OptimizerKind};
 use crate::error::TrainError;
+use resnext_model::sync_bn::SyncBatchNorm;
 use tch::{Kind, TchError, Tensor};
 
 /// A trainable parameter and its optimiser state.
@@ -144,6 +145,15 @@ impl Optimizer {
     /// PyTorch's `zero_grad(set_to_none=True)` + `backward()`): nothing is zeroed beforehand and
     /// nothing accumulates into `.grad`, which saves two passes over the gradients every step.
     pub fn backward(&mut self, loss: &Tensor) -> Result<(), TrainError> {
+        self.backward_with(loss, None)
+    }
+
+    /// [`Self::backward`], through the cuts of synchronised BatchNorm when `sync` is given.
+    pub fn backward_with(
+        &mut self,
+        loss: &Tensor,
+        sync: Option<&SyncBatchNorm>,
+    ) -> Result<(), TrainError> {
         // The last step's gradients go first, so they never coexist with the new ones.
         for s in &mut self.slots {
             s.grad = None;
@@ -155,12 +165,26 @@ impl Optimizer {
             .filter(|s| Self::active(frozen, s))
             .map(|s| &s.param)
             .collect();
-        let grads = Tensor::f_run_backward(&[loss], &params, false, false)?;
+        let grads = match sync {
+            Some(sync) => sync.backward(loss, &params)?,
+            None => Tensor::f_run_backward(&[loss], &params, false, false)?,
+        };
         let active = self.slots.iter_mut().filter(|s| Self::active(frozen, s));
         for (s, g) in active.zip(grads) {
             s.grad = g.defined().then_some(g);
         }
         Ok(())
+    }
+
+    /// The gradient slot of every parameter this step updates, in name order (the same on every
+    /// process): for summing gradients across processes. A `None` is a parameter the loss did
+    /// not reach.
+    pub fn active_grads_mut(&mut self) -> impl Iterator<Item = (&Tensor, &mut Option<Tensor>)> {
+        let frozen = self.frozen;
+        self.slots
+            .iter_mut()
+            .filter(move |s| Self::active(frozen, s))
+            .map(|s| (&s.param, &mut s.grad))
     }
 
     /// The global L2 norm of the gradients.

@@ -2,6 +2,7 @@
 //! plain lines otherwise.
 
 use crate::args::TrainArgs;
+use crate::dist::Job;
 use crate::progress::{bar, is_tty, Bars};
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
@@ -14,8 +15,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub fn run(a: TrainArgs) -> Result<ExitCode> {
+    let job = Job::start()?;
+    if job.size() == 1 {
+        return train(a, &job);
+    }
+    // one rank's error ends the job, named
+    match train(a, &job) {
+        Ok(code) => Ok(code),
+        Err(e) => job.fail(&crate::one_line(&e)),
+    }
+}
+
+fn train(a: TrainArgs, job: &Job) -> Result<ExitCode> {
     let mut trainer = if let Some(dir) = &a.resume {
-        Trainer::resume(dir, a.epochs, a.device)
+        Trainer::resume_on(job.comm(), dir, a.epochs, a.device)
             .with_context(|| format!("cannot resume {}", dir.display()))?
     } else {
         let overrides = Overrides {
@@ -33,17 +46,28 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
             .init_weights
             .as_deref()
             .map(|p| resnext_model::weights::WeightsFile::new(p).with_key(a.key.clone()));
-        let (trainer, report) = Trainer::new(cfg, &out, init.as_ref())?;
+        let (trainer, report) = Trainer::new_on(job.comm(), cfg, &out, init.as_ref())?;
         if let (Some(r), Some(p)) = (report, &a.init_weights) {
             eprintln!("init weights {}: {r}", p.display());
         }
         trainer
     };
     let dir = trainer.run_dir().display().to_string();
+    if !trainer.writes() {
+        // ranks other than 0 train in silence; rank 0 reports, writes, evaluates and plots
+        trainer.fit(&mut resnext_train::trainer::Silent)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     crate::interrupt::on_sigint_say(format!(
         "\ninterrupted: {dir} keeps every finished epoch; continue with `resnext train --resume {dir}`\n"
     ));
     let mut obs = Progress::new();
+    if trainer.ranks() > 1 {
+        obs.on_note(&format!(
+            "data-parallel training on {} processes (MPI); the global batch is data.batch_size",
+            trainer.ranks()
+        ));
+    }
     let outcome = trainer.fit(&mut obs)?;
     obs.finish();
     let run = trainer.run().clone();

@@ -18,15 +18,19 @@ pub struct EpochRow {
     /// ready before the model asked for it).
     #[serde(default)]
     pub data_wait_s: f64,
+    /// Seconds of the training phase spent summing gradients across processes (data-parallel
+    /// training; 0 on one process).
+    #[serde(default)]
+    pub allreduce_s: f64,
 }
 
 pub const CSV_HEADER: &str =
-    "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s,data_wait_s";
+    "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s,data_wait_s,allreduce_s";
 
 impl EpochRow {
     pub fn csv(&self) -> String {
         format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.6e},{:.3},{:.3},{:.3}",
+            "{},{:.6},{:.6},{:.6},{:.6},{:.6e},{:.3},{:.3},{:.3},{:.3}",
             self.epoch,
             self.train_loss,
             self.train_acc,
@@ -35,7 +39,8 @@ impl EpochRow {
             self.lr,
             self.seconds,
             self.images_per_s,
-            self.data_wait_s
+            self.data_wait_s,
+            self.allreduce_s
         )
     }
 
@@ -59,8 +64,8 @@ impl EpochRow {
             .map(|s| s.trim().parse::<f64>())
             .collect::<Result<_, _>>()
             .ok()?;
-        // 8 columns before data_wait_s was added
-        if f.len() != 8 && f.len() != 9 {
+        // 8 columns before data_wait_s was added, 9 before allreduce_s
+        if !(8..=10).contains(&f.len()) {
             return None;
         }
         Some(Self {
@@ -73,6 +78,7 @@ impl EpochRow {
             seconds: f[6],
             images_per_s: f[7],
             data_wait_s: f.get(8).copied().unwrap_or(0.0),
+            allreduce_s: f.get(9).copied().unwrap_or(0.0),
         })
     }
 }
@@ -112,10 +118,11 @@ mod tests {
             seconds: 12.5,
             images_per_s: 14.2,
             data_wait_s: 0.25,
+            allreduce_s: 0.5,
         };
         let text = metrics_csv(std::slice::from_ref(&r));
         assert!(text.starts_with(
-            "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s,data_wait_s\n"
+            "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s,data_wait_s,allreduce_s\n"
         ));
         assert_eq!(parse_metrics_csv(&text)[0], r);
         // a row written before the data_wait_s column reads back with 0

@@ -55,6 +55,7 @@ mod tests {
             seconds: 0.0,
             images_per_s: 0.0,
             data_wait_s: 0.0,
+            allreduce_s: 0.0,
         }
     }
 

@@ -17,6 +17,9 @@ pub use observer::{Observer, Silent, StartInfo};
 
 use crate::checkpoint::{write_atomic, Checkpoint, CheckpointInfo, LoopState};
 use crate::config::TrainConfig;
+use crate::dist::Comm;
+use resnext_model::sync_bn::SyncBatchNorm;
+use std::sync::Arc;
 use crate::ema::Ema;
 use crate::error::TrainError;
 use crate::evaluate::{batch_tensor, predict_loader, RunOptions};
@@ -34,7 +37,7 @@ use resnext_model::weights::save_weights;
 use resnext_model::ResNeXt;
 use std::path::Path;
 use std::time::Instant;
-use step::{optimisation_step, LossScaler, StepAt, StepConfig};
+use step::{optimisation_step, LossScaler, StepAt, StepConfig, StepDist};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -66,8 +69,16 @@ pub struct Trainer {
     scaler: LossScaler,
     /// `loss.class_weights`, resolved on the training part.
     class_weights: Option<Tensor>,
-    /// This process's write lock on the run directory, held for the trainer's life.
-    lock: RunLock,
+    class_weight_values: Option<Vec<f64>>,
+    /// This process's write lock on the run directory, held for the trainer's life (rank 0
+    /// only: the other ranks of a data-parallel job never write).
+    lock: Option<RunLock>,
+    /// The processes of a data-parallel job ([`crate::dist::Single`] for one).
+    comm: Comm,
+    /// Synchronised BatchNorm (`train.sync_batchnorm` on several processes).
+    sync_bn: Option<Arc<SyncBatchNorm>>,
+    /// Index in the whole validation part of this rank's first validation image.
+    val_offset: usize,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -106,9 +117,24 @@ impl Trainer {
     }
 
     /// Frees the model, optimiser and loaders but keeps the run's write lock (to evaluate and
-    /// plot the finished run before another writer may start).
-    pub fn into_lock(self) -> RunLock {
+    /// plot the finished run before another writer may start); `None` on ranks other than 0.
+    pub fn into_lock(self) -> Option<RunLock> {
         self.lock
+    }
+
+    /// This process's rank in a data-parallel job (0 on one process).
+    pub fn rank(&self) -> usize {
+        self.comm.rank()
+    }
+
+    /// The number of processes training this run.
+    pub fn ranks(&self) -> usize {
+        self.comm.size()
+    }
+
+    /// Whether this process writes the run directory (rank 0).
+    pub fn writes(&self) -> bool {
+        self.comm.rank() == 0
     }
 
     fn early_stopping(&self) -> EarlyStopping {
@@ -142,7 +168,7 @@ impl Trainer {
             run_dir: self.run.dir().to_path_buf(),
             classes: self.split.classes.clone(),
             train_images: self.train.num_samples(),
-            val_images: self.val.num_samples(),
+            val_images: self.split.val.len(),
             test_images: self.split.test.len(),
             device: self.device,
             parameters: params,
@@ -158,6 +184,7 @@ impl Trainer {
             let epoch = self.state.epoch + 1;
             let row = self.run_epoch(epoch, obs)?;
             let is_best = row.val_acc > self.state.best_val_acc;
+            self.check_replicas(epoch)?;
             self.commit_epoch(&row, is_best)?;
             obs.on_epoch(&row, is_best);
             if stopping.should_stop(&self.state) {
@@ -200,6 +227,10 @@ impl Trainer {
         let bn_learns = !frozen.batchnorm;
         let train_start = Instant::now();
         let mut data_wait = std::time::Duration::ZERO;
+        let mut reduce_time = std::time::Duration::ZERO;
+        let world = self.comm.size();
+        // one process's batch, or its share in the BatchNorm statistics of every process
+        let min_share = if self.sync_bn.is_some() { 1 } else { 2 };
         let mut batches = self.train.epoch(epoch as u64).enumerate();
         loop {
             let asked = Instant::now();
@@ -208,21 +239,49 @@ impl Trainer {
             };
             data_wait += asked.elapsed();
             let batch = batch?;
-            if batch.len() < 2 {
+            let soft = batch.soft_targets(classes);
+            // This process's images and class weight, and the global batch's.
+            let local_weight = match &self.class_weight_values {
+                Some(w) => soft
+                    .rows()
+                    .into_iter()
+                    .map(|q| q.iter().zip(w).map(|(&p, &c)| p as f64 * c).sum::<f64>())
+                    .sum(),
+                None => batch.len() as f64,
+            };
+            let (global_len, min_len, global_weight) = if world > 1 {
+                let all = self
+                    .comm
+                    .gather_f64(&[batch.len() as f64, local_weight])?;
+                let len: f64 = all.iter().map(|v| v[0]).sum();
+                let min = all.iter().map(|v| v[0]).fold(f64::INFINITY, f64::min);
+                let weight: f64 = all.iter().map(|v| v[1]).sum();
+                (len as usize, min as usize, weight)
+            } else {
+                (batch.len(), batch.len(), local_weight)
+            };
+            if global_len < 2 || (world > 1 && min_len < min_share) {
                 // BatchNorm cannot take statistics of one sample (PyTorch refuses it; the unbiased
-                // running variance would become infinite). The sample reappears next epoch.
+                // running variance would become infinite). The sample reappears next epoch. Every
+                // process skips together.
                 tracing::debug!(
                     epoch,
                     batch = bi + 1,
-                    "skipped a training batch of fewer than 2 images"
+                    "skipped a training batch of fewer than 2 images (per process without sync_batchnorm)"
                 );
                 continue;
             }
+            tracing::debug!(
+                rank = self.comm.rank(),
+                epoch,
+                batch = bi + 1,
+                samples = ?batch.indices,
+                "batch"
+            );
             let lr = self
                 .schedule
                 .lr((epoch - 1) as f64 + bi as f64 / num_batches.max(1) as f64);
             let x = prepare_input(batch_tensor(&batch)?, precision, channels_last, device)?;
-            let soft = batch.soft_targets(classes);
             let soft = soft
                 .as_slice()
                 .ok_or(TrainError::BatchLayout("contiguous targets"))?;
@@ -244,9 +303,21 @@ impl Trainer {
                     value: loss_value,
                 });
             }
-            optimisation_step(
+            // this process's share of the global batch's mean loss; the shares' gradients add up
+            let dist = (world > 1).then(|| StepDist {
+                comm: self.comm.as_ref(),
+                sync_batchnorm: self.sync_bn.as_deref(),
+            });
+            let scaled;
+            let step_loss = if world > 1 {
+                scaled = loss.f_mul_scalar(local_weight / global_weight)?;
+                &scaled
+            } else {
+                &loss
+            };
+            let stepped = optimisation_step(
                 &mut self.opt,
-                &loss,
+                step_loss,
                 lr,
                 step_cfg,
                 fp16.then_some(&mut self.scaler),
@@ -255,7 +326,12 @@ impl Trainer {
                     epoch,
                     batch: bi + 1,
                 },
-            )?;
+                dist,
+            );
+            if let Some(sync) = &self.sync_bn {
+                sync.clear();
+            }
+            reduce_time += stepped?.reduce.elapsed;
             let pred = logits.detach().f_argmax(1, false)?;
             let want = targets.f_argmax(1, false)?;
             let correct = pred
@@ -274,7 +350,18 @@ impl Trainer {
             obs.on_batch(epoch, bi + 1, running.loss(), running.acc());
         }
         let train_secs = train_start.elapsed().as_secs_f64();
-        obs.on_validate(epoch, self.val.num_samples());
+        if world > 1 {
+            self.average_running_stats()?;
+            // the epoch's training figures over every process
+            let mut sums = [running.loss_sum, running.correct, running.count as f64];
+            self.comm.sum_f64(&mut sums)?;
+            running = Running {
+                loss_sum: sums[0],
+                correct: sums[1],
+                count: sums[2] as usize,
+            };
+        }
+        obs.on_validate(epoch, self.split.val.len());
         let opts = RunOptions {
             device,
             precision,
@@ -303,6 +390,11 @@ impl Trainer {
             }
             other => other?,
         };
+        let preds = if world > 1 {
+            gather_predictions(self.comm.as_ref(), &preds, self.val_offset, classes)?
+        } else {
+            preds
+        };
         if !preds.loss.is_finite() {
             return Err(TrainError::NonFinite {
                 epoch,
@@ -320,10 +412,68 @@ impl Trainer {
             seconds: start.elapsed().as_secs_f64(),
             images_per_s: running.count as f64 / train_secs.max(1e-9),
             data_wait_s: data_wait.as_secs_f64(),
+            allreduce_s: reduce_time.as_secs_f64(),
         })
     }
 
-    /// Writes the epoch's checkpoints and commits the resume point.
+    /// BatchNorm's running statistics, averaged over the processes. Each process's statistics
+    /// follow its own share of the batches unless BatchNorm is synchronised; DDP keeps rank 0's
+    /// (it broadcasts them before every forward pass), the mean of all ranks' is the better
+    /// estimate, and it costs one sum per epoch instead of one broadcast per step.
+    fn average_running_stats(&mut self) -> Result<(), TrainError> {
+        let mut stats: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(n, _)| n.ends_with(".running_mean") || n.ends_with(".running_var"))
+            .collect();
+        stats.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut flat: Vec<f64> = Vec::new();
+        for (_, t) in &stats {
+            flat.extend(Vec::<f64>::try_from(
+                t.f_detach()?.f_to_kind(Kind::Double)?.f_view(-1)?,
+            )?);
+        }
+        self.comm.sum_f64(&mut flat)?;
+        let n = self.comm.size() as f64;
+        let mut at = 0;
+        tch::no_grad(|| -> Result<(), TrainError> {
+            for (_, t) in &mut stats {
+                let len = t.numel();
+                let mean: Vec<f64> = flat[at..at + len].iter().map(|v| v / n).collect();
+                at += len;
+                let src = Tensor::f_from_slice(&mean)?
+                    .f_view(t.size().as_slice())?
+                    .f_to_kind(t.kind())?
+                    .f_to_device(t.device())?;
+                t.f_copy_(&src)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Checks that every process holds the same weights after `epoch` (they must: they start from
+    /// rank 0's and take the same summed gradients), by a hash of the exact bits of every
+    /// variable, BatchNorm's running statistics included.
+    fn check_replicas(&self, epoch: usize) -> Result<(), TrainError> {
+        if self.comm.size() == 1 {
+            return Ok(());
+        }
+        let hash = weights_hash(&self.vs)?;
+        let all = self
+            .comm
+            .gather_f64(&[(hash >> 32) as f64, (hash & 0xffff_ffff) as f64])?;
+        if let Some(r) = all.iter().position(|h| *h != all[0]) {
+            return Err(TrainError::Dist(format!(
+                "after epoch {epoch} the weights of rank {r} differ from rank 0's"
+            )));
+        }
+        tracing::debug!(epoch, hash = format!("{hash:016x}"), ranks = all.len(), "every rank holds the same weights");
+        Ok(())
+    }
+
+    /// Writes the epoch's checkpoints and commits the resume point (rank 0; the other ranks only
+    /// keep the loop state).
     fn commit_epoch(&mut self, row: &EpochRow, is_best: bool) -> Result<(), TrainError> {
         let mut state = self.state.clone();
         state.epoch = row.epoch;
@@ -333,6 +483,10 @@ impl Trainer {
             state.best_epoch = row.epoch;
         }
         self.early_stopping().record(&mut state, row);
+        if !self.writes() {
+            self.state = state;
+            return Ok(());
+        }
         let info = CheckpointInfo {
             epoch: row.epoch,
             metrics: row.clone(),
@@ -380,4 +534,76 @@ impl Trainer {
         ));
         Ok(tensors)
     }
+}
+
+/// A hash (FNV-1a over the bits) of every variable, in name order.
+fn weights_hash(vs: &VarStore) -> Result<u64, TrainError> {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (_, t) in vars {
+        let t = t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?;
+        let n = t.numel();
+        let bytes: Vec<u8> = match t.kind() {
+            Kind::Int64 => {
+                let mut v = vec![0i64; n];
+                t.f_copy_data(&mut v, n)?;
+                v.iter().flat_map(|x| x.to_le_bytes()).collect()
+            }
+            _ => {
+                let t = t.f_to_kind(Kind::Float)?;
+                let mut v = vec![0f32; n];
+                t.f_copy_data(&mut v, n)?;
+                v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect()
+            }
+        };
+        for b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    Ok(h)
+}
+
+/// Every rank's validation predictions, in the order of the whole validation part: rows of
+/// (index, label, logits) are gathered, and the loss and accuracy are those of one process
+/// evaluating every image (the loss as the mean of per-image cross-entropies).
+fn gather_predictions(
+    comm: &dyn crate::dist::Collective,
+    local: &crate::evaluate::Predictions,
+    offset: usize,
+    classes: usize,
+) -> Result<crate::evaluate::Predictions, TrainError> {
+    let width = 2 + classes;
+    let mut rows = Vec::with_capacity(local.labels.len() * width);
+    for ((i, y), l) in local.indices.iter().zip(&local.labels).zip(&local.logits) {
+        rows.push((offset + i) as f64);
+        rows.push(*y as f64);
+        rows.extend(l);
+    }
+    let mut all: Vec<Vec<f64>> = comm
+        .gather_f64(&rows)?
+        .into_iter()
+        .flat_map(|r| r.chunks(width).map(|c| c.to_vec()).collect::<Vec<_>>())
+        .collect();
+    all.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    let mut out = crate::evaluate::Predictions::default();
+    let mut nll_sum = 0.0;
+    for row in all {
+        let (index, label, logits) = (row[0] as usize, row[1] as usize, &row[2..]);
+        let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = logits.iter().map(|l| (l - max).exp()).sum();
+        let probs: Vec<f64> = logits.iter().map(|l| (l - max).exp() / z).collect();
+        nll_sum += max + z.ln() - logits[label];
+        out.indices.push(index);
+        out.labels.push(label);
+        out.logits.push(logits.to_vec());
+        out.probs.push(probs);
+    }
+    out.loss = if out.labels.is_empty() {
+        0.0
+    } else {
+        nll_sum / out.labels.len() as f64
+    };
+    Ok(out)
 }

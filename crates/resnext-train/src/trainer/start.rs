@@ -5,6 +5,10 @@ use super::step::LossScaler;
 use super::Trainer;
 use crate::checkpoint::{write_atomic, CheckpointInfo, LoopState};
 use crate::config::{Precision, TrainConfig};
+use crate::dist::{self, shard::Shard, Comm, StatsSum};
+use resnext_model::sync_bn::SyncBatchNorm;
+use std::collections::HashMap;
+use std::sync::Arc;
 use crate::device::DeviceChoice;
 use crate::ema::Ema;
 use crate::error::TrainError;
@@ -35,6 +39,23 @@ impl Trainer {
         run_dir: &Path,
         init_weights: Option<&WeightsFile>,
     ) -> Result<(Self, Option<LoadReport>), TrainError> {
+        Self::new_on(dist::single(), cfg, run_dir, init_weights)
+    }
+
+    /// [`Self::new`] as one process of a data-parallel job: rank 0 scans, splits, builds the
+    /// model (random or `init_weights`) and writes the run directory as one process would, then
+    /// hands its config, split, weights and optimiser state to every other rank, which need not
+    /// see the run directory at all.
+    pub fn new_on(
+        comm: Comm,
+        mut cfg: TrainConfig,
+        run_dir: &Path,
+        init_weights: Option<&WeightsFile>,
+    ) -> Result<(Self, Option<LoadReport>), TrainError> {
+        if comm.rank() != 0 {
+            return Ok((Self::follow(comm, run_dir)?, None));
+        }
+        cfg.train.ranks = comm.size();
         let folder = scan(&cfg.data.root)?;
         if resnext_data::safe_path::is_inside(run_dir, &cfg.data.root) {
             return Err(TrainError::RunInsideData {
@@ -50,12 +71,24 @@ impl Trainer {
             }
             None => cfg.data.split_config().split(&folder)?,
         };
-        Self::with_split(cfg, run_dir, split, init_weights)
+        let (trainer, report) = Self::start_fresh(comm, cfg, run_dir, split, init_weights)?;
+        trainer.lead()?;
+        Ok((trainer, report))
     }
 
     /// Starts a fresh run in `run_dir` on a given split (cross-validation's folds), refusing to
     /// overwrite a run that is already there.
     pub fn with_split(
+        cfg: TrainConfig,
+        run_dir: &Path,
+        split: Split,
+        init_weights: Option<&WeightsFile>,
+    ) -> Result<(Self, Option<LoadReport>), TrainError> {
+        Self::start_fresh(dist::single(), cfg, run_dir, split, init_weights)
+    }
+
+    fn start_fresh(
+        comm: Comm,
         cfg: TrainConfig,
         run_dir: &Path,
         split: Split,
@@ -73,7 +106,7 @@ impl Trainer {
         if run.holds_run() {
             return Err(TrainError::RunExists(run_dir.to_path_buf()));
         }
-        let mut trainer = Self::build(cfg, run, split, lock)?;
+        let mut trainer = Self::build(cfg, run, split, Some(lock), comm)?;
         let report = match init_weights {
             Some(w) => Some(load_weights_from(
                 &trainer.vs,
@@ -107,6 +140,21 @@ impl Trainer {
         epochs: Option<usize>,
         device: Option<DeviceChoice>,
     ) -> Result<Self, TrainError> {
+        Self::resume_on(dist::single(), run_dir, epochs, device)
+    }
+
+    /// [`Self::resume`] as one process of a data-parallel job, on any number of processes: rank 0
+    /// reads the resume point and hands it to the others. The run's `config.toml` notes the new
+    /// number in `train.ranks`.
+    pub fn resume_on(
+        comm: Comm,
+        run_dir: &Path,
+        epochs: Option<usize>,
+        device: Option<DeviceChoice>,
+    ) -> Result<Self, TrainError> {
+        if comm.rank() != 0 {
+            return Self::follow(comm, run_dir);
+        }
         let run = Run::at(run_dir);
         if !run.path(RunFile::Resume).exists() {
             return Err(TrainError::NothingToResume(run_dir.to_path_buf()));
@@ -131,10 +179,34 @@ impl Trainer {
         if let Some(d) = device {
             cfg.train.device = d;
         }
+        let ranks_changed = cfg.train.ranks != comm.size();
+        cfg.train.ranks = comm.size();
         cfg.validate()?;
         let split = run.split()?;
-        let mut t = Self::build(cfg, run, split, lock)?;
+        let mut t = Self::build(cfg, run, split, Some(lock), comm)?;
         let resume_path = t.run.path(RunFile::Resume);
+        t.apply_state(&tensors, &resume_path)?;
+        t.state = state;
+        // metrics.csv may lag the resume point if the process died between the two writes.
+        write_atomic(
+            &t.run.path(RunFile::Metrics),
+            metrics_csv(&t.state.history).as_bytes(),
+        )?;
+        if ranks_changed {
+            write_atomic(&t.run.path(RunFile::Config), t.cfg.to_toml()?.as_bytes())?;
+        }
+        t.lead()?;
+        Ok(t)
+    }
+
+    /// Weights, optimiser, EMA and loss scale from resume tensors (`origin` names them in errors).
+    fn apply_state(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        origin: &Path,
+    ) -> Result<(), TrainError> {
+        let t = self;
+        let resume_path = origin.to_path_buf();
         let bad = |reason: String| TrainError::BadResume {
             path: resume_path.clone(),
             reason,
@@ -167,12 +239,44 @@ impl Trainer {
         if let Some(s) = tensors.get("loss_scale") {
             t.scaler = LossScaler::with_scale(s.f_double_value(&[0])?);
         }
-        t.state = state;
-        // metrics.csv may lag the resume point if the process died between the two writes.
-        write_atomic(
-            &t.run.path(RunFile::Metrics),
-            metrics_csv(&t.state.history).as_bytes(),
-        )?;
+        Ok(())
+    }
+
+    /// Rank 0 of a job of several processes: sends the config, split, loop state and resume
+    /// tensors to every other rank ([`Self::follow`]).
+    fn lead(&self) -> Result<(), TrainError> {
+        if self.comm.size() == 1 {
+            return Ok(());
+        }
+        let start = Start {
+            config: self.cfg.to_toml()?,
+            split: self.split.clone(),
+            state: self.state.clone(),
+        };
+        let mut header = serde_json::to_vec(&start)
+            .map_err(|e| TrainError::Dist(format!("cannot encode the start: {e}")))?;
+        self.comm.broadcast(&mut header)?;
+        let tensors = self.resume_tensors()?;
+        let mut bytes = resnext_model::weights::tensors_to_bytes(&tensors)?;
+        self.comm.broadcast(&mut bytes)?;
+        Ok(())
+    }
+
+    /// Ranks other than 0: receive rank 0's start and build the same trainer (nothing is read
+    /// from or written to `run_dir`).
+    fn follow(comm: Comm, run_dir: &Path) -> Result<Self, TrainError> {
+        let mut header = Vec::new();
+        comm.broadcast(&mut header)?;
+        let start: Start = serde_json::from_slice(&header)
+            .map_err(|e| TrainError::Dist(format!("cannot decode rank 0's start: {e}")))?;
+        let run = Run::at(run_dir);
+        let cfg = TrainConfig::from_toml(&start.config, &run.path(RunFile::Config))?;
+        let mut t = Self::build(cfg, run, start.split, None, comm)?;
+        let mut bytes = Vec::new();
+        t.comm.broadcast(&mut bytes)?;
+        let tensors = resnext_model::weights::tensors_from_bytes(&bytes)?;
+        t.apply_state(&tensors, Path::new("rank 0's resume point"))?;
+        t.state = start.state;
         Ok(t)
     }
 
@@ -180,7 +284,8 @@ impl Trainer {
         cfg: TrainConfig,
         run: Run,
         split: Split,
-        lock: RunLock,
+        lock: Option<RunLock>,
+        comm: Comm,
     ) -> Result<Self, TrainError> {
         let device = cfg.train.device.resolve()?;
         if cfg.train.precision == Precision::Fp16 && device == Device::Cpu {
@@ -202,19 +307,29 @@ impl Trainer {
         let classes = split.classes.clone();
         let model_cfg = cfg.model.to_config(classes.len() as i64)?;
         let vs = VarStore::new(device);
-        let net = ResNeXt::new(&vs.root(), &model_cfg)?;
+        let mut net = ResNeXt::new(&vs.root(), &model_cfg)?;
+        let shard = Shard {
+            rank: comm.rank(),
+            ranks: comm.size(),
+        };
+        let sync_bn = (cfg.train.sync_batchnorm && comm.size() > 1)
+            .then(|| SyncBatchNorm::new(Arc::new(StatsSum(comm.clone()))));
+        net.set_sync_batchnorm(sync_bn.clone());
         if cfg.train.channels_last {
             resnext_model::weights::convert_to_channels_last(&vs)?;
         }
         let follow = cfg.data.follow_links;
         let train_samples = split.samples_with(&split.train, &root, follow)?;
-        let val_samples = split.samples_with(&split.val, &root, follow)?;
-        if train_samples.is_empty() || val_samples.is_empty() {
+        let all_val = split.samples_with(&split.val, &root, follow)?;
+        if train_samples.is_empty() || all_val.is_empty() {
             return Err(TrainError::EmptySplit {
                 train: train_samples.len(),
-                val: val_samples.len(),
+                val: all_val.len(),
             });
         }
+        // validation is sharded by contiguous ranges; the predictions are gathered
+        let val_range = shard.range(all_val.len());
+        let val_samples = all_val[val_range.clone()].to_vec();
         let mut lc = LoaderConfig::new(cfg.data.batch_size, classes.len());
         lc.shuffle = true;
         lc.drop_last = cfg.data.drop_last;
@@ -225,6 +340,7 @@ impl Trainer {
         lc.on_bad_image = cfg.data.on_bad_image;
         lc.mix = cfg.data.mix.clone();
         lc.pixels = PixelType::F32;
+        lc.shard = shard;
         let train = Loader::new(
             &root,
             &train_samples,
@@ -232,6 +348,7 @@ impl Trainer {
             lc.clone(),
         )?;
         let mut vc = lc;
+        vc.shard = Shard::whole();
         vc.shuffle = false;
         vc.drop_last = false;
         vc.mix = None;
@@ -248,7 +365,8 @@ impl Trainer {
         for smp in &train_samples {
             counts[smp.label] += 1;
         }
-        let class_weights = match cfg.loss.class_weights.resolve(&counts)? {
+        let class_weight_values = cfg.loss.class_weights.resolve(&counts)?;
+        let class_weights = match &class_weight_values {
             Some(w) => {
                 let w: Vec<f32> = w.iter().map(|&v| v as f32).collect();
                 Some(Tensor::f_from_slice(&w)?.f_to_device(device)?)
@@ -280,6 +398,7 @@ impl Trainer {
                 seconds: 0.0,
                 images_per_s: 0.0,
                 data_wait_s: 0.0,
+                allreduce_s: 0.0,
             },
             temperature: None,
         };
@@ -306,7 +425,19 @@ impl Trainer {
             data_threads,
             scaler: LossScaler::default(),
             class_weights,
+            class_weight_values,
             lock,
+            comm,
+            sync_bn,
+            val_offset: val_range.start,
         })
     }
+}
+
+/// What rank 0 sends the other ranks at the start of a job.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Start {
+    config: String,
+    split: Split,
+    state: LoopState,
 }

@@ -1,7 +1,10 @@
 //! One optimisation step: backward, fp16 loss scaling, gradient clipping, the optimiser update,
 //! the EMA update, and the check that the weights are still finite.
 
+use crate::dist::grads::{sum_gradients, ReduceStats, BUCKET_BYTES};
+use crate::dist::Collective;
 use crate::ema::Ema;
+use resnext_model::sync_bn::SyncBatchNorm;
 use crate::error::TrainError;
 use crate::optim::Optimizer;
 use tch::Tensor;
@@ -65,8 +68,26 @@ pub struct StepAt {
     pub batch: usize,
 }
 
-/// Backward through `loss` and one update at learning rate `lr`. Returns false when fp16's loss
-/// scaler skipped the update.
+/// Data-parallel training: the processes of the job, and synchronised BatchNorm's cuts when it
+/// is on. The loss of each process is its share of the global batch's loss.
+#[derive(Clone, Copy)]
+pub struct StepDist<'a> {
+    pub comm: &'a dyn Collective,
+    pub sync_batchnorm: Option<&'a SyncBatchNorm>,
+}
+
+/// What a step did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepOutcome {
+    /// False when fp16's loss scaler skipped the update.
+    pub updated: bool,
+    /// The sum of the gradients across processes (zero on one process).
+    pub reduce: ReduceStats,
+}
+
+/// Backward through `loss`, the gradients summed across processes under `dist`, and one update
+/// at learning rate `lr`.
+#[allow(clippy::too_many_arguments)]
 pub fn optimisation_step(
     opt: &mut Optimizer,
     loss: &Tensor,
@@ -75,15 +96,25 @@ pub fn optimisation_step(
     scaler: Option<&mut LossScaler>,
     ema: Option<&mut Ema>,
     at: StepAt,
-) -> Result<bool, TrainError> {
+    dist: Option<StepDist<'_>>,
+) -> Result<StepOutcome, TrainError> {
+    let sync = dist.and_then(|d| d.sync_batchnorm);
+    let mut outcome = StepOutcome::default();
+    let mut backward = |opt: &mut Optimizer, loss: &Tensor| -> Result<(), TrainError> {
+        opt.backward_with(loss, sync)?;
+        if let Some(d) = dist {
+            outcome.reduce = sum_gradients(d.comm, opt, BUCKET_BYTES)?;
+        }
+        Ok(())
+    };
     match scaler {
         Some(scaler) => {
-            opt.backward(&(loss * scaler.scale))?;
+            backward(opt, &(loss * scaler.scale))?;
             if !scaler.unscale(opt)? {
-                return Ok(false);
+                return Ok(outcome);
             }
         }
-        None => opt.backward(loss)?,
+        None => backward(opt, loss)?,
     }
     if let Some(max) = cfg.clip_grad_norm {
         opt.clip_grad_norm(max)?;
@@ -98,5 +129,6 @@ pub fn optimisation_step(
     if let Some(ema) = ema {
         ema.update()?;
     }
-    Ok(true)
+    outcome.updated = true;
+    Ok(outcome)
 }
