@@ -2,12 +2,12 @@
 //! buffer, a bounded number of batches prefetched on a background thread, per-epoch shuffling,
 //! optional drop_last, Mixup/CutMix and an in-memory cache of decoded images.
 
-use crate::shard::Shard;
 use crate::decode::{decode_file, DecodeLimits};
 use crate::error::DataError;
 use crate::mix::{mix_batch, one_hot, MixConfig};
 use crate::rng::Rng;
 use crate::scan::Sample;
+use crate::shard::Shard;
 pub use crate::transform::Layout;
 use crate::transform::Transform;
 use crossbeam_channel::{bounded, Receiver, Sender};

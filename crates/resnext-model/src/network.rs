@@ -2,13 +2,13 @@
 //! average pooling and a linear head. `forward_t` returns logits; softmax belongs to the caller
 //! (the original tutorial applied softmax inside the model before cross-entropy, a double softmax).
 
-use crate::sync_bn::SyncBatchNorm;
-use std::sync::Arc;
 use crate::ablation::Ablation;
 use crate::block::{BlockSpec, Bottleneck, EXPANSION};
 use crate::config::ModelConfig;
 use crate::error::ModelError;
 use crate::layers::{BatchNorm2d, Conv2d, ConvSpec, Linear};
+use crate::sync_bn::SyncBatchNorm;
+use std::sync::Arc;
 use tch::{nn, Kind, TchError, Tensor};
 
 /// The layers of a network as an exporter sees them.

@@ -216,10 +216,7 @@ impl SyncBatchNorm {
                 continue;
             }
             // Σ input·∂input has ∂input as its gradient with respect to the input.
-            let root = cut
-                .input
-                .f_mul(&grad_in)?
-                .f_sum(Kind::Float)?;
+            let root = cut.input.f_mul(&grad_in)?.f_sum(Kind::Float)?;
             propagate(&root, j, &mut leaf_grads)?;
         }
         Ok(param_grads

@@ -173,4 +173,3 @@ fn one_process_equals_plain_batchnorm() {
     let e2 = synced.net.f_forward_t(&x, false).unwrap();
     assert!((e1 - e2).abs().max().double_value(&[]) < 1e-5);
 }
-

@@ -39,9 +39,10 @@ impl MpiJob {
     /// Initialises MPI (serialised threading: the training thread is the only one that calls
     /// it, and it need not be the main thread).
     pub fn init() -> Result<Self, TrainError> {
-        let (universe, _) = mpi::initialize_with_threading(Threading::Serialized).ok_or_else(
-            || TrainError::Dist("MPI was already initialised in this process".into()),
-        )?;
+        let (universe, _) =
+            mpi::initialize_with_threading(Threading::Serialized).ok_or_else(|| {
+                TrainError::Dist("MPI was already initialised in this process".into())
+            })?;
         let world = universe.world();
         let comm = Arc::new(Mpi {
             rank: world.rank() as usize,

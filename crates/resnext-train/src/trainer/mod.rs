@@ -18,8 +18,6 @@ pub use observer::{Observer, Silent, StartInfo};
 use crate::checkpoint::{write_atomic, Checkpoint, CheckpointInfo, LoopState};
 use crate::config::TrainConfig;
 use crate::dist::Comm;
-use resnext_model::sync_bn::SyncBatchNorm;
-use std::sync::Arc;
 use crate::ema::Ema;
 use crate::error::TrainError;
 use crate::evaluate::{batch_tensor, predict_loader, RunOptions};
@@ -33,9 +31,11 @@ use crate::run::{Run, RunFile, RunLock};
 use crate::schedule::Schedule;
 use resnext_data::split::Split;
 use resnext_data::Loader;
+use resnext_model::sync_bn::SyncBatchNorm;
 use resnext_model::weights::save_weights;
 use resnext_model::ResNeXt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 use step::{optimisation_step, LossScaler, StepAt, StepConfig, StepDist};
 use tch::nn::VarStore;
@@ -250,9 +250,7 @@ impl Trainer {
                 None => batch.len() as f64,
             };
             let (global_len, min_len, global_weight) = if world > 1 {
-                let all = self
-                    .comm
-                    .gather_f64(&[batch.len() as f64, local_weight])?;
+                let all = self.comm.gather_f64(&[batch.len() as f64, local_weight])?;
                 let len: f64 = all.iter().map(|v| v[0]).sum();
                 let min = all.iter().map(|v| v[0]).fold(f64::INFINITY, f64::min);
                 let weight: f64 = all.iter().map(|v| v[1]).sum();
@@ -468,7 +466,12 @@ impl Trainer {
                 "after epoch {epoch} the weights of rank {r} differ from rank 0's"
             )));
         }
-        tracing::debug!(epoch, hash = format!("{hash:016x}"), ranks = all.len(), "every rank holds the same weights");
+        tracing::debug!(
+            epoch,
+            hash = format!("{hash:016x}"),
+            ranks = all.len(),
+            "every rank holds the same weights"
+        );
         Ok(())
     }
 

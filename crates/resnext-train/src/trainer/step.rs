@@ -4,9 +4,9 @@
 use crate::dist::grads::{sum_gradients, ReduceStats, BUCKET_BYTES};
 use crate::dist::Collective;
 use crate::ema::Ema;
-use resnext_model::sync_bn::SyncBatchNorm;
 use crate::error::TrainError;
 use crate::optim::Optimizer;
+use resnext_model::sync_bn::SyncBatchNorm;
 use tch::Tensor;
 
 /// fp16's dynamic loss scale, as `torch.cuda.amp.GradScaler`: the loss is multiplied by the

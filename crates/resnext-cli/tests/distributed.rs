@@ -1,0 +1,394 @@
+//! Data-parallel training on MPI: `mpirun -np 2 resnext train` on loopback, one libtorch thread
+//! per rank, a tiny architecture. Needs the `mpi` feature (`cargo xtask test` turns it on when
+//! OpenMPI is installed: `cargo xtask setup --mpi`) and `mpirun`; each test skips, counted,
+//! without them.
+
+mod common;
+
+use common::{metrics_rows, ok, stderr, stdout, synth, tiny_config};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a job may take to end after one of its ranks died or failed.
+const FAULT_BOUND: Duration = Duration::from_secs(90);
+
+/// `mpirun -np N <resnext>`, or `None` (skip recorded) when this build or machine cannot.
+fn mpirun(np: usize) -> Option<Command> {
+    if !cfg!(feature = "mpi") {
+        resnext_testkit::skip(
+            "needs the `mpi` feature (cargo xtask test enables it once `cargo xtask setup --mpi` installed OpenMPI)",
+        );
+        return None;
+    }
+    let found = Command::new("mpirun")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        resnext_testkit::skip("needs mpirun (cargo xtask setup --mpi)");
+        return None;
+    }
+    let mut c = Command::new("mpirun");
+    c.args(["-np", &np.to_string(), "--oversubscribe"])
+        // loopback and shared memory only
+        .args([
+            "--mca",
+            "btl",
+            "self,vader,tcp",
+            "--mca",
+            "btl_tcp_if_include",
+            "lo",
+        ])
+        .args(["--mca", "oob_tcp_if_include", "lo"])
+        .args(["--mca", "btl_vader_single_copy_mechanism", "none"])
+        // CI runs as root in a container; harmless otherwise
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .arg(env!("CARGO_BIN_EXE_resnext"));
+    Some(c)
+}
+
+fn run_ok(mut c: Command, args: &[&str]) -> Output {
+    let o = c.args(args).output().expect("mpirun runs");
+    assert!(
+        o.status.success(),
+        "mpirun resnext {args:?} failed:\n{}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Every tensor of a run's checkpoint.
+fn tensors(path: &Path) -> BTreeMap<String, Vec<f32>> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .filter(|(_, v)| v.dtype() == safetensors::Dtype::F32)
+        .map(|(n, v)| {
+            let f = v
+                .data()
+                .chunks(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (n, f)
+        })
+        .collect()
+}
+
+/// The config of the equivalence test: one epoch of 3 full batches of 8, SGD with momentum at a
+/// moderate rate. SGD's update is linear in the gradient, so the comparison sees the gradients'
+/// rounding (about 1e-6 here); Adam divides by the gradient's magnitude, and the sign of a
+/// near-zero gradient that rounding flips moves a weight by the whole learning rate. A large
+/// rate on a tiny-batch network amplifies rounding too (0.05 reaches 1e-2 in 3 steps here; with
+/// every image flipped the same way, 1e-6: the rounding is in the BatchNorm of channels whose
+/// 8 values barely vary), so the rate is 0.01.
+fn three_steps(dir: &Path, data: &Path, extra: &str) -> PathBuf {
+    let cfg = tiny_config(dir, data, 1, extra);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("lr = 0.001", "name = \"sgd\"\nlr = 0.01\nmomentum = 0.9");
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+#[test]
+fn synchronised_batchnorm_on_two_ranks_equals_one_process() {
+    let Some(mpi) = mpirun(2) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // 32 images, a quarter for validation: 24 to train, 3 steps of the global batch 8
+    let data = synth(tmp.path(), 8);
+    let cfg = three_steps(tmp.path(), &data, "sync_batchnorm = true");
+    let one = tmp.path().join("one");
+    let two = tmp.path().join("two");
+    ok(&["train", "--config", s(&cfg), "--out", s(&one)]);
+    run_ok(mpi, &["train", "--config", s(&cfg), "--out", s(&two)]);
+    let (a, b) = (
+        tensors(&one.join("last.safetensors")),
+        tensors(&two.join("last.safetensors")),
+    );
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    let mut worst = (0.0f32, String::new());
+    for (name, x) in &a {
+        let y = &b[name];
+        // running statistics are compared relative to their size (a variance may be ~10)
+        let scale = if name.contains("running_") {
+            x.iter().fold(1.0f32, |m, v| m.max(v.abs()))
+        } else {
+            1.0
+        };
+        for (p, q) in x.iter().zip(y) {
+            let d = (p - q).abs() / scale;
+            if d > worst.0 {
+                worst = (d, name.clone());
+            }
+        }
+    }
+    assert!(
+        worst.0 <= 1e-4,
+        "2 ranks differ from 1 process by {} in {}",
+        worst.0,
+        worst.1
+    );
+    // the comparison can fail: per-rank BatchNorm (2 × 4 images) is another function
+    let per_rank = tmp.path().join("per-rank");
+    let cfg2 = three_steps(tmp.path(), &data, "");
+    let Some(mpi) = mpirun(2) else { return };
+    run_ok(mpi, &["train", "--config", s(&cfg2), "--out", s(&per_rank)]);
+    let c = tensors(&per_rank.join("last.safetensors"));
+    let apart = a["fc.weight"]
+        .iter()
+        .zip(&c["fc.weight"])
+        .fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+    assert!(
+        apart > 1e-3,
+        "per-rank BatchNorm gave the same weights ({apart})"
+    );
+    // the validation metrics of the gathered shards equal one process's
+    let (r1, r2) = (metrics_rows(&one), metrics_rows(&two));
+    for col in [3, 4] {
+        let (x, y): (f64, f64) = (r1[0][col].parse().unwrap(), r2[0][col].parse().unwrap());
+        assert!((x - y).abs() < 1e-3, "column {col}: {x} vs {y}");
+    }
+    let config = std::fs::read_to_string(two.join("config.toml")).unwrap();
+    assert!(config.contains("ranks = 2"), "{config}");
+    assert!(!std::fs::read_to_string(one.join("config.toml"))
+        .unwrap()
+        .contains("ranks ="));
+}
+
+/// The `batch` debug lines of a job: (rank, epoch) -> sample indices.
+fn batches(log: &str) -> BTreeMap<(usize, usize), Vec<usize>> {
+    let mut out: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
+    for line in log
+        .lines()
+        .filter(|l| l.contains(" batch ") || l.ends_with(" batch"))
+    {
+        let field = |k: &str| -> Option<&str> {
+            let at = line.find(&format!("{k}="))? + k.len() + 1;
+            let rest = &line[at..];
+            Some(if rest.starts_with('[') {
+                &rest[..=rest.find(']')?]
+            } else {
+                rest.split_whitespace().next()?
+            })
+        };
+        let (Some(rank), Some(epoch), Some(samples)) =
+            (field("rank"), field("epoch"), field("samples"))
+        else {
+            continue;
+        };
+        let samples: Vec<usize> = samples
+            .trim_matches(['[', ']'])
+            .split(',')
+            .filter(|x| !x.trim().is_empty())
+            .map(|x| x.trim().parse().unwrap())
+            .collect();
+        out.entry((rank.parse().unwrap(), epoch.parse().unwrap()))
+            .or_default()
+            .extend(samples);
+    }
+    out
+}
+
+#[test]
+fn per_rank_batchnorm_shards_every_image_once_and_keeps_ranks_identical() {
+    let Some(mut mpi) = mpirun(2) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // 40 images, about 30 to train at global batch 8: the last batch is split too
+    let data = synth(tmp.path(), 10);
+    let cfg = tiny_config(tmp.path(), &data, 2, "");
+    let out = tmp.path().join("run");
+    mpi.env("RUST_LOG", "resnext_train=debug")
+        .env("NO_COLOR", "1");
+    let o = run_ok(mpi, &["train", "--config", s(&cfg), "--out", s(&out)]);
+    let log = stderr(&o);
+    let split: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("split.json")).unwrap()).unwrap();
+    let n_train = split["train"].as_array().unwrap().len();
+    let seen = batches(&log);
+    for epoch in 1..=2 {
+        let mut all: Vec<usize> = Vec::new();
+        for rank in 0..2 {
+            let mine = seen
+                .get(&(rank, epoch))
+                .unwrap_or_else(|| panic!("no batches of rank {rank} in epoch {epoch}:\n{log}"));
+            // balanced shares of each global batch: at most one image apart per batch
+            assert!(
+                mine.len() >= n_train / 2 - 4,
+                "rank {rank}: {} images",
+                mine.len()
+            );
+            all.extend(mine);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..n_train).collect::<Vec<_>>(), "epoch {epoch}");
+    }
+    // the epochs' orders differ (a seeded permutation per epoch)
+    assert_ne!(seen[&(0, 1)], seen[&(0, 2)]);
+    // both ranks checked their weights against each other after every epoch
+    let checks = log
+        .lines()
+        .filter(|l| l.contains("every rank holds the same weights"))
+        .count();
+    assert_eq!(checks, 4, "{log}");
+    let rows = metrics_rows(&out);
+    assert_eq!(rows.len(), 2);
+    let allreduce: f64 = rows[0][9].parse().unwrap();
+    assert!(allreduce > 0.0, "{rows:?}");
+}
+
+/// The PIDs of this test's rank `rank` (found by a marker in their environment).
+fn rank_pids(marker: &str, rank: usize) -> Vec<i32> {
+    let mut pids = Vec::new();
+    let want_rank = format!("OMPI_COMM_WORLD_RANK={rank}");
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        let vars: Vec<&[u8]> = env.split(|&b| b == 0).collect();
+        let has = |s: &str| vars.iter().any(|v| *v == s.as_bytes());
+        if has(marker) && has(&want_rank) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().ok();
+    child.wait().ok();
+    None
+}
+
+/// Waits until the run has committed `n` epochs (or the job ended).
+fn wait_for_epochs(child: &mut Child, run: &Path, n: usize) {
+    let start = Instant::now();
+    loop {
+        let rows = std::fs::read_to_string(run.join("metrics.csv"))
+            .map(|t| t.lines().count().saturating_sub(1))
+            .unwrap_or(0);
+        if rows >= n {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the job ended before epoch {n}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(120), "no epoch {n}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn spawn(mut c: Command, args: &[&str], marker: &str, log: &Path) -> Child {
+    let err = std::fs::File::create(log).unwrap();
+    c.args(args)
+        .env("RESNEXT_TEST_MARKER", marker.split_once('=').unwrap().1)
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("mpirun starts")
+}
+
+#[test]
+fn a_killed_rank_ends_the_job_and_the_run_resumes_on_another_count() {
+    let Some(mpi) = mpirun(2) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(tmp.path(), 24);
+    let cfg = tiny_config(tmp.path(), &data, 12, "");
+    let out = tmp.path().join("run");
+    let marker = format!("RESNEXT_TEST_MARKER={}", tmp.path().display());
+    let log = tmp.path().join("mpirun.log");
+    let mut job = spawn(
+        mpi,
+        &["train", "--config", s(&cfg), "--out", s(&out)],
+        &marker,
+        &log,
+    );
+    wait_for_epochs(&mut job, &out, 1);
+    let victims = rank_pids(&marker, 1);
+    assert_eq!(victims.len(), 1, "rank 1's process: {victims:?}");
+    Command::new("kill")
+        .args(["-KILL", &victims[0].to_string()])
+        .status()
+        .unwrap();
+    let status = wait_bounded(&mut job, FAULT_BOUND).expect("the job ended after a rank died");
+    assert!(!status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("rank 1"), "the dead rank is named:\n{text}");
+    // the last committed epoch resumes, on one process, to the end
+    let committed = metrics_rows(&out).len();
+    assert!((1..12).contains(&committed), "{committed} epochs committed");
+    let o = ok(&["train", "--resume", s(&out)]);
+    assert!(o.contains("Epoch: 12"), "{o}");
+    assert_eq!(metrics_rows(&out).len(), 12);
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(!config.contains("ranks ="), "one process now:\n{config}");
+}
+
+#[test]
+fn a_failing_rank_is_named_and_the_run_resumes_on_two_ranks() {
+    let Some(mpi) = mpirun(2) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(tmp.path(), 12);
+    let cfg = tiny_config(tmp.path(), &data, 30, "");
+    let out = tmp.path().join("run");
+    let marker = format!("RESNEXT_TEST_MARKER={}", tmp.path().display());
+    let log = tmp.path().join("mpirun.log");
+    let mut job = spawn(
+        mpi,
+        &["train", "--config", s(&cfg), "--out", s(&out)],
+        &marker,
+        &log,
+    );
+    wait_for_epochs(&mut job, &out, 1);
+    // a training image turns unreadable: the rank whose share holds it fails on it
+    let split: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("split.json")).unwrap()).unwrap();
+    let victim = data.join(split["train"][0].as_str().unwrap());
+    let good = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, b"not an image").unwrap();
+    let status = wait_bounded(&mut job, FAULT_BOUND).expect("the job ended after a rank failed");
+    assert!(!status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let name = victim.file_name().unwrap().to_string_lossy().to_string();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("error: rank ") && l.contains(&name))
+        .unwrap_or_else(|| panic!("no error naming the rank and {name}:\n{text}"));
+    assert!(line.contains(" of 2: "), "{line}");
+    // the image is mended; the run resumes from its last committed epoch on 2 ranks
+    std::fs::write(&victim, good).unwrap();
+    let committed = metrics_rows(&out).len();
+    assert!(committed < 30, "the job ended early");
+    let Some(mpi) = mpirun(2) else { return };
+    let o = run_ok(mpi, &["train", "--resume", s(&out)]);
+    assert!(stdout(&o).contains("Epoch: 30"), "{}", stdout(&o));
+    let rows = metrics_rows(&out);
+    assert_eq!(rows.len(), 30);
+    let epochs: Vec<String> = rows.iter().map(|r| r[0].clone()).collect();
+    assert_eq!(epochs, (1..=30).map(|e| e.to_string()).collect::<Vec<_>>());
+}
