@@ -29,7 +29,8 @@ pub fn run(mut cmd: Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Builds the `resnext` binary in release mode and returns its path.
+/// Builds the `resnext` binary in release mode and returns its path; with data-parallel training
+/// (feature `mpi`) when MPI is installed (`cargo xtask setup --mpi`).
 pub fn build_cli_release() -> Result<PathBuf> {
     let mut c = cargo();
     c.args([
@@ -40,6 +41,7 @@ pub fn build_cli_release() -> Result<PathBuf> {
         "--bin",
         "resnext",
     ]);
+    c.args(mpi_features());
     run(c, "cargo build --release")?;
     Ok(target_dir()?.join("release/resnext"))
 }
@@ -68,4 +70,14 @@ pub fn target_dir() -> Result<PathBuf> {
 pub fn has_flag(args: &[String], flag: &str) -> bool {
     args.iter()
         .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+}
+
+/// `--features resnext-cli/mpi` where MPI is installed, else nothing (the default build needs
+/// no MPI).
+pub fn mpi_features() -> Vec<&'static str> {
+    if crate::setup::mpi_available() {
+        vec!["--features", "resnext-cli/mpi"]
+    } else {
+        Vec::new()
+    }
 }

@@ -26,8 +26,11 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args]
 
 commands:
-  setup [--browser]  install PyTorch 2.13.0 (libtorch) from PyPI into a cache venv, link .libtorch;
+  setup [--browser] [--mpi]
+                     install PyTorch 2.13.0 (libtorch) from PyPI into a cache venv, link .libtorch;
                      --browser also installs Chromium and chromedriver (apt-get) for the page test
+                     --mpi also installs OpenMPI and libclang (apt-get): data-parallel training
+                     (`mpirun -np N target/release/resnext train`); xtask then builds with it
   test [ARGS]        setup on first use, then `cargo test --workspace [ARGS]`
   download [NAME] [--url URL] [--sha256 HEX] [--from FILE_OR_DIR] [--out DIR] [--subdir P] [--force]
                      fetch a dataset of configs/datasets.toml (default msld) into data/NAME

@@ -51,15 +51,19 @@ fn find_torch_dir(venv: &Path) -> Option<PathBuf> {
 /// Makes sure libtorch is there and `.libtorch` points at it. Returns the libtorch folder.
 /// `--browser` also installs headless Chromium and its WebDriver (for the page's browser test).
 pub fn run(args: &[String]) -> Result<PathBuf> {
-    let mut browser = false;
+    let (mut browser, mut mpi) = (false, false);
     for a in args {
         match a.as_str() {
             "--browser" => browser = true,
-            other => bail!("setup takes only --browser, got `{other}`"),
+            "--mpi" => mpi = true,
+            other => bail!("setup takes --browser and --mpi, got `{other}`"),
         }
     }
     if browser {
         install_browser()?;
+    }
+    if mpi {
+        install_mpi()?;
     }
     if let Some(dir) = user_libtorch() {
         if !dir.join("lib").is_dir() {
@@ -195,11 +199,68 @@ fn install_browser() -> Result<()> {
     if on_path("chromium") && on_path("chromedriver") {
         return Ok(());
     }
+    apt_install(
+        "the browser test needs Chromium and chromedriver",
+        &BROWSER_PACKAGES,
+    )
+}
+
+/// OpenMPI (its compiler wrapper, `mpirun` and headers) and libclang, which the `mpi` crate's
+/// bindings are generated with.
+pub const MPI_PACKAGES: [&str; 3] = ["libopenmpi-dev", "openmpi-bin", "libclang-dev"];
+
+/// Whether the `mpi` feature can be built and its tests run here: an MPI compiler wrapper,
+/// `mpirun`, and libclang.
+pub fn mpi_available() -> bool {
+    on_path("mpicc") && on_path("mpirun") && has_libclang()
+}
+
+fn has_libclang() -> bool {
+    if std::env::var_os("LIBCLANG_PATH").is_some() {
+        return true;
+    }
+    let dirs = [
+        "/usr/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+    ];
+    let named = |d: &Path| {
+        std::fs::read_dir(d).is_ok_and(|it| {
+            it.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("libclang"))
+        })
+    };
+    dirs.iter().any(|d| {
+        let d = Path::new(d);
+        named(d)
+            || std::fs::read_dir(d).is_ok_and(|it| {
+                it.flatten().any(|e| {
+                    e.file_name().to_string_lossy().starts_with("llvm-")
+                        && named(&e.path().join("lib"))
+                })
+            })
+    })
+}
+
+/// Installs [`MPI_PACKAGES`] with apt-get unless MPI is already usable.
+fn install_mpi() -> Result<()> {
+    if mpi_available() {
+        return Ok(());
+    }
+    apt_install(
+        "data-parallel training (feature `mpi`) needs OpenMPI and libclang",
+        &MPI_PACKAGES,
+    )
+}
+
+/// `apt-get install` of `packages` (through sudo unless root), updating the package lists when
+/// the first try fails.
+fn apt_install(why: &str, packages: &[&str]) -> Result<()> {
     if !on_path("apt-get") {
         bail!(
-            "the browser test needs Chromium and chromedriver on PATH; install them with your \
-             package manager (Debian: apt-get install {})",
-            BROWSER_PACKAGES.join(" ")
+            "{why}; install them with your package manager (Debian: apt-get install {})",
+            packages.join(" ")
         );
     }
     // apt-get needs root; anyone else goes through sudo
@@ -218,10 +279,10 @@ fn install_browser() -> Result<()> {
         c.env("DEBIAN_FRONTEND", "noninteractive").args(args);
         cmd::run(c, &format!("apt-get {}", args.join(" ")))
     };
-    eprintln!("setup: installing {} (apt-get)", BROWSER_PACKAGES.join(" "));
+    eprintln!("setup: installing {} (apt-get)", packages.join(" "));
     let install: Vec<&str> = ["install", "-y", "--no-install-recommends"]
         .into_iter()
-        .chain(BROWSER_PACKAGES)
+        .chain(packages.iter().copied())
         .collect();
     if apt(&install).is_err() {
         // a fresh machine may have no package lists yet

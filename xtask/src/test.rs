@@ -16,7 +16,14 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     std::fs::write(&log, "").with_context(|| format!("cannot write {}", log.display()))?;
     let mut c = cmd::cargo();
+    let features = cmd::mpi_features();
+    if features.is_empty() {
+        eprintln!(
+            "test: MPI is not installed, so the data-parallel tests skip (cargo xtask setup --mpi)"
+        );
+    }
     c.args(["test", "--workspace"])
+        .args(features)
         .args(args)
         .env("RESNEXT_SKIP_LOG", &log);
     let result = cmd::run(c, "cargo test --workspace");

@@ -263,7 +263,7 @@ fn rank_pids(marker: &str, rank: usize) -> Vec<i32> {
             continue;
         };
         let vars: Vec<&[u8]> = env.split(|&b| b == 0).collect();
-        let has = |s: &str| vars.iter().any(|v| *v == s.as_bytes());
+        let has = |s: &str| vars.contains(&s.as_bytes());
         if has(marker) && has(&want_rank) {
             pids.push(pid);
         }

@@ -232,9 +232,9 @@ impl Trainer {
             }
             Ok(())
         })?;
-        t.opt.load_state(&tensors, &resume_path)?;
+        t.opt.load_state(tensors, &resume_path)?;
         if let Some(ema) = &mut t.ema {
-            ema.load_state(&tensors)?;
+            ema.load_state(tensors)?;
         }
         if let Some(s) = tensors.get("loss_scale") {
             t.scaler = LossScaler::with_scale(s.f_double_value(&[0])?);
