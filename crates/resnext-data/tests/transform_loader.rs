@@ -332,3 +332,45 @@ fn random_erasing_erases_a_rectangle_within_its_bounds() {
         assert!((0.3..=3.0).contains(&ratio), "seed {seed}: ratio {ratio}");
     }
 }
+
+#[test]
+fn shards_of_each_batch_are_the_whole_batch_in_rank_order_with_the_same_pixels() {
+    use resnext_data::shard::Shard;
+    // 3 classes × 7 = 21 samples at batch 8: batches of 8, 8 and 5, the last split unevenly
+    let (dir, f) = folder(7);
+    let t = Transform::new(heavy()).unwrap();
+    let mk = |shard: Shard| {
+        let mut c = LoaderConfig::new(8, 3);
+        c.shuffle = true;
+        c.seed = 5;
+        c.shard = shard;
+        Loader::new(dir.path(), &f.samples, t.clone(), c).unwrap()
+    };
+    let whole = mk(Shard::whole());
+    for ranks in [2, 3] {
+        let shards: Vec<Loader> = (0..ranks).map(|rank| mk(Shard { rank, ranks })).collect();
+        for epoch in [1, 2] {
+            let per_rank: Vec<Vec<resnext_data::Batch>> = shards
+                .iter()
+                .map(|l| l.epoch(epoch).map(|b| b.unwrap()).collect())
+                .collect();
+            let full: Vec<resnext_data::Batch> = whole.epoch(epoch).map(|b| b.unwrap()).collect();
+            for (bi, b) in full.iter().enumerate() {
+                // every rank steps through the same number of batches
+                let parts: Vec<&resnext_data::Batch> = per_rank.iter().map(|p| &p[bi]).collect();
+                let idx: Vec<usize> = parts.iter().flat_map(|p| p.indices.clone()).collect();
+                assert_eq!(idx, b.indices, "{ranks} ranks, epoch {epoch}, batch {bi}");
+                let px: Vec<f32> = parts
+                    .iter()
+                    .flat_map(|p| p.f32().unwrap().iter().copied().collect::<Vec<_>>())
+                    .collect();
+                let want: Vec<f32> = b.f32().unwrap().iter().copied().collect();
+                assert!(
+                    px == want,
+                    "the augmentation of a sample is its own, not its rank's"
+                );
+            }
+            assert!(per_rank.iter().all(|p| p.len() == full.len()));
+        }
+    }
+}

@@ -83,7 +83,12 @@ pub fn single() -> Comm {
 /// process behaves exactly as without MPI), and to refuse a launch by `mpirun` of a binary built
 /// without the `mpi` feature (N processes would each train alone into one run directory).
 pub fn launcher_env() -> Option<(usize, usize)> {
-    let var = |k: &str| std::env::var(k).ok()?.trim().parse::<usize>().ok();
+    launcher_env_from(|k| std::env::var(k).ok())
+}
+
+/// [`launcher_env`] with the variables read by `get`.
+pub fn launcher_env_from(get: impl Fn(&str) -> Option<String>) -> Option<(usize, usize)> {
+    let var = |k: &str| get(k)?.trim().parse::<usize>().ok();
     let pairs = [
         ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
         ("PMIX_RANK", "PMIX_SIZE"),
@@ -110,5 +115,36 @@ impl resnext_model::sync_bn::StatsReducer for StatsSum {
         self.0
             .sum_f64(values)
             .map_err(|e| tch::TchError::Torch(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_launchers_variables_give_rank_and_size() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(launcher_env_from(env(&[])), None);
+        const OMPI: [(&str, &str); 2] =
+            [("OMPI_COMM_WORLD_RANK", "1"), ("OMPI_COMM_WORLD_SIZE", "4")];
+        assert_eq!(launcher_env_from(env(&OMPI)), Some((1, 4)));
+        const SLURM: [(&str, &str); 2] = [("SLURM_PROCID", "3"), ("SLURM_NTASKS", "8")];
+        assert_eq!(launcher_env_from(env(&SLURM)), Some((3, 8)));
+        assert_eq!(launcher_env_from(env(&[("PMIX_RANK", "2")])), Some((2, 0)));
+        assert_eq!(
+            launcher_env_from(env(&[("OMPI_COMM_WORLD_RANK", "x")])),
+            None
+        );
+        let s = Single;
+        assert_eq!((s.rank(), s.size()), (0, 1));
+        assert_eq!(s.gather_f64(&[1.0, 2.0]).unwrap(), vec![vec![1.0, 2.0]]);
     }
 }
