@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod bench_cold;
 mod bench_data;
+mod bench_dist;
 mod bench_floor;
 mod bench_overlap;
 mod bench_serve;
@@ -57,6 +58,9 @@ commands:
                      the data pipeline against torchvision's DataLoader, side by side
   bench-overlap [--root DIR] [--repeats N]
                      a training epoch against its steps alone (is data loading hidden?)
+  bench-dist [--np N] [--repeats R] [--root DIR]
+                     data-parallel training (mpirun -np N, 1 thread each) against one process of N
+                     threads: epoch-2 training throughput and gradient-sum time per step
   bench-serve [--clients N] [--requests M] [--curve 1,2,4,8] [--max-batch B] [--precision bf16|fp32]
               [--root DIR] [--out PNG]
                      `resnext serve` under load on loopback: throughput and latency percentiles
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         "bench-floor" => bench_floor::run(rest),
         "bench-overlap" => bench_overlap::run(rest),
         "bench-serve" => bench_serve::run(rest),
+        "bench-dist" => bench_dist::run(rest),
         "serve" => serve::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");

@@ -16,6 +16,11 @@ const FAULT_BOUND: Duration = Duration::from_secs(90);
 
 /// `mpirun -np N <resnext>`, or `None` (skip recorded) when this build or machine cannot.
 fn mpirun(np: usize) -> Option<Command> {
+    mpirun_with(np, &[])
+}
+
+/// [`mpirun`] with more launcher arguments.
+fn mpirun_with(np: usize, launcher: &[&str]) -> Option<Command> {
     if !cfg!(feature = "mpi") {
         resnext_testkit::skip(
             "needs the `mpi` feature (cargo xtask test enables it once `cargo xtask setup --mpi` installed OpenMPI)",
@@ -49,6 +54,7 @@ fn mpirun(np: usize) -> Option<Command> {
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .args(launcher)
         .arg(env!("CARGO_BIN_EXE_resnext"));
     Some(c)
 }
@@ -203,8 +209,13 @@ fn batches(log: &str) -> BTreeMap<(usize, usize), Vec<usize>> {
 
 #[test]
 fn per_rank_batchnorm_shards_every_image_once_and_keeps_ranks_identical() {
-    let Some(mut mpi) = mpirun(2) else { return };
     let tmp = tempfile::tempdir().unwrap();
+    // as across hosts, from a hostfile (one host here)
+    let hosts = tmp.path().join("hosts");
+    std::fs::write(&hosts, "localhost slots=2\n").unwrap();
+    let Some(mut mpi) = mpirun_with(2, &["--hostfile", s(&hosts)]) else {
+        return;
+    };
     // 40 images, about 30 to train at global batch 8: the last batch is split too
     let data = synth(tmp.path(), 10);
     let cfg = tiny_config(tmp.path(), &data, 2, "");

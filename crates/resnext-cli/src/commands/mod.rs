@@ -66,6 +66,17 @@ pub fn load_source(a: &SourceArgs, opts: RunOptions) -> Result<Source> {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if !matches!(cli.command, Command::Train(_)) {
+        // N copies of another command would each do the whole job (N servers on one port,
+        // N evaluations writing one eval.json)
+        if let Some((rank, size)) = resnext_train::dist::launcher_env() {
+            if size != 1 {
+                bail!(
+                    "started as rank {rank} by a launcher (mpirun, srun): only `resnext train` runs on several processes"
+                );
+            }
+        }
+    }
     match cli.command {
         Command::Summary(a) => summary::run(a),
         Command::Predict(a) => predict::run(a),

@@ -34,8 +34,9 @@ pub trait Collective: Send + Sync {
     fn engine(&self) -> &'static str;
     /// Replaces `data` on every rank with rank 0's.
     fn broadcast(&self, data: &mut Vec<u8>) -> Result<(), TrainError>;
-    /// Element-wise sums over all ranks, in place.
-    fn sum_f32(&self, data: &mut [f32]) -> Result<(), TrainError>;
+    /// Element-wise sums of every rank's `send` into `recv` (of the same length); two buffers,
+    /// so that gradients are copied once on the way in and once on the way out.
+    fn sum_f32(&self, send: &[f32], recv: &mut [f32]) -> Result<(), TrainError>;
     /// Element-wise sums over all ranks, in place.
     fn sum_f64(&self, data: &mut [f64]) -> Result<(), TrainError>;
     /// Every rank's `local` (of any length), in rank order.
@@ -59,7 +60,8 @@ impl Collective for Single {
     fn broadcast(&self, _: &mut Vec<u8>) -> Result<(), TrainError> {
         Ok(())
     }
-    fn sum_f32(&self, _: &mut [f32]) -> Result<(), TrainError> {
+    fn sum_f32(&self, send: &[f32], recv: &mut [f32]) -> Result<(), TrainError> {
+        recv.copy_from_slice(send);
         Ok(())
     }
     fn sum_f64(&self, _: &mut [f64]) -> Result<(), TrainError> {

@@ -91,11 +91,17 @@ impl Collective for Mpi {
         Ok(())
     }
 
-    fn sum_f32(&self, data: &mut [f32]) -> Result<(), TrainError> {
+    fn sum_f32(&self, send: &[f32], recv: &mut [f32]) -> Result<(), TrainError> {
+        if send.len() != recv.len() {
+            return Err(TrainError::Dist(format!(
+                "a sum of {} values into {}",
+                send.len(),
+                recv.len()
+            )));
+        }
         let world = SimpleCommunicator::world();
-        for chunk in data.chunks_mut(CHUNK / 4) {
-            let send = chunk.to_vec();
-            world.all_reduce_into(&send[..], chunk, SystemOperation::sum());
+        for (s, r) in send.chunks(CHUNK / 4).zip(recv.chunks_mut(CHUNK / 4)) {
+            world.all_reduce_into(s, r, SystemOperation::sum());
         }
         Ok(())
     }
