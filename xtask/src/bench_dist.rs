@@ -1,8 +1,9 @@
-//! `cargo xtask bench-dist [--root DIR] [--repeats N] [--np N]`: data-parallel training against
-//! one process on the same cores. It trains `configs/dist.toml` (ResNeXt-50, bf16 channels-last,
-//! global batch 32, cached images) for 2 epochs as `mpirun -np N resnext train` with one libtorch
-//! thread per rank, and as one process with N threads, alternately, and reads the second
-//! (steady-state) epoch's training-phase throughput and gradient-sum time from `metrics.csv`.
+//! `cargo xtask bench-dist [--root DIR] [--repeats N] [--np N] [--batches 32,64]`: data-parallel
+//! training against one process on the same cores. It trains `configs/dist.toml` (ResNeXt-50,
+//! bf16 channels-last, cached images) for 2 epochs at each global batch size as
+//! `mpirun -np N resnext train` with one libtorch thread per rank, and as one process with N
+//! threads, in alternating order, and reads the second (steady-state) epoch's training-phase throughput and
+//! gradient-sum time from `metrics.csv`.
 //! Needs the `mpi` feature's packages (`cargo xtask setup --mpi`).
 
 use crate::args::Flags;
@@ -50,7 +51,16 @@ fn steps(run: &Path, batch: usize) -> Result<usize> {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let flags = Flags::parse(args, &["--root", "--repeats", "--np"])?;
+    let flags = Flags::parse(args, &["--root", "--repeats", "--np", "--batches"])?;
+    let batches: Vec<usize> = flags
+        .text("--batches")
+        .unwrap_or("32")
+        .split(',')
+        .map(|b| match b.trim().parse::<usize>() {
+            Ok(n) if n >= 2 => Ok(n),
+            _ => bail!("--batches takes global batch sizes of at least 2, e.g. 32,64; got `{b}`"),
+        })
+        .collect::<Result<_>>()?;
     let repeats = flags.count("--repeats", 2)?;
     let np = flags.count("--np", 2)?;
     let root = flags.photos_root()?;
@@ -62,7 +72,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let config = cmd::root().join("configs/dist.toml");
     let work = cmd::target_dir()?.join("bench-dist");
     std::fs::create_dir_all(&work)?;
-    let train = |ranks: usize, dir: &Path| -> Result<(f64, f64)> {
+    let train = |ranks: usize, batch: usize, dir: &Path| -> Result<(f64, f64)> {
         if dir.exists() {
             std::fs::remove_dir_all(dir)
                 .with_context(|| format!("cannot remove {}", dir.display()))?;
@@ -94,7 +104,8 @@ pub fn run(args: &[String]) -> Result<()> {
             .arg("--out")
             .arg(dir)
             .args(["--set", &format!("train.threads={threads}")])
-            .args(["--set", "data.threads=1"]);
+            .args(["--set", "data.threads=1"])
+            .args(["--set", &format!("data.batch_size={batch}")]);
         let out = c.output()?;
         if !out.status.success() {
             bail!(
@@ -106,23 +117,44 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     let one_dir = work.join("one");
     let many_dir = work.join("ranks");
-    let (mut one, mut many, mut reduce) = (Vec::new(), Vec::new(), Vec::new());
-    for r in 0..repeats {
-        eprintln!("bench-dist: round {}/{repeats}", r + 1);
-        one.push(train(1, &one_dir)?.0);
-        let (ips, secs) = train(np, &many_dir)?;
-        many.push(ips);
-        reduce.push(secs / steps(&many_dir, 32)? as f64);
+    println!("ResNeXt-50 bf16 channels-last, epoch 2 training phase ({repeats} rounds, medians):");
+    println!("| global batch | 1 process × {np} threads img/s | {np} ranks × 1 thread img/s | ratio (range) | gradient sum per step | share of a step |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for &batch in &batches {
+        let (mut one, mut many, mut reduce, mut share) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut ratios = Vec::new();
+        for r in 0..repeats {
+            eprintln!("bench-dist: batch {batch}, round {}/{repeats}", r + 1);
+            // the order alternates from round to round (AB, BA, …), so that a drift of the VM's
+            // speed falls on both settings alike
+            let first = if r % 2 == 0 { 1 } else { np };
+            let mut alone = 0.0;
+            let (mut ips, mut secs) = (0.0, 0.0);
+            for ranks in [first, if first == 1 { np } else { 1 }] {
+                let measured = train(ranks, batch, if ranks == 1 { &one_dir } else { &many_dir })?;
+                if ranks == 1 {
+                    alone = measured.0;
+                } else {
+                    (ips, secs) = measured;
+                }
+            }
+            one.push(alone);
+            ratios.push(ips / alone);
+            let per_step = secs / steps(&many_dir, batch)?.max(1) as f64;
+            many.push(ips);
+            reduce.push(per_step);
+            share.push(per_step / (batch as f64 / ips));
+        }
+        let (o, m) = (median(&one), median(&many));
+        println!(
+            "| {batch} | {o:.2} | {m:.2} | {:.3} ({:.3}–{:.3}) | {:.0} ms | {:.1}% |",
+            median(&ratios),
+            ratios.iter().cloned().fold(f64::INFINITY, f64::min),
+            ratios.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+            median(&reduce) * 1000.0,
+            median(&share) * 100.0
+        );
     }
-    let (o, m, red) = (median(&one), median(&many), median(&reduce));
-    println!("ResNeXt-50 bf16 channels-last, global batch 32, epoch 2 training phase ({repeats} rounds, medians):");
-    println!("| setting | img/s | gradient sum per step |");
-    println!("| --- | --- | --- |");
-    println!("| 1 process × {np} libtorch threads | {o:.2} | — |");
-    println!(
-        "| {np} ranks × 1 libtorch thread (mpirun) | {m:.2} | {:.0} ms |",
-        red * 1000.0
-    );
-    println!("ratio {np} ranks / 1 process: {:.3}", m / o);
     Ok(())
 }

@@ -359,7 +359,8 @@ impl Trainer {
                 count: sums[2] as usize,
             };
         }
-        obs.on_validate(epoch, self.split.val.len());
+        // progress counts this rank's share of the validation images
+        obs.on_validate(epoch, self.val.num_samples());
         let opts = RunOptions {
             device,
             precision,
