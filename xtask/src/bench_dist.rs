@@ -8,46 +8,20 @@
 
 use crate::args::Flags;
 use crate::stats::median;
-use crate::{cmd, setup};
+use crate::{cmd, run_files, setup};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::Command;
 
 /// (images/s of the training phase, seconds in gradient sums) of the last epoch.
 fn last_epoch(run: &Path) -> Result<(f64, f64)> {
-    let path = run.join("metrics.csv");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .with_context(|| format!("{} has no `{name}` column", path.display()))
-    };
-    let (ips, reduce) = (col("images_per_s")?, col("allreduce_s")?);
-    let last: Vec<f64> = lines
-        .last()
-        .with_context(|| format!("{} has no epoch rows", path.display()))?
-        .split(',')
-        .map(|f| f.parse().unwrap_or(f64::NAN))
-        .collect();
-    Ok((last[ips], last[reduce]))
+    let v = run_files::last_epoch(run, &["images_per_s", "allreduce_s"])?;
+    Ok((v[0], v[1]))
 }
 
 /// Full batches of `batch` in the train part of a run's split.
 fn steps(run: &Path, batch: usize) -> Result<usize> {
-    let path = run.join("split.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    let n = v["train"]
-        .as_array()
-        .with_context(|| format!("{} has no train list", path.display()))?
-        .len();
-    Ok(n / batch)
+    Ok(run_files::train_images(&run.join("split.json"))? / batch)
 }
 
 pub fn run(args: &[String]) -> Result<()> {

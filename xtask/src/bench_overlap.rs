@@ -9,7 +9,7 @@
 use crate::args::Flags;
 use crate::bench::field;
 use crate::stats::median;
-use crate::{cmd, setup};
+use crate::{cmd, run_files, setup};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::Command;
@@ -18,25 +18,8 @@ const EPOCHS: usize = 2;
 
 /// (images/s of the training phase, data wait in s) of the last epoch.
 fn last_epoch(run: &Path) -> Result<(f64, f64)> {
-    let path = run.join("metrics.csv");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .with_context(|| format!("{} has no `{name}` column", path.display()))
-    };
-    let (ips, wait) = (col("images_per_s")?, col("data_wait_s")?);
-    let last: Vec<f64> = lines
-        .last()
-        .with_context(|| format!("{} has no epoch rows", path.display()))?
-        .split(',')
-        .map(|f| f.parse().unwrap_or(f64::NAN))
-        .collect();
-    Ok((last[ips], last[wait]))
+    let v = run_files::last_epoch(run, &["images_per_s", "data_wait_s"])?;
+    Ok((v[0], v[1]))
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -154,13 +137,5 @@ fn steps_per_epoch(run: &Path) -> Result<usize> {
 
 /// Full batches of 16 in the train part of a split file.
 fn full_batches(path: &Path) -> Result<usize> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    let n = v["train"]
-        .as_array()
-        .with_context(|| format!("{} has no train list", path.display()))?
-        .len();
-    Ok(n / 16)
+    Ok(run_files::train_images(path)? / 16)
 }

@@ -15,6 +15,7 @@ mod demo;
 mod download;
 mod eval;
 mod plot;
+mod run_files;
 mod serve;
 mod setup;
 mod stats;

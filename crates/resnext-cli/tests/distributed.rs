@@ -314,42 +314,66 @@ fn wait_for_epochs(child: &mut Child, run: &Path, n: usize) {
     }
 }
 
-fn spawn(mut c: Command, args: &[&str], marker: &str, log: &Path) -> Child {
-    let err = std::fs::File::create(log).unwrap();
-    c.args(args)
-        .env("RESNEXT_TEST_MARKER", marker.split_once('=').unwrap().1)
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .expect("mpirun starts")
+/// A 2-rank training job running in the background, its stderr in `log`.
+struct Job {
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+    out: PathBuf,
+    /// `RESNEXT_TEST_MARKER=<dir>`, in the environment of this job's processes only.
+    marker: String,
+    log: PathBuf,
+    child: Child,
+}
+
+impl Job {
+    /// Starts `epochs` epochs on a synthetic set of `per_class` images a class and waits for
+    /// the first to be committed.
+    fn start(mpi: Command, per_class: usize, epochs: usize) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = synth(tmp.path(), per_class);
+        let cfg = tiny_config(tmp.path(), &data, epochs, "");
+        let out = tmp.path().join("run");
+        let marker = format!("RESNEXT_TEST_MARKER={}", tmp.path().display());
+        let log = tmp.path().join("mpirun.log");
+        let mut c = mpi;
+        c.args(["train", "--config", s(&cfg), "--out", s(&out)])
+            .env("RESNEXT_TEST_MARKER", tmp.path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let mut child = c.spawn().expect("mpirun starts");
+        wait_for_epochs(&mut child, &out, 1);
+        Self {
+            _tmp: tmp,
+            data,
+            out,
+            marker,
+            log,
+            child,
+        }
+    }
+
+    /// Waits for the job to end (failing the test past [`FAULT_BOUND`]); its exit and stderr.
+    fn end(&mut self, what: &str) -> (ExitStatus, String) {
+        let status = wait_bounded(&mut self.child, FAULT_BOUND)
+            .unwrap_or_else(|| panic!("the job did not end within {FAULT_BOUND:?} after {what}"));
+        (status, std::fs::read_to_string(&self.log).unwrap())
+    }
 }
 
 #[test]
 fn a_killed_rank_ends_the_job_and_the_run_resumes_on_another_count() {
     let Some(mpi) = mpirun(2) else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let data = synth(tmp.path(), 24);
-    let cfg = tiny_config(tmp.path(), &data, 12, "");
-    let out = tmp.path().join("run");
-    let marker = format!("RESNEXT_TEST_MARKER={}", tmp.path().display());
-    let log = tmp.path().join("mpirun.log");
-    let mut job = spawn(
-        mpi,
-        &["train", "--config", s(&cfg), "--out", s(&out)],
-        &marker,
-        &log,
-    );
-    wait_for_epochs(&mut job, &out, 1);
-    let victims = rank_pids(&marker, 1);
+    let mut job = Job::start(mpi, 24, 12);
+    let victims = rank_pids(&job.marker, 1);
     assert_eq!(victims.len(), 1, "rank 1's process: {victims:?}");
     Command::new("kill")
         .args(["-KILL", &victims[0].to_string()])
         .status()
         .unwrap();
-    let status = wait_bounded(&mut job, FAULT_BOUND).expect("the job ended after a rank died");
+    let (status, text) = job.end("a rank died");
     assert!(!status.success());
-    let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("rank 1"), "the dead rank is named:\n{text}");
+    let out = job.out.clone();
     // the last committed epoch resumes, on one process, to the end
     let committed = metrics_rows(&out).len();
     assert!((1..12).contains(&committed), "{committed} epochs committed");
@@ -363,28 +387,16 @@ fn a_killed_rank_ends_the_job_and_the_run_resumes_on_another_count() {
 #[test]
 fn a_failing_rank_is_named_and_the_run_resumes_on_two_ranks() {
     let Some(mpi) = mpirun(2) else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let data = synth(tmp.path(), 12);
-    let cfg = tiny_config(tmp.path(), &data, 12, "");
-    let out = tmp.path().join("run");
-    let marker = format!("RESNEXT_TEST_MARKER={}", tmp.path().display());
-    let log = tmp.path().join("mpirun.log");
-    let mut job = spawn(
-        mpi,
-        &["train", "--config", s(&cfg), "--out", s(&out)],
-        &marker,
-        &log,
-    );
-    wait_for_epochs(&mut job, &out, 1);
+    let mut job = Job::start(mpi, 12, 12);
+    let (data, out) = (job.data.clone(), job.out.clone());
     // a training image turns unreadable: the rank whose share holds it fails on it
     let split: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("split.json")).unwrap()).unwrap();
     let victim = data.join(split["train"][0].as_str().unwrap());
     let good = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, b"not an image").unwrap();
-    let status = wait_bounded(&mut job, FAULT_BOUND).expect("the job ended after a rank failed");
+    let (status, text) = job.end("a rank failed");
     assert!(!status.success());
-    let text = std::fs::read_to_string(&log).unwrap();
     let name = victim.file_name().unwrap().to_string_lossy().to_string();
     let line = text
         .lines()
