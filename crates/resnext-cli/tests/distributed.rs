@@ -415,3 +415,43 @@ fn a_failing_rank_is_named_and_the_run_resumes_on_two_ranks() {
     let epochs: Vec<String> = rows.iter().map(|r| r[0].clone()).collect();
     assert_eq!(epochs, (1..=12).map(|e| e.to_string()).collect::<Vec<_>>());
 }
+
+#[test]
+fn only_train_runs_as_one_of_several_ranks() {
+    // what mpirun announces to rank 0 of 2; no MPI is started for a refused command
+    let o = common::bin()
+        .args(["summary", "--arch", "resnet50", "--num-classes", "2"])
+        .env("OMPI_COMM_WORLD_RANK", "0")
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("only `resnext train` runs on several processes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_build_without_mpi_refuses_to_be_one_of_several_ranks() {
+    if cfg!(feature = "mpi") {
+        resnext_testkit::skip("checks the build without the `mpi` feature; this one has it");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(tmp.path(), 2);
+    let cfg = tiny_config(tmp.path(), &data, 1, "");
+    let out = tmp.path().join("run");
+    let o = common::bin()
+        .args(["train", "--config", s(&cfg), "--out", s(&out)])
+        .env("OMPI_COMM_WORLD_RANK", "1")
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("built without MPI"), "{err}");
+    assert!(!out.exists(), "nothing is written");
+}
