@@ -50,15 +50,18 @@ fn relative(got: &Tensor, want: &Tensor) -> f64 {
     (got - want).abs().max().double_value(&[]) / scale
 }
 
-/// The tests of this file run in parallel and libtorch's generator is global.
-static SEEDED: Mutex<()> = Mutex::new(());
-
 fn build() -> Net {
-    let _one_at_a_time = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
-    tch::manual_seed(7);
     let vs = VarStore::new(Device::Cpu);
     let net = ResNeXt::new(&vs.root(), &tiny()).unwrap();
     Net { vs, net }
+}
+
+/// A network with `like`'s weights (copied: libtorch's generator is global and the tests of this
+/// file run in parallel, so a seed would not give the same draws).
+fn copy_of(like: &Net) -> Net {
+    let mut n = build();
+    n.vs.copy(&like.vs).unwrap();
+    n
 }
 
 fn trainable(vs: &VarStore) -> Vec<(String, Tensor)> {
@@ -95,6 +98,8 @@ fn two_processes_equal_one_on_the_whole_batch() {
     let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2, 2, 1]);
 
     let reference = build();
+    // copies taken before the reference's forward pass moves its running statistics
+    let copies = [copy_of(&reference), copy_of(&reference)];
     let logits = reference.net.f_forward_t(&x, true).unwrap();
     let params = trainable(&reference.vs);
     let refs: Vec<&Tensor> = params.iter().map(|(_, t)| t).collect();
@@ -104,9 +109,10 @@ fn two_processes_equal_one_on_the_whole_batch() {
         barrier: Barrier::new(2),
         acc: Mutex::new(Vec::new()),
     });
-    let parts: Vec<_> = (0..2i64)
-        .map(|r| {
-            let mut net = build();
+    let parts: Vec<_> = copies
+        .into_iter()
+        .zip(0..2i64)
+        .map(|(mut net, r)| {
             let sync = SyncBatchNorm::new(reducer.clone());
             net.net.set_sync_batchnorm(Some(sync.clone()));
             let xr = x.narrow(0, 4 * r, 4);
@@ -153,11 +159,11 @@ fn one_process_equals_plain_batchnorm() {
     let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
     let y = Tensor::from_slice(&[0i64, 1, 2, 0]);
     let plain = build();
+    let mut synced = copy_of(&plain);
     let logits = plain.net.f_forward_t(&x, true).unwrap();
     let params = trainable(&plain.vs);
     let refs: Vec<&Tensor> = params.iter().map(|(_, t)| t).collect();
     let want = Tensor::run_backward(&[loss(&logits, &y, 4)], &refs, false, false);
-    let mut synced = build();
     let sync = SyncBatchNorm::new(Arc::new(Alone));
     synced.net.set_sync_batchnorm(Some(sync.clone()));
     let logits2 = synced.net.f_forward_t(&x, true).unwrap();
