@@ -22,6 +22,7 @@ use crate::ema::Ema;
 use crate::error::TrainError;
 use crate::evaluate::{batch_tensor, predict_loader, RunOptions};
 use crate::loss::weighted_soft_cross_entropy;
+use crate::metric::calibration::{nll, softmax_t};
 pub use crate::metric::EpochRow;
 use crate::metric::{metrics_csv, Running};
 use crate::optim::Optimizer;
@@ -545,25 +546,23 @@ fn weights_hash(vs: &VarStore) -> Result<u64, TrainError> {
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
     for (_, t) in vars {
         let t = t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?;
         let n = t.numel();
-        let bytes: Vec<u8> = match t.kind() {
-            Kind::Int64 => {
-                let mut v = vec![0i64; n];
-                t.f_copy_data(&mut v, n)?;
-                v.iter().flat_map(|x| x.to_le_bytes()).collect()
-            }
-            _ => {
-                let t = t.f_to_kind(Kind::Float)?;
-                let mut v = vec![0f32; n];
-                t.f_copy_data(&mut v, n)?;
-                v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect()
-            }
-        };
-        for b in bytes {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        if t.kind() == Kind::Int64 {
+            let mut v = vec![0i64; n];
+            t.f_copy_data(&mut v, n)?;
+            v.iter().for_each(|x| feed(&x.to_le_bytes()));
+        } else {
+            let mut v = vec![0f32; n];
+            t.f_to_kind(Kind::Float)?.f_copy_data(&mut v, n)?;
+            v.iter().for_each(|x| feed(&x.to_bits().to_le_bytes()));
         }
     }
     Ok(h)
@@ -592,22 +591,13 @@ fn gather_predictions(
         .collect();
     all.sort_by(|a, b| a[0].total_cmp(&b[0]));
     let mut out = crate::evaluate::Predictions::default();
-    let mut nll_sum = 0.0;
     for row in all {
-        let (index, label, logits) = (row[0] as usize, row[1] as usize, &row[2..]);
-        let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let z: f64 = logits.iter().map(|l| (l - max).exp()).sum();
-        let probs: Vec<f64> = logits.iter().map(|l| (l - max).exp() / z).collect();
-        nll_sum += max + z.ln() - logits[label];
-        out.indices.push(index);
-        out.labels.push(label);
+        let logits = &row[2..];
+        out.indices.push(row[0] as usize);
+        out.labels.push(row[1] as usize);
+        out.probs.push(softmax_t(logits, 1.0));
         out.logits.push(logits.to_vec());
-        out.probs.push(probs);
     }
-    out.loss = if out.labels.is_empty() {
-        0.0
-    } else {
-        nll_sum / out.labels.len() as f64
-    };
+    out.loss = nll(&out.logits, &out.labels, 1.0);
     Ok(out)
 }
