@@ -14,6 +14,7 @@ mod cv;
 mod demo;
 mod download;
 mod eval;
+mod gpu_check;
 mod plot;
 mod run_files;
 mod serve;
@@ -28,8 +29,11 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args]
 
 commands:
-  setup [--browser] [--mpi]
-                     install PyTorch 2.13.0 (libtorch) from PyPI into a cache venv, link .libtorch;
+  setup [--cpu|--cuda] [--browser] [--mpi]
+                     install PyTorch 2.13.0 (libtorch) from PyPI into a cache venv, link .libtorch:
+                     without an NVIDIA GPU only what libtorch's CPU path loads (about 1.4 GB),
+                     with one or with --cuda the full wheel set with CUDA (about 5 GB); --cpu and
+                     --cuda switch between the two;
                      --browser also installs Chromium and chromedriver (apt-get) for the page test
                      --mpi also installs OpenMPI and libclang (apt-get): data-parallel training
                      (`mpirun -np N target/release/resnext train`); xtask then builds with it
@@ -48,6 +52,9 @@ commands:
   plot DIR           draw the training curves, confusion matrix and ROC of a run directory
   serve [RUN] [ARGS] release build, then `resnext serve --run RUN` (default runs/monkeypox, else
                      runs/demo)
+  gpu-check          on a machine with an NVIDIA GPU: setup --cuda, tiny trainings on CUDA in
+                     fp32/bf16/fp16 against the CPU, predict/export/serve from a CUDA run, bench
+                     against PyTorch on the GPU; without one, the CPU side only (exit 0)
   bench [--steps N] [--batch N] [--arch A] [--repeats N] [--mode train|eval]
                      ResNeXt train/eval throughput and memory against PyTorch, side by side
   bench-floor [--steps N] [--repeats N] [--arch A] [--batch N] [--precision bf16|fp32]
@@ -91,6 +98,7 @@ fn main() -> ExitCode {
         "bench-serve" => bench_serve::run(rest),
         "bench-dist" => bench_dist::run(rest),
         "serve" => serve::run(rest),
+        "gpu-check" => gpu_check::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -1,8 +1,20 @@
 //! `cargo xtask setup`: libtorch from the official PyTorch 2.13.0 wheel on PyPI (the version that
 //! tch 0.26 checks for), installed into a venv in a per-user cache and linked as `.libtorch`.
 //!
+//! Two installs, one venv each, so switching is relinking:
+//! - **cpu** (`<cache>/torch-2.13.0-cpu`, the default without an NVIDIA GPU): the torch wheel
+//!   without its dependencies, plus the only CUDA packages that `libtorch_cpu.so` loads (the CUDA
+//!   runtime and CUPTI) and torch's pure-Python dependencies; about 1.4 GB. Python's
+//!   `import torch` needs all of CUDA (`libtorch_python.so` links cuDNN, cuBLAS, NCCL), so it
+//!   does not work here; the Rust side and ONNX Runtime do.
+//! - **cuda** (`<cache>/torch-2.13.0`, with `--cuda` or when a GPU is present): the full wheel set
+//!   (about 5 GB).
+//!
+//! Without `--cpu`/`--cuda` and without a GPU, a complete install that `.libtorch` already points
+//! at is kept (a CUDA install is a superset).
+//!
 //! - `RESNEXT_CACHE_DIR` overrides the cache (default `$XDG_CACHE_HOME/resnext` or
-//!   `~/.cache/resnext`); the venv is `<cache>/torch-2.13.0`.
+//!   `~/.cache/resnext`).
 //! - A `LIBTORCH` that points elsewhere than this repo's `.libtorch` is the user's own libtorch:
 //!   it is checked and left alone.
 //! - `RESNEXT_PYTHON` names the Python interpreter (default `python3`).
@@ -15,8 +27,52 @@ use std::process::Command;
 pub const TORCH_VERSION: &str = "2.13.0";
 const MARKER: &str = ".resnext-complete";
 
-/// The venv that holds PyTorch.
-pub fn venv_dir() -> Result<PathBuf> {
+/// Which PyTorch install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// What libtorch's CPU path loads.
+    Cpu,
+    /// The full wheel set with CUDA's libraries.
+    Cuda,
+}
+
+impl Variant {
+    fn venv_name(self) -> String {
+        match self {
+            Self::Cpu => format!("torch-{TORCH_VERSION}-cpu"),
+            Self::Cuda => format!("torch-{TORCH_VERSION}"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+        }
+    }
+}
+
+/// The pip requirements of the CPU install besides `torch --no-deps`: the two CUDA libraries
+/// that `libtorch_cpu.so` links (`ldd`), and torch's own Python dependencies (its METADATA).
+pub const CPU_DEPS: [&str; 8] = [
+    "cuda-toolkit[cudart,cupti]==13.0.3",
+    "filelock",
+    "typing-extensions>=4.10.0",
+    "setuptools>=77.0.3",
+    "sympy>=1.13.3",
+    "networkx>=2.5.1",
+    "jinja2",
+    "fsspec>=0.8.5",
+];
+
+/// An NVIDIA GPU is visible: a device node or `nvidia-smi`.
+pub fn gpu_present() -> bool {
+    Path::new("/dev/nvidiactl").exists()
+        || Path::new("/dev/nvidia0").exists()
+        || on_path("nvidia-smi")
+}
+
+fn cache_dir() -> Result<PathBuf> {
     let cache = if let Some(dir) = std::env::var_os("RESNEXT_CACHE_DIR") {
         PathBuf::from(dir)
     } else if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
@@ -25,7 +81,47 @@ pub fn venv_dir() -> Result<PathBuf> {
         let home = std::env::var_os("HOME").context("neither RESNEXT_CACHE_DIR nor HOME is set")?;
         PathBuf::from(home).join(".cache/resnext")
     };
-    Ok(cache.join(format!("torch-{TORCH_VERSION}")))
+    Ok(cache)
+}
+
+/// The venv of one install.
+fn variant_venv(variant: Variant) -> Result<PathBuf> {
+    Ok(cache_dir()?.join(variant.venv_name()))
+}
+
+/// The install that `.libtorch` points into, if it is one of ours and complete.
+fn linked_variant() -> Option<Variant> {
+    let target = std::fs::read_link(cmd::root().join(".libtorch")).ok()?;
+    [Variant::Cpu, Variant::Cuda].into_iter().find(|v| {
+        variant_venv(*v).is_ok_and(|venv| target.starts_with(&venv) && is_complete(&venv, *v))
+    })
+}
+
+/// The venv that holds the PyTorch in use: the linked install, else the one setup would choose.
+pub fn venv_dir() -> Result<PathBuf> {
+    variant_venv(linked_variant().unwrap_or_else(|| default_variant(None)))
+}
+
+fn default_variant(asked: Option<Variant>) -> Variant {
+    if let Some(v) = asked {
+        return v;
+    }
+    if gpu_present() {
+        return Variant::Cuda;
+    }
+    linked_variant().unwrap_or(Variant::Cpu)
+}
+
+fn marker_text(variant: Variant) -> String {
+    match variant {
+        Variant::Cuda => TORCH_VERSION.to_string(),
+        Variant::Cpu => format!("{TORCH_VERSION} cpu"),
+    }
+}
+
+fn is_complete(venv: &Path, variant: Variant) -> bool {
+    std::fs::read_to_string(venv.join(MARKER)).is_ok_and(|m| m.trim() == marker_text(variant))
+        && find_torch_dir(venv).is_some()
 }
 
 fn user_libtorch() -> Option<PathBuf> {
@@ -51,12 +147,23 @@ fn find_torch_dir(venv: &Path) -> Option<PathBuf> {
 /// Makes sure libtorch is there and `.libtorch` points at it. Returns the libtorch folder.
 /// `--browser` also installs headless Chromium and its WebDriver (for the page's browser test).
 pub fn run(args: &[String]) -> Result<PathBuf> {
-    let (mut browser, mut mpi) = (false, false);
+    let (mut browser, mut mpi, mut asked) = (false, false, None);
     for a in args {
         match a.as_str() {
             "--browser" => browser = true,
             "--mpi" => mpi = true,
-            other => bail!("setup takes --browser and --mpi, got `{other}`"),
+            "--cpu" | "--cuda" => {
+                let v = if a == "--cpu" {
+                    Variant::Cpu
+                } else {
+                    Variant::Cuda
+                };
+                if asked.is_some_and(|x| x != v) {
+                    bail!("setup takes one of --cpu and --cuda");
+                }
+                asked = Some(v);
+            }
+            other => bail!("setup takes --browser, --mpi, --cpu and --cuda, got `{other}`"),
         }
     }
     if browser {
@@ -71,10 +178,11 @@ pub fn run(args: &[String]) -> Result<PathBuf> {
         }
         return Ok(dir);
     }
-    let venv = venv_dir()?;
+    let variant = default_variant(asked);
+    let venv = variant_venv(variant)?;
     let torch = match find_torch_dir(&venv) {
-        Some(t) if venv.join(MARKER).exists() => t,
-        _ => install(&venv)?,
+        Some(t) if is_complete(&venv, variant) => t,
+        _ => install(&venv, variant)?,
     };
     link(&torch)?;
     install_checkers(&venv)?;
@@ -102,11 +210,21 @@ fn install_checkers(venv: &Path) -> Result<()> {
     Ok(())
 }
 
-fn install(venv: &Path) -> Result<PathBuf> {
+fn install(venv: &Path, variant: Variant) -> Result<PathBuf> {
     let python = std::env::var_os("RESNEXT_PYTHON").unwrap_or_else(|| "python3".into());
     eprintln!(
-        "setup: installing PyTorch {TORCH_VERSION} from PyPI into {} (about 5 GB, once)",
-        venv.display()
+        "setup: installing PyTorch {TORCH_VERSION} ({}{}) from PyPI into {} ({}, once)",
+        variant.name(),
+        match (variant, gpu_present()) {
+            (Variant::Cpu, _) => ": no NVIDIA GPU here; `cargo xtask setup --cuda` installs CUDA",
+            (Variant::Cuda, true) => ": an NVIDIA GPU is present",
+            (Variant::Cuda, false) => "",
+        },
+        venv.display(),
+        match variant {
+            Variant::Cpu => "about 1.4 GB",
+            Variant::Cuda => "about 5 GB",
+        }
     );
     if !venv.join("bin/python").exists() {
         let parent = venv.parent().context("cache path has no parent")?;
@@ -126,20 +244,35 @@ fn install(venv: &Path) -> Result<PathBuf> {
             );
         }
     }
-    let mut pip = Command::new(venv.join("bin/python"));
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--disable-pip-version-check",
-        "--no-input",
-    ])
-    .arg(format!("torch=={TORCH_VERSION}"));
-    cmd::run(pip, &format!("pip install torch=={TORCH_VERSION}"))
-        .context("PyTorch could not be installed from PyPI; check the network, or set LIBTORCH to an existing libtorch")?;
+    let pip = |what: &[String]| -> Result<()> {
+        let mut pip = Command::new(venv.join("bin/python"));
+        pip.args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+        ])
+        .args(what);
+        cmd::run(pip, &format!("pip install {}", what.join(" ")))
+            .context("PyTorch could not be installed from PyPI; check the network, or set LIBTORCH to an existing libtorch")
+    };
+    let torch_req = format!("torch=={TORCH_VERSION}");
+    match variant {
+        Variant::Cuda => pip(&[torch_req])?,
+        Variant::Cpu => {
+            pip(&["--no-deps".to_string(), torch_req])?;
+            pip(&CPU_DEPS.map(String::from))?;
+            eprintln!(
+                "setup: pip's notes that torch requires nvidia-* and triton packages are expected: \
+                 the cpu install leaves out what libtorch's CPU path never loads"
+            );
+        }
+    }
     let torch = find_torch_dir(venv)
         .context("pip finished but site-packages/torch has no lib/ and include/")?;
-    std::fs::write(venv.join(MARKER), TORCH_VERSION).context("cannot write the setup marker")?;
+    std::fs::write(venv.join(MARKER), marker_text(variant))
+        .context("cannot write the setup marker")?;
     Ok(torch)
 }
 
@@ -166,6 +299,13 @@ fn link(torch: &Path) -> Result<()> {
 /// Makes sure the setup venv has these pip requirements (for benchmarks against PyTorch);
 /// returns the venv's Python.
 pub fn ensure_python_packages(reqs: &[&str]) -> Result<PathBuf> {
+    if linked_variant() == Some(Variant::Cpu) && reqs.iter().any(|r| r.starts_with("torch")) {
+        bail!(
+            "the PyTorch side of this benchmark imports torch in Python, which links all of \
+             CUDA's libraries (cuDNN, cuBLAS, NCCL) even on a CPU; the CPU-only install leaves \
+             them out: run `cargo xtask setup --cuda` first (about 5 GB; `setup --cpu` switches back)"
+        );
+    }
     let venv = venv_dir()?;
     let python = venv.join("bin/python");
     if !python.exists() {

@@ -1,5 +1,6 @@
-//! `cargo xtask test`: setup on first use, then `cargo test --workspace`, then a closing line that
-//! counts the tests that skipped themselves and names what they needed.
+//! `cargo xtask test`: setup on first use, then `cargo test --workspace --no-fail-fast` (every
+//! test binary runs, so one red binary hides no other), then a closing line that counts the tests
+//! that skipped themselves and names what they needed.
 //!
 //! Tests record a skip through `resnext_testkit::skip` into the file named by `RESNEXT_SKIP_LOG`,
 //! which this command points at a fresh file in the target directory.
@@ -24,6 +25,9 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     c.args(["test", "--workspace"])
         .args(features)
+        .args(
+            (!args.iter().any(|a| a == "--no-fail-fast" || a == "--")).then_some("--no-fail-fast"),
+        )
         .args(args)
         .env("RESNEXT_SKIP_LOG", &log);
     let result = cmd::run(c, "cargo test --workspace");

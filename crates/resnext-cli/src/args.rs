@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use resnext_model::Arch;
+use resnext_train::precision::{LayoutChoice, PrecisionChoice};
 use resnext_train::{Checkpoint, DeviceChoice, Precision, SplitPart};
 use std::path::PathBuf;
 
@@ -51,18 +52,24 @@ impl From<CheckpointArg> for Checkpoint {
 /// Numeric precision of the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PrecisionArg {
+    /// bf16 where the device computes it natively (AVX512-BF16/AMX-BF16 CPUs, CUDA), else fp32.
+    Auto,
     Fp32,
     Bf16,
     /// CUDA only.
     Fp16,
+    /// float64 activations over fp32 weights: a numerical reference, several times slower.
+    Fp64,
 }
 
-impl From<PrecisionArg> for Precision {
-    fn from(p: PrecisionArg) -> Precision {
+impl From<PrecisionArg> for PrecisionChoice {
+    fn from(p: PrecisionArg) -> PrecisionChoice {
         match p {
-            PrecisionArg::Fp32 => Precision::Fp32,
-            PrecisionArg::Bf16 => Precision::Bf16,
-            PrecisionArg::Fp16 => Precision::Fp16,
+            PrecisionArg::Auto => PrecisionChoice::Auto,
+            PrecisionArg::Fp32 => Precision::Fp32.into(),
+            PrecisionArg::Bf16 => Precision::Bf16.into(),
+            PrecisionArg::Fp16 => Precision::Fp16.into(),
+            PrecisionArg::Fp64 => Precision::Fp64.into(),
         }
     }
 }
@@ -253,8 +260,10 @@ pub struct PredictArgs {
     pub device: DeviceChoice,
     #[arg(long, value_enum, default_value = "fp32")]
     pub precision: PrecisionArg,
-    #[arg(long)]
-    pub channels_last: bool,
+    /// Channels-last memory format: `--channels-last` (true), `--channels-last=false` or
+    /// `--channels-last=auto` (the faster layout for the precision on the device).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub channels_last: LayoutChoice,
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
@@ -291,8 +300,15 @@ pub struct TrainArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long)]
     pub device: Option<DeviceChoice>,
+    /// The precision (overrides train.precision).
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionArg>,
+    /// Channels-last memory format (overrides train.channels_last): `--channels-last`,
+    /// `--channels-last=false` or `--channels-last=auto`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub channels_last: Option<LayoutChoice>,
     /// Continue the run in this directory where it stopped (takes --epochs and --device only).
-    #[arg(long, conflicts_with_all = ["config", "data", "out", "batch_size", "sets", "init_weights", "key"])]
+    #[arg(long, conflicts_with_all = ["config", "data", "out", "batch_size", "sets", "init_weights", "key", "precision", "channels_last"])]
     pub resume: Option<PathBuf>,
     /// Start from these weights (torchvision names; the head is replaced if the class count differs).
     #[arg(long)]
@@ -322,8 +338,10 @@ pub struct EvalArgs {
     pub device: DeviceChoice,
     #[arg(long, value_enum, default_value = "fp32")]
     pub precision: PrecisionArg,
-    #[arg(long)]
-    pub channels_last: bool,
+    /// Channels-last memory format: `--channels-last` (true), `--channels-last=false` or
+    /// `--channels-last=auto` (the faster layout for the precision on the device).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub channels_last: LayoutChoice,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Print the report only: do not write eval.json (and do not wait for a run being trained).
@@ -452,8 +470,10 @@ pub struct BenchArgs {
     pub image_size: u32,
     #[arg(long, value_enum, default_value = "fp32")]
     pub precision: PrecisionArg,
-    #[arg(long)]
-    pub channels_last: bool,
+    /// Channels-last memory format: `--channels-last` (true), `--channels-last=false` or
+    /// `--channels-last=auto` (the faster layout for the precision on the device).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub channels_last: LayoutChoice,
     #[arg(long, default_value_t = 5)]
     pub steps: usize,
     #[arg(long, default_value_t = 1)]
@@ -489,8 +509,10 @@ pub struct ServeArgs {
     pub device: DeviceChoice,
     #[arg(long, value_enum, default_value = "fp32")]
     pub precision: PrecisionArg,
-    #[arg(long)]
-    pub channels_last: bool,
+    /// Channels-last memory format: `--channels-last` (true), `--channels-last=false` or
+    /// `--channels-last=auto` (the faster layout for the precision on the device).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub channels_last: LayoutChoice,
     /// Fold BatchNorm into the convolutions (same answers, faster).
     #[arg(long)]
     pub fold_bn: bool,
@@ -585,6 +607,13 @@ pub struct CvArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long)]
     pub device: Option<DeviceChoice>,
+    /// The precision (overrides train.precision).
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionArg>,
+    /// Channels-last memory format (overrides train.channels_last): `--channels-last`,
+    /// `--channels-last=false` or `--channels-last=auto`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub channels_last: Option<LayoutChoice>,
     /// Start every fold from these weights.
     #[arg(long)]
     pub init_weights: Option<PathBuf>,

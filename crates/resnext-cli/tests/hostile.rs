@@ -519,8 +519,10 @@ fn messages_say_what_is_wrong() {
     assert!(!line.contains("MixConfig") && !line.contains('{'), "{line}");
 }
 
-/// Without a GPU, `--device cuda` loads libtorch's CUDA library and says that no device or
-/// driver was found (not that CUDA is unknown to this build).
+/// Without a GPU, `--device cuda` either loads libtorch's CUDA library and says that no device
+/// or driver was found (the CUDA install), or says in one line that CUDA support is not
+/// installed and how to install it (the CPU-only install), naming a library that is indeed
+/// missing next to libtorch.
 #[test]
 fn cuda_is_loaded_and_reports_a_missing_device() {
     let mut args = vec!["bench", "eval"];
@@ -545,10 +547,30 @@ fn cuda_is_loaded_and_reports_a_missing_device() {
         );
         return;
     }
-    refused(
-        &o,
-        "CUDA support is loaded, but no CUDA device or driver was found",
-    );
+    let line = common::stderr(&o);
+    if line.contains("CUDA support is not installed") {
+        let line = refused(&o, "cargo xtask setup --cuda");
+        // the library it names is not in the install (wheels put CUDA in nvidia/*/lib)
+        let lib = line
+            .split_whitespace()
+            .find(|w| w.starts_with("lib") && w.contains(".so"))
+            .unwrap_or_else(|| panic!("no library named: {line}"))
+            .trim_end_matches(',');
+        let torch_lib = std::path::PathBuf::from(option_env!("RESNEXT_LIBTORCH_LIB").unwrap_or(""));
+        let nvidia = torch_lib.join("../../nvidia");
+        let found = std::fs::read_dir(&nvidia)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|d| d.path().join("lib").join(lib).exists())
+            || torch_lib.join(lib).exists();
+        assert!(!found, "{lib} is installed, yet: {line}");
+    } else {
+        refused(
+            &o,
+            "CUDA support is loaded, but no CUDA device or driver was found",
+        );
+    }
 }
 
 #[cfg(unix)]

@@ -72,8 +72,8 @@ fn max_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// The setup venv's Python with onnx and onnxruntime, or a skip.
-fn checker_python() -> Option<PathBuf> {
+/// The setup venv's Python that imports `modules`, or a skip naming `why`.
+fn checker_python(modules: &str, why: &str) -> Option<PathBuf> {
     let lib = PathBuf::from(option_env!("RESNEXT_LIBTORCH_LIB").unwrap_or(""));
     // .libtorch is <venv>/lib/python3.X/site-packages/torch; the venv's folder is resolved on
     // disk (Python finds its venv from the path it was started by, read lexically)
@@ -83,17 +83,52 @@ fn checker_python() -> Option<PathBuf> {
         .map(|venv| venv.join("bin/python"))
         .unwrap_or_default();
     let ok = std::process::Command::new(&python)
-        .args(["-c", "import onnx, onnxruntime, torch, numpy"])
+        .args(["-c", &format!("import {modules}")])
         .output()
         .is_ok_and(|o| o.status.success());
     if ok {
         Some(python)
     } else {
-        resnext_testkit::skip(
-            "needs the setup venv's Python with onnx and onnxruntime (cargo xtask setup installs them)",
-        );
+        resnext_testkit::skip(why);
         None
     }
+}
+
+/// Writes `x` as raw little-endian f32 for `check_export.py`; returns the file and its shape.
+fn raw_input(dir: &Path, x: &Tensor) -> (PathBuf, String) {
+    let input = dir.join("x.f32");
+    let flat: Vec<f32> = Vec::<f32>::try_from(x.flatten(0, -1)).unwrap();
+    std::fs::write(
+        &input,
+        flat.iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let shape = x
+        .size()
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    (input, shape)
+}
+
+/// `scripts/check_export.py` on `input` with `args`; its JSON answer.
+fn check_export(python: &Path, input: &Path, shape: &str, args: &[&str]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check_export.py");
+    let o = std::process::Command::new(python)
+        .arg(&script)
+        .args(["--input", input.to_str().unwrap(), "--shape", shape])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
 }
 
 #[test]
@@ -162,40 +197,21 @@ fn exports_load_elsewhere_with_the_same_probabilities() {
     for (name, opts) in &onnx_variants {
         export(predictor(), &source, opts, &dir.path().join(name)).unwrap();
     }
-    let Some(python) = checker_python() else {
+    let Some(python) = checker_python(
+        "onnx, onnxruntime, numpy",
+        "needs the setup venv's Python with onnx and onnxruntime (cargo xtask setup installs them)",
+    ) else {
         return;
     };
-    let input = dir.path().join("x.f32");
-    let flat: Vec<f32> = Vec::<f32>::try_from(x.flatten(0, -1)).unwrap();
-    std::fs::write(
-        &input,
-        flat.iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect::<Vec<u8>>(),
-    )
-    .unwrap();
-    let shape = x
-        .size()
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check_export.py");
+    let (input, shape) = raw_input(dir.path(), &x);
     for (name, _) in &onnx_variants {
-        let mut cmd = std::process::Command::new(&python);
-        cmd.arg(&script)
-            .args(["--input", input.to_str().unwrap(), "--shape", &shape])
-            .args(["--onnx", dir.path().join(name).to_str().unwrap()]);
-        if *name == "dynamic.onnx" {
-            cmd.args(["--torchscript", ts.to_str().unwrap()]);
-        }
-        let o = cmd.output().unwrap();
-        assert!(
-            o.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&o.stderr)
+        let onnx_file = dir.path().join(name);
+        let v = check_export(
+            &python,
+            &input,
+            &shape,
+            &["--onnx", onnx_file.to_str().unwrap()],
         );
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let onnx: Vec<Vec<f64>> = serde_json::from_value(v["onnx"].clone()).unwrap();
         let d = max_diff(&onnx, &ours);
         assert!(d <= 1e-4, "{name}: ONNX Runtime differs by {d}");
@@ -203,12 +219,44 @@ fn exports_load_elsewhere_with_the_same_probabilities() {
             v["metadata"]["classes"].as_str().unwrap(),
             r#"["checker","dots","rings","stripes"]"#
         );
-        if *name == "dynamic.onnx" {
-            let ts: Vec<Vec<f64>> = serde_json::from_value(v["torchscript"].clone()).unwrap();
-            let d = max_diff(&ts, &ours);
-            assert!(d <= 1e-5, "torch.jit.load differs by {d}");
-        }
     }
+}
+
+/// `torch.jit.load` in Python. Python's torch links all of CUDA (cuDNN, cuBLAS, NCCL), so this
+/// runs on the CUDA install only (`cargo xtask setup --cuda`); the CPU-only install checks the
+/// file with libtorch's own loader (above), which `torch.jit.load` wraps.
+#[test]
+fn torchscript_loads_in_python_torch() {
+    let Some(python) = checker_python(
+        "torch, numpy",
+        "needs Python's torch, which links CUDA's libraries (cargo xtask setup --cuda)",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (data, run) = tiny_run(dir.path());
+    let predictor = || run.predictor(Checkpoint::Best, RunOptions::cpu()).unwrap();
+    let imgs = images(&data);
+    let ours: Vec<Vec<f64>> = predictor()
+        .predict(&imgs)
+        .unwrap()
+        .iter()
+        .map(|p| p.probs.iter().map(|&v| v as f64).collect())
+        .collect();
+    let x = batch(&predictor(), &imgs);
+    let ts = dir.path().join("model.pt");
+    let source = run.dir().join("best.safetensors");
+    export(predictor(), &source, &ExportOptions::default(), &ts).unwrap();
+    let (input, shape) = raw_input(dir.path(), &x);
+    let v = check_export(
+        &python,
+        &input,
+        &shape,
+        &["--torchscript", ts.to_str().unwrap()],
+    );
+    let got: Vec<Vec<f64>> = serde_json::from_value(v["torchscript"].clone()).unwrap();
+    let d = max_diff(&got, &ours);
+    assert!(d <= 1e-5, "torch.jit.load differs by {d}");
 }
 
 #[test]

@@ -199,6 +199,9 @@ impl BatchNorm2d {
                     .map(drop)
             })?;
         }
+        if xs.kind() == Kind::Double && self.weight.kind() != Kind::Double {
+            return self.forward_f64(xs, train);
+        }
         // ATen's CPU and CUDA batch_norm accept a bf16/fp16 input with fp32 parameters and
         // statistics, so the running statistics stay in fp32 under mixed precision.
         Tensor::f_batch_norm(
@@ -212,6 +215,39 @@ impl BatchNorm2d {
             BN_EPS,
             true,
         )
+    }
+}
+
+impl BatchNorm2d {
+    /// A float64 input over float32 parameters (ATen's batch_norm wants one dtype for both):
+    /// parameters and statistics in float64 for the call, the statistics copied back.
+    fn forward_f64(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
+        let w = self.weight.f_to_kind(Kind::Double)?;
+        let b = self.bias.f_to_kind(Kind::Double)?;
+        let (mean, var) = tch::no_grad(|| -> Result<(Tensor, Tensor), TchError> {
+            Ok((
+                self.running_mean.f_to_kind(Kind::Double)?,
+                self.running_var.f_to_kind(Kind::Double)?,
+            ))
+        })?;
+        let out = Tensor::f_batch_norm(
+            xs,
+            Some(&w),
+            Some(&b),
+            Some(&mean),
+            Some(&var),
+            train,
+            BN_MOMENTUM,
+            BN_EPS,
+            true,
+        )?;
+        if train {
+            tch::no_grad(|| -> Result<(), TchError> {
+                self.running_mean.shallow_clone().f_copy_(&mean)?;
+                self.running_var.shallow_clone().f_copy_(&var)
+            })?;
+        }
+        Ok(out)
     }
 }
 

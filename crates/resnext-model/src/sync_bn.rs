@@ -37,7 +37,7 @@ struct Cut {
     input: Tensor,
     /// The normalised input, a leaf of the graph after it.
     xhat: Tensor,
-    /// 1/σ per channel, [1, C, 1, 1] in fp32.
+    /// 1/σ per channel, [1, C, 1, 1] in the compute dtype ([`compute_kind`]).
     invstd: Tensor,
     /// Values per channel over the global batch.
     count: f64,
@@ -62,6 +62,16 @@ fn tape_error() -> TchError {
 /// A [1, C, 1, 1] view for broadcasting per-channel values over NCHW.
 fn per_channel(t: &Tensor) -> Result<Tensor, TchError> {
     t.f_view([1, -1, 1, 1])
+}
+
+/// The dtype BatchNorm computes in: float64 for a float64 input, float32 for every other (the
+/// statistics of bf16/fp16 activations in fp32, as ATen's batch_norm).
+fn compute_kind(t: &Tensor) -> Kind {
+    if t.kind() == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    }
 }
 
 /// Per-channel sums of `t` ([N, C, H, W]) in f64, as a Vec.
@@ -96,7 +106,8 @@ impl SyncBatchNorm {
         }
         let c = size[1] as usize;
         let local = (size[0] * size[2] * size[3]) as f64;
-        let x = xs.f_detach()?.f_to_kind(Kind::Float)?;
+        let kind = compute_kind(xs);
+        let x = xs.f_detach()?.f_to_kind(kind)?;
         let mut stats = channel_sums(&x)?;
         stats.extend(channel_sums(&x.f_square()?)?);
         stats.push(local);
@@ -116,7 +127,7 @@ impl SyncBatchNorm {
         let device = xs.device();
         let as_tensor = |v: &[f64]| -> Result<Tensor, TchError> {
             Tensor::f_from_slice(v)?
-                .f_to_kind(Kind::Float)?
+                .f_to_kind(kind)?
                 .f_to_device(device)
         };
         let mean_t = as_tensor(&mean)?;
@@ -126,15 +137,16 @@ impl SyncBatchNorm {
         tch::no_grad(|| -> Result<(), TchError> {
             let unbiased = var_t.f_mul_scalar(count / (count - 1.0))?;
             let m = BN_MOMENTUM;
+            let stats_kind = bn.running_mean.kind();
             bn.running_mean
                 .shallow_clone()
                 .f_mul_scalar_(1.0 - m)?
-                .f_add_(&mean_t.f_mul_scalar(m)?)
+                .f_add_(&mean_t.f_mul_scalar(m)?.f_to_kind(stats_kind)?)
                 .map(drop)?;
             bn.running_var
                 .shallow_clone()
                 .f_mul_scalar_(1.0 - m)?
-                .f_add_(&unbiased.f_mul_scalar(m)?)
+                .f_add_(&unbiased.f_mul_scalar(m)?.f_to_kind(stats_kind)?)
                 .map(drop)?;
             bn.num_batches_tracked
                 .shallow_clone()
@@ -143,8 +155,8 @@ impl SyncBatchNorm {
         })?;
         let xhat = xhat.f_set_requires_grad(true)?;
         let out = xhat
-            .f_mul(&per_channel(&bn.weight)?)?
-            .f_add(&per_channel(&bn.bias)?)?
+            .f_mul(&per_channel(&bn.weight.f_to_kind(kind)?)?)?
+            .f_add(&per_channel(&bn.bias.f_to_kind(kind)?)?)?
             .f_to_kind(xs.kind())?;
         self.tape.lock().map_err(|_| tape_error())?.push(Cut {
             input: xs.shallow_clone(),
@@ -191,7 +203,8 @@ impl SyncBatchNorm {
                 self.reducer.sum(&mut zeros)?;
                 continue;
             };
-            let g = g.f_to_kind(Kind::Float)?;
+            let kind = compute_kind(&g);
+            let g = g.f_to_kind(kind)?;
             let c = g.size()[1] as usize;
             let mut sums = channel_sums(&g)?;
             sums.extend(channel_sums(&g.f_mul(&cut.xhat.f_detach()?)?)?);
@@ -202,7 +215,7 @@ impl SyncBatchNorm {
             let t = |v: &[f64]| -> Result<Tensor, TchError> {
                 per_channel(
                     &Tensor::f_from_slice(v)?
-                        .f_to_kind(Kind::Float)?
+                        .f_to_kind(kind)?
                         .f_to_device(device)?,
                 )
             };
@@ -216,7 +229,7 @@ impl SyncBatchNorm {
                 continue;
             }
             // Σ input·∂input has ∂input as its gradient with respect to the input.
-            let root = cut.input.f_mul(&grad_in)?.f_sum(Kind::Float)?;
+            let root = cut.input.f_mul(&grad_in)?.f_sum(kind)?;
             propagate(&root, j, &mut leaf_grads)?;
         }
         Ok(param_grads

@@ -72,6 +72,12 @@ pub struct CheckpointInfo {
     /// `softmax(logits / temperature)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
+    /// The precision the training ran in (`auto` resolved; absent in older runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<crate::config::Precision>,
+    /// Whether the training ran channels-last (absent in older runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels_last: Option<bool>,
 }
 
 /// The loop state stored in the resume checkpoint.

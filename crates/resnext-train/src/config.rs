@@ -3,6 +3,7 @@
 
 use crate::device::DeviceChoice;
 use crate::error::TrainError;
+use crate::precision::{LayoutChoice, PrecisionChoice};
 use resnext_data::mix::MixConfig;
 use resnext_data::{BadImagePolicy, SplitConfig, TransformConfig};
 use resnext_model::{Arch, ModelConfig};
@@ -396,6 +397,10 @@ pub enum Precision {
     Fp32,
     Bf16,
     Fp16,
+    /// float64 activations and gradients over the fp32 master weights: a numerical reference
+    /// (rounding about 1e-16 instead of 1e-7, so two ways of computing the same step agree on
+    /// any CPU), several times slower than fp32.
+    Fp64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -417,10 +422,13 @@ pub struct TrainSection {
     /// cpu, cuda, cuda:N or auto.
     #[serde(default)]
     pub device: DeviceChoice,
+    /// fp32 (default), bf16, fp16 (CUDA), fp64, or auto: resolved on the run's device each time it
+    /// starts or resumes ([`crate::precision::resolve`]).
     #[serde(default)]
-    pub precision: Precision,
+    pub precision: PrecisionChoice,
+    /// true (channels-last), false (NCHW, default) or auto.
     #[serde(default)]
-    pub channels_last: bool,
+    pub channels_last: LayoutChoice,
     /// libtorch intra-op threads; 0 means one per core.
     #[serde(default)]
     pub threads: usize,
@@ -483,6 +491,10 @@ pub struct Overrides {
     pub batch_size: Option<usize>,
     /// `--device`: `train.device`.
     pub device: Option<DeviceChoice>,
+    /// `--precision`: `train.precision`.
+    pub precision: Option<PrecisionChoice>,
+    /// `--channels-last`: `train.channels_last`.
+    pub channels_last: Option<LayoutChoice>,
 }
 
 impl Overrides {
@@ -498,6 +510,12 @@ impl Overrides {
         }
         if let Some(d) = self.device {
             c.train.device = d;
+        }
+        if let Some(p) = self.precision {
+            c.train.precision = p;
+        }
+        if let Some(l) = self.channels_last {
+            c.train.channels_last = l;
         }
     }
 

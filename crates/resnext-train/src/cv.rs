@@ -272,8 +272,8 @@ impl CrossValidation {
             checkpoint: Checkpoint::Best,
             run: RunOptions {
                 device: trainer.device(),
-                precision: cfg.train.precision,
-                channels_last: cfg.train.channels_last,
+                precision: trainer.numerics().precision,
+                channels_last: trainer.numerics().channels_last,
                 tta: false,
             },
             batch_size: cfg.data.eval_batch_size.unwrap_or(cfg.data.batch_size),

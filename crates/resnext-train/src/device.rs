@@ -126,9 +126,29 @@ fn open_cuda_library() -> Result<(), String> {
             Err(e) => last = e,
         }
     }
-    Err(format!(
-        "this libtorch has no CUDA support (libtorch_cuda.so cannot be loaded: {last})"
-    ))
+    Err(cuda_load_error(&last))
+}
+
+/// Why CUDA cannot be used, from dlopen's error: a `libtorch_cuda.so` whose CUDA libraries are
+/// missing is the CPU-only install of `cargo xtask setup`; none at all is a CPU build of
+/// libtorch.
+fn cuda_load_error(dlerror: &str) -> String {
+    let dlerror = dlerror.trim();
+    let missing = dlerror
+        .split(':')
+        .next()
+        .map(str::trim)
+        .filter(|lib| lib.starts_with("lib") && !lib.starts_with("libtorch_cuda"));
+    match missing {
+        Some(lib) if dlerror.contains("cannot open shared object file") => format!(
+            "CUDA support is not installed: libtorch's CUDA library needs {lib}, which this \
+             CPU-only install leaves out; install CUDA's libraries with `cargo xtask setup --cuda`"
+        ),
+        _ => format!(
+            "this libtorch has no CUDA support (libtorch_cuda.so cannot be loaded: {dlerror}); \
+             `cargo xtask setup --cuda` installs one that has"
+        ),
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -161,6 +181,23 @@ fn dlopen_global(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_cuda_library_says_how_to_install_it() {
+        let e = super::cuda_load_error(
+            "libcublas.so.13: cannot open shared object file: No such file or directory",
+        );
+        assert!(e.starts_with("CUDA support is not installed"), "{e}");
+        assert!(
+            e.contains("libcublas.so.13") && e.contains("cargo xtask setup --cuda"),
+            "{e}"
+        );
+        let e = super::cuda_load_error(
+            "libtorch_cuda.so: cannot open shared object file: No such file or directory",
+        );
+        assert!(e.starts_with("this libtorch has no CUDA support"), "{e}");
+        assert!(e.contains("setup --cuda") && !e.contains('\n'), "{e}");
+    }
 
     #[test]
     fn names_parse_and_print_back() {

@@ -5,7 +5,280 @@
 //! under libtorch's autocast with the trainer's dynamic loss scaling.
 
 use crate::config::Precision;
+use crate::error::TrainError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 use tch::{Device, Kind, TchError, Tensor};
+
+impl Precision {
+    /// The name configs and flags use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fp32 => "fp32",
+            Self::Bf16 => "bf16",
+            Self::Fp16 => "fp16",
+            Self::Fp64 => "fp64",
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A precision as configured: `auto` (resolved per device by [`resolve`]) or a fixed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum PrecisionChoice {
+    Auto,
+    Fixed(Precision),
+}
+
+impl Default for PrecisionChoice {
+    /// fp32, the tutorial's.
+    fn default() -> Self {
+        Self::Fixed(Precision::Fp32)
+    }
+}
+
+impl FromStr for PrecisionChoice {
+    type Err = TrainError;
+    fn from_str(s: &str) -> Result<Self, TrainError> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Self::Auto,
+            "fp32" => Self::Fixed(Precision::Fp32),
+            "bf16" => Self::Fixed(Precision::Bf16),
+            "fp16" => Self::Fixed(Precision::Fp16),
+            "fp64" => Self::Fixed(Precision::Fp64),
+            _ => {
+                return Err(TrainError::UnknownChoice {
+                    what: "precision",
+                    got: s.to_string(),
+                    expected: "auto, fp32, bf16, fp16 or fp64",
+                })
+            }
+        })
+    }
+}
+
+impl TryFrom<String> for PrecisionChoice {
+    type Error = TrainError;
+    fn try_from(s: String) -> Result<Self, TrainError> {
+        s.parse()
+    }
+}
+
+impl From<PrecisionChoice> for String {
+    fn from(p: PrecisionChoice) -> String {
+        p.to_string()
+    }
+}
+
+impl fmt::Display for PrecisionChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Fixed(p) => f.write_str(p.name()),
+        }
+    }
+}
+
+impl From<Precision> for PrecisionChoice {
+    fn from(p: Precision) -> Self {
+        Self::Fixed(p)
+    }
+}
+
+/// A memory format as configured: `true` (channels-last), `false` (NCHW) or `"auto"` (the faster
+/// one for the resolved precision on the device, [`resolve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayoutChoice {
+    Auto,
+    ChannelsLast,
+    #[default]
+    Nchw,
+}
+
+impl FromStr for LayoutChoice {
+    type Err = TrainError;
+    fn from_str(s: &str) -> Result<Self, TrainError> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Self::Auto,
+            "true" => Self::ChannelsLast,
+            "false" => Self::Nchw,
+            _ => {
+                return Err(TrainError::UnknownChoice {
+                    what: "channels_last",
+                    got: s.to_string(),
+                    expected: "true, false or auto",
+                })
+            }
+        })
+    }
+}
+
+impl fmt::Display for LayoutChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::ChannelsLast => "true",
+            Self::Nchw => "false",
+        })
+    }
+}
+
+impl From<bool> for LayoutChoice {
+    fn from(b: bool) -> Self {
+        if b {
+            Self::ChannelsLast
+        } else {
+            Self::Nchw
+        }
+    }
+}
+
+impl Serialize for LayoutChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::ChannelsLast => s.serialize_bool(true),
+            Self::Nchw => s.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LayoutChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(b) => Ok(b.into()),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Whether this CPU computes bf16 natively, and with what; `None` when libtorch's oneDNN would
+/// emulate it (several times slower than fp32).
+pub fn cpu_native_bf16() -> Option<&'static str> {
+    static FOUND: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        // oneDNN's ISA cap (ONEDNN_MAX_CPU_ISA=AVX2 …) keeps it off bf16 instructions
+        if let Ok(cap) =
+            std::env::var("ONEDNN_MAX_CPU_ISA").or_else(|_| std::env::var("DNNL_MAX_CPU_ISA"))
+        {
+            let cap = cap.to_ascii_uppercase();
+            let allows = cap.is_empty()
+                || cap == "ALL"
+                || cap == "DEFAULT"
+                || cap.contains("BF16")
+                || cap.contains("AMX")
+                || cap.contains("FP16")
+                || cap.contains("AVX10");
+            if !allows {
+                return None;
+            }
+        }
+        cpu_flags_bf16()
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn cpu_flags_bf16() -> Option<&'static str> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let flags = info
+        .lines()
+        .find(|l| l.starts_with("flags") || l.starts_with("Features"))?;
+    let has = |f: &str| flags.split_whitespace().any(|w| w == f);
+    if has("amx_bf16") {
+        Some("AMX-BF16")
+    } else if has("avx512_bf16") {
+        Some("AVX512-BF16")
+    } else {
+        None
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn cpu_flags_bf16() -> Option<&'static str> {
+    None
+}
+
+/// The precision and memory format a run uses on a device, with what `auto` chose and why, and
+/// any warning about an explicit choice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Numerics {
+    pub precision: Precision,
+    pub channels_last: bool,
+    /// Lines for the user, in order: `precision auto → fp32 (…)`, `warning: …`.
+    pub notes: Vec<String>,
+}
+
+/// Resolves `auto` for `device`:
+/// - precision: bf16 on a CPU with native bf16 (AVX512-BF16 or AMX-BF16) and on CUDA; fp32
+///   elsewhere;
+/// - layout: channels-last for bf16 and fp16 (oneDNN's and cuDNN's fast bf16/fp16 convolutions
+///   are channels-last), NCHW for fp32 and fp64 (measured: docs/performance.md, "auto").
+///
+/// An explicit bf16 on a CPU without native bf16 runs as asked, with a warning.
+pub fn resolve(precision: PrecisionChoice, layout: LayoutChoice, device: Device) -> Numerics {
+    let mut notes = Vec::new();
+    let native = cpu_native_bf16();
+    let p = match precision {
+        PrecisionChoice::Fixed(p) => {
+            if p == Precision::Bf16 && device == Device::Cpu && native.is_none() {
+                notes.push(
+                    "warning: this CPU has no native bf16 (AVX512-BF16/AMX-BF16), so bf16 is \
+                     emulated and several times slower than fp32; precision \"auto\" picks fp32 \
+                     here"
+                        .to_string(),
+                );
+            }
+            p
+        }
+        PrecisionChoice::Auto => {
+            let (p, why) = match (device, native) {
+                (Device::Cpu, Some(isa)) => (Precision::Bf16, format!("this CPU has {isa}")),
+                (Device::Cpu, None) => (
+                    Precision::Fp32,
+                    "this CPU has no AVX512-BF16/AMX-BF16".to_string(),
+                ),
+                _ => (Precision::Bf16, "a CUDA device".to_string()),
+            };
+            notes.push(format!("precision auto → {p} ({why})"));
+            p
+        }
+    };
+    let cl = match layout {
+        LayoutChoice::ChannelsLast => true,
+        LayoutChoice::Nchw => false,
+        LayoutChoice::Auto => {
+            let cl = matches!(p, Precision::Bf16 | Precision::Fp16);
+            let place = if device == Device::Cpu {
+                "a CPU"
+            } else {
+                "CUDA"
+            };
+            notes.push(format!(
+                "channels_last auto → {cl} ({} is the faster layout for {p} on {place})",
+                if cl { "channels-last" } else { "NCHW" }
+            ));
+            cl
+        }
+    };
+    Numerics {
+        precision: p,
+        channels_last: cl,
+        notes,
+    }
+}
 
 /// Input dtype on this device for this precision.
 pub fn input_kind(precision: Precision, device: Device) -> Kind {
@@ -14,6 +287,7 @@ pub fn input_kind(precision: Precision, device: Device) -> Kind {
         (Precision::Bf16, _) => Kind::BFloat16,
         // fp16: the input stays fp32 and CUDA autocast picks per-op dtypes.
         (Precision::Fp16, _) => Kind::Float,
+        (Precision::Fp64, _) => Kind::Double,
     }
 }
 
@@ -58,6 +332,89 @@ pub fn with_autocast<T>(precision: Precision, device: Device, f: impl FnOnce() -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn choices_parse_from_configs_and_flags() {
+        #[derive(Deserialize, Serialize)]
+        struct T {
+            p: PrecisionChoice,
+            l: LayoutChoice,
+        }
+        for (text, p, l) in [
+            (
+                "p = \"auto\"\nl = \"auto\"",
+                PrecisionChoice::Auto,
+                LayoutChoice::Auto,
+            ),
+            (
+                "p = \"bf16\"\nl = true",
+                Precision::Bf16.into(),
+                LayoutChoice::ChannelsLast,
+            ),
+            (
+                "p = \"fp64\"\nl = false",
+                Precision::Fp64.into(),
+                LayoutChoice::Nchw,
+            ),
+        ] {
+            let t: T = toml::from_str(text).unwrap();
+            assert_eq!((t.p, t.l), (p, l), "{text}");
+            let back: T = toml::from_str(&toml::to_string(&t).unwrap()).unwrap();
+            assert_eq!((back.p, back.l), (p, l));
+        }
+        for bad in [
+            "p = \"fp8\"\nl = true",
+            "p = \"auto\"\nl = \"yes\"",
+            "p = \"auto\"\nl = 1",
+        ] {
+            assert!(toml::from_str::<T>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn auto_follows_the_device_and_says_why() {
+        let n = resolve(PrecisionChoice::Auto, LayoutChoice::Auto, Device::Cpu);
+        match cpu_native_bf16() {
+            Some(isa) => {
+                assert_eq!((n.precision, n.channels_last), (Precision::Bf16, true));
+                assert!(n.notes[0].contains(isa), "{:?}", n.notes);
+            }
+            None => {
+                assert_eq!((n.precision, n.channels_last), (Precision::Fp32, false));
+                assert!(
+                    n.notes[0].contains("no AVX512-BF16/AMX-BF16"),
+                    "{:?}",
+                    n.notes
+                );
+            }
+        }
+        assert!(n.notes[0].starts_with("precision auto → "), "{:?}", n.notes);
+        assert!(
+            n.notes[1].starts_with("channels_last auto → "),
+            "{:?}",
+            n.notes
+        );
+        // fixed choices stay as they are, and only an emulated bf16 warns
+        let f = resolve(
+            Precision::Fp32.into(),
+            LayoutChoice::ChannelsLast,
+            Device::Cpu,
+        );
+        assert_eq!(
+            (f.precision, f.channels_last, f.notes.len()),
+            (Precision::Fp32, true, 0)
+        );
+        let b = resolve(Precision::Bf16.into(), LayoutChoice::Auto, Device::Cpu);
+        assert_eq!((b.precision, b.channels_last), (Precision::Bf16, true));
+        assert_eq!(
+            b.notes.iter().any(|l| l.starts_with("warning:")),
+            cpu_native_bf16().is_none()
+        );
+        let c = resolve(PrecisionChoice::Auto, LayoutChoice::Auto, Device::Cuda(0));
+        assert_eq!((c.precision, c.channels_last), (Precision::Bf16, true));
+        let d = resolve(Precision::Fp64.into(), LayoutChoice::Auto, Device::Cpu);
+        assert_eq!((d.precision, d.channels_last), (Precision::Fp64, false));
+    }
 
     #[test]
     fn bf16_is_bf16_on_every_device_and_only_fp16_uses_autocast() {

@@ -24,7 +24,6 @@ fn peak_rss_mib() -> Option<f64> {
 
 pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let train = a.mode == BenchMode::Train;
-    let precision: Precision = a.precision.into();
     if a.batch == 0 || a.steps == 0 {
         bail!("--batch and --steps must be at least 1");
     }
@@ -41,6 +40,11 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         relu: a.ablate.contains(&AblateArg::Relu),
     };
     let device = a.device.resolve()?;
+    let numerics = resnext_train::precision::resolve(a.precision.into(), a.channels_last, device);
+    for note in &numerics.notes {
+        eprintln!("{note}");
+    }
+    let (precision, channels_last) = (numerics.precision, numerics.channels_last);
     if precision == Precision::Fp16 && device == tch::Device::Cpu {
         bail!("fp16 needs a CUDA device; use bf16 on the CPU");
     }
@@ -55,7 +59,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     if a.fold_bn {
         net.fold_batchnorm()?;
     }
-    if a.channels_last {
+    if channels_last {
         resnext_model::weights::convert_to_channels_last(&vs)?;
     }
     let trainable: Vec<(String, Tensor)> = vs
@@ -68,7 +72,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     let x = Tensor::f_randn([a.batch as i64, 3, s, s], (Kind::Float, tch::Device::Cpu))?;
     let y = Tensor::f_randint(a.num_classes, [a.batch as i64], (Kind::Int64, device))?;
     let step = |opt: &mut Optimizer| -> Result<()> {
-        let input = prepare_input(x.shallow_clone(), precision, a.channels_last, device)?;
+        let input = prepare_input(x.shallow_clone(), precision, channels_last, device)?;
         if train {
             let logits = with_autocast(precision, device, || net.f_forward_t(&input, true))?;
             let loss = cross_entropy(&logits, &y);
@@ -103,16 +107,8 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         if train { "train" } else { "eval" },
         config.arch,
         a.batch,
-        match precision {
-            Precision::Fp32 => "fp32",
-            Precision::Bf16 => "bf16",
-            Precision::Fp16 => "fp16",
-        },
-        if a.channels_last {
-            " channels_last"
-        } else {
-            ""
-        },
+        precision.name(),
+        if channels_last { " channels_last" } else { "" },
         device,
         a.steps,
         secs

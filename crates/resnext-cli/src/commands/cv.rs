@@ -18,6 +18,8 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
         epochs: a.epochs,
         batch_size: a.batch_size,
         device: a.device,
+        precision: a.precision.map(Into::into),
+        channels_last: a.channels_last,
     };
     let cfg = TrainConfig::load_with(a.config.as_deref(), &a.sets, &overrides)?;
     if let Some(fold) = a.fold {

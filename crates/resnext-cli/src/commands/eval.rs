@@ -4,7 +4,7 @@
 use crate::args::EvalArgs;
 use crate::progress::Bars;
 use anyhow::Result;
-use resnext_train::{EvalOptions, Run, RunOptions};
+use resnext_train::{EvalOptions, Run};
 use std::process::ExitCode;
 
 pub fn run(a: EvalArgs) -> Result<ExitCode> {
@@ -12,12 +12,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
     let opts = EvalOptions {
         part: a.split.into(),
         checkpoint: a.checkpoint.into(),
-        run: RunOptions {
-            device: a.device.resolve()?,
-            precision: a.precision.into(),
-            channels_last: a.channels_last,
-            tta: a.tta,
-        },
+        run: super::run_options(a.device, a.precision.into(), a.channels_last, a.tta)?,
         batch_size: a.batch_size,
         data: a.data,
         fold_bn: a.fold_bn,

@@ -20,6 +20,30 @@ use resnext_train::{Checkpoint, Predictor, Run, RunFile, RunOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// How `eval`, `predict` and `serve` run the network: the device, and `auto` precision and
+/// layout resolved on it; what `auto` chose (and a warning for emulated bf16) goes to stderr.
+pub fn run_options(
+    device: resnext_train::DeviceChoice,
+    precision: resnext_train::precision::PrecisionChoice,
+    layout: resnext_train::precision::LayoutChoice,
+    tta: bool,
+) -> Result<RunOptions> {
+    let device = device.resolve()?;
+    let n = resnext_train::precision::resolve(precision, layout, device);
+    for note in &n.notes {
+        eprintln!("{note}");
+    }
+    if n.precision == resnext_train::Precision::Fp16 && device == tch::Device::Cpu {
+        bail!("precision fp16 needs a CUDA device; use bf16 on the CPU");
+    }
+    Ok(RunOptions {
+        device,
+        precision: n.precision,
+        channels_last: n.channels_last,
+        tta,
+    })
+}
+
 /// A predictor from `--run` or `--weights`, the weights file it was made from, and every file it
 /// read (outputs must not replace them).
 pub struct Source {

@@ -4,7 +4,7 @@
 use crate::args::PredictArgs;
 use anyhow::{bail, Result};
 use resnext_data::{decode_file, DecodeLimits};
-use resnext_train::{Prediction, RunOptions};
+use resnext_train::Prediction;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -12,12 +12,7 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
     if a.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
-    let opts = RunOptions {
-        device: a.device.resolve()?,
-        precision: a.precision.into(),
-        channels_last: a.channels_last,
-        tta: a.tta,
-    };
+    let opts = super::run_options(a.device, a.precision.into(), a.channels_last, a.tta)?;
     let predictor = super::load_source(&a.source, opts)?
         .predictor
         .with_batch_size(a.batch_size);

@@ -4,18 +4,12 @@
 use crate::args::ServeArgs;
 use anyhow::{Context, Result};
 use resnext_serve::{ServeConfig, Server};
-use resnext_train::RunOptions;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 pub fn run(a: ServeArgs) -> Result<ExitCode> {
-    let opts = RunOptions {
-        device: a.device.resolve()?,
-        precision: a.precision.into(),
-        channels_last: a.channels_last,
-        tta: false,
-    };
+    let opts = super::run_options(a.device, a.precision.into(), a.channels_last, false)?;
     let config = ServeConfig {
         addr: a.addr,
         max_batch: a.max_batch,

@@ -36,6 +36,8 @@ fn train(a: TrainArgs, job: &Job) -> Result<ExitCode> {
             epochs: a.epochs,
             batch_size: a.batch_size,
             device: a.device,
+            precision: a.precision.map(Into::into),
+            channels_last: a.channels_last,
         };
         let cfg = TrainConfig::load_with(a.config.as_deref(), &a.sets, &overrides)?;
         let out = a
@@ -81,8 +83,8 @@ fn train(a: TrainArgs, job: &Job) -> Result<ExitCode> {
     let opts = EvalOptions {
         run: RunOptions {
             device: trainer.device(),
-            precision: cfg.train.precision,
-            channels_last: cfg.train.channels_last,
+            precision: trainer.numerics().precision,
+            channels_last: trainer.numerics().channels_last,
             tta: false,
         },
         batch_size: cfg.data.eval_batch_size.unwrap_or(cfg.data.batch_size),

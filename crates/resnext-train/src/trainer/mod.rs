@@ -80,6 +80,8 @@ pub struct Trainer {
     sync_bn: Option<Arc<SyncBatchNorm>>,
     /// Index in the whole validation part of this rank's first validation image.
     val_offset: usize,
+    /// The precision and layout this process runs, `auto` resolved on its device.
+    numerics: crate::precision::Numerics,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -115,6 +117,11 @@ impl Trainer {
 
     pub fn device(&self) -> Device {
         self.device
+    }
+
+    /// The precision and layout in use, with what `auto` chose and why.
+    pub fn numerics(&self) -> &crate::precision::Numerics {
+        &self.numerics
     }
 
     /// Frees the model, optimiser and loaders but keeps the run's write lock (to evaluate and
@@ -165,6 +172,10 @@ impl Trainer {
             .iter()
             .map(|t| t.numel() as i64)
             .sum();
+        // the run's first lines: what `auto` chose and why, and warnings
+        for note in &self.numerics.notes {
+            obs.on_note(note);
+        }
         obs.on_start(&StartInfo {
             run_dir: self.run.dir().to_path_buf(),
             classes: self.split.classes.clone(),
@@ -213,8 +224,8 @@ impl Trainer {
         let mut running = Running::default();
         let classes = self.split.classes.len();
         let (precision, channels_last, device) = (
-            self.cfg.train.precision,
-            self.cfg.train.channels_last,
+            self.numerics.precision,
+            self.numerics.channels_last,
             self.device,
         );
         let smoothing = self.cfg.train.label_smoothing;

@@ -288,7 +288,10 @@ impl Trainer {
         comm: Comm,
     ) -> Result<Self, TrainError> {
         let device = cfg.train.device.resolve()?;
-        if cfg.train.precision == Precision::Fp16 && device == Device::Cpu {
+        // `auto` is resolved anew on every start, so a resumed run fits its new machine
+        let numerics =
+            crate::precision::resolve(cfg.train.precision, cfg.train.channels_last, device);
+        if numerics.precision == Precision::Fp16 && device == Device::Cpu {
             return Err(TrainError::Fp16OnCpu);
         }
         let torch_threads = if cfg.train.threads == 0 {
@@ -315,7 +318,7 @@ impl Trainer {
         let sync_bn = (cfg.train.sync_batchnorm && comm.size() > 1)
             .then(|| SyncBatchNorm::new(Arc::new(StatsSum(comm.clone()))));
         net.set_sync_batchnorm(sync_bn.clone());
-        if cfg.train.channels_last {
+        if numerics.channels_last {
             resnext_model::weights::convert_to_channels_last(&vs)?;
         }
         let follow = cfg.data.follow_links;
@@ -401,6 +404,8 @@ impl Trainer {
                 allreduce_s: 0.0,
             },
             temperature: None,
+            precision: Some(numerics.precision),
+            channels_last: Some(numerics.channels_last),
         };
         let state = LoopState {
             best_val_acc: -1.0,
@@ -430,6 +435,7 @@ impl Trainer {
             comm,
             sync_bn,
             val_offset: val_range.start,
+            numerics,
         })
     }
 }
