@@ -53,12 +53,10 @@ fn native_bf16() -> bool {
     std::env::var_os("ONEDNN_MAX_CPU_ISA").is_none()
         && std::env::var_os("DNNL_MAX_CPU_ISA").is_none()
         && std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| {
-            c.lines()
-                .find(|l| l.starts_with("flags"))
-                .is_some_and(|l| {
-                    l.split_whitespace()
-                        .any(|f| f == "avx512_bf16" || f == "amx_bf16")
-                })
+            c.lines().find(|l| l.starts_with("flags")).is_some_and(|l| {
+                l.split_whitespace()
+                    .any(|f| f == "avx512_bf16" || f == "amx_bf16")
+            })
         })
 }
 
@@ -74,10 +72,7 @@ fn auto_says_what_it_chose_records_it_and_resolves_again_on_resume() {
     );
     let run = dir.path().join("run");
     // a CPU without native bf16: fp32 NCHW, said on the first line
-    let o = resnext(
-        &["train", "--config", s(&cfg), "--out", s(&run)],
-        true,
-    );
+    let o = resnext(&["train", "--config", s(&cfg), "--out", s(&run)], true);
     let err = stderr(&o);
     let first = err.lines().next().unwrap_or_default();
     assert_eq!(
@@ -181,7 +176,10 @@ fn explicit_bf16_without_native_bf16_runs_with_one_warning() {
         true,
     );
     assert_eq!(
-        stderr(&o).lines().filter(|l| l.starts_with("warning:")).count(),
+        stderr(&o)
+            .lines()
+            .filter(|l| l.starts_with("warning:"))
+            .count(),
         1,
         "{}",
         stderr(&o)
@@ -198,7 +196,13 @@ fn unknown_choices_are_refused_in_one_line() {
     ] {
         let cfg = tiny_config(dir.path(), &data, 1, extra);
         let o = Command::new(env!("CARGO_BIN_EXE_resnext"))
-            .args(["train", "--config", s(&cfg), "--out", s(&dir.path().join("x"))])
+            .args([
+                "train",
+                "--config",
+                s(&cfg),
+                "--out",
+                s(&dir.path().join("x")),
+            ])
             .output()
             .unwrap();
         assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));

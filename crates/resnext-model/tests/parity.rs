@@ -7,7 +7,7 @@ use resnext_model::weights::{dtype_name, load_weights, state_dict, HeadPolicy};
 use resnext_model::{ModelConfig, ResNeXt};
 use std::collections::HashMap;
 use tch::nn::{ModuleT, VarStore};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 fn io() -> HashMap<String, Tensor> {
     let p = common::fixture("torchvision/tiny_resnext_io.safetensors");
@@ -27,12 +27,26 @@ fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
 }
 
+/// How far float32 rounding moves these logits on this CPU: ours in float32 against ours in
+/// float64 (the fixture was rounded the same way on the CPU that made it), times 100, and at
+/// least 100 float32 ulps of the largest logit. A tolerance derived on the machine, not tuned on
+/// one.
+fn rounding_tolerance(logits32: &Tensor, input: &Tensor, train: bool) -> f64 {
+    let (mut vs, net) = tiny();
+    vs.double();
+    let logits64 = tch::no_grad(|| net.forward_t(&input.to_kind(Kind::Double), train));
+    let scale = logits64.abs().max().double_value(&[]);
+    100.0 * max_abs(logits32, &logits64).max(f32::EPSILON as f64 * scale)
+}
+
 #[test]
 fn tiny_eval_logits_match_torchvision() {
     let (io, (_vs, net)) = (io(), tiny());
     let logits = tch::no_grad(|| net.forward_t(&io["input"], false));
     let err = max_abs(&logits, &io["logits_eval"]);
-    assert!(err <= 1e-4, "eval logits differ by {err}");
+    let tol = rounding_tolerance(&logits, &io["input"], false);
+    eprintln!("eval logits: {err:.2e} from torchvision's, tolerance {tol:.2e}");
+    assert!(err <= tol, "eval logits differ by {err}, more than {tol}");
 }
 
 #[test]
@@ -42,7 +56,9 @@ fn tiny_train_logits_and_running_stats_match_torchvision() {
     let before = vars["bn1.num_batches_tracked"].int64_value(&[]);
     let logits = tch::no_grad(|| net.forward_t(&io["input"], true));
     let err = max_abs(&logits, &io["logits_train"]);
-    assert!(err <= 1e-4, "train logits differ by {err}");
+    let tol = rounding_tolerance(&logits, &io["input"], true);
+    eprintln!("train logits: {err:.2e} from torchvision's, tolerance {tol:.2e}");
+    assert!(err <= tol, "train logits differ by {err}, more than {tol}");
     let mean_err = max_abs(
         &vars["bn1.running_mean"],
         &io["bn1_running_mean_after_train_forward"],
@@ -133,11 +149,13 @@ fn folded_batchnorm_keeps_the_eval_logits() {
     assert!(net.is_folded());
     let after = tch::no_grad(|| net.f_forward_t(&io["input"], false)).unwrap();
     let err = max_abs(&after, &io["logits_eval"]);
+    // folding rounds the weights once more (w·γ/σ): twice the unfolded network's rounding
+    let tol = 2.0 * rounding_tolerance(&before, &io["input"], false);
     assert!(
-        err <= 1e-4,
-        "folded logits differ from torchvision's by {err}"
+        err <= tol,
+        "folded logits differ from torchvision's by {err}, more than {tol}"
     );
-    assert!(max_abs(&after, &before) <= 1e-4);
+    assert!(max_abs(&after, &before) <= tol);
     // folding twice is folding once
     net.fold_batchnorm().unwrap();
     let again = tch::no_grad(|| net.f_forward_t(&io["input"], false)).unwrap();
