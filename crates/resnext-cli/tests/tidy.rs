@@ -197,6 +197,8 @@ fn every_route_and_serve_flag_is_in_the_serving_docs() {
         .split_whitespace()
         .filter(|w| w.starts_with("--") && w.len() > 2)
         .map(|w| w.trim_end_matches([',', '.', ')']))
+        // `--flag[=<VALUE>]`: a flag whose value is optional
+        .map(|w| w.split('[').next().unwrap_or(w))
         .filter(|w| *w != "--help")
         .collect();
     assert!(flags.len() >= 15, "{flags:?}");
