@@ -165,50 +165,72 @@ impl<'de> Deserialize<'de> for LayoutChoice {
     }
 }
 
-/// Whether this CPU computes bf16 natively, and with what; `None` when libtorch's oneDNN would
-/// emulate it (several times slower than fp32).
-pub fn cpu_native_bf16() -> Option<&'static str> {
-    static FOUND: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+/// What libtorch's kernels may use of this CPU: its flags (`/proc/cpuinfo`), less what
+/// oneDNN's instruction-set cap (`ONEDNN_MAX_CPU_ISA=AVX2` …) keeps it off.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuIsa {
+    avx512: bool,
+    bf16: Option<&'static str>,
+}
+
+fn cpu_isa() -> CpuIsa {
+    static FOUND: std::sync::OnceLock<CpuIsa> = std::sync::OnceLock::new();
     *FOUND.get_or_init(|| {
-        // oneDNN's ISA cap (ONEDNN_MAX_CPU_ISA=AVX2 …) keeps it off bf16 instructions
+        let mut isa = cpu_flags();
         if let Ok(cap) =
             std::env::var("ONEDNN_MAX_CPU_ISA").or_else(|_| std::env::var("DNNL_MAX_CPU_ISA"))
         {
             let cap = cap.to_ascii_uppercase();
-            let allows = cap.is_empty()
-                || cap == "ALL"
-                || cap == "DEFAULT"
+            let all = cap.is_empty() || cap == "ALL" || cap == "DEFAULT";
+            let avx512 =
+                all || cap.contains("AVX512") || cap.contains("AVX10") || cap.contains("AMX");
+            let bf16 = all
                 || cap.contains("BF16")
                 || cap.contains("AMX")
                 || cap.contains("FP16")
                 || cap.contains("AVX10");
-            if !allows {
-                return None;
+            isa.avx512 &= avx512;
+            if !bf16 {
+                isa.bf16 = None;
             }
         }
-        cpu_flags_bf16()
+        isa
     })
 }
 
+/// Whether this CPU computes bf16 natively, and with what; `None` when libtorch's oneDNN would
+/// emulate it (several times slower than fp32).
+pub fn cpu_native_bf16() -> Option<&'static str> {
+    cpu_isa().bf16
+}
+
 #[cfg(target_os = "linux")]
-fn cpu_flags_bf16() -> Option<&'static str> {
-    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    let flags = info
+fn cpu_flags() -> CpuIsa {
+    let Some(info) = std::fs::read_to_string("/proc/cpuinfo").ok() else {
+        return CpuIsa::default();
+    };
+    let Some(flags) = info
         .lines()
-        .find(|l| l.starts_with("flags") || l.starts_with("Features"))?;
+        .find(|l| l.starts_with("flags") || l.starts_with("Features"))
+    else {
+        return CpuIsa::default();
+    };
     let has = |f: &str| flags.split_whitespace().any(|w| w == f);
-    if has("amx_bf16") {
-        Some("AMX-BF16")
-    } else if has("avx512_bf16") {
-        Some("AVX512-BF16")
-    } else {
-        None
+    CpuIsa {
+        avx512: has("avx512f"),
+        bf16: if has("amx_bf16") {
+            Some("AMX-BF16")
+        } else if has("avx512_bf16") {
+            Some("AVX512-BF16")
+        } else {
+            None
+        },
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn cpu_flags_bf16() -> Option<&'static str> {
-    None
+fn cpu_flags() -> CpuIsa {
+    CpuIsa::default()
 }
 
 /// The precision and memory format a run uses on a device, with what `auto` chose and why, and
@@ -225,7 +247,8 @@ pub struct Numerics {
 /// - precision: bf16 on a CPU with native bf16 (AVX512-BF16 or AMX-BF16) and on CUDA; fp32
 ///   elsewhere;
 /// - layout: channels-last for bf16 and fp16 (oneDNN's and cuDNN's fast bf16/fp16 convolutions
-///   are channels-last), NCHW for fp32 and fp64 (measured: docs/performance.md, "auto").
+///   are channels-last); for fp32 channels-last on a CPU with AVX-512 and NCHW without it; NCHW
+///   for fp64 and for fp32 on CUDA (measured: docs/performance.md, "precision auto").
 ///
 /// An explicit bf16 on a CPU without native bf16 runs as asked, with a warning.
 pub fn resolve(precision: PrecisionChoice, layout: LayoutChoice, device: Device) -> Numerics {
@@ -260,11 +283,14 @@ pub fn resolve(precision: PrecisionChoice, layout: LayoutChoice, device: Device)
         LayoutChoice::ChannelsLast => true,
         LayoutChoice::Nchw => false,
         LayoutChoice::Auto => {
-            let cl = matches!(p, Precision::Bf16 | Precision::Fp16);
-            let place = if device == Device::Cpu {
-                "a CPU"
-            } else {
-                "CUDA"
+            let avx512 = cpu_isa().avx512;
+            let (cl, place) = match (p, device) {
+                (Precision::Bf16 | Precision::Fp16, Device::Cpu) => (true, "a CPU"),
+                (Precision::Fp32, Device::Cpu) if avx512 => (true, "a CPU with AVX-512"),
+                (_, Device::Cpu) if avx512 => (false, "a CPU"),
+                (_, Device::Cpu) => (false, "a CPU without AVX-512"),
+                (Precision::Bf16 | Precision::Fp16, _) => (true, "CUDA"),
+                _ => (false, "CUDA"),
             };
             notes.push(format!(
                 "channels_last auto → {cl} ({} is the faster layout for {p} on {place})",
@@ -414,6 +440,8 @@ mod tests {
         assert_eq!((c.precision, c.channels_last), (Precision::Bf16, true));
         let d = resolve(Precision::Fp64.into(), LayoutChoice::Auto, Device::Cpu);
         assert_eq!((d.precision, d.channels_last), (Precision::Fp64, false));
+        let e = resolve(Precision::Fp32.into(), LayoutChoice::Auto, Device::Cpu);
+        assert_eq!(e.channels_last, cpu_isa().avx512, "{:?}", e.notes);
     }
 
     #[test]
