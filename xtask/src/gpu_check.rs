@@ -65,7 +65,9 @@ pub fn run(args: &[String]) -> Result<()> {
         "32",
     ])?;
     let config = work.join("tiny.toml");
-    std::fs::write(&config, tiny_config(&data)).context("cannot write the gpu-check config")?;
+    // SGD: its update is linear in the gradient, so precision shows as a proportional difference
+    std::fs::write(&config, resnext_testkit::tiny_sgd_config_text(&data, 1, ""))
+        .context("cannot write the gpu-check config")?;
     let train = |name: &str, device: &str, precision: &str| -> Result<(PathBuf, f64)> {
         let out = work.join(name);
         resnext(&[
@@ -164,37 +166,6 @@ pub fn run(args: &[String]) -> Result<()> {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
-}
-
-/// The config of the tiny trainings: SGD (its update is linear in the gradient, so precision
-/// shows as a proportional difference), one epoch, one thread.
-fn tiny_config(data: &Path) -> String {
-    format!(
-        r#"name = "gpu-check"
-[model]
-arch = "custom"
-layers = [1, 1, 1, 1]
-groups = 2
-width_per_group = 4
-[data]
-root = {root:?}
-val = 0.25
-batch_size = 8
-[data.train_transform]
-resize = [32, 32]
-[data.eval_transform]
-resize = [32, 32]
-[optim]
-name = "sgd"
-lr = 0.01
-momentum = 0.9
-[train]
-epochs = 1
-seed = 3
-threads = 1
-"#,
-        root = data.to_string_lossy()
-    )
 }
 
 /// `train_loss` of the first row of a run's metrics.csv.

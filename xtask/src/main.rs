@@ -31,7 +31,7 @@ usage: cargo xtask <command> [args]
 commands:
   setup [--cpu|--cuda] [--browser] [--mpi]
                      install PyTorch 2.13.0 (libtorch) from PyPI into a cache venv, link .libtorch:
-                     without an NVIDIA GPU only what libtorch's CPU path loads (about 1.4 GB),
+                     without an NVIDIA GPU only what libtorch's CPU path loads (about 1.5 GB),
                      with one or with --cuda the full wheel set with CUDA (about 5 GB); --cpu and
                      --cuda switch between the two;
                      --browser also installs Chromium and chromedriver (apt-get) for the page test

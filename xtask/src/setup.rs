@@ -4,7 +4,7 @@
 //! Two installs, one venv each, so switching is relinking:
 //! - **cpu** (`<cache>/torch-2.13.0-cpu`, the default without an NVIDIA GPU): the torch wheel
 //!   without its dependencies, plus the only CUDA packages that `libtorch_cpu.so` loads (the CUDA
-//!   runtime and CUPTI) and torch's pure-Python dependencies; about 1.4 GB. Python's
+//!   runtime and CUPTI) and torch's pure-Python dependencies; about 1.5 GB. Python's
 //!   `import torch` needs all of CUDA (`libtorch_python.so` links cuDNN, cuBLAS, NCCL), so it
 //!   does not work here; the Rust side and ONNX Runtime do.
 //! - **cuda** (`<cache>/torch-2.13.0`, with `--cuda` or when a GPU is present): the full wheel set
@@ -222,7 +222,7 @@ fn install(venv: &Path, variant: Variant) -> Result<PathBuf> {
         },
         venv.display(),
         match variant {
-            Variant::Cpu => "about 1.4 GB",
+            Variant::Cpu => "about 1.5 GB",
             Variant::Cuda => "about 5 GB",
         }
     );

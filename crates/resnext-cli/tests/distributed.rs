@@ -103,10 +103,9 @@ fn tensors(path: &Path) -> BTreeMap<String, Vec<f32>> {
 /// smaller. SGD's update is linear in the gradient (Adam divides by its magnitude and moves a
 /// weight whose near-zero gradient changed sign by the whole rate).
 fn three_steps(dir: &Path, data: &Path, extra: &str) -> PathBuf {
-    let cfg = tiny_config(dir, data, 1, &format!("precision = \"fp64\"\n{extra}"));
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("lr = 0.001", "name = \"sgd\"\nlr = 0.01\nmomentum = 0.9");
+    let cfg = dir.join("tiny.toml");
+    let text =
+        resnext_testkit::tiny_sgd_config_text(data, 1, &format!("precision = \"fp64\"\n{extra}"));
     std::fs::write(&cfg, text).unwrap();
     cfg
 }

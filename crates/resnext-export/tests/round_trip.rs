@@ -72,6 +72,18 @@ fn max_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The predictor's probabilities for the data's images, and the input batch it made of them.
+fn reference(predictor: &Predictor, data: &Path) -> (Vec<Vec<f64>>, Tensor) {
+    let imgs = images(data);
+    let ours = predictor
+        .predict(&imgs)
+        .unwrap()
+        .iter()
+        .map(|p| p.probs.iter().map(|&v| v as f64).collect())
+        .collect();
+    (ours, batch(predictor, &imgs))
+}
+
 /// The setup venv's Python that imports `modules`, or a skip naming `why`.
 fn checker_python(modules: &str, why: &str) -> Option<PathBuf> {
     let lib = PathBuf::from(option_env!("RESNEXT_LIBTORCH_LIB").unwrap_or(""));
@@ -136,14 +148,7 @@ fn exports_load_elsewhere_with_the_same_probabilities() {
     let dir = tempfile::tempdir().unwrap();
     let (data, run) = tiny_run(dir.path());
     let predictor = || run.predictor(Checkpoint::Best, RunOptions::cpu()).unwrap();
-    let imgs = images(&data);
-    let ours: Vec<Vec<f64>> = predictor()
-        .predict(&imgs)
-        .unwrap()
-        .iter()
-        .map(|p| p.probs.iter().map(|&v| v as f64).collect())
-        .collect();
-    let x = batch(&predictor(), &imgs);
+    let (ours, x) = reference(&predictor(), &data);
     let source = run.dir().join("best.safetensors");
 
     // TorchScript, loaded back in Rust
@@ -179,7 +184,7 @@ fn exports_load_elsewhere_with_the_same_probabilities() {
             "fixed.onnx",
             ExportOptions {
                 format: Format::Onnx,
-                batch: Some(imgs.len() as i64),
+                batch: Some(x.size()[0]),
                 opset: 13,
                 ..ExportOptions::default()
             },
@@ -236,14 +241,7 @@ fn torchscript_loads_in_python_torch() {
     let dir = tempfile::tempdir().unwrap();
     let (data, run) = tiny_run(dir.path());
     let predictor = || run.predictor(Checkpoint::Best, RunOptions::cpu()).unwrap();
-    let imgs = images(&data);
-    let ours: Vec<Vec<f64>> = predictor()
-        .predict(&imgs)
-        .unwrap()
-        .iter()
-        .map(|p| p.probs.iter().map(|&v| v as f64).collect())
-        .collect();
-    let x = batch(&predictor(), &imgs);
+    let (ours, x) = reference(&predictor(), &data);
     let ts = dir.path().join("model.pt");
     let source = run.dir().join("best.safetensors");
     export(predictor(), &source, &ExportOptions::default(), &ts).unwrap();

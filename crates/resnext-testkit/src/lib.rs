@@ -99,6 +99,14 @@ pub fn proptest_cases(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
+/// [`tiny_config_text`] with SGD (momentum 0.9, rate 0.01) instead of Adam: its update is linear
+/// in the gradient, so two ways of computing the same step stay comparable (the distributed
+/// equivalence test, `cargo xtask gpu-check`).
+pub fn tiny_sgd_config_text(root: &std::path::Path, epochs: usize, extra: &str) -> String {
+    tiny_config_text(root, epochs, extra)
+        .replace("lr = 0.001", "name = \"sgd\"\nlr = 0.01\nmomentum = 0.9")
+}
+
 /// A tiny training config on `root`: custom ResNeXt [1, 1, 1, 1] with 2 groups of width 4, 32 px
 /// images, batch 8, a quarter for validation, one libtorch thread; `extra` is added to `[train]`.
 pub fn tiny_config_text(root: &std::path::Path, epochs: usize, extra: &str) -> String {
