@@ -250,8 +250,13 @@ pub struct Numerics {
 ///   are channels-last); for fp32 channels-last on a CPU with AVX-512 and NCHW without it; NCHW
 ///   for fp64 and for fp32 on CUDA (measured: docs/performance.md, "precision auto").
 ///
-/// An explicit bf16 on a CPU without native bf16 runs as asked, with a warning.
-pub fn resolve(precision: PrecisionChoice, layout: LayoutChoice, device: Device) -> Numerics {
+/// An explicit bf16 on a CPU without native bf16 runs as asked, with a warning; fp16 on the CPU
+/// is an error.
+pub fn resolve(
+    precision: PrecisionChoice,
+    layout: LayoutChoice,
+    device: Device,
+) -> Result<Numerics, TrainError> {
     let mut notes = Vec::new();
     let native = cpu_native_bf16();
     let p = match precision {
@@ -263,6 +268,9 @@ pub fn resolve(precision: PrecisionChoice, layout: LayoutChoice, device: Device)
                      here"
                         .to_string(),
                 );
+            }
+            if p == Precision::Fp16 && device == Device::Cpu {
+                return Err(TrainError::Fp16OnCpu);
             }
             p
         }
@@ -299,11 +307,11 @@ pub fn resolve(precision: PrecisionChoice, layout: LayoutChoice, device: Device)
             cl
         }
     };
-    Numerics {
+    Ok(Numerics {
         precision: p,
         channels_last: cl,
         notes,
-    }
+    })
 }
 
 /// Input dtype on this device for this precision.
@@ -399,7 +407,7 @@ mod tests {
 
     #[test]
     fn auto_follows_the_device_and_says_why() {
-        let n = resolve(PrecisionChoice::Auto, LayoutChoice::Auto, Device::Cpu);
+        let n = resolve(PrecisionChoice::Auto, LayoutChoice::Auto, Device::Cpu).unwrap();
         match cpu_native_bf16() {
             Some(isa) => {
                 assert_eq!((n.precision, n.channels_last), (Precision::Bf16, true));
@@ -425,22 +433,24 @@ mod tests {
             Precision::Fp32.into(),
             LayoutChoice::ChannelsLast,
             Device::Cpu,
-        );
+        )
+        .unwrap();
         assert_eq!(
             (f.precision, f.channels_last, f.notes.len()),
             (Precision::Fp32, true, 0)
         );
-        let b = resolve(Precision::Bf16.into(), LayoutChoice::Auto, Device::Cpu);
+        let b = resolve(Precision::Bf16.into(), LayoutChoice::Auto, Device::Cpu).unwrap();
         assert_eq!((b.precision, b.channels_last), (Precision::Bf16, true));
         assert_eq!(
             b.notes.iter().any(|l| l.starts_with("warning:")),
             cpu_native_bf16().is_none()
         );
-        let c = resolve(PrecisionChoice::Auto, LayoutChoice::Auto, Device::Cuda(0));
+        let c = resolve(PrecisionChoice::Auto, LayoutChoice::Auto, Device::Cuda(0)).unwrap();
         assert_eq!((c.precision, c.channels_last), (Precision::Bf16, true));
-        let d = resolve(Precision::Fp64.into(), LayoutChoice::Auto, Device::Cpu);
+        let d = resolve(Precision::Fp64.into(), LayoutChoice::Auto, Device::Cpu).unwrap();
+        assert!(resolve(Precision::Fp16.into(), LayoutChoice::Auto, Device::Cpu).is_err());
         assert_eq!((d.precision, d.channels_last), (Precision::Fp64, false));
-        let e = resolve(Precision::Fp32.into(), LayoutChoice::Auto, Device::Cpu);
+        let e = resolve(Precision::Fp32.into(), LayoutChoice::Auto, Device::Cpu).unwrap();
         assert_eq!(e.channels_last, cpu_isa().avx512, "{:?}", e.notes);
     }
 

@@ -5,7 +5,7 @@
 use crate::args::{AblateArg, BenchArgs, BenchMode};
 use anyhow::{bail, Result};
 use resnext_model::{Ablation, ResNeXt};
-use resnext_train::config::{OptimSection, Precision};
+use resnext_train::config::OptimSection;
 use resnext_train::loss::cross_entropy;
 use resnext_train::optim::Optimizer;
 use resnext_train::precision::{prepare_input, with_autocast};
@@ -40,14 +40,11 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         relu: a.ablate.contains(&AblateArg::Relu),
     };
     let device = a.device.resolve()?;
-    let numerics = resnext_train::precision::resolve(a.precision.into(), a.channels_last, device);
+    let numerics = resnext_train::precision::resolve(a.precision.into(), a.channels_last, device)?;
     for note in &numerics.notes {
         eprintln!("{note}");
     }
     let (precision, channels_last) = (numerics.precision, numerics.channels_last);
-    if precision == Precision::Fp16 && device == tch::Device::Cpu {
-        bail!("fp16 needs a CUDA device; use bf16 on the CPU");
-    }
     if a.threads > 0 {
         tch::set_num_threads(a.threads as i32);
     }

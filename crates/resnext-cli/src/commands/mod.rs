@@ -29,12 +29,9 @@ pub fn run_options(
     tta: bool,
 ) -> Result<RunOptions> {
     let device = device.resolve()?;
-    let n = resnext_train::precision::resolve(precision, layout, device);
+    let n = resnext_train::precision::resolve(precision, layout, device)?;
     for note in &n.notes {
         eprintln!("{note}");
-    }
-    if n.precision == resnext_train::Precision::Fp16 && device == tch::Device::Cpu {
-        bail!("precision fp16 needs a CUDA device; use bf16 on the CPU");
     }
     Ok(RunOptions {
         device,

@@ -4,7 +4,7 @@
 use super::step::LossScaler;
 use super::Trainer;
 use crate::checkpoint::{write_atomic, CheckpointInfo, LoopState};
-use crate::config::{Precision, TrainConfig};
+use crate::config::TrainConfig;
 use crate::device::DeviceChoice;
 use crate::dist::{self, shard::Shard, Comm, StatsSum};
 use crate::ema::Ema;
@@ -290,10 +290,7 @@ impl Trainer {
         let device = cfg.train.device.resolve()?;
         // `auto` is resolved anew on every start, so a resumed run fits its new machine
         let numerics =
-            crate::precision::resolve(cfg.train.precision, cfg.train.channels_last, device);
-        if numerics.precision == Precision::Fp16 && device == Device::Cpu {
-            return Err(TrainError::Fp16OnCpu);
-        }
+            crate::precision::resolve(cfg.train.precision, cfg.train.channels_last, device)?;
         let torch_threads = if cfg.train.threads == 0 {
             cores()
         } else {
