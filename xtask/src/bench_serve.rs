@@ -372,9 +372,10 @@ fn draw(points: &[Point], out: &Path, title: &str) -> DrawResult {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = out.with_extension("png.part.png");
+    let size = (1000u32, 420u32);
+    let mut rgb = vec![255u8; size.0 as usize * size.1 as usize * 3];
     {
-        let root = BitMapBackend::new(&tmp, (1000, 420)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
         root.fill(&WHITE)?;
         let root = root.titled(title, ("sans-serif", 20))?;
         let (left, right) = root.split_horizontally(500);
@@ -432,6 +433,14 @@ fn draw(points: &[Point], out: &Path, title: &str) -> DrawResult {
             .draw()?;
         root.present()?;
     }
-    std::fs::rename(&tmp, out)?;
+    let mut png = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut png),
+        &rgb,
+        size.0,
+        size.1,
+        image::ExtendedColorType::Rgb8,
+    )?;
+    resnext_io::write_atomic(out, &png)?;
     Ok(())
 }

@@ -66,8 +66,10 @@ pub fn run(args: &[String]) -> Result<()> {
     ])?;
     let config = work.join("tiny.toml");
     // SGD: its update is linear in the gradient, so precision shows as a proportional difference
-    std::fs::write(&config, resnext_testkit::tiny_sgd_config_text(&data, 1, ""))
-        .context("cannot write the gpu-check config")?;
+    resnext_io::write_atomic(
+        &config,
+        resnext_testkit::tiny_sgd_config_text(&data, 1, "").as_bytes(),
+    )?;
     let train = |name: &str, device: &str, precision: &str| -> Result<(PathBuf, f64)> {
         let out = work.join(name);
         resnext(&[

@@ -21,6 +21,7 @@ mod serve;
 mod setup;
 mod stats;
 mod test;
+mod tidy;
 mod train;
 
 use std::process::ExitCode;

@@ -206,7 +206,7 @@ fn install_checkers(venv: &Path) -> Result<()> {
     );
     ensure_python_packages(&CHECKERS)
         .context("the ONNX checker and ONNX Runtime could not be installed from PyPI")?;
-    std::fs::write(&marker, CHECKERS.join(" ")).context("cannot write the setup marker")?;
+    resnext_io::write_atomic(&marker, CHECKERS.join(" ").as_bytes())?;
     Ok(())
 }
 
@@ -271,8 +271,7 @@ fn install(venv: &Path, variant: Variant) -> Result<PathBuf> {
     }
     let torch = find_torch_dir(venv)
         .context("pip finished but site-packages/torch has no lib/ and include/")?;
-    std::fs::write(venv.join(MARKER), marker_text(variant))
-        .context("cannot write the setup marker")?;
+    resnext_io::write_atomic(&venv.join(MARKER), marker_text(variant).as_bytes())?;
     Ok(torch)
 }
 

@@ -15,7 +15,7 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    std::fs::write(&log, "").with_context(|| format!("cannot write {}", log.display()))?;
+    resnext_io::write_atomic(&log, b"")?;
     let mut c = cmd::cargo();
     let features = cmd::mpi_features();
     if features.is_empty() {

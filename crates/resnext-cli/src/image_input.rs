@@ -75,15 +75,7 @@ fn collect(
 
 /// True when `out` names the same file as `input` (through links, `..` or a different spelling).
 pub fn same_file(out: &Path, input: &Path) -> bool {
-    let canon = |p: &Path| -> Option<PathBuf> {
-        if let Ok(c) = p.canonicalize() {
-            return Some(c);
-        }
-        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
-        let dir = parent.unwrap_or(Path::new(".")).canonicalize().ok()?;
-        Some(dir.join(p.file_name()?))
-    };
-    match (canon(out), canon(input)) {
+    match (resnext_io::resolve(out), resnext_io::resolve(input)) {
         (Some(a), Some(b)) => a == b,
         _ => false,
     }

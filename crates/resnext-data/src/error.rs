@@ -25,6 +25,8 @@ pub enum DataError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Output(#[from] resnext_io::WriteError),
     #[error("bad image {path}: {reason}")]
     BadImage { path: PathBuf, reason: String },
     #[error("path `{path}` is refused: {reason}")]

@@ -177,9 +177,7 @@ pub(crate) fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<(), Data
         path: path.into(),
         reason: e.to_string(),
     })?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, json + "\n").map_err(|e| DataError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    Ok(resnext_io::write_atomic(path, (json + "\n").as_bytes())?)
 }
 
 /// Reads a JSON file (a regular file only) into `T`.

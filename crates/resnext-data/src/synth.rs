@@ -73,10 +73,13 @@ pub fn write_dataset(
             let mut rng = Rng::keyed(seed, &[c as u64, i as u64]);
             let img = draw(c, size, &mut rng);
             let path = dir.join(format!("{name}_{i:04}.png"));
-            img.save(&path).map_err(|e| DataError::BadImage {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+            let mut png = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut png, image::ImageFormat::Png)
+                .map_err(|e| DataError::BadImage {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            resnext_io::write_atomic(&path, png.get_ref())?;
             written += 1;
         }
     }

@@ -38,11 +38,10 @@ pub enum ExportError {
     Batch(i64),
     #[error("tensor `{0}` is not finite (NaN or infinite); a broken model is not exported")]
     NonFinite(String),
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Output(#[from] resnext_io::WriteError),
+    #[error("cannot hold the TorchScript module in memory: {0}")]
+    MemoryFile(String),
     #[error("{0} is not a file path")]
     NotAFile(PathBuf),
 }
@@ -169,37 +168,28 @@ pub fn export(
         fold_bn: opts.fold_bn,
         opset: (opts.format == Format::Onnx).then_some(opts.opset),
     };
-    let tmp = temporary(out);
-    // the folder must take a file before anything is computed (and libtorch's own message for
-    // a missing folder is a C++ trace)
-    write_file(&tmp, b"")?;
-    let written = match opts.format {
-        Format::TorchScript => torchscript(&predictor, image_size, opts.batch, &tmp),
-        Format::Onnx => {
-            let model = onnx::model(
-                predictor.net(),
-                image_size,
-                opts.batch,
-                opts.opset,
-                &sidecar.metadata(),
-            )?;
-            write_file(&tmp, &model.encode_to_vec())
-        }
-    };
-    let json = serde_json::to_vec_pretty(&sidecar).unwrap_or_default();
     let mut json_path = out.as_os_str().to_owned();
     json_path.push(".json");
-    let done = written.and_then(|()| rename(&tmp, out)).and_then(|()| {
-        Ok(resnext_train::checkpoint::write_atomic(
-            Path::new(&json_path),
-            &json,
-        )?)
-    });
-    if done.is_err() {
-        // Best effort: the first error is the one to report.
-        std::fs::remove_file(&tmp).ok();
-    }
-    done.map(|()| sidecar)
+    let json_path = PathBuf::from(json_path);
+    // a refused output (a directory, a device, a missing folder) costs nothing: both are checked
+    // before anything is computed
+    resnext_io::check_target(out)?;
+    resnext_io::check_target(&json_path)?;
+    let bytes = match opts.format {
+        Format::TorchScript => torchscript(&predictor, image_size, opts.batch)?,
+        Format::Onnx => onnx::model(
+            predictor.net(),
+            image_size,
+            opts.batch,
+            opts.opset,
+            &sidecar.metadata(),
+        )?
+        .encode_to_vec(),
+    };
+    let json = serde_json::to_vec_pretty(&sidecar).unwrap_or_default();
+    resnext_io::write_atomic(out, &bytes)?;
+    resnext_io::write_atomic(&json_path, &json)?;
+    Ok(sidecar)
 }
 
 /// Traces the network (eval mode) with libtorch's JIT and saves it.
@@ -207,8 +197,7 @@ fn torchscript(
     predictor: &Predictor,
     image_size: [u32; 2],
     batch: Option<i64>,
-    path: &Path,
-) -> Result<(), ExportError> {
+) -> Result<Vec<u8>, ExportError> {
     let net = predictor.net();
     let device = predictor.options().device;
     let n = batch.unwrap_or(1);
@@ -232,37 +221,41 @@ fn torchscript(
         return Err(e.into());
     }
     let module = traced?;
-    module.save(path)?;
-    std::fs::File::open(path)
-        .and_then(|f| f.sync_all())
-        .map_err(|source| ExportError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+    saved_bytes(&module)
 }
 
-fn temporary(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    out.with_file_name(format!(".{name}.tmp"))
+/// The module as `torch.jit.save` writes it. libtorch writes only to a path, and its writer
+/// aborts the process when that path's disk fills (a C++ exception in a destructor), so the
+/// module goes to an in-memory file first; the bytes then go through the one writer, which
+/// reports a full disk as an error.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn saved_bytes(module: &tch::CModule) -> Result<Vec<u8>, ExportError> {
+    use std::io::{Read, Seek};
+    use std::os::fd::FromRawFd;
+    let memory_file = |e: std::io::Error| ExportError::MemoryFile(e.to_string());
+    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns a new descriptor
+    // (or -1), which the File below owns and closes.
+    let fd = unsafe { libc::memfd_create(c"resnext-torchscript".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(memory_file(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    module.save(format!("/proc/self/fd/{fd}"))?;
+    let mut bytes = Vec::new();
+    file.rewind().map_err(memory_file)?;
+    file.read_to_end(&mut bytes).map_err(memory_file)?;
+    Ok(bytes)
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    use std::io::Write;
-    let err = |source| ExportError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut f = std::fs::File::create(path).map_err(err)?;
-    f.write_all(bytes).map_err(err)?;
-    f.sync_all().map_err(err)
-}
-
-fn rename(from: &Path, to: &Path) -> Result<(), ExportError> {
-    std::fs::rename(from, to).map_err(|source| ExportError::Write {
-        path: to.to_path_buf(),
-        source,
-    })
+/// Elsewhere: a temporary file in the system's temporary directory, read back and removed.
+#[cfg(not(target_os = "linux"))]
+fn saved_bytes(module: &tch::CModule) -> Result<Vec<u8>, ExportError> {
+    let path = std::env::temp_dir().join(format!("resnext-torchscript-{}.pt", std::process::id()));
+    let saved = module.save(&path);
+    let bytes = std::fs::read(&path);
+    std::fs::remove_file(&path).ok();
+    saved?;
+    bytes.map_err(|e| ExportError::MemoryFile(e.to_string()))
 }

@@ -24,6 +24,8 @@ pub enum ModelError {
     },
     #[error("weights file {path} has tensors the model does not know: {names} (is it for another architecture?)")]
     UnexpectedTensors { path: PathBuf, names: String },
+    #[error(transparent)]
+    Output(#[from] resnext_io::WriteError),
     #[error("libtorch error: {0}")]
     Torch(#[from] tch::TchError),
 }

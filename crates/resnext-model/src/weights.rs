@@ -267,30 +267,15 @@ pub fn write_tensors_atomic(tensors: &[(String, Tensor)], path: &Path) -> Result
             )));
         }
     }
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| write_err("not a file path".into()))?;
-    let tmp = path.with_file_name(format!(".{}.tmp", file_name.to_string_lossy()));
-    let result = (|| -> Result<(), ModelError> {
-        let views = tensors
-            .iter()
-            .map(|(name, t)| Ok((name.as_str(), TensorView::new(t)?)))
-            .collect::<Result<Vec<_>, ModelError>>()?;
-        safetensors::tensor::serialize_to_file(views, &None, &tmp).map_err(|e| match e {
-            // "No space left on device (os error 28)", not the error's Debug form
-            safetensors::SafeTensorError::IoError(io) => write_err(io.to_string()),
-            other => write_err(format!("{other:?}")),
-        })?;
-        let f = std::fs::File::open(&tmp).map_err(|e| write_err(e.to_string()))?;
-        f.sync_all().map_err(|e| write_err(e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| write_err(e.to_string()))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        // Best effort: the write already failed, and that error is the one to report.
-        std::fs::remove_file(&tmp).ok();
-    }
-    result
+    // a refused target costs nothing: checked before the tensors are serialised
+    resnext_io::check_target(path)?;
+    let views = tensors
+        .iter()
+        .map(|(name, t)| Ok((name.as_str(), TensorView::new(t)?)))
+        .collect::<Result<Vec<_>, ModelError>>()?;
+    let bytes =
+        safetensors::tensor::serialize(views, &None).map_err(|e| write_err(format!("{e:?}")))?;
+    Ok(resnext_io::write_atomic(path, &bytes)?)
 }
 
 /// PyTorch's name of a dtype (`float32`, `int64`, ...), as in a `state_dict` manifest.

@@ -1,6 +1,6 @@
 //! What a run directory's checkpoints hold: which saved weights ([`Checkpoint`]), their sidecar
 //! ([`CheckpointInfo`]: enough to rebuild the model and its eval transform) and the loop state of
-//! the resume point ([`LoopState`]); and [`write_atomic`], how every file of a run is written.
+//! the resume point ([`LoopState`]). Every file of a run is written by `resnext_io::write_atomic`.
 //! The directory itself, with every file name, is [`crate::run::Run`].
 
 use crate::error::TrainError;
@@ -8,8 +8,7 @@ use crate::metric::EpochRow;
 use resnext_data::TransformConfig;
 use resnext_model::ModelConfig;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Which saved weights of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -94,27 +93,3 @@ pub struct LoopState {
     pub seed: u64,
 }
 
-/// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let err = |source: std::io::Error| TrainError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        // Best effort: the write already failed, and that error is the one to report.
-        std::fs::remove_file(&tmp).ok();
-        return Err(err(e));
-    }
-    Ok(())
-}

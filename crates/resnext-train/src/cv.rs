@@ -14,7 +14,8 @@
 //! fold resumes from its checkpoint; so a killed `cv` continues where it stopped, and folds can
 //! run on different machines (`--fold`) and be summarised by a last call.
 
-use crate::checkpoint::{write_atomic, Checkpoint};
+use crate::checkpoint::Checkpoint;
+use resnext_io::write_atomic;
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::evaluate::RunOptions;
@@ -38,6 +39,9 @@ pub enum CvFile {
 }
 
 impl CvFile {
+    /// Every file a cross-validation directory holds besides its folds' run directories.
+    pub const ALL: [CvFile; 4] = [CvFile::Folds, CvFile::Oof, CvFile::Summary, CvFile::Figure];
+
     pub fn name(self) -> &'static str {
         match self {
             CvFile::Folds => "folds.json",

@@ -43,6 +43,15 @@ pub enum TrainError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Output(#[from] resnext_io::WriteError),
+    #[error("{flag} {path} is `{name}` of {dir}, which only that run writes; choose another file")]
+    OwnedOutput {
+        flag: String,
+        path: PathBuf,
+        dir: PathBuf,
+        name: &'static str,
+    },
     #[error("cannot read {path}: {source}")]
     ReadIo {
         path: PathBuf,

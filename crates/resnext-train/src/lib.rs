@@ -30,7 +30,8 @@
 //! - [`loss`]: cross-entropy on logits with label smoothing and soft targets.
 //! - [`metric`]: the per-epoch row and `metrics.csv`, running means, classification reports and
 //!   `eval.json`.
-//! - [`checkpoint`]: sidecars, resume state, atomic writes.
+//! - [`checkpoint`]: sidecars and resume state.
+//! - [`owned`]: whether a path is one of a run's (or a cross-validation's) own files.
 //! - [`ema`]: an exponential moving average of the weights.
 //! - [`trainer`]: the loop (building it, one step, early stopping, the observer).
 //! - [`explain`]: Grad-CAM class-activation maps and their overlays.
@@ -53,6 +54,7 @@ pub mod loss;
 pub mod memory;
 pub mod metric;
 pub mod optim;
+pub mod owned;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod precision;

@@ -43,7 +43,9 @@ pub fn plot_run(run: &Run, progress: &dyn Progress) -> Result<Vec<PathBuf>, Trai
     });
     progress.begin("plotting", figures);
     let mut written = Vec::new();
-    let draw = |file: RunFile, f: &dyn Fn(&Path) -> DrawResult| -> Result<PathBuf, TrainError> {
+    let draw = |file: RunFile,
+                f: &dyn Fn(&mut Canvas) -> DrawResult|
+     -> Result<PathBuf, TrainError> {
         let p = run.path(file);
         atomic_png(&p, f).map_err(|e| TrainError::Plot(format!("drawing {}: {e}", p.display())))?;
         progress.advance(1);
@@ -72,7 +74,7 @@ pub fn plot_run(run: &Run, progress: &dyn Progress) -> Result<Vec<PathBuf>, Trai
         if let Some(bins) = &e.reliability {
             let ece = e.report.ece.unwrap_or(0.0);
             written.push(draw(RunFile::Reliability, &|t| {
-                let root = BitMapBackend::new(t, (760, 700)).into_drawing_area();
+                let root = t.area((760, 700));
                 root.fill(&WHITE)?;
                 draw_reliability(
                     &root,
@@ -91,23 +93,53 @@ pub fn plot_run(run: &Run, progress: &dyn Progress) -> Result<Vec<PathBuf>, Trai
 
 type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
-/// Draws into a temporary PNG next to `out`, then renames it over `out`.
-fn atomic_png(out: &Path, draw: impl FnOnce(&Path) -> DrawResult) -> DrawResult {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = out.with_file_name(format!(".{name}.tmp.png"));
-    let result = draw(&tmp).and_then(|()| std::fs::rename(&tmp, out).map_err(Into::into));
-    if result.is_err() {
-        // Best effort: the drawing error is the one to report.
-        std::fs::remove_file(&tmp).ok();
-    }
-    result
+/// What a figure is drawn on: an RGB buffer that becomes a PNG in memory, written to its file by
+/// the one writer (`resnext_io`), so a figure is complete or absent and never replaces what is
+/// not a regular file.
+pub(crate) struct Canvas {
+    size: (u32, u32),
+    rgb: Vec<u8>,
 }
 
-fn draw_curves(rows: &[EpochRow], out: &Path) -> DrawResult {
-    let root = BitMapBackend::new(out, (1400, 560)).into_drawing_area();
+impl Canvas {
+    fn new() -> Self {
+        Canvas {
+            size: (0, 0),
+            rgb: Vec::new(),
+        }
+    }
+
+    /// A white drawing area of `size` pixels.
+    fn area(&mut self, size: (u32, u32)) -> Area<'_> {
+        self.size = size;
+        self.rgb = vec![255; size.0 as usize * size.1 as usize * 3];
+        BitMapBackend::with_buffer(&mut self.rgb, size).into_drawing_area()
+    }
+
+    fn png(&self) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        use image::ImageEncoder;
+        let mut out = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut out).write_image(
+            &self.rgb,
+            self.size.0,
+            self.size.1,
+            image::ExtendedColorType::Rgb8,
+        )?;
+        Ok(out)
+    }
+}
+
+/// Draws a figure and writes it to `out` as a PNG (atomically).
+fn atomic_png(out: &Path, draw: impl FnOnce(&mut Canvas) -> DrawResult) -> DrawResult {
+    resnext_io::check_target(out)?;
+    let mut canvas = Canvas::new();
+    draw(&mut canvas)?;
+    resnext_io::write_atomic(out, &canvas.png()?)?;
+    Ok(())
+}
+
+fn draw_curves(rows: &[EpochRow], out: &mut Canvas) -> DrawResult {
+    let root = out.area((1400, 560));
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 2));
     let max_epoch = rows.iter().map(|r| r.epoch).max().unwrap_or(1) as f64;
@@ -195,12 +227,17 @@ fn draw_curves(rows: &[EpochRow], out: &Path) -> DrawResult {
     Ok(())
 }
 
-fn draw_confusion(classes: &[String], cm: &[Vec<u64>], title: &str, out: &Path) -> DrawResult {
+fn draw_confusion(
+    classes: &[String],
+    cm: &[Vec<u64>],
+    title: &str,
+    out: &mut Canvas,
+) -> DrawResult {
     let k = cm.len().max(1);
     let cell = (520 / k).clamp(60, 200) as u32;
     let side = cell * k as u32;
     let (w, h) = (side + 330, side + 220);
-    let root = BitMapBackend::new(out, (w, h)).into_drawing_area();
+    let root = out.area((w, h));
     root.fill(&WHITE)?;
     root.draw(&Text::new(
         title.to_string(),
@@ -287,8 +324,8 @@ fn draw_confusion(classes: &[String], cm: &[Vec<u64>], title: &str, out: &Path) 
     Ok(())
 }
 
-fn draw_roc(points: &[(f64, f64)], auc: f64, positive: &str, out: &Path) -> DrawResult {
-    let root = BitMapBackend::new(out, (760, 700)).into_drawing_area();
+fn draw_roc(points: &[(f64, f64)], auc: f64, positive: &str, out: &mut Canvas) -> DrawResult {
+    let root = out.area((760, 700));
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -387,7 +424,7 @@ pub fn plot_cv(
 ) -> Result<(), TrainError> {
     register_font()?;
     atomic_png(out, |t| {
-        let root = BitMapBackend::new(t, (2400, 620)).into_drawing_area();
+        let root = t.area((2400, 620));
         root.fill(&WHITE)?;
         let parts = root.split_evenly((1, 4));
         draw_reliability(

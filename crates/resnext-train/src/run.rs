@@ -17,7 +17,8 @@
 //! `torchvision.models.resnext50_32x4d(num_classes=2).load_state_dict(load_file(...), strict=True)`
 //! accepts them. Every file is written atomically: a temporary file, flushed, then renamed.
 
-use crate::checkpoint::{write_atomic, Checkpoint, CheckpointInfo, LoopState};
+use crate::checkpoint::{Checkpoint, CheckpointInfo, LoopState};
+use resnext_io::write_atomic;
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::evaluate::{predict_loader, RunOptions};
@@ -52,6 +53,25 @@ pub enum RunFile {
 }
 
 impl RunFile {
+    /// Every file a run directory holds.
+    pub const ALL: [RunFile; 15] = [
+        RunFile::Config,
+        RunFile::Split,
+        RunFile::Metrics,
+        RunFile::Weights(Checkpoint::Best),
+        RunFile::Weights(Checkpoint::Last),
+        RunFile::Sidecar(Checkpoint::Best),
+        RunFile::Sidecar(Checkpoint::Last),
+        RunFile::Resume,
+        RunFile::Eval,
+        RunFile::Curves,
+        RunFile::ConfusionMatrix,
+        RunFile::Roc,
+        RunFile::Reliability,
+        RunFile::Predictions,
+        RunFile::Lock,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             RunFile::Config => "config.toml",
@@ -288,7 +308,7 @@ impl Run {
             path: self.path(RunFile::Sidecar(which)),
             reason: e.to_string(),
         })?;
-        write_atomic(&self.path(RunFile::Sidecar(which)), json.as_bytes())
+        Ok(write_atomic(&self.path(RunFile::Sidecar(which)), json.as_bytes())?)
     }
 
     /// The resolved training config.

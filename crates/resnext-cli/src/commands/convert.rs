@@ -15,6 +15,8 @@ pub fn run(a: ConvertArgs) -> Result<ExitCode> {
             a.output.display()
         );
     }
+    resnext_train::owned::refuse_owned(&a.output, "OUT")?;
+    resnext_io::check_target(&a.output)?;
     let tensors = read_torch_file(&a.input, a.key.as_deref())?;
     write_tensors_atomic(&tensors, &a.output)?;
     let params: i64 = tensors.iter().map(|(_, t)| t.numel() as i64).sum();

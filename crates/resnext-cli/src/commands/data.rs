@@ -2,7 +2,7 @@
 
 use crate::args::{BenchTransform, DataCommand};
 use crate::progress::Bars;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use resnext_data::check::check_with;
 use resnext_data::scan::scan;
 use resnext_data::split::SplitConfig;
@@ -62,6 +62,7 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
                     root.display()
                 );
             }
+            resnext_train::owned::refuse_owned(&out, "--out")?;
             let folder = scan(&root)?;
             let split = SplitConfig {
                 val,
@@ -70,9 +71,7 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
                 group_regex,
             }
             .split(&folder)?;
-            split
-                .save(&out)
-                .with_context(|| format!("cannot write {}", out.display()))?;
+            split.save(&out)?;
             println!(
                 "train {} / val {} / test {} images of {} classes -> {}",
                 split.train.len(),

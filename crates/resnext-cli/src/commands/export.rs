@@ -26,6 +26,9 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
             }
         }
     }
+    for (out, flag) in [(&a.out, "--out"), (&sidecar_out, "--out's sidecar")] {
+        resnext_train::owned::refuse_owned(out, flag)?;
+    }
     let options = ExportOptions {
         format: match a.format {
             FormatArg::Torchscript => Format::TorchScript,

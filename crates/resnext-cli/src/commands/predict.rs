@@ -35,6 +35,8 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
                 out.display()
             );
         }
+        resnext_train::owned::refuse_owned(out, "--cam")?;
+        resnext_io::check_target(out)?;
     }
     if let Some(c) = a.cam_class {
         if a.cam.is_none() {
@@ -58,7 +60,7 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
             if let Some(out) = &a.cam {
                 let heatmap = predictor.explain(img, a.cam_class.map(|c| c as usize))?;
                 let png = heatmap.overlay_png(img)?;
-                resnext_train::checkpoint::write_atomic(out, &png)?;
+                resnext_io::write_atomic(out, &png)?;
                 eprintln!(
                     "Grad-CAM of class {} (relative spread {:.3}) -> {}",
                     heatmap.class,

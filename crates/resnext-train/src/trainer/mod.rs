@@ -15,7 +15,8 @@ pub mod step;
 pub use early_stopping::EarlyStopping;
 pub use observer::{Observer, Silent, StartInfo};
 
-use crate::checkpoint::{write_atomic, Checkpoint, CheckpointInfo, LoopState};
+use crate::checkpoint::{Checkpoint, CheckpointInfo, LoopState};
+use resnext_io::write_atomic;
 use crate::config::TrainConfig;
 use crate::dist::Comm;
 use crate::ema::Ema;

@@ -3,7 +3,8 @@
 
 use super::step::LossScaler;
 use super::Trainer;
-use crate::checkpoint::{write_atomic, CheckpointInfo, LoopState};
+use crate::checkpoint::{CheckpointInfo, LoopState};
+use resnext_io::write_atomic;
 use crate::config::TrainConfig;
 use crate::device::DeviceChoice;
 use crate::dist::{self, shard::Shard, Comm, StatsSum};

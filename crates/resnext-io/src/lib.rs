@@ -1,0 +1,236 @@
+//! The one writer: every file resnext-rs writes (checkpoints, weights, sidecars, splits, plots,
+//! exports, explanations) goes through [`write_atomic`] or [`write_atomic_with`].
+//!
+//! - **Atomic.** The bytes go to a temporary file next to the target (`.NAME.tmp`, created
+//!   exclusively), which is fsynced and then renamed over the target; the directory is fsynced
+//!   after the rename. A reader sees the old file or the new one, never a part.
+//! - **Only regular files are replaced.** An existing target that is a directory, a device node,
+//!   a FIFO or a socket is refused with a one-line error, and nothing is written. A symbolic link
+//!   to a regular file is written through: the file it names is replaced and the link stays.
+//! - **Nothing is left on failure.** A failed write (a full disk, a refused target, an error from
+//!   the caller's encoder) removes the temporary file; the target is untouched.
+//!
+//! The crate has no dependencies, so the data crate and xtask use it without linking libtorch.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Why a file was not written. Its `Display` is one line naming the path.
+#[derive(Debug)]
+pub struct WriteError {
+    path: PathBuf,
+    reason: Reason,
+}
+
+#[derive(Debug)]
+enum Reason {
+    /// The target exists and is not a regular file (what it is).
+    NotRegular(&'static str),
+    /// A symbolic link whose target does not exist.
+    DanglingLink,
+    /// The path names no file (`/`, `..`, empty).
+    NotAFilePath,
+    Io(io::Error),
+}
+
+impl WriteError {
+    /// The path that was to be written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The operating system's error, when there was one (a full disk, a missing directory).
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match &self.reason {
+            Reason::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// True when the target exists and is not a regular file (so it was refused, not tried).
+    pub fn is_not_regular(&self) -> bool {
+        matches!(self.reason, Reason::NotRegular(_) | Reason::DanglingLink)
+    }
+
+    fn io(path: &Path, e: io::Error) -> Self {
+        WriteError {
+            path: path.to_path_buf(),
+            reason: Reason::Io(e),
+        }
+    }
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = self.path.display();
+        match &self.reason {
+            Reason::NotRegular(what) => write!(
+                f,
+                "cannot write {p}: it is {what}, not a regular file; it was left as it is"
+            ),
+            Reason::DanglingLink => write!(
+                f,
+                "cannot write {p}: it is a symbolic link to nothing; it was left as it is"
+            ),
+            Reason::NotAFilePath => write!(f, "cannot write {p}: not a file path"),
+            Reason::Io(e) => write!(f, "cannot write {p}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.reason {
+            Reason::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+fn describe(t: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Where a write of `path` lands: `path` itself when it is absent or a regular file, the file a
+/// symbolic link names when it is a link to a regular file. Anything else is refused. Commands
+/// call this before long work (tracing a model, training a fold), so a bad `--out` costs nothing.
+pub fn check_target(path: &Path) -> Result<PathBuf, WriteError> {
+    let refuse = |reason| WriteError {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if path.file_name().is_none() {
+        return Err(refuse(Reason::NotAFilePath));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(WriteError::io(
+            path,
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("the folder {} does not exist", dir.display()),
+            ),
+        ));
+    }
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(path.to_path_buf()),
+        Err(e) => Err(WriteError::io(path, e)),
+        Ok(m) if m.file_type().is_file() => Ok(path.to_path_buf()),
+        Ok(m) if m.file_type().is_symlink() => match std::fs::metadata(path) {
+            Ok(t) if t.is_file() => {
+                std::fs::canonicalize(path).map_err(|e| WriteError::io(path, e))
+            }
+            Ok(t) => Err(refuse(Reason::NotRegular(describe(t.file_type())))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(refuse(Reason::DanglingLink)),
+            Err(e) => Err(WriteError::io(path, e)),
+        },
+        Ok(m) => Err(refuse(Reason::NotRegular(describe(m.file_type())))),
+    }
+}
+
+/// `path` with its folder resolved (links, `./`, `..`), and the path itself when it exists (a link
+/// resolved to what it names); `None` when its folder does not exist. Two spellings of one file
+/// resolve alike, so this is how a command tells that an output would land on an input.
+pub fn resolve(path: &Path) -> Option<PathBuf> {
+    if let Ok(c) = path.canonicalize() {
+        return Some(c);
+    }
+    let parent = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = parent.unwrap_or(Path::new(".")).canonicalize().ok()?;
+    Some(dir.join(path.file_name()?))
+}
+
+/// The temporary file a write of `target` goes through: `.NAME.tmp` in the same directory.
+pub fn temporary_path(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.tmp"))
+}
+
+/// Writes `bytes` to `path` atomically (see the crate's documentation).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    write_atomic_with(path, |f| f.write_all(bytes))
+}
+
+/// Writes what `fill` writes into the temporary file to `path`, atomically. An error from `fill`
+/// leaves the target untouched and no temporary file behind.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<(), WriteError> {
+    let target = check_target(path)?;
+    let tmp = temporary_path(&target);
+    // A temporary file left by a killed process is stale: remove it (a link is removed, not
+    // followed). Anything else with that name is not ours to remove.
+    match std::fs::symlink_metadata(&tmp) {
+        Ok(m) if m.file_type().is_file() || m.file_type().is_symlink() => {
+            std::fs::remove_file(&tmp).map_err(|e| WriteError::io(&tmp, e))?
+        }
+        Ok(m) => {
+            return Err(WriteError {
+                path: tmp,
+                reason: Reason::NotRegular(describe(m.file_type())),
+            })
+        }
+        Err(_) => {}
+    }
+    let mut created = false;
+    let result = (|| -> Result<(), WriteError> {
+        let io = |e| WriteError::io(path, e);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io)?;
+        created = true;
+        fill(&mut f).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
+        // The target may have changed since it was checked: check again just before the rename.
+        check_target(&target)?;
+        std::fs::rename(&tmp, &target).map_err(io)?;
+        created = false;
+        sync_parent(&target).map_err(io)
+    })();
+    if result.is_err() && created {
+        // Best effort: the write already failed, and that error is the one to report.
+        std::fs::remove_file(&tmp).ok();
+    }
+    result
+}
+
+/// Makes a rename in `path`'s directory durable.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
