@@ -283,6 +283,92 @@ fn bad_cv_arguments_are_one_line_errors() {
     assert!(stderr(&r).contains("folds.json"), "{}", stderr(&r));
 }
 
+/// Asserts a failed command with one error line that names every needle.
+fn refused(args: &[&str], needles: &[&str]) {
+    let r = run(args);
+    let e = stderr(&r);
+    assert!(!r.status.success(), "{args:?} succeeded");
+    let errors: Vec<&str> = e.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{args:?}: {e}");
+    for n in needles {
+        assert!(errors[0].contains(n), "{args:?}: `{n}` not in {e}");
+    }
+}
+
+#[test]
+fn a_rerun_with_other_settings_is_refused_and_a_bad_setup_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), 1);
+    let out = dir.path().join("cv");
+    let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+    cv(
+        &cfg,
+        &out,
+        &["--folds", "3", "--fold", "0", "--val", "0.125"],
+    );
+    // the fold's config says the validation share it used
+    let fold_cfg = std::fs::read_to_string(out.join("fold-0/config.toml")).unwrap();
+    assert!(fold_cfg.contains("val = 0.125"), "{fold_cfg}");
+    let recorded = std::fs::read(out.join("cv.toml")).unwrap();
+    let base = ["cv", "--config", c, "--out", o, GROUPS, "--folds", "3"];
+    let cases: &[(&[&str], &str)] = &[
+        (&["--val", "0.125", "--set", "optim.name=sgd"], "optim.name"),
+        (&["--val", "0.125", "--set", "optim.lr=0.5"], "optim.lr"),
+        (&["--val", "0.125", "--epochs", "2"], "train.epochs"),
+        (&["--val", "0.1"], "data.val"),
+        (&["--val", "0.125", "--init-weights", c], "init_weights"),
+    ];
+    for (extra, key) in cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        refused(&args, &["cv.toml", key]);
+    }
+    assert!(
+        !out.join("fold-1").exists(),
+        "a refused rerun trained a fold"
+    );
+    assert_eq!(std::fs::read(out.join("cv.toml")).unwrap(), recorded);
+    // the same settings continue, on whatever device
+    cv(
+        &cfg,
+        &out,
+        &[
+            "--folds", "3", "--fold", "1", "--val", "0.125", "--device", "cpu",
+        ],
+    );
+    assert!(out.join("fold-1/eval.json").is_file());
+
+    // a validation share no fold can take: refused before anything is written
+    let fresh = dir.path().join("fresh");
+    let f = fresh.to_str().unwrap();
+    refused(
+        &[
+            "cv", "--config", c, "--out", f, GROUPS, "--folds", "3", "--val", "0.999",
+        ],
+        &[],
+    );
+    assert!(!fresh.exists(), "a refused cv left {}", fresh.display());
+}
+
+#[test]
+fn a_class_held_by_one_patient_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), 1);
+    let data = dir.path().join("synth data");
+    // `dots_0010` and `dots_0011` are the second group of `dots`: without them, every `dots`
+    // image is one patient's
+    for i in [10, 11] {
+        std::fs::remove_file(data.join(format!("dots/dots_{i:04}.png"))).unwrap();
+    }
+    let out = dir.path().join("cv");
+    let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+    refused(
+        &["cv", "--config", c, "--out", o, GROUPS, "--folds", "3"],
+        &["class `dots`", "only 1"],
+    );
+    assert!(!out.exists());
+}
+
 #[test]
 fn cv_on_the_msld_photos_keeps_each_patient_in_one_fold() {
     let Some(root) = common::shared("datasets/msld-original") else {

@@ -95,6 +95,37 @@ impl FoldConfig {
             )));
         }
         let n_classes = folder.classes.len();
+        // A class whose images all come from one group (patient) is tested, in the fold that holds
+        // it, by a model that never trained on it: refused. Fewer groups than folds leaves some
+        // fold without a test image of it: said loudly.
+        let mut class_groups = vec![std::collections::BTreeSet::new(); n_classes];
+        for (key, members) in &groups {
+            for s in members {
+                class_groups[s.label].insert(key);
+            }
+        }
+        let unit = if self.group_regex.is_some() {
+            "groups (patients)"
+        } else {
+            "images"
+        };
+        for (c, g) in class_groups.iter().enumerate() {
+            let class = &folder.classes[c];
+            if g.len() < 2 {
+                return Err(DataError::InvalidSplit(format!(
+                    "class `{class}` has images of only {} of the {unit}: the fold that tests them would train on none of them; add {unit} of `{class}`, or leave the class out",
+                    g.len()
+                )));
+            }
+            if g.len() < self.k {
+                tracing::warn!(
+                    "class `{class}` has images of only {} {unit}, fewer than the {} folds: {} fold(s) test no `{class}` image, and their per-fold metrics leave it out (the pooled ones do not)",
+                    g.len(),
+                    self.k,
+                    self.k - g.len()
+                );
+            }
+        }
         // groups by majority class (ties to the lower index), as the train/val split does
         let mut by_class: Vec<Vec<(&String, &Vec<&Sample>)>> = vec![Vec::new(); n_classes];
         for (key, members) in &groups {

@@ -4,6 +4,7 @@
 //!
 //! | file | what |
 //! | --- | --- |
+//! | `cv.toml` | the settings every fold trains with: the resolved training config (its `data.val` the cross-validation's) and `[cv]` (folds, repeats, initial weights); a rerun with other settings is refused, naming the first difference |
 //! | `folds.json` | every image's group and test fold per repeat ([`Folds`]) |
 //! | `fold-<i>/` (`repeat-<r>/fold-<i>/` with repeats) | a run directory, plus `predictions.json` and the test `eval.json` |
 //! | `oof.csv` | `path,repeat,fold,true,pred,<one probability column per class>` |
@@ -15,7 +16,6 @@
 //! run on different machines (`--fold`) and be summarised by a last call.
 
 use crate::checkpoint::Checkpoint;
-use resnext_io::write_atomic;
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::evaluate::RunOptions;
@@ -26,12 +26,16 @@ use crate::trainer::{Observer, Trainer};
 use resnext_data::folds::{FoldConfig, Folds};
 use resnext_data::scan::scan;
 use resnext_data::ImageFolder;
+use resnext_io::write_atomic;
+use resnext_model::weights::WeightsFile;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The files of a cross-validation directory (besides the fold runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CvFile {
+    Settings,
     Folds,
     Oof,
     Summary,
@@ -40,10 +44,17 @@ pub enum CvFile {
 
 impl CvFile {
     /// Every file a cross-validation directory holds besides its folds' run directories.
-    pub const ALL: [CvFile; 4] = [CvFile::Folds, CvFile::Oof, CvFile::Summary, CvFile::Figure];
+    pub const ALL: [CvFile; 5] = [
+        CvFile::Settings,
+        CvFile::Folds,
+        CvFile::Oof,
+        CvFile::Summary,
+        CvFile::Figure,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
+            CvFile::Settings => "cv.toml",
             CvFile::Folds => "folds.json",
             CvFile::Oof => "oof.csv",
             CvFile::Summary => "cv.json",
@@ -126,6 +137,38 @@ pub struct CvSummary {
     pub pooled: Pooled,
 }
 
+/// How to cross-validate: the folds, the repeats, the validation share of each fold's training
+/// part, and the weights every fold starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CvSettings {
+    pub folds: usize,
+    pub repeats: usize,
+    /// The share of each fold's training part held out for validation (best checkpoint, early
+    /// stopping); it becomes the folds' `data.val`.
+    pub val: f64,
+    pub init_weights: Option<WeightsFile>,
+}
+
+impl Default for CvSettings {
+    fn default() -> Self {
+        Self {
+            folds: 3,
+            repeats: 1,
+            val: 0.125,
+            init_weights: None,
+        }
+    }
+}
+
+/// The keys of `cv.toml` that may differ on a rerun: where and how fast the work runs, not what
+/// it computes.
+const MAY_DIFFER: [&str; 4] = [
+    "train.device",
+    "data.threads",
+    "data.prefetch",
+    "data.cache",
+];
+
 /// A cross-validation directory and what it needs.
 #[derive(Debug)]
 pub struct CrossValidation {
@@ -134,18 +177,22 @@ pub struct CrossValidation {
     folder: ImageFolder,
     folds: Folds,
     val: f64,
+    init_weights: Option<WeightsFile>,
 }
 
 impl CrossValidation {
-    /// Scans the data, assigns the folds and writes `folds.json`, or checks that an existing
-    /// `folds.json` is what these settings give (a resumed `cv` must not mix assignments).
+    /// Scans the data, assigns the folds, checks that every fold's split can be made, and writes
+    /// `cv.toml` and `folds.json`; or, for a directory that has them, checks that these settings
+    /// are the recorded ones (a resumed `cv` must not mix settings or assignments). Nothing is
+    /// written when a check fails.
     pub fn prepare(
-        cfg: TrainConfig,
+        mut cfg: TrainConfig,
         out: &Path,
-        k: usize,
-        repeats: usize,
-        val: f64,
+        settings: &CvSettings,
     ) -> Result<Self, TrainError> {
+        let (k, repeats, val) = (settings.folds, settings.repeats, settings.val);
+        // each fold's config.toml records the validation share it really used
+        cfg.data.val = val;
         let folder = scan(&cfg.data.root)?;
         if resnext_data::safe_path::is_inside(out, &cfg.data.root) {
             return Err(TrainError::RunInsideData {
@@ -162,10 +209,13 @@ impl CrossValidation {
             val,
         };
         let folds = fc.assign(&folder)?;
-        std::fs::create_dir_all(out).map_err(|source| TrainError::ReadIo {
-            path: out.to_path_buf(),
-            source,
-        })?;
+        // every fold's train/val split, before anything is written (`--val 0.999` fails here)
+        for repeat in 0..repeats {
+            for fold in 0..k {
+                let split = folds.split(&folder, repeat, fold, val)?;
+                check_fold_classes(&split, &fold_name(repeats, FoldId { repeat, fold }))?;
+            }
+        }
         let path = out.join(CvFile::Folds.name());
         if path.exists() {
             let existing = Folds::load(&path)?;
@@ -178,8 +228,32 @@ impl CrossValidation {
                     ),
                 });
             }
-        } else {
+        }
+        let recorded = settings_toml(&cfg, settings)?;
+        let settings_path = out.join(CvFile::Settings.name());
+        if settings_path.exists() {
+            let bytes = resnext_data::safe_path::read_regular(&settings_path)?;
+            let text = String::from_utf8_lossy(&bytes);
+            if let Some(diff) = first_difference(&text, &recorded) {
+                return Err(TrainError::InvalidValue {
+                    key: "cv",
+                    reason: format!(
+                        "{} was started with {diff}; the folds of one cross-validation share their settings, so use another --out (or delete {} to start over)",
+                        settings_path.display(),
+                        out.display()
+                    ),
+                });
+            }
+        }
+        std::fs::create_dir_all(out).map_err(|source| TrainError::ReadIo {
+            path: out.to_path_buf(),
+            source,
+        })?;
+        if !path.exists() {
             folds.save(&path)?;
+        }
+        if !settings_path.exists() {
+            write_atomic(&settings_path, recorded.as_bytes())?;
         }
         Ok(Self {
             cfg,
@@ -187,6 +261,7 @@ impl CrossValidation {
             folder,
             folds,
             val,
+            init_weights: settings.init_weights.clone(),
         })
     }
 
@@ -211,11 +286,7 @@ impl CrossValidation {
 
     /// `fold-<i>`, or `repeat-<r>/fold-<i>` with repeats.
     pub fn name(&self, id: FoldId) -> String {
-        if self.folds.repeats > 1 {
-            format!("repeat-{}/fold-{}", id.repeat, id.fold)
-        } else {
-            format!("fold-{}", id.fold)
-        }
+        fold_name(self.folds.repeats, id)
     }
 
     pub fn dir(&self, id: FoldId) -> PathBuf {
@@ -243,7 +314,6 @@ impl CrossValidation {
     pub fn run_fold(
         &self,
         id: FoldId,
-        init_weights: Option<&resnext_model::weights::WeightsFile>,
         obs: &mut dyn Observer,
         progress: &dyn Progress,
     ) -> Result<EvalReport, TrainError> {
@@ -266,7 +336,7 @@ impl CrossValidation {
                 let split = self
                     .folds
                     .split(&self.folder, id.repeat, id.fold, self.val)?;
-                Trainer::with_split(self.cfg.clone(), &dir, split, init_weights)?.0
+                Trainer::with_split(self.cfg.clone(), &dir, split, self.init_weights.as_ref())?.0
             }
         };
         trainer.fit(obs)?;
@@ -403,6 +473,99 @@ impl CrossValidation {
         write_atomic(&self.path(CvFile::Summary), json.as_bytes())?;
         Ok((summary, curves))
     }
+}
+
+fn fold_name(repeats: usize, id: FoldId) -> String {
+    if repeats > 1 {
+        format!("repeat-{}/fold-{}", id.repeat, id.fold)
+    } else {
+        format!("fold-{}", id.fold)
+    }
+}
+
+/// Refuses a fold whose test part holds a class its training part has no image of (its
+/// validation split took them all): the fold's metrics would be on a class the model never saw.
+fn check_fold_classes(split: &resnext_data::Split, name: &str) -> Result<(), TrainError> {
+    let class_of = |p: &String| p.split('/').next().unwrap_or("").to_string();
+    let trained: std::collections::BTreeSet<String> = split.train.iter().map(class_of).collect();
+    match split.test.iter().map(class_of).find(|c| !trained.contains(c)) {
+        Some(class) => Err(TrainError::InvalidValue {
+            key: "cv",
+            reason: format!(
+                "{name} would test class `{class}` without training on it (its validation part takes every group of `{class}` left); use a smaller --val or more groups of `{class}`"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `cv.toml`: the resolved training config, then `[cv]`.
+fn settings_toml(cfg: &TrainConfig, s: &CvSettings) -> Result<String, TrainError> {
+    let mut cv = toml::Table::new();
+    cv.insert("folds".into(), (s.folds as i64).into());
+    cv.insert("repeats".into(), (s.repeats as i64).into());
+    if let Some(w) = &s.init_weights {
+        cv.insert(
+            "init_weights".into(),
+            w.path.to_string_lossy().into_owned().into(),
+        );
+        if let Some(key) = &w.key {
+            cv.insert("init_weights_key".into(), key.clone().into());
+        }
+    }
+    let mut table = toml::Table::new();
+    table.insert("cv".into(), cv.into());
+    let cv = toml::to_string_pretty(&table).map_err(|e| TrainError::InvalidValue {
+        key: "cv",
+        reason: format!("cannot be written as TOML: {e}"),
+    })?;
+    Ok(format!("{}\n{cv}", cfg.to_toml()?))
+}
+
+/// Every value of a TOML document under its dotted key.
+fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// The first key (in order) whose value differs between the recorded settings and these, as
+/// `KEY = RECORDED, this run has KEY = NOW`; `None` when they agree.
+fn first_difference(recorded: &str, now: &str) -> Option<String> {
+    let parse = |text: &str| {
+        let mut out = BTreeMap::new();
+        if let Ok(v) = text.parse::<toml::Table>() {
+            flatten("", &toml::Value::Table(v), &mut out);
+        }
+        out
+    };
+    let (a, b) = (parse(recorded), parse(now));
+    if a.is_empty() {
+        return Some("settings that cannot be read".into());
+    }
+    let keys: std::collections::BTreeSet<String> = a.keys().chain(b.keys()).cloned().collect();
+    let show = |v: Option<&String>| v.map_or("(not set)".to_string(), Clone::clone);
+    let k = keys
+        .into_iter()
+        .filter(|k| !MAY_DIFFER.contains(&k.as_str()))
+        .find(|k| a.get(k) != b.get(k))?;
+    Some(format!(
+        "{k} = {}, but this run has {k} = {}",
+        show(a.get(&k)),
+        show(b.get(&k))
+    ))
 }
 
 impl CvSummary {

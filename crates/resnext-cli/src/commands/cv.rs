@@ -7,7 +7,7 @@ use crate::args::CvArgs;
 use crate::progress::Bars;
 use anyhow::{Context, Result};
 use resnext_train::config::Overrides;
-use resnext_train::cv::{CrossValidation, CvFile, FoldId, FoldState};
+use resnext_train::cv::{CrossValidation, CvFile, CvSettings, FoldId, FoldState};
 use resnext_train::plot::{plot_cv, CvFoldPlot};
 use resnext_train::TrainConfig;
 use std::process::ExitCode;
@@ -32,7 +32,17 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
             );
         }
     }
-    let cv = CrossValidation::prepare(cfg, &a.out, a.folds, a.repeats, a.val)?;
+    resnext_train::owned::refuse_owned(&a.out, "--out")?;
+    let settings = CvSettings {
+        folds: a.folds,
+        repeats: a.repeats,
+        val: a.val,
+        init_weights: a
+            .init_weights
+            .as_deref()
+            .map(|p| resnext_model::weights::WeightsFile::new(p).with_key(a.key.clone())),
+    };
+    let cv = CrossValidation::prepare(cfg, &a.out, &settings)?;
     let ids: Vec<FoldId> = match a.fold {
         Some(fold) => vec![FoldId {
             repeat: a.repeat,
@@ -45,10 +55,6 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
         "\ninterrupted: {dir} keeps every finished fold and epoch; run the same `resnext cv` command again to continue\n"
     ));
     let bars = Bars::new();
-    let init = a
-        .init_weights
-        .as_deref()
-        .map(|p| resnext_model::weights::WeightsFile::new(p).with_key(a.key.clone()));
     for id in ids {
         let name = cv.name(id);
         match cv.state(id) {
@@ -61,7 +67,7 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
         }
         let mut obs = Progress::new();
         let report = cv
-            .run_fold(id, init.as_ref(), &mut obs, &bars)
+            .run_fold(id, &mut obs, &bars)
             .with_context(|| name.clone())?;
         obs.finish();
         eprintln!(
