@@ -130,9 +130,11 @@ pub fn tensors_from_bytes(bytes: &[u8]) -> Result<HashMap<String, Tensor>, Model
 
 /// Loads a weights file with torchvision names into `vs`: safetensors, or a `torch.save`
 /// state dict (`.pth`, see [`read_tensors`]). Floating tensors are converted to
-/// the model's dtype. Missing or mis-shaped tensors and unknown names are errors that name the
-/// tensor, except a mismatched head under [`HeadPolicy::ReplaceIfMismatched`] and a missing
-/// `num_batches_tracked` (older exports omit it).
+/// the model's dtype; an integer or boolean tensor for a floating variable is an error. Missing
+/// or mis-shaped tensors and unknown names are errors that name the tensor, except a mismatched
+/// head under [`HeadPolicy::ReplaceIfMismatched`] and a missing `num_batches_tracked` (older
+/// exports omit it). A wrapper's prefix on every name (`model.`, `net.`) is removed when that
+/// makes the names the model's.
 pub fn load_weights(
     vs: &VarStore,
     path: &Path,
@@ -159,10 +161,10 @@ pub fn load_weights_from(
         Err(e) => return Err(read_err(e.to_string())),
     }
     let file = read_tensors_from(weights)?;
-    let file_names: BTreeSet<String> = file.keys().cloned().collect();
-
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let file = without_wrapper_prefix(file, &vars);
+    let file_names: BTreeSet<String> = file.keys().cloned().collect();
 
     // The head is replaced as a whole: both tensors or neither.
     let head_mismatch = policy == HeadPolicy::ReplaceIfMismatched
@@ -200,6 +202,16 @@ pub fn load_weights_from(
                 found,
             });
         }
+        // an integer or boolean tensor is not a floating variable's value (int64
+        // `num_batches_tracked` into its int64 variable is fine)
+        if var.is_floating_point() && !data.is_floating_point() {
+            return Err(read_err(format!(
+                "tensor `{name}` is {}, but the model's is {}: integer and boolean tensors are \
+                 not converted to floating point",
+                dtype_name(data.kind()),
+                dtype_name(var.kind())
+            )));
+        }
         plan.push((var.shallow_clone(), data.shallow_clone()));
         report.loaded.push(name.clone());
     }
@@ -233,6 +245,38 @@ pub fn load_weights_from(
         Ok(())
     })?;
     Ok(report)
+}
+
+/// A checkpoint that wraps the network (Lightning's `model.`, `net.`, `backbone.`, torch.compile's
+/// `_orig_mod.`) names every tensor under one more first component. When every name in the file
+/// has the same first component, none is a name the model knows, and some is once that component
+/// is removed, it is removed (again for a second wrapper, at most 4 times).
+fn without_wrapper_prefix(
+    mut file: HashMap<String, Tensor>,
+    vars: &[(String, Tensor)],
+) -> HashMap<String, Tensor> {
+    let known: BTreeSet<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+    for _ in 0..4 {
+        if file.keys().any(|n| known.contains(n.as_str())) {
+            break;
+        }
+        let mut firsts = file.keys().map(|n| n.split_once('.').map(|(p, _)| p));
+        let Some(Some(prefix)) = firsts.next() else {
+            break;
+        };
+        if !firsts.all(|p| p == Some(prefix)) {
+            break;
+        }
+        let cut = prefix.len() + 1;
+        if !file.keys().any(|n| known.contains(&n[cut..])) {
+            break;
+        }
+        file = file
+            .into_iter()
+            .map(|(n, t)| (n[cut..].to_string(), t))
+            .collect();
+    }
+    file
 }
 
 /// All parameters and buffers of `vs` (torchvision names, fp32 and int64 as stored), on the CPU
