@@ -133,6 +133,25 @@ impl ModelConfig {
 
     /// Checks that the numbers describe a buildable network.
     pub fn validate(&self) -> Result<(), ModelError> {
+        // a named architecture is its preset's shape: anything else is `custom`, and a file that
+        // says otherwise would have exports and model cards claim the wrong network
+        if self.arch != Arch::Custom {
+            let preset = Self::from_arch(self.arch, self.num_classes)?;
+            if (self.layers, self.groups, self.width_per_group)
+                != (preset.layers, preset.groups, preset.width_per_group)
+            {
+                return Err(ModelError::InvalidConfig(format!(
+                    "arch `{}` is layers {:?}, groups {}, width_per_group {}, not {:?}, {}, {}; a different shape is arch `custom`",
+                    self.arch,
+                    preset.layers,
+                    preset.groups,
+                    preset.width_per_group,
+                    self.layers,
+                    self.groups,
+                    self.width_per_group
+                )));
+            }
+        }
         if self.num_classes < 1 {
             return Err(ModelError::InvalidConfig(format!(
                 "num_classes must be at least 1, got {}",

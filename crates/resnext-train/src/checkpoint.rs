@@ -79,6 +79,60 @@ pub struct CheckpointInfo {
     pub channels_last: Option<bool>,
 }
 
+/// The temperatures [`crate::metric::fit_temperature`] searches, and so the ones a sidecar may
+/// hold: outside them, a temperature is not a calibration but a broken or hand-edited file.
+pub const TEMPERATURE_RANGE: std::ops::RangeInclusive<f64> = 0.05..=20.0;
+
+impl CheckpointInfo {
+    /// Checks every field against its domain and against the others; the error names the field.
+    /// Run on every load, so a hand-edited or corrupted sidecar is refused, not half-used.
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate().map_err(|e| format!("field `model`: {e}"))?;
+        if self.classes.len() as i64 != self.model.num_classes {
+            return Err(format!(
+                "field `classes` has {} names, but `model.num_classes` is {}",
+                self.classes.len(),
+                self.model.num_classes
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.classes {
+            if c.trim().is_empty() {
+                return Err("field `classes` has an empty name".into());
+            }
+            if !seen.insert(c) {
+                return Err(format!("field `classes` names `{c}` twice"));
+            }
+        }
+        let size = self
+            .eval_transform
+            .validate()
+            .map_err(|e| format!("field `eval_transform`: {e}"))?;
+        if self.image_size != size {
+            return Err(format!(
+                "field `image_size` is {:?}, but `eval_transform` makes {size:?}",
+                self.image_size
+            ));
+        }
+        if self.mean != self.eval_transform.mean || self.std != self.eval_transform.std {
+            return Err(format!(
+                "fields `mean` {:?} and `std` {:?} differ from `eval_transform`'s {:?} and {:?}",
+                self.mean, self.std, self.eval_transform.mean, self.eval_transform.std
+            ));
+        }
+        if let Some(t) = self.temperature {
+            if !t.is_finite() || !TEMPERATURE_RANGE.contains(&t) {
+                return Err(format!(
+                    "field `temperature` is {t}; a fitted temperature lies in {} to {}",
+                    TEMPERATURE_RANGE.start(),
+                    TEMPERATURE_RANGE.end()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The loop state stored in the resume checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct LoopState {

@@ -93,6 +93,9 @@ impl RunFile {
     }
 }
 
+/// The fewest validation images a temperature is fitted on.
+pub const MIN_CALIBRATION_IMAGES: usize = 5;
+
 /// What [`Run::calibrate`] fitted, measured on the validation part.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
@@ -297,10 +300,14 @@ impl Run {
     /// The sidecar of a checkpoint.
     pub fn info(&self, which: Checkpoint) -> Result<CheckpointInfo, TrainError> {
         let text = self.read_text(RunFile::Sidecar(which))?;
-        serde_json::from_str(&text).map_err(|e| TrainError::Read {
-            path: self.path(RunFile::Sidecar(which)),
+        let path = self.path(RunFile::Sidecar(which));
+        let info: CheckpointInfo = serde_json::from_str(&text).map_err(|e| TrainError::Read {
+            path: path.clone(),
             reason: e.to_string(),
-        })
+        })?;
+        info.validate()
+            .map_err(|reason| TrainError::Read { path, reason })?;
+        Ok(info)
     }
 
     pub fn write_info(&self, which: Checkpoint, info: &CheckpointInfo) -> Result<(), TrainError> {
@@ -446,7 +453,29 @@ impl Run {
         let (_, preds) = self.evaluate_with_predictions(&val, progress)?;
         let logits: Vec<Vec<f64>> = preds.iter().map(|p| p.logits.clone()).collect();
         let labels: Vec<usize> = preds.iter().map(|p| p.label).collect();
+        let refuse = |reason: String| TrainError::InvalidValue {
+            key: "--calibrate",
+            reason,
+        };
+        let present: std::collections::BTreeSet<usize> = labels.iter().copied().collect();
+        if labels.len() < MIN_CALIBRATION_IMAGES || present.len() < 2 {
+            return Err(refuse(format!(
+                "the validation part has {} image(s) of {} class(es); a temperature needs at least {MIN_CALIBRATION_IMAGES} images of at least 2 classes (nothing was stored)",
+                labels.len(),
+                present.len()
+            )));
+        }
         let t = crate::metric::fit_temperature(&logits, &labels);
+        let (lo, hi) = (
+            *crate::checkpoint::TEMPERATURE_RANGE.start(),
+            *crate::checkpoint::TEMPERATURE_RANGE.end(),
+        );
+        if t <= lo * 1.001 || t >= hi * 0.999 {
+            return Err(refuse(format!(
+                "the fit ran to the end of its range ({t:.3}; it searches {lo} to {hi}): the validation part ({} images) does not determine a temperature (nothing was stored)",
+                labels.len()
+            )));
+        }
         let probs_at = |t: f64| -> Vec<Vec<f64>> {
             logits
                 .iter()
