@@ -270,6 +270,10 @@ pub struct PredictArgs {
     /// Fold BatchNorm into the convolutions (same answers, faster).
     #[arg(long)]
     pub fold_bn: bool,
+    /// Take images through links in a folder that lead outside it (refused by default, as in
+    /// a data root).
+    #[arg(long)]
+    pub follow_links: bool,
     /// Images or folders of images.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,

@@ -674,3 +674,36 @@ fn fifos_as_inputs_outputs_in_the_data_and_oversized_requests() {
         s(&data.join("dots/dots_0000.png")),
     ]);
 }
+
+#[test]
+fn predict_does_not_follow_links_out_of_its_folder() {
+    let (dir, data, _cfg, out) = tiny_run(1);
+    let folder = dir.path().join("two");
+    std::fs::create_dir(&folder).unwrap();
+    for i in [0, 1] {
+        std::fs::copy(
+            data.join(format!("dots/dots_000{i}.png")),
+            folder.join(format!("{i}.png")),
+        )
+        .unwrap();
+    }
+    let up = folder.join("up");
+    std::os::unix::fs::symlink("..", &up).unwrap();
+    let o = run(&["predict", "--run", s(&out), "--json", s(&folder)]);
+    refused(&o, "outside");
+    // a link that stays inside is followed; asked for, links out are followed too
+    std::fs::remove_file(&up).unwrap();
+    std::os::unix::fs::symlink("0.png", folder.join("same.png")).unwrap();
+    let lines = ok(&["predict", "--run", s(&out), "--json", s(&folder)]);
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    std::os::unix::fs::symlink(&data, folder.join("data")).unwrap();
+    let lines = ok(&[
+        "predict",
+        "--run",
+        s(&out),
+        "--json",
+        "--follow-links",
+        s(&folder),
+    ]);
+    assert!(lines.lines().count() > 2, "{lines}");
+}

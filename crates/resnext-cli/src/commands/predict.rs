@@ -21,7 +21,7 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
     } else {
         predictor
     };
-    let images = crate::image_input::expand(&a.images)?;
+    let images = crate::image_input::expand(&a.images, a.follow_links)?;
     if let Some(out) = &a.cam {
         if images.len() != 1 {
             bail!(
