@@ -161,12 +161,16 @@ impl Default for CvSettings {
 }
 
 /// The keys of `cv.toml` that may differ on a rerun: where and how fast the work runs, not what
-/// it computes.
-const MAY_DIFFER: [&str; 4] = [
+/// it computes. `data.root` may move (folds run on different machines): `folds.json` already
+/// holds the images, and a dataset that differs is refused by it.
+const MAY_DIFFER: [&str; 7] = [
     "train.device",
+    "train.threads",
+    "data.root",
     "data.threads",
     "data.prefetch",
     "data.cache",
+    "data.eval_batch_size",
 ];
 
 /// A cross-validation directory and what it needs.

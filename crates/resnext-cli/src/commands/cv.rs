@@ -32,7 +32,6 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
             );
         }
     }
-    resnext_train::owned::refuse_owned(&a.out, "--out")?;
     let settings = CvSettings {
         folds: a.folds,
         repeats: a.repeats,
