@@ -495,6 +495,9 @@ pub struct BenchArgs {
     /// Eval mode: fold BatchNorm into the convolutions first.
     #[arg(long)]
     pub fold_bn: bool,
+    /// Print the figures as one JSON object on stdout instead of lines of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -526,20 +529,21 @@ pub struct ServeArgs {
     /// How long a batch may wait to fill, in milliseconds.
     #[arg(long, default_value_t = 5)]
     pub max_wait_ms: u64,
-    /// Most requests admitted at once; beyond it the answer is 503 with Retry-After.
-    #[arg(long, default_value_t = 64)]
-    pub queue: usize,
+    /// Most requests admitted at once (1 to 4096); beyond it the answer is 503 with Retry-After.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub queue: u16,
     /// Largest request body: bytes, or with KiB, MiB, KB, MB.
     #[arg(long, default_value = "16MiB", value_parser = parse_size)]
     pub max_body: usize,
     /// Require `Authorization: Bearer KEY` on /v1/*.
     #[arg(long, env = "RESNEXT_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// Allow browsers on this origin (e.g. https://example.org, or *) to call the API.
-    #[arg(long)]
-    pub cors: Option<String>,
-    /// Seconds a request may take before it is answered 408.
-    #[arg(long, default_value_t = 60)]
+    /// Allow browsers on these origins to call the API: scheme://host[:port], comma-separated or
+    /// repeated (e.g. https://example.org,http://localhost:3000), or *.
+    #[arg(long, value_delimiter = ',', value_name = "ORIGIN")]
+    pub cors: Vec<String>,
+    /// Seconds a request may take before it is answered 408 (1 to 3600).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout_s: u64,
 }
 

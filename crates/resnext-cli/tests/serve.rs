@@ -1,7 +1,7 @@
 //! `resnext serve` from the outside, on ephemeral 127.0.0.1 ports: every endpoint, answers equal
 //! to `resnext predict`'s, concurrent clients, every bad input of the table in the docs (each
-//! followed by a good request), a full queue, the API key, CORS, slow clients and a SIGTERM that
-//! lets the request in flight finish.
+//! followed by a good request), a full queue, the API key, CORS, slow clients, and a SIGTERM or
+//! SIGHUP that lets the request in flight finish.
 
 mod common;
 
@@ -216,6 +216,22 @@ fn every_endpoint_answers_as_documented() {
         }
     }
 
+    // a photo larger than 1024 pixels a side is explained at 1024 on its longest side, its
+    // aspect kept: drawing and encoding cost the same for any photo
+    let wide = image::RgbImage::from_fn(1500, 1000, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+    });
+    let mut wide_png = Vec::new();
+    wide.write_to(
+        &mut std::io::Cursor::new(&mut wide_png),
+        image::ImageFormat::Png,
+    )
+    .unwrap();
+    let r = post(a, "/v1/explain", &wide_png);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let overlay = image::load_from_memory(&r.body).unwrap();
+    assert_eq!((overlay.width(), overlay.height()), (1024, 683));
+
     let metrics = http::get(a, "/metrics");
     assert!(metrics
         .header("content-type")
@@ -273,6 +289,48 @@ fn bad_input_gets_its_status_and_the_server_keeps_answering() {
         ("top_k=99", post(a, "/v1/predict?top_k=99", &good), &[400]),
         ("top_k=two", post(a, "/v1/predict?top_k=two", &good), &[400]),
         ("tta=maybe", post(a, "/v1/predict?tta=maybe", &good), &[400]),
+        ("tta=", post(a, "/v1/predict?tta=", &good), &[400]),
+        (
+            "unknown parameter",
+            post(a, "/v1/predict?topk=2", &good),
+            &[400],
+        ),
+        (
+            "repeated parameter",
+            post(a, "/v1/predict?top_k=1&top_k=2", &good),
+            &[400],
+        ),
+        (
+            "unknown explain parameter",
+            post(a, "/v1/explain?klass=1", &good),
+            &[400],
+        ),
+        (
+            "multipart/mixed",
+            request(
+                a,
+                "POST",
+                "/v1/predict",
+                &[("Content-Type", "multipart/mixed; boundary=xyz")],
+                b"--xyz\r\n\r\nhello\r\n--xyz--\r\n",
+            ),
+            &[415],
+        ),
+        (
+            "16000x16000 pixels",
+            post(a, "/v1/predict", &png_claiming(16_000, 16_000)),
+            &[422],
+        ),
+        (
+            "16000x16000 pixels to explain",
+            post(a, "/v1/explain", &png_claiming(16_000, 16_000)),
+            &[422],
+        ),
+        (
+            "a 9000-byte target",
+            post(a, &format!("/v1/predict?top_k={}", "1".repeat(9000)), &good),
+            &[414],
+        ),
         ("class=9", post(a, "/v1/explain?class=9", &good), &[400]),
         ("unknown route", http::get(a, "/etc/passwd"), &[404]),
         ("path traversal", http::get(a, "/../../etc/passwd"), &[404]),
@@ -283,6 +341,17 @@ fn bad_input_gets_its_status_and_the_server_keeps_answering() {
             &[413],
         ),
     ];
+    // what some errors must name
+    let names: &[(&str, &str)] = &[
+        ("tta=", "tta ``"),
+        ("unknown parameter", "unknown query parameter `topk`"),
+        ("repeated parameter", "`top_k` is given more than once"),
+        ("unknown explain parameter", "`klass`"),
+        ("multipart/mixed", "`multipart/mixed`"),
+        ("16000x16000 pixels", "16000x16000"),
+        ("16000x16000 pixels to explain", "Mpx"),
+        ("a 9000-byte target", "8192"),
+    ];
     for (what, r, statuses) in cases {
         assert!(
             statuses.contains(&r.status),
@@ -292,6 +361,9 @@ fn bad_input_gets_its_status_and_the_server_keeps_answering() {
         );
         let msg = r.error();
         eprintln!("{what}: {} {msg}", r.status);
+        if let Some((_, needle)) = names.iter().find(|(w, _)| *w == what) {
+            assert!(msg.contains(needle), "{what}: {msg}");
+        }
         good_request(&s, &good);
     }
 
@@ -332,6 +404,39 @@ fn bad_input_gets_its_status_and_the_server_keeps_answering() {
     assert_eq!(r.status, 413, "{}", r.text());
     r.error();
     good_request(&s, &good);
+
+    // requests hyper cannot parse, which it answers itself before any route sees them: JSON too
+    let mut big_header = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    big_header.extend_from_slice(&[b'a'; 70_000]);
+    big_header.extend_from_slice(b"\r\n\r\n");
+    let raw: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "a bad Content-Length",
+            b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "two Content-Lengths",
+            b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello"
+                .to_vec(),
+            400,
+        ),
+        ("HTTP/0.9", b"GET /\r\n\r\n".to_vec(), 400),
+        (
+            "a malformed header",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n".to_vec(),
+            400,
+        ),
+        ("a 70 KB header", big_header, 431),
+    ];
+    for (what, bytes, status) in raw {
+        let mut c = connect(a);
+        c.write_all(&bytes).unwrap();
+        let r = read_reply(&mut c);
+        assert_eq!(r.status, status, "{what}: {}", r.text());
+        eprintln!("{what}: {} {}", r.status, r.error());
+        good_request(&s, &good);
+    }
     assert!(
         !s.stderr().contains("panicked"),
         "the server panicked:\n{}",
@@ -476,23 +581,40 @@ fn an_api_key_guards_the_api_and_cors_is_off_unless_asked() {
     assert!(r.header("access-control-allow-origin").is_none());
     drop(s);
 
-    let s = Served::start(&["--run", run_dir(), "--cors", "https://app.example"], &[]);
-    let pre = request(
-        &s.addr,
-        "OPTIONS",
-        "/v1/predict",
+    // a comma-separated list of origins, and a repeated flag: every one of them is allowed
+    let s = Served::start(
         &[
-            ("Origin", "https://app.example"),
-            ("Access-Control-Request-Method", "POST"),
+            "--run",
+            run_dir(),
+            "--cors",
+            "https://app.example,http://localhost:3000",
+            "--cors",
+            "http://127.0.0.1:8000",
         ],
         &[],
     );
-    assert_eq!(
-        pre.header("access-control-allow-origin"),
-        Some("https://app.example"),
-        "{:?}",
-        pre.headers
-    );
+    for origin in [
+        "https://app.example",
+        "http://localhost:3000",
+        "http://127.0.0.1:8000",
+    ] {
+        let pre = request(
+            &s.addr,
+            "OPTIONS",
+            "/v1/predict",
+            &[
+                ("Origin", origin),
+                ("Access-Control-Request-Method", "POST"),
+            ],
+            &[],
+        );
+        assert_eq!(
+            pre.header("access-control-allow-origin"),
+            Some(origin),
+            "{:?}",
+            pre.headers
+        );
+    }
     let other = request(
         &s.addr,
         "GET",
@@ -533,6 +655,17 @@ fn slow_clients_time_out() {
 
 #[test]
 fn sigterm_lets_the_request_in_flight_finish() {
+    drains_on(libc::SIGTERM);
+}
+
+/// A closed terminal or a supervisor's reload-or-stop: SIGHUP drains like SIGTERM (it used to
+/// kill the server at once, exit 129).
+#[test]
+fn sighup_drains_like_sigterm() {
+    drains_on(libc::SIGHUP);
+}
+
+fn drains_on(signal: i32) {
     let (_, data) = fixture();
     let files = images(data);
     let good = std::fs::read(&files[0]).unwrap();
@@ -545,7 +678,7 @@ fn sigterm_lets_the_request_in_flight_finish() {
     let half = good.len() / 2;
     c.write_all(&good[..half]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    s.signal(libc::SIGTERM);
+    s.signal(signal);
     std::thread::sleep(Duration::from_millis(300));
     // a new request while it drains: 503
     let late = post(&s.addr, "/v1/predict", &good);
@@ -554,7 +687,7 @@ fn sigterm_lets_the_request_in_flight_finish() {
     // the one in flight completes
     c.write_all(&good[half..]).unwrap();
     let r = read_reply(&mut c);
-    assert_close(&probs(&r), &want[0], "in flight at SIGTERM");
+    assert_close(&probs(&r), &want[0], "in flight at the signal");
     let status = s.wait(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "{}", s.stderr());
 }
@@ -565,6 +698,26 @@ fn bad_serve_arguments_are_one_line_errors() {
     let cases: &[(&[&str], &str)] = &[
         (&["serve", "--run", run, "--max-batch", "0"], "max_batch"),
         (&["serve", "--run", run, "--queue", "0"], "queue"),
+        (
+            &["serve", "--run", run, "--queue", "1000000000000"],
+            "1..=4096",
+        ),
+        (&["serve", "--run", run, "--queue", "4097"], "1..=4096"),
+        (&["serve", "--run", run, "--timeout-s", "0"], "1..=3600"),
+        (
+            &[
+                "serve",
+                "--run",
+                run,
+                "--cors",
+                "http://a.example,http://b.example/x",
+            ],
+            "http://b.example/x",
+        ),
+        (
+            &["serve", "--run", run, "--cors", "https://a.example:443"],
+            "default port",
+        ),
         (
             &["serve", "--run", run, "--max-body", "12 parsecs"],
             "size unit",

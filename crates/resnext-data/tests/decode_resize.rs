@@ -2,7 +2,7 @@
 
 mod common;
 
-use resnext_data::decode::{decode_bytes, decode_file, DecodeLimits};
+use resnext_data::decode::{check_size, decode_bytes, decode_file, DecodeLimits, MAX_PIXELS};
 use resnext_data::resize::{resize, resize_crop, CropBox};
 
 fn load(name: &str) -> image::RgbImage {
@@ -144,4 +144,90 @@ fn decompression_bombs_are_refused() {
     assert!(decode_bytes(&bytes, limits).is_ok());
     let err = decode_bytes(&big_bytes, limits).unwrap_err();
     assert!(err.to_lowercase().contains("limit"), "{err}");
+}
+
+/// A PNG claiming `w`×`h` pixels of 16-bit RGBA, with no pixel data behind its header.
+fn png_header_rgba16(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    let chunk = |png: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        png.extend_from_slice(&body);
+        png.extend_from_slice(&crc32(&body).to_be_bytes());
+    };
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[16, 6, 0, 0, 0]); // 16-bit, RGBA
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(&mut png, b"IDAT", &[]);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+#[test]
+fn the_decoded_size_is_refused_from_the_header_before_any_pixel_buffer() {
+    // 16000 x 16000 is inside the 16384-a-side limit, but 256 Mpx of 16-bit RGBA is 2 GB decoded
+    // (2.9 GB at the peak with the RGB8 copy): refused from the header, naming the size
+    let err =
+        decode_bytes(&png_header_rgba16(16_000, 16_000), DecodeLimits::default()).unwrap_err();
+    assert!(
+        err.contains("16000x16000") && err.contains("Mpx") && err.contains("limit"),
+        "{err}"
+    );
+
+    // a real image whose decoded buffer (8 bytes a pixel) and RGB8 copy outgrow max_alloc,
+    // although the file is small and the sides are within their limits
+    let img = image::ImageBuffer::<image::Rgba<u16>, _>::from_fn(512, 512, |x, y| {
+        image::Rgba([(x * 128) as u16, (y * 128) as u16, 4000, 65535])
+    });
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let limits = DecodeLimits {
+        max_width: 1024,
+        max_height: 1024,
+        max_alloc: 2 << 20,
+    };
+    // 512 x 512 x (8 + 3) bytes = 2.75 MiB
+    let err = decode_bytes(&png, limits).unwrap_err();
+    assert!(
+        err.contains("512x512") && err.contains("Rgba16") && err.contains("memory limit"),
+        "{err}"
+    );
+    let roomy = DecodeLimits {
+        max_alloc: 3 << 20,
+        ..limits
+    };
+    assert_eq!(decode_bytes(&png, roomy).unwrap().dimensions(), (512, 512));
+
+    // the arithmetic: Pillow's pixel limit, 16-bit RGBA at it fits the default 1 GiB
+    use image::ColorType::{Rgb8, Rgba16};
+    let d = DecodeLimits::default();
+    check_size(9459, 9459, Rgba16, false, d).unwrap();
+    assert!(check_size(9460, 9460, Rgb8, false, d)
+        .unwrap_err()
+        .contains("Mpx"));
+    // an RGB8 image holds one buffer, two when the EXIF orientation rotates it
+    let one_mib = DecodeLimits {
+        max_alloc: 1 << 20,
+        ..d
+    };
+    check_size(512, 512, Rgb8, false, one_mib).unwrap();
+    assert!(check_size(512, 512, Rgb8, true, one_mib).is_err());
+    assert_eq!(MAX_PIXELS, 89_478_485);
 }

@@ -1,16 +1,19 @@
 //! The routes: `/v1/predict`, `/v1/explain`, `/v1/model`, `/healthz`, `/readyz`, `/metrics` and
-//! the page at `/`. Bodies are the image itself, or `multipart/form-data` with a field `file`;
-//! no request names a file on the server.
+//! the page at `/`. Bodies are the image itself, or `multipart/form-data` with a field `file`
+//! (other `multipart/*` types are 415); no request names a file on the server. Query strings
+//! are typed structs: an unknown, repeated or empty parameter is a 400 naming it.
 
 use crate::batcher::{admit, Job, ModelMeta, Readiness};
 use crate::error::ApiError;
 use crate::server::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use resnext_data::decode::decode_bytes;
+use resnext_data::decode::{decode_bytes, DecodeLimits};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -46,46 +49,77 @@ pub async fn model(State(st): State<Arc<AppState>>) -> Result<Json<serde_json::V
     Ok(Json(st.model()?.description.clone()))
 }
 
-type Params = Query<Vec<(String, String)>>;
+/// The query of `/v1/predict`: `top_k` (1 to the number of classes) and `tta` (a boolean).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictQuery {
+    pub top_k: Option<String>,
+    pub tta: Option<String>,
+}
 
-fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    q.iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+/// The query of `/v1/explain`: `class`, an index or a name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainQuery {
+    pub class: Option<String>,
+}
+
+/// A route's query string as its typed struct: an unknown or repeated parameter is a 400 naming
+/// it. Values stay strings here, so that each is refused with its own name and range below.
+pub fn parse_query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
+    Query::<T>::try_from_uri(uri)
+        .map(|Query(q)| q)
+        .map_err(|e| {
+            let text = e.body_text();
+            let e = text
+                .strip_prefix("Failed to deserialize query string: ")
+                .unwrap_or(&text);
+            // serde's own words, after serde_path_to_error's `name: ` prefix
+            let after = |phrase: &str| e.find(phrase).map(|i| &e[i + phrase.len()..]);
+            let message = if let Some(rest) = after("unknown field ") {
+                format!("unknown query parameter {rest}")
+            } else if let Some(rest) = after("duplicate field ") {
+                format!("query parameter {rest} is given more than once")
+            } else {
+                format!("bad query string: {e}")
+            };
+            ApiError::bad_request(message)
+        })
 }
 
 /// `top_k`: 1 to the number of classes.
-fn top_k(q: &[(String, String)], classes: usize) -> Result<Option<usize>, ApiError> {
-    let Some(v) = param(q, "top_k") else {
+fn top_k(v: Option<&str>, classes: usize) -> Result<Option<usize>, ApiError> {
+    let Some(v) = v else {
         return Ok(None);
     };
     match v.parse::<usize>() {
-        Ok(k) if (1..=classes).contains(&k) => Ok(Some(k)),
+        Ok(k) if (1..=classes).contains(&k) && !v.starts_with('+') => Ok(Some(k)),
         _ => Err(ApiError::bad_request(format!(
             "top_k `{v}` is not a whole number from 1 to {classes}"
         ))),
     }
 }
 
-fn flag(q: &[(String, String)], name: &str) -> Result<bool, ApiError> {
-    match param(q, name) {
+/// A boolean parameter: `true`/`1` or `false`/`0`; absent is false, and an empty value (`tta=`,
+/// `?tta`) is refused rather than guessed.
+fn flag(v: Option<&str>, name: &str) -> Result<bool, ApiError> {
+    match v {
         None | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") | Some("") => Ok(true),
+        Some("true") | Some("1") => Ok(true),
         Some(v) => Err(ApiError::bad_request(format!(
-            "{name} `{v}` is not true or false"
+            "{name} `{v}` is not true, false, 1 or 0"
         ))),
     }
 }
 
 /// `class` of `/v1/explain`: a class index or a class name.
-fn class(q: &[(String, String)], meta: &ModelMeta) -> Result<Option<usize>, ApiError> {
-    let Some(v) = param(q, "class") else {
+fn class(v: Option<&str>, meta: &ModelMeta) -> Result<Option<usize>, ApiError> {
+    let Some(v) = v else {
         return Ok(None);
     };
     let n = meta.classes.len();
     if let Ok(i) = v.parse::<usize>() {
-        if i < n {
+        if i < n && !v.starts_with('+') {
             return Ok(Some(i));
         }
     }
@@ -99,16 +133,29 @@ fn class(q: &[(String, String)], meta: &ModelMeta) -> Result<Option<usize>, ApiE
 
 /// The image bytes of a request: its body, or the `file` field of a multipart form.
 async fn image_bytes(st: &AppState, req: Request) -> Result<Bytes, ApiError> {
-    let multipart = req
+    let media_type = req
         .headers()
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
+        .map(|v| {
+            let v = String::from_utf8_lossy(v.as_bytes());
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
                 .to_ascii_lowercase()
-                .starts_with("multipart/")
-        });
-    let bytes = if multipart {
+        })
+        .unwrap_or_default();
+    if media_type.starts_with("multipart/") && media_type != "multipart/form-data" {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "content type `{media_type}` is not supported: send the image as the body \
+                 itself (image/*, application/octet-stream), or as multipart/form-data with a \
+                 field `file`"
+            ),
+        ));
+    }
+    let bytes = if media_type == "multipart/form-data" {
         let mut form = Multipart::from_request(req, &())
             .await
             .map_err(|e| rejected(st, e.status(), e.body_text()))?;
@@ -171,25 +218,31 @@ pub fn too_large(max_body: usize) -> ApiError {
     )
 }
 
-/// Decodes with the training decode limits, off the async threads.
-async fn decode(st: &AppState, bytes: Bytes) -> Result<image::RgbImage, ApiError> {
-    let limits = st.config.decode;
-    tokio::task::spawn_blocking(move || {
-        if image::guess_format(&bytes).is_err() {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "the body is not an image (JPEG, PNG, BMP, GIF, TIFF or WebP)",
-            ));
-        }
-        decode_bytes(&bytes, limits).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("cannot decode the image: {e}"),
-            )
-        })
+/// Decodes with the decode limits. Runs on the blocking pool, inside the request's place in the
+/// queue.
+fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<image::RgbImage, ApiError> {
+    if image::guess_format(bytes).is_err() {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body is not an image (JPEG, PNG, BMP, GIF, TIFF or WebP)",
+        ));
+    }
+    decode_bytes(bytes, limits).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("cannot decode the image: {e}"),
+        )
     })
-    .await
-    .map_err(ApiError::internal)?
+}
+
+/// Runs `work` on the blocking pool. Whatever it owns (the place in the queue) lives until it
+/// ends, even when the request is abandoned meanwhile.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)?
 }
 
 fn busy(st: &AppState) -> ApiError {
@@ -212,19 +265,23 @@ async fn answer<T>(rx: oneshot::Receiver<Result<T, ApiError>>) -> Result<T, ApiE
 
 pub async fn predict(
     State(st): State<Arc<AppState>>,
-    Query(q): Params,
     req: Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let meta = st.model()?;
-    let k = top_k(&q, meta.classes.len())?;
-    let tta = flag(&q, "tta")?;
+    let q: PredictQuery = parse_query(req.uri())?;
+    let k = top_k(q.top_k.as_deref(), meta.classes.len())?;
+    let tta = flag(q.tta.as_deref(), "tta")?;
     let bytes = image_bytes(&st, req).await?;
+    // the place is taken before decoding and moves into the decode task: work that runs counts
     let permit = admit(&st.metrics, st.config.queue).ok_or_else(|| busy(&st))?;
-    let img = decode(&st, bytes).await?;
+    let limits = st.config.decode;
     let pre = meta.preprocessor.clone();
-    let input = tokio::task::spawn_blocking(move || pre.input(&img))
-        .await
-        .map_err(ApiError::internal)?;
+    let (input, permit) = blocking(move || {
+        let img = decode(&bytes, limits)?;
+        drop(bytes);
+        Ok((pre.input(&img), permit))
+    })
+    .await?;
     let (reply, rx) = oneshot::channel();
     send(
         &st,
@@ -252,16 +309,14 @@ pub async fn predict(
     Ok(Json(obj))
 }
 
-pub async fn explain(
-    State(st): State<Arc<AppState>>,
-    Query(q): Params,
-    req: Request,
-) -> Result<Response, ApiError> {
+pub async fn explain(State(st): State<Arc<AppState>>, req: Request) -> Result<Response, ApiError> {
     let meta = st.model()?;
-    let class = class(&q, &meta)?;
+    let q: ExplainQuery = parse_query(req.uri())?;
+    let class = class(q.class.as_deref(), &meta)?;
     let bytes = image_bytes(&st, req).await?;
     let permit = admit(&st.metrics, st.config.queue).ok_or_else(|| busy(&st))?;
-    let img = decode(&st, bytes).await?;
+    let limits = st.config.decode;
+    let (img, permit) = blocking(move || Ok((decode(&bytes, limits)?, permit))).await?;
     let (reply, rx) = oneshot::channel();
     let img = Arc::new(img);
     send(
@@ -273,11 +328,18 @@ pub async fn explain(
             permit,
         },
     )?;
-    let heatmap = answer(rx).await?;
-    let explained = heatmap.class;
-    let png = tokio::task::spawn_blocking(move || heatmap.overlay_png(&img))
+    let (heatmap, permit) = rx
         .await
-        .map_err(ApiError::internal)??;
+        .map_err(|_| ApiError::internal("the model thread stopped before answering"))?;
+    let heatmap = heatmap?;
+    let explained = heatmap.class;
+    // drawn at most MAX_OVERLAY_SIDE pixels a side, still inside the request's place
+    let png = blocking(move || {
+        let png = heatmap.overlay_png(&img).map_err(ApiError::from);
+        drop(permit);
+        png
+    })
+    .await?;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("image/png")),
@@ -289,4 +351,59 @@ pub async fn explain(
         png,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn predict_query(q: &str) -> Result<PredictQuery, String> {
+        let uri: Uri = format!("/v1/predict?{q}").parse().unwrap();
+        parse_query(&uri).map_err(|e| {
+            assert_eq!(e.status, StatusCode::BAD_REQUEST);
+            e.message
+        })
+    }
+
+    #[test]
+    fn queries_are_typed_unknown_repeated_and_empty_parameters_are_named() {
+        let q = predict_query("top_k=2&tta=true").unwrap();
+        assert_eq!(
+            (q.top_k.as_deref(), q.tta.as_deref()),
+            (Some("2"), Some("true"))
+        );
+        let q = predict_query("").unwrap();
+        assert!(q.top_k.is_none() && q.tta.is_none());
+
+        let e = predict_query("topk=2").unwrap_err();
+        assert!(e.contains("unknown query parameter `topk`"), "{e}");
+        assert!(e.contains("`top_k`") && e.contains("`tta`"), "{e}");
+        let e = predict_query("top_k=1&top_k=2").unwrap_err();
+        assert!(e.contains("`top_k` is given more than once"), "{e}");
+        let e = predict_query("tta=true&tta=false").unwrap_err();
+        assert!(e.contains("`tta` is given more than once"), "{e}");
+
+        // values: strict booleans, an empty one is refused, top_k in range
+        for v in ["true", "1"] {
+            assert!(flag(Some(v), "tta").unwrap());
+        }
+        for v in ["false", "0"] {
+            assert!(!flag(Some(v), "tta").unwrap());
+        }
+        assert!(!flag(None, "tta").unwrap());
+        for v in ["", "yes", "TRUE", " true"] {
+            let e = flag(Some(v), "tta").unwrap_err().message;
+            assert!(e.starts_with("tta `"), "{v:?}: {e}");
+        }
+        let q = predict_query("tta").unwrap();
+        assert!(flag(q.tta.as_deref(), "tta").is_err(), "`?tta` is empty");
+        assert_eq!(top_k(Some("3"), 4).unwrap(), Some(3));
+        for v in ["", "0", "5", "+2", "two", "-1"] {
+            let e = top_k(Some(v), 4).unwrap_err().message;
+            assert!(e.starts_with("top_k `"), "{v:?}: {e}");
+        }
+        let uri: Uri = "/v1/explain?class=1&klass=2".parse().unwrap();
+        let e = parse_query::<ExplainQuery>(&uri).unwrap_err().message;
+        assert!(e.contains("unknown query parameter `klass`"), "{e}");
+    }
 }

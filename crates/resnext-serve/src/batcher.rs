@@ -1,5 +1,5 @@
 //! The model thread. A tch `Tensor` is not `Sync`, so the [`Predictor`] lives on one thread of
-//! its own, fed by a bounded channel. It takes the first request, then whatever else arrives
+//! its own, fed by a channel that admission ([`admit`]) keeps short. It takes the first request, then whatever else arrives
 //! within `max_wait` (up to `max_batch`), and runs them as one forward pass; while admitted
 //! requests are still being decoded it waits up to twice `max_wait` for them.
 
@@ -35,8 +35,11 @@ pub enum Readiness {
     Failed(String),
 }
 
-/// A place in the queue. The count it holds is released when it is dropped: by the model
-/// thread once it has answered, or by the request if it gives up first.
+/// A place in the queue. The count it holds is released when it is dropped, which is when the
+/// work it admits has really ended: it travels into the blocking decode task, then with the job
+/// to the model thread, which drops it once it has answered (an explanation gets it back with its
+/// heatmap and holds it while the overlay is drawn). A request abandoned by its client does not
+/// give it back early: the decode or forward pass it started still runs, and still counts.
 #[derive(Debug)]
 pub struct Permit {
     metrics: Arc<Metrics>,
@@ -71,7 +74,8 @@ pub enum Job {
     Explain {
         image: Arc<RgbImage>,
         class: Option<usize>,
-        reply: oneshot::Sender<Result<Heatmap, ApiError>>,
+        /// The heatmap, with the place in the queue for drawing it.
+        reply: oneshot::Sender<(Result<Heatmap, ApiError>, Permit)>,
         permit: Permit,
     },
     /// Finish what is queued, then end the thread.
@@ -244,8 +248,8 @@ fn run_jobs(p: &Predictor, jobs: Vec<Job>, metrics: &Metrics) {
         metrics.batch_size.observe(1.0);
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| p.explain(&image, class)))
             .unwrap_or_else(|_| Err(TrainError::Encode("Grad-CAM panicked".into())));
-        drop(permit);
-        reply.send(result.map_err(ApiError::from)).ok();
+        // the place goes back with the heatmap (or is dropped here if the requester has gone)
+        reply.send((result.map_err(ApiError::from), permit)).ok();
     }
 }
 

@@ -9,6 +9,21 @@ use std::time::Duration;
 /// Largest `max_batch`: more is memory, not speed, on any machine this runs on.
 pub const MAX_BATCH: usize = 1024;
 
+/// Largest `queue`: each admitted request may hold its body and a decoded image.
+pub const MAX_QUEUE: usize = 4096;
+
+/// Bytes one request's decode may hold by default (see [`DecodeLimits::max_alloc`]): an RGB8
+/// photo at the pixel limit, [`resnext_data::decode::MAX_PIXELS`], just fits; 16-bit RGBA fits up
+/// to 24 Mpx. Concurrent decodes are bounded by the blocking pool and the queue.
+pub const SERVE_DECODE_ALLOC: u64 = 256 << 20;
+
+/// Longest request target (path and query) in bytes; longer gets 414.
+pub const MAX_URI: usize = 8 << 10;
+
+/// Largest request head (request line and headers) in bytes; larger gets 431. hyper's read buffer
+/// is capped at this size, so it is also what one connection buffers.
+pub const MAX_HEAD: usize = 64 << 10;
+
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// Where to listen (default `127.0.0.1:8080`; loopback unless told otherwise).
@@ -23,15 +38,17 @@ pub struct ServeConfig {
     pub max_body: usize,
     /// When set, `/v1/*` needs `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
-    /// The one origin allowed to call the API from a browser; `None` sends no CORS headers.
-    pub cors: Option<String>,
+    /// The origins (`scheme://host[:port]`, or the one `*`) allowed to call the API from a
+    /// browser; empty sends no CORS headers.
+    pub cors: Vec<String>,
     /// A request (body read, decode, model) that takes longer gets 408.
     pub request_timeout: Duration,
     /// A client that has not sent its headers by then is disconnected.
     pub header_timeout: Duration,
     /// On shutdown, how long in-flight requests may take to finish.
     pub drain_timeout: Duration,
-    /// The same decode limits as training.
+    /// The decode limits: training's sides and pixel count, and a memory budget of its own for
+    /// one decode ([`SERVE_DECODE_ALLOC`] by default; training allows 1 GiB).
     pub decode: DecodeLimits,
 }
 
@@ -44,11 +61,14 @@ impl Default for ServeConfig {
             queue: 64,
             max_body: 16 << 20,
             api_key: None,
-            cors: None,
+            cors: Vec::new(),
             request_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
-            decode: DecodeLimits::default(),
+            decode: DecodeLimits {
+                max_alloc: SERVE_DECODE_ALLOC,
+                ..DecodeLimits::default()
+            },
         }
     }
 }
@@ -62,8 +82,11 @@ impl ServeConfig {
                 self.max_batch
             ));
         }
-        if self.queue == 0 {
-            return bad("queue must be at least 1".into());
+        if self.queue == 0 || self.queue > MAX_QUEUE {
+            return bad(format!(
+                "queue {} is out of range (1..={MAX_QUEUE})",
+                self.queue
+            ));
         }
         if self.max_body == 0 {
             return bad("max_body must be at least 1 byte".into());
@@ -89,19 +112,79 @@ impl ServeConfig {
                 );
             }
         }
-        if let Some(origin) = &self.cors {
-            let ok = origin == "*"
-                || ((origin.starts_with("http://") || origin.starts_with("https://"))
-                    && !origin.ends_with('/')
-                    && origin.bytes().all(|b| b.is_ascii_graphic()));
-            if !ok {
-                return bad(format!(
-                    "CORS origin `{origin}` is not an origin like https://example.org (scheme and host, no path) or *"
-                ));
-            }
+        if self.cors.len() > 1 && self.cors.iter().any(|o| o == "*") {
+            return bad("CORS origin `*` allows every origin: give it alone, not in a list".into());
+        }
+        for origin in &self.cors {
+            check_origin(origin).map_err(|why| {
+                ServeError::Config(format!(
+                    "CORS origin `{origin}` is not an origin like https://example.org or \
+                     http://localhost:3000 (scheme, host and port, no path) or *: {why}"
+                ))
+            })?;
         }
         Ok(())
     }
+}
+
+/// `*`, or `http[s]://host[:port]` as a browser sends it in `Origin`: lowercase, no path, query,
+/// user or default port.
+fn check_origin(origin: &str) -> Result<(), &'static str> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let rest = origin
+        .strip_prefix("https://")
+        .map(|r| (r, "443"))
+        .or_else(|| origin.strip_prefix("http://").map(|r| (r, "80")));
+    let Some((rest, default_port)) = rest else {
+        return Err("the scheme must be http:// or https://");
+    };
+    if rest.contains(['/', '?', '#']) {
+        return Err("an origin has no path, query or fragment (not even a trailing /)");
+    }
+    if rest.contains('@') {
+        return Err("an origin has no user name");
+    }
+    if rest.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err("browsers send the origin in lowercase");
+    }
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((addr, "")) => (addr, None),
+            Some((addr, p)) => match p.strip_prefix(':') {
+                Some(p) => (addr, Some(p)),
+                None => return Err("junk after the IPv6 address"),
+            },
+            None => return Err("an unclosed [ in the host"),
+        }
+    } else {
+        match rest.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':'))
+        && !host.starts_with(['.', '-']);
+    if !host_ok {
+        return Err("the host must be a name or an address (letters, digits, - and .)");
+    }
+    if let Some(p) = port {
+        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("the port must be a number from 1 to 65535");
+        }
+        match p.parse::<u32>() {
+            Ok(1..=65535) => {}
+            _ => return Err("the port must be a number from 1 to 65535"),
+        }
+        if p == default_port {
+            return Err("browsers leave the scheme's default port out of the origin");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -120,13 +203,41 @@ mod tests {
         bad(|c| c.max_batch = 0, "max_batch");
         bad(|c| c.max_batch = MAX_BATCH + 1, "max_batch");
         bad(|c| c.queue = 0, "queue");
+        bad(|c| c.queue = MAX_QUEUE + 1, "1..=4096");
         bad(|c| c.max_body = 0, "max_body");
         bad(|c| c.api_key = Some("short".into()), "API key");
         bad(|c| c.api_key = Some("has a space".into()), "API key");
-        bad(|c| c.cors = Some("https://a.example/".into()), "CORS");
-        bad(|c| c.cors = Some("a.example".into()), "CORS");
+        for origin in [
+            "https://a.example/",
+            "a.example",
+            "http://a,http://b",
+            "https://a.example/path",
+            "https://A.example",
+            "https://a.example:443",
+            "http://a.example:99999",
+            "https://user@a.example",
+            "ftp://a.example",
+            "https://",
+            "",
+        ] {
+            let c = ServeConfig {
+                cors: vec![origin.to_owned()],
+                ..ServeConfig::default()
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("CORS") && e.contains(origin), "{origin}: {e}");
+        }
+        bad(
+            |c| c.cors = vec!["*".into(), "https://a.example".into()],
+            "alone",
+        );
         let ok = ServeConfig {
-            cors: Some("https://a.example".into()),
+            cors: vec![
+                "https://a.example".into(),
+                "http://localhost:3000".into(),
+                "http://127.0.0.1:8080".into(),
+                "http://[::1]:8080".into(),
+            ],
             api_key: Some("0123456789abcdef".into()),
             ..ServeConfig::default()
         };

@@ -3,7 +3,10 @@
 //! - [`Server::bind`] checks a [`ServeConfig`], binds, and loads the model on its own thread
 //!   ([`batcher`]): a tch `Tensor` is not `Sync`, so one thread owns the [`Predictor`] and runs
 //!   requests as dynamic batches taken from a bounded queue.
-//! - Images are decoded and preprocessed off the async threads, with the training decode limits.
+//! - Images are decoded and preprocessed off the async threads, inside the request's place in the
+//!   queue, with training's limits on sides and pixels and a memory budget a decode checked from
+//!   the header ([`ServeConfig::decode`]).
+//! - hyper's own answers to unparsable requests are rewritten to JSON ([`wire`]).
 //! - [`Server::run`] serves until its shutdown future completes, then drains.
 //!
 //! Routes: `POST /v1/predict`, `POST /v1/explain`, `GET /v1/model`, `GET /healthz`,
@@ -17,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod server;
+pub mod wire;
 
 pub use batcher::{ModelMeta, Readiness};
 pub use config::ServeConfig;

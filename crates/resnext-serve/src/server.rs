@@ -1,13 +1,14 @@
 //! The server: one axum router over shared state in an `Arc`, limits as tower layers, and an
-//! accept loop of our own so that slow clients time out (hyper's header-read timeout) and
-//! shutdown drains: after the signal, in-flight requests finish, new ones get 503, then the
-//! connections close.
+//! accept loop of our own so that slow clients time out (hyper's header-read timeout), hyper's
+//! own answers to unparsable requests are JSON too ([`JsonErrors`]), and shutdown drains: after
+//! the signal, in-flight requests finish, new ones get 503, then the connections close.
 
 use crate::api;
 use crate::batcher::{self, BatchPolicy, Job, ModelMeta, Readiness};
-use crate::config::ServeConfig;
+use crate::config::{ServeConfig, MAX_HEAD, MAX_URI};
 use crate::error::{ApiError, ServeError};
 use crate::metrics::Metrics;
+use crate::wire::JsonErrors;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -107,8 +108,9 @@ impl Server {
             })?;
         let metrics = Arc::new(Metrics::default());
         let (ready_tx, ready_rx) = watch::channel(Readiness::Loading);
-        // never full: admission keeps at most `queue` jobs outstanding
-        let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(config.queue + 1);
+        // unbounded, so nothing is allocated ahead for `queue`: admission keeps at most `queue`
+        // jobs outstanding
+        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
         let worker = batcher::spawn(
             load,
             BatchPolicy {
@@ -159,7 +161,11 @@ impl Server {
         } = self;
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(state.config.header_timeout);
+            .header_read_timeout(state.config.header_timeout)
+            // a request head larger than this is hyper's 431 (JSON through `JsonErrors`)
+            .max_header_size(MAX_HEAD)
+            // one buffer a write, so that `JsonErrors` sees hyper's answers whole
+            .writev(false);
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         let mut drain_until: Option<Instant> = None;
@@ -169,7 +175,8 @@ impl Server {
                     Ok((stream, _peer)) => {
                         stream.set_nodelay(true).ok();
                         let service = TowerToHyperService::new(router.clone());
-                        let conn = http.serve_connection(TokioIo::new(stream), service);
+                        let io = TokioIo::new(JsonErrors::new(stream));
+                        let conn = http.serve_connection(io, service);
                         let conn = graceful.watch(conn);
                         tokio::spawn(async move {
                             if let Err(e) = conn.await {
@@ -236,12 +243,16 @@ fn router(state: Arc<AppState>) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             cfg.request_timeout,
         ));
-    if let Some(origin) = &cfg.cors {
-        let allow = if origin == "*" {
+    if !cfg.cors.is_empty() {
+        let allow = if cfg.cors.iter().any(|o| o == "*") {
             AllowOrigin::any()
         } else {
-            // a list, not `exact`: other origins get no CORS header at all (validated ASCII)
-            AllowOrigin::list(HeaderValue::from_str(origin).ok())
+            // a list: other origins get no CORS header at all (validated ASCII)
+            AllowOrigin::list(
+                cfg.cors
+                    .iter()
+                    .filter_map(|o| HeaderValue::from_str(o).ok()),
+            )
         };
         app = app.layer(
             CorsLayer::new()
@@ -269,31 +280,62 @@ fn route_label(path: &str) -> &'static str {
     }
 }
 
-/// Counts the request in and out, refuses new work while draining, turns every error into
-/// `{"error": "<one line>"}` and records the metrics.
+/// Counts the request in and out, refuses new work while draining and over-long targets, turns
+/// every error into `{"error": "<one line>"}` and records the metrics.
 async fn frame(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let route = route_label(req.uri().path());
+    // recorded when dropped: a request whose client goes away before the answer (its future is
+    // dropped) is counted as 499, nginx's "client closed request"
+    let mut record = Record {
+        metrics: &st.metrics,
+        route: route_label(req.uri().path()),
+        start: Instant::now(),
+        status: None,
+    };
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     let response = if st.draining.load(Ordering::SeqCst) {
         let mut r = ApiError::busy("the server is shutting down").into_response();
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         r
+    } else if target > MAX_URI {
+        ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            format!("the request target is {target} bytes, over the {MAX_URI}-byte limit"),
+        )
+        .into_response()
     } else {
         st.in_flight.fetch_add(1, Ordering::SeqCst);
         let _done = InFlight(&st.in_flight);
         let r = next.run(req).await;
         json_error(r, &method, &path, &st.config).await
     };
-    st.metrics.record(
-        route,
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
+    record.status = Some(response.status().as_u16());
     response
 }
+
+/// Records one request in the metrics when dropped: with its status, or 499 when it never got
+/// one because its future was dropped (the client went away).
+struct Record<'a> {
+    metrics: &'a Metrics,
+    route: &'static str,
+    start: Instant,
+    status: Option<u16>,
+}
+
+impl Drop for Record<'_> {
+    fn drop(&mut self) {
+        self.metrics.record(
+            self.route,
+            self.status.unwrap_or(CLIENT_CLOSED_REQUEST),
+            self.start.elapsed().as_secs_f64(),
+        );
+    }
+}
+
+/// The status in the metrics of a request abandoned by its client (nginx's 499).
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 struct InFlight<'a>(&'a AtomicUsize);
 

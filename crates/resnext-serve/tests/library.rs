@@ -1,6 +1,6 @@
 //! `resnext-serve` used as a library, in process: bind on an ephemeral 127.0.0.1 port, load a
 //! predictor on the model thread, answer a prediction, report readiness and metrics, and stop
-//! when the shutdown future completes.
+//! when the shutdown future completes; admission that covers the decode of an abandoned request.
 
 use resnext_data::TransformConfig;
 use resnext_model::weights::{state_dict, write_tensors_atomic};
@@ -8,7 +8,8 @@ use resnext_model::{ModelConfig, ResNeXt};
 use resnext_serve::{ServeConfig, Server};
 use resnext_train::{Predictor, RunOptions};
 use std::io::{Read, Write};
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 fn http(addr: std::net::SocketAddr, request: &[u8]) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -77,6 +78,127 @@ fn a_library_user_serves_a_predictor() {
         assert!(answer.1.starts_with("HTTP/1.1 200"), "{}", answer.1);
         assert!(answer.2.contains("resnext_requests_total{route=\"/v1/predict\",status=\"200\"} 1"), "{}", answer.2);
         stop_tx.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), serving)
+            .await
+            .expect("the server stops")
+            .unwrap()
+            .unwrap();
+    });
+}
+
+/// Random weights of a tiny 3-class network in `dir`, and a loader for them.
+fn tiny_loader(dir: &Path) -> impl FnOnce() -> Result<Predictor, resnext_train::TrainError> + Send {
+    let weights = dir.join("tiny.safetensors");
+    let model = ModelConfig::custom([1, 1, 1, 1], 2, 4, 3);
+    {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let _net = ResNeXt::new(&vs.root(), &model).unwrap();
+        write_tensors_atomic(&state_dict(&vs), &weights).unwrap();
+    }
+    move || {
+        Predictor::from_weights(
+            &weights,
+            &model,
+            TransformConfig::resize_exact(32),
+            RunOptions::cpu(),
+        )
+    }
+}
+
+fn predict_request(png: &[u8]) -> Vec<u8> {
+    let mut req = format!(
+        "POST /v1/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+        png.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(png);
+    req
+}
+
+/// Polls `/metrics` until `done` holds (at most a minute: a bound, not a timing).
+fn metrics_until(addr: std::net::SocketAddr, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let m = http(
+            addr,
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        if done(&m) {
+            return m;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never {what}:\n{m}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_abandoned_request_keeps_its_place_until_its_decode_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = tiny_loader(dir.path());
+    let mut png = Vec::new();
+    image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 128]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    // one blocking thread, held by a gate: a decode (which runs there) is as slow as the test
+    // wants, without depending on how fast this machine decodes
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (open, gate) = std::sync::mpsc::channel::<()>();
+    let (addr, stop, serving) = rt.block_on(async move {
+        let config = ServeConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            queue: 1,
+            ..ServeConfig::default()
+        };
+        let server = Server::bind(config, load).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        server.ready().wait().await.unwrap();
+        tokio::task::spawn_blocking(move || gate.recv().ok());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.run(async {
+            stopped.await.ok();
+        }));
+        (addr, stop, serving)
+    });
+
+    // A: admitted, its decode waits for the blocking thread; then its client gives up
+    let mut a = std::net::TcpStream::connect(addr).unwrap();
+    a.write_all(&predict_request(&png)).unwrap();
+    metrics_until(addr, "admitted A", |m| {
+        m.contains("resnext_queue_depth 1\n")
+    });
+    drop(a);
+    // the abandoned request is counted (499), and its place stays taken: its decode is still to run
+    let m = metrics_until(addr, "counted the abandoned request", |m| {
+        m.contains("resnext_requests_total{route=\"/v1/predict\",status=\"499\"} 1\n")
+    });
+    assert!(m.contains("resnext_queue_depth 1\n"), "{m}");
+    // B: the queue of 1 is full until that decode ends
+    let b = http(addr, &predict_request(&png));
+    assert!(b.starts_with("HTTP/1.1 503"), "{b}");
+    assert!(
+        b.contains("application/json") && b.contains("queue is full"),
+        "{b}"
+    );
+    assert!(b.to_ascii_lowercase().contains("retry-after: 1"), "{b}");
+
+    // the decode runs, ends, and gives the place back
+    open.send(()).unwrap();
+    metrics_until(addr, "freed A's place", |m| {
+        m.contains("resnext_queue_depth 0\n")
+    });
+    let c = http(addr, &predict_request(&png));
+    assert!(c.starts_with("HTTP/1.1 200"), "{c}");
+
+    stop.send(()).unwrap();
+    rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(30), serving)
             .await
             .expect("the server stops")

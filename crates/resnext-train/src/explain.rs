@@ -7,6 +7,11 @@ use image::{Rgb, RgbImage};
 use resnext_model::ResNeXt;
 use tch::{Device, Kind, Tensor};
 
+/// The longest side of the overlay that [`Heatmap::overlay_png`] draws (`resnext predict --cam`,
+/// `POST /v1/explain`): a larger photo is drawn scaled down to it, keeping its aspect, so that
+/// drawing and encoding cost the same for any photo.
+pub const MAX_OVERLAY_SIDE: u32 = 1024;
+
 /// A class-activation map at the last stage's resolution, row-major.
 #[derive(Debug, Clone)]
 pub struct Cam {
@@ -136,10 +141,32 @@ impl Heatmap {
         })
     }
 
-    /// The overlay as PNG bytes.
+    /// [`Heatmap::overlay`] on `image` scaled down (Pillow's bilinear, keeping the aspect) so that
+    /// its longest side is at most `max_side`; a smaller image is drawn at its own size.
+    pub fn overlay_at_most(&self, image: &RgbImage, max_side: u32) -> RgbImage {
+        let (w, h) = image.dimensions();
+        let long = w.max(h);
+        if long <= max_side.max(1) {
+            return self.overlay(image);
+        }
+        let scale = f64::from(max_side.max(1)) / f64::from(long);
+        let side = |n: u32| ((f64::from(n) * scale).round() as u32).clamp(1, max_side.max(1));
+        let (sw, sh) = (side(w), side(h));
+        let small = resnext_data::resize::resize(image, sw, sh);
+        let (fx, fy) = (sw as f32 / w as f32, sh as f32 / h as f32);
+        let [l, t, r, b] = self.region;
+        let scaled = Heatmap {
+            cam: self.cam.clone(),
+            class: self.class,
+            region: [l * fx, t * fy, r * fx, b * fy],
+        };
+        scaled.overlay(&small)
+    }
+
+    /// The overlay as PNG bytes, at most [`MAX_OVERLAY_SIDE`] pixels on its longest side.
     pub fn overlay_png(&self, image: &RgbImage) -> Result<Vec<u8>, TrainError> {
         let mut bytes = Vec::new();
-        self.overlay(image)
+        self.overlay_at_most(image, MAX_OVERLAY_SIDE)
             .write_to(
                 &mut std::io::Cursor::new(&mut bytes),
                 image::ImageFormat::Png,

@@ -1,5 +1,5 @@
 //! `resnext serve`: a run (or bare weights) behind the HTTP API and page of `resnext-serve`.
-//! Prints the URL once the model is loaded; SIGINT or SIGTERM drain and exit 0.
+//! Prints the URL once the model is loaded; SIGINT, SIGTERM or SIGHUP drain and exit 0.
 
 use crate::args::ServeArgs;
 use anyhow::{Context, Result};
@@ -14,11 +14,11 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         addr: a.addr,
         max_batch: a.max_batch,
         max_wait: Duration::from_millis(a.max_wait_ms),
-        queue: a.queue,
+        queue: usize::from(a.queue),
         max_body: a.max_body,
         api_key: a.api_key.clone(),
         cors: a.cors.clone(),
-        request_timeout: Duration::from_secs(a.timeout_s.max(1)),
+        request_timeout: Duration::from_secs(a.timeout_s),
         header_timeout: Duration::from_secs(a.timeout_s.clamp(1, 10)),
         ..ServeConfig::default()
     };
@@ -76,7 +76,7 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
     })
 }
 
-/// SIGINT or SIGTERM.
+/// SIGINT, SIGTERM or SIGHUP (a closed terminal, or a supervisor's "stop"): all three drain.
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -84,11 +84,13 @@ async fn shutdown_signal() {
         match (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
         ) {
-            (Ok(mut term), Ok(mut int)) => {
+            (Ok(mut term), Ok(mut int), Ok(mut hup)) => {
                 tokio::select! {
                     _ = term.recv() => {}
                     _ = int.recv() => {}
+                    _ = hup.recv() => {}
                 }
             }
             _ => {
