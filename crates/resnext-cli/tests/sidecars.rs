@@ -52,7 +52,8 @@ fn every_sidecar_field_is_checked_on_load() {
     let sidecar = r.join("best.json");
     let good = std::fs::read_to_string(&sidecar).unwrap();
     let photo = s(&dir.path().join("synth data/dots/dots_0000.png"));
-    let edits: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
         (
             "temperature",
             Box::new(|v| v["temperature"] = (-1.0).into()),

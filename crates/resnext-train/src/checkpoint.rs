@@ -87,7 +87,9 @@ impl CheckpointInfo {
     /// Checks every field against its domain and against the others; the error names the field.
     /// Run on every load, so a hand-edited or corrupted sidecar is refused, not half-used.
     pub fn validate(&self) -> Result<(), String> {
-        self.model.validate().map_err(|e| format!("field `model`: {e}"))?;
+        self.model
+            .validate()
+            .map_err(|e| format!("field `model`: {e}"))?;
         if self.classes.len() as i64 != self.model.num_classes {
             return Err(format!(
                 "field `classes` has {} names, but `model.num_classes` is {}",
@@ -146,4 +148,3 @@ pub struct LoopState {
     pub history: Vec<EpochRow>,
     pub seed: u64,
 }
-

@@ -18,7 +18,6 @@
 //! accepts them. Every file is written atomically: a temporary file, flushed, then renamed.
 
 use crate::checkpoint::{Checkpoint, CheckpointInfo, LoopState};
-use resnext_io::write_atomic;
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::evaluate::{predict_loader, RunOptions};
@@ -28,6 +27,7 @@ use crate::progress::Progress;
 use resnext_data::loader::PixelType;
 use resnext_data::split::Split;
 use resnext_data::{Loader, LoaderConfig};
+use resnext_io::write_atomic;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
@@ -315,7 +315,10 @@ impl Run {
             path: self.path(RunFile::Sidecar(which)),
             reason: e.to_string(),
         })?;
-        Ok(write_atomic(&self.path(RunFile::Sidecar(which)), json.as_bytes())?)
+        Ok(write_atomic(
+            &self.path(RunFile::Sidecar(which)),
+            json.as_bytes(),
+        )?)
     }
 
     /// The resolved training config.

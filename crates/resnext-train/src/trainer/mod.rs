@@ -16,7 +16,6 @@ pub use early_stopping::EarlyStopping;
 pub use observer::{Observer, Silent, StartInfo};
 
 use crate::checkpoint::{Checkpoint, CheckpointInfo, LoopState};
-use resnext_io::write_atomic;
 use crate::config::TrainConfig;
 use crate::dist::Comm;
 use crate::ema::Ema;
@@ -33,6 +32,7 @@ use crate::run::{Run, RunFile, RunLock};
 use crate::schedule::Schedule;
 use resnext_data::split::Split;
 use resnext_data::Loader;
+use resnext_io::write_atomic;
 use resnext_model::sync_bn::SyncBatchNorm;
 use resnext_model::weights::save_weights;
 use resnext_model::ResNeXt;

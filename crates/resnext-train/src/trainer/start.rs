@@ -4,7 +4,6 @@
 use super::step::LossScaler;
 use super::Trainer;
 use crate::checkpoint::{CheckpointInfo, LoopState};
-use resnext_io::write_atomic;
 use crate::config::TrainConfig;
 use crate::device::DeviceChoice;
 use crate::dist::{self, shard::Shard, Comm, StatsSum};
@@ -18,6 +17,7 @@ use resnext_data::loader::PixelType;
 use resnext_data::scan::scan;
 use resnext_data::split::Split;
 use resnext_data::{Loader, LoaderConfig, Transform};
+use resnext_io::write_atomic;
 use resnext_model::sync_bn::SyncBatchNorm;
 use resnext_model::weights::{load_weights_from, HeadPolicy, LoadReport, WeightsFile};
 use resnext_model::ResNeXt;
