@@ -1,6 +1,7 @@
 //! `resnext bench train|eval`: steady-state throughput of the network alone (random inputs, no
 //! data loading) and peak memory, for the side-by-side comparison with PyTorch
-//! (`cargo xtask bench`, `scripts/bench_torch.py`).
+//! (`cargo xtask bench`, `scripts/bench_torch.py`). `--json` prints the same figures as one JSON
+//! object (what the xtask benches read).
 
 use crate::args::{AblateArg, BenchArgs, BenchMode};
 use anyhow::{bail, Result};
@@ -99,21 +100,35 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     }
     let secs = start.elapsed().as_secs_f64();
     let images = (a.batch * a.steps) as f64;
+    let mult_adds = resnext_model::summary::forward_mult_adds(&config, s);
+    let layout = if channels_last { " channels_last" } else { "" };
+    let mode = if train { "train" } else { "eval" };
+    if a.json {
+        let report = serde_json::json!({
+            "mode": mode,
+            "arch": config.arch.to_string(),
+            "batch": a.batch,
+            "precision": precision.name(),
+            "channels_last": channels_last,
+            "device": format!("{device:?}"),
+            "steps": a.steps,
+            "seconds": secs,
+            "forward_mult_adds": mult_adds,
+            "ablated": (!ablation.is_none()).then(|| ablation.describe()),
+            "peak_rss_mib": peak_rss_mib(),
+            "images_per_second": images / secs,
+        });
+        println!("{report}");
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
-        "{} {} batch {} {}{} on {:?}: {} steps in {:.2} s",
-        if train { "train" } else { "eval" },
+        "{mode} {} batch {} {}{layout} on {device:?}: {} steps in {secs:.2} s",
         config.arch,
         a.batch,
         precision.name(),
-        if channels_last { " channels_last" } else { "" },
-        device,
         a.steps,
-        secs
     );
-    println!(
-        "forward mult-adds: {} per image",
-        resnext_model::summary::forward_mult_adds(&config, s)
-    );
+    println!("forward mult-adds: {mult_adds} per image");
     if !ablation.is_none() {
         println!(
             "ablated: {} skipped (a diagnostic network, not a ResNeXt)",
