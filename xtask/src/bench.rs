@@ -10,13 +10,39 @@
 //! bf16 channels-last, and every eval setting also times `torch.compile`d PyTorch once per round
 //! (`scripts/bench_torch.py --compile`; compilation is in the untimed warmup).
 
-use crate::args::Flags;
+use crate::flags::{self, Mode};
 use crate::stats::{median, range};
 use crate::{cmd, setup};
 use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::Path;
 use std::process::{Command, Output};
 
-/// The number between `prefix` and `suffix` on a line of a successful run's stdout.
+/// What `resnext bench --json` reports (the figures the benches read; it prints more).
+#[derive(Debug, Deserialize)]
+pub struct BenchReport {
+    pub images_per_second: f64,
+    pub forward_mult_adds: f64,
+    /// None without Linux's `/proc/self/status`.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Runs `bin bench ARGS --json` and reads its report.
+pub fn resnext_bench(bin: &Path, args: &[&str]) -> Result<BenchReport> {
+    let out = cmd::output(
+        Command::new(bin).arg("bench").args(args).arg("--json"),
+        "resnext bench",
+    )?;
+    serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "resnext bench --json printed no report: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The number between `prefix` and `suffix` on a line of a successful run's stdout (the Python
+/// scripts' and `resnext data bench`'s text).
 pub(crate) fn field(out: &Output, prefix: &str, suffix: &str, what: &str) -> Result<f64> {
     if !out.status.success() {
         bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -31,31 +57,18 @@ pub(crate) fn field(out: &Output, prefix: &str, suffix: &str, what: &str) -> Res
         .with_context(|| format!("{what} printed no `{prefix}` line"))
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let flags = Flags::parse(
-        args,
-        &["--steps", "--batch", "--arch", "--repeats", "--mode"],
-    )?;
-    let steps = flags.count("--steps", 3)?;
-    let batch = flags.count("--batch", 16)?;
-    let repeats = flags.count("--repeats", 3)?;
-    let arch = flags
-        .text("--arch")
-        .unwrap_or("resnext50_32x4d")
-        .to_string();
-    let modes = match flags.text("--mode") {
-        None => vec!["train", "eval"],
-        Some("train") => vec!["train"],
-        Some("eval") => vec!["eval"],
-        Some(other) => bail!("unknown --mode `{other}` (expected train or eval)"),
-    };
-    setup::run(&[])?;
+pub fn run(f: &flags::Bench) -> Result<()> {
+    let modes = f.mode.map_or(vec![Mode::Train, Mode::Eval], |m| vec![m]);
+    let (batch, steps) = (f.batch.to_string(), f.steps.to_string());
+    setup::run(&Default::default())?;
     let python = setup::ensure_python_packages(&["torchvision==0.28.0"])?;
     let bin = cmd::build_cli_release()?;
     let script = cmd::root().join("scripts/bench_torch.py");
     println!("| mode | setting | PyTorch img/s | resnext img/s | ratio (range) | PyTorch peak RSS MiB | resnext peak RSS MiB | torch.compile img/s | resnext / compile |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for mode in modes {
+        let mode_name = flags::name(mode);
+        let mode = mode_name.as_str();
         let mut settings = vec![
             ("fp32", false, false),
             ("fp32", true, false),
@@ -70,67 +83,47 @@ pub fn run(args: &[String]) -> Result<()> {
             } else {
                 "nchw"
             };
-            let mut ours = Command::new(&bin);
-            ours.args([
-                "bench",
-                mode,
-                "--arch",
-                &arch,
-                "--batch",
-                &batch.to_string(),
-                "--precision",
-                precision,
-                "--steps",
-                &steps.to_string(),
-            ]);
+            let mut ours = vec![mode, "--arch", &f.arch, "--batch", &batch];
+            ours.extend(["--precision", precision, "--steps", &steps]);
             if channels_last {
-                ours.arg("--channels-last");
+                ours.push("--channels-last");
             }
             if fold_bn {
-                ours.arg("--fold-bn");
+                ours.push("--fold-bn");
             }
             let mut theirs = Command::new(&python);
-            theirs.arg(&script).args([
-                mode,
-                &arch,
-                &batch.to_string(),
-                precision,
-                fmt,
-                &steps.to_string(),
-            ]);
+            theirs
+                .arg(&script)
+                .args([mode, &f.arch, &batch, precision, fmt, &steps]);
             let mut compiled = Command::new(&python);
             // the same arguments (script first), compiled
             compiled.args(theirs.get_args()).arg("--compile");
+            // (img/s, peak RSS MiB) of one run of each
+            let resnext = || -> Result<(f64, f64)> {
+                let r = resnext_bench(&bin, &ours)?;
+                let rss = r
+                    .peak_rss_mib
+                    .context("resnext bench reported no peak memory")?;
+                Ok((r.images_per_second, rss))
+            };
+            let torch = |c: &mut Command| -> Result<(f64, f64)> {
+                let out = c.output()?;
+                Ok((
+                    field(&out, "throughput: ", " img/s", "bench_torch.py")?,
+                    field(&out, "peak memory (RSS): ", " MiB", "bench_torch.py")?,
+                ))
+            };
             let (mut t_ours, mut t_theirs, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
             let (mut m_ours, mut m_theirs) = (0f64, 0f64);
             let (mut t_compiled, mut compiled_ratio) = (Vec::new(), Vec::new());
-            for _ in 0..repeats {
+            for _ in 0..f.repeats {
                 // resnext, PyTorch, PyTorch, resnext (ABBA): the sums cancel a drift of the
                 // machine's speed that is linear over the round.
-                let runs = [
-                    ours.output()?,
-                    theirs.output()?,
-                    theirs.output()?,
-                    ours.output()?,
-                ];
-                let mut sums = (0f64, 0f64);
-                for (i, out) in runs.iter().enumerate() {
-                    if i == 0 || i == 3 {
-                        let v = field(out, "throughput: ", " img/s", "resnext bench")?;
-                        sums.0 += v;
-                        m_ours =
-                            m_ours.max(field(out, "peak memory (RSS): ", " MiB", "resnext bench")?);
-                    } else {
-                        let v = field(out, "throughput: ", " img/s", "bench_torch.py")?;
-                        sums.1 += v;
-                        m_theirs = m_theirs.max(field(
-                            out,
-                            "peak memory (RSS): ",
-                            " MiB",
-                            "bench_torch.py",
-                        )?);
-                    }
-                }
+                let (a, b) = (resnext()?, torch(&mut theirs)?);
+                let (c, d) = (torch(&mut theirs)?, resnext()?);
+                let sums = (a.0 + d.0, b.0 + c.0);
+                m_ours = m_ours.max(a.1).max(d.1);
+                m_theirs = m_theirs.max(b.1).max(c.1);
                 t_ours.push(sums.0 / 2.0);
                 t_theirs.push(sums.1 / 2.0);
                 ratio.push(sums.0 / sums.1);

@@ -5,10 +5,10 @@
 //! weights (made once into the target directory) and the same photo. Rounds of resnext, Python,
 //! Python, resnext; medians of the wall times and of the per-round ratios.
 
-use crate::args::Flags;
+use crate::flags::BenchCold;
 use crate::stats::{median, range};
 use crate::{cmd, setup};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -29,10 +29,9 @@ pub fn random_resnext50(python: &Path) -> Result<PathBuf> {
     Ok(weights)
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let flags = Flags::parse(args, &["--repeats"])?;
-    let repeats = flags.count("--repeats", 3)?;
-    setup::run(&[])?;
+pub fn run(f: &BenchCold) -> Result<()> {
+    let repeats = f.repeats;
+    setup::run(&Default::default())?;
     let python = setup::ensure_python_packages(&["torchvision==0.28.0", "safetensors"])?;
     let bin = cmd::build_cli_release()?;
     let work = cmd::target_dir()?.join("bench-cold");
@@ -75,12 +74,8 @@ pub fn run(args: &[String]) -> Result<()> {
         .arg(&photo);
     let time = |c: &mut Command, what: &str| -> Result<f64> {
         let start = Instant::now();
-        let out = c.output().with_context(|| format!("cannot run {what}"))?;
-        let secs = start.elapsed().as_secs_f64();
-        if !out.status.success() {
-            bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(secs)
+        cmd::output(c, what)?;
+        Ok(start.elapsed().as_secs_f64())
     };
     // one untimed run each: the page cache holds the libraries and the weights for both
     time(&mut ours, "resnext predict")?;

@@ -9,7 +9,7 @@
 //! photos and a tenth of them over the large ones; torchvision, several times slower, a third of
 //! each, so that its runs take about as long as ours and a round stays short.
 
-use crate::args::Flags;
+use crate::flags::BenchData;
 use crate::stats::{median, range};
 use crate::{bench, cmd, setup};
 use anyhow::{bail, Result};
@@ -21,12 +21,10 @@ fn throughput(out: &std::process::Output, what: &str) -> Result<f64> {
     bench::field(out, "throughput: ", " img/s", what)
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let flags = Flags::parse(args, &["--root", "--epochs", "--repeats"])?;
-    let epochs = flags.count("--epochs", 60)?;
-    let repeats = flags.count("--repeats", 5)?;
-    let root = flags.photos_root()?;
-    setup::run(&[])?;
+pub fn run(f: &BenchData) -> Result<()> {
+    let (epochs, repeats) = (f.epochs, f.repeats);
+    let root = f.photos.dir()?;
+    setup::run(&Default::default())?;
     let python = setup::ensure_python_packages(&["torchvision==0.28.0"])?;
     let bin = cmd::build_cli_release()?;
     let script = cmd::root().join("scripts/bench_torchvision_data.py");

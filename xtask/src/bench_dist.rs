@@ -6,39 +6,17 @@
 //! gradient-sum time from `metrics.csv`.
 //! Needs the `mpi` feature's packages (`cargo xtask setup --mpi`).
 
-use crate::args::Flags;
+use crate::flags::BenchDist;
 use crate::stats::median;
 use crate::{cmd, run_files, setup};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::Command;
 
-/// (images/s of the training phase, seconds in gradient sums) of the last epoch.
-fn last_epoch(run: &Path) -> Result<(f64, f64)> {
-    let v = run_files::last_epoch(run, &["images_per_s", "allreduce_s"])?;
-    Ok((v[0], v[1]))
-}
-
-/// Full batches of `batch` in the train part of a run's split.
-fn steps(run: &Path, batch: usize) -> Result<usize> {
-    Ok(run_files::train_images(&run.join("split.json"))? / batch)
-}
-
-pub fn run(args: &[String]) -> Result<()> {
-    let flags = Flags::parse(args, &["--root", "--repeats", "--np", "--batches"])?;
-    let batches: Vec<usize> = flags
-        .text("--batches")
-        .unwrap_or("32")
-        .split(',')
-        .map(|b| match b.trim().parse::<usize>() {
-            Ok(n) if n >= 2 => Ok(n),
-            _ => bail!("--batches takes global batch sizes of at least 2, e.g. 32,64; got `{b}`"),
-        })
-        .collect::<Result<_>>()?;
-    let repeats = flags.count("--repeats", 2)?;
-    let np = flags.count("--np", 2)?;
-    let root = flags.photos_root()?;
-    setup::run(&[])?;
+pub fn run(f: &BenchDist) -> Result<()> {
+    let (repeats, np) = (f.repeats, f.np);
+    let root = f.photos.dir()?;
+    setup::run(&Default::default())?;
     if !setup::mpi_available() {
         bail!("bench-dist needs MPI: run `cargo xtask setup --mpi` first");
     }
@@ -80,21 +58,17 @@ pub fn run(args: &[String]) -> Result<()> {
             .args(["--set", &format!("train.threads={threads}")])
             .args(["--set", "data.threads=1"])
             .args(["--set", &format!("data.batch_size={batch}")]);
-        let out = c.output()?;
-        if !out.status.success() {
-            bail!(
-                "training on {ranks} process(es) failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        last_epoch(dir)
+        cmd::output(&mut c, &format!("training on {ranks} process(es)"))?;
+        // (images/s of the training phase, seconds in gradient sums) of the last epoch
+        let v = run_files::last_epoch(dir, &["images_per_s", "allreduce_s"])?;
+        Ok((v[0], v[1]))
     };
     let one_dir = work.join("one");
     let many_dir = work.join("ranks");
     println!("ResNeXt-50 bf16 channels-last, epoch 2 training phase ({repeats} rounds, medians):");
     println!("| global batch | 1 process × {np} threads img/s | {np} ranks × 1 thread img/s | ratio (range) | gradient sum per step | share of a step |");
     println!("| --- | --- | --- | --- | --- | --- |");
-    for &batch in &batches {
+    for &batch in &f.batches {
         let (mut one, mut many, mut reduce, mut share) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut ratios = Vec::new();
@@ -115,7 +89,9 @@ pub fn run(args: &[String]) -> Result<()> {
             }
             one.push(alone);
             ratios.push(ips / alone);
-            let per_step = secs / steps(&many_dir, batch)?.max(1) as f64;
+            // full batches of `batch` in the train part of the run's split
+            let steps = run_files::train_images(&many_dir)? / batch;
+            let per_step = secs / steps.max(1) as f64;
             many.push(ips);
             reduce.push(per_step);
             share.push(per_step / (batch as f64 / ips));

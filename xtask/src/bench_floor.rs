@@ -7,11 +7,11 @@
 //! The network without BatchNorm and ReLU is not a ResNeXt: it is what the convolutions, the
 //! additions, pooling, the loss and Adam cost alone, the ceiling of any BatchNorm or ReLU kernel.
 
-use crate::args::Flags;
-use crate::bench::field;
+use crate::bench::{field, resnext_bench};
+use crate::flags::{self, BenchFloor};
 use crate::stats::{median, range};
 use crate::{cmd, setup};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::process::Command;
 
 /// The diagnostic variants, in the order of a half round.
@@ -27,23 +27,10 @@ pub(crate) fn limit_img_s(peak_gflops: f64, mult_adds: f64) -> f64 {
     peak_gflops * 1e9 / (6.0 * mult_adds)
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let flags = Flags::parse(
-        args,
-        &["--steps", "--repeats", "--arch", "--batch", "--precision"],
-    )?;
-    let steps = flags.count("--steps", 6)?;
-    let repeats = flags.count("--repeats", 2)?;
-    let batch = flags.count("--batch", 16)?;
-    let arch = flags
-        .text("--arch")
-        .unwrap_or("resnext50_32x4d")
-        .to_string();
-    let precision = flags.text("--precision").unwrap_or("bf16").to_string();
-    if precision != "bf16" && precision != "fp32" {
-        bail!("unknown --precision `{precision}` (expected bf16 or fp32)");
-    }
-    setup::run(&[])?;
+pub fn run(f: &BenchFloor) -> Result<()> {
+    let (steps, repeats, batch, arch) = (f.steps, f.repeats, f.batch, &f.arch);
+    let precision = flags::name(f.precision);
+    setup::run(&Default::default())?;
     let python = setup::ensure_python_packages(&["torchvision==0.28.0"])?;
     let bin = cmd::build_cli_release()?;
     let gemm = cmd::root().join("scripts/gemm_peak.py");
@@ -54,31 +41,26 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     let peak_before = gemm_peak()?;
 
+    let (b, n) = (batch.to_string(), steps.to_string());
+    let mut args = vec![
+        "train",
+        "--arch",
+        arch,
+        "--batch",
+        &b,
+        "--precision",
+        &precision,
+    ];
+    args.extend(["--channels-last", "--steps", &n, "--ablate"]);
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
     let mut mult_adds = 0f64;
     for _ in 0..repeats {
         let order = (0..VARIANTS.len()).chain((0..VARIANTS.len()).rev());
         let mut sums = vec![0f64; VARIANTS.len()];
         for i in order {
-            let out = Command::new(&bin)
-                .args([
-                    "bench",
-                    "train",
-                    "--arch",
-                    &arch,
-                    "--batch",
-                    &batch.to_string(),
-                    "--precision",
-                    &precision,
-                    "--channels-last",
-                    "--steps",
-                    &steps.to_string(),
-                    "--ablate",
-                    VARIANTS[i].0,
-                ])
-                .output()?;
-            sums[i] += field(&out, "throughput: ", " img/s", "resnext bench")?;
-            mult_adds = field(&out, "forward mult-adds: ", " per image", "resnext bench")?;
+            let r = resnext_bench(&bin, &[&args[..], &[VARIANTS[i].0]].concat())?;
+            sums[i] += r.images_per_second;
+            mult_adds = r.forward_mult_adds;
         }
         for (t, s) in times.iter_mut().zip(sums) {
             t.push(s / 2.0);

@@ -6,46 +6,33 @@
 //! same model, batch and precision on ready-made tensors (before and after, averaged, so a linear
 //! drift of the machine cancels). Prints how much longer the epoch took than its steps alone.
 
-use crate::args::Flags;
-use crate::bench::field;
+use crate::bench::resnext_bench;
+use crate::flags::BenchOverlap;
 use crate::stats::median;
 use crate::{cmd, run_files, setup};
 use anyhow::{bail, Context, Result};
-use std::path::Path;
 use std::process::Command;
 
 const EPOCHS: usize = 2;
 
-/// (images/s of the training phase, data wait in s) of the last epoch.
-fn last_epoch(run: &Path) -> Result<(f64, f64)> {
-    let v = run_files::last_epoch(run, &["images_per_s", "data_wait_s"])?;
-    Ok((v[0], v[1]))
-}
-
-pub fn run(args: &[String]) -> Result<()> {
-    let flags = Flags::parse(args, &["--root", "--repeats"])?;
-    let repeats = flags.count("--repeats", 1)?;
-    let root = flags.photos_root()?;
-    setup::run(&[])?;
+pub fn run(f: &BenchOverlap) -> Result<()> {
+    let root = f.photos.dir()?;
+    setup::run(&Default::default())?;
     let bin = cmd::build_cli_release()?;
     let config = cmd::root().join("configs/overlap.toml");
     // the same split as the training runs (val 0.2, seed 0) tells the full batches per epoch
     let work = cmd::target_dir()?.join("bench-overlap");
     std::fs::create_dir_all(&work)?;
-    let split = work.join("split.json");
-    let out = Command::new(&bin)
-        .args(["data", "split", "--root"])
-        .arg(&root)
-        .args(["--val", "0.2", "--seed", "0", "--out"])
-        .arg(&split)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "resnext data split failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let steps = full_batches(&split)?;
+    cmd::output(
+        Command::new(&bin)
+            .args(["data", "split", "--root"])
+            .arg(&root)
+            .args(["--val", "0.2", "--seed", "0", "--out"])
+            .arg(work.join(run_files::SPLIT)),
+        "resnext data split",
+    )?;
+    // full batches of 16 per epoch
+    let steps = run_files::train_images(&work)? / 16;
     if steps == 0 {
         bail!("{} has fewer than 16 training images", root.display());
     }
@@ -64,51 +51,39 @@ pub fn run(args: &[String]) -> Result<()> {
             "{precision}-{}",
             if channels_last { "cl" } else { "nchw" }
         ));
-        let bench = || -> Result<f64> {
-            let mut c = Command::new(&bin);
-            c.args([
-                "bench",
-                "train",
-                "--arch",
-                "resnext50_32x4d",
-                "--batch",
-                "16",
-            ])
-            .args(["--precision", precision, "--steps", &steps.to_string()]);
-            if channels_last {
-                c.arg("--channels-last");
-            }
-            field(&c.output()?, "throughput: ", " img/s", "resnext bench")
-        };
+        let n = steps.to_string();
+        let mut args = vec!["train", "--arch", "resnext50_32x4d", "--batch", "16"];
+        args.extend(["--precision", precision, "--steps", &n]);
+        if channels_last {
+            args.push("--channels-last");
+        }
+        let bench = || resnext_bench(&bin, &args).map(|r| r.images_per_second);
         let (mut alone, mut epoch, mut longer) = (Vec::new(), Vec::new(), Vec::new());
         let (mut waits, mut phases) = (Vec::new(), Vec::new());
-        for _ in 0..repeats {
+        for _ in 0..f.repeats {
             if run_dir.exists() {
                 std::fs::remove_dir_all(&run_dir)
                     .with_context(|| format!("cannot remove {}", run_dir.display()))?;
             }
             let before = bench()?;
-            let out = Command::new(&bin)
-                .arg("train")
-                .arg("--config")
-                .arg(&config)
-                .arg("--data")
-                .arg(&root)
-                .arg("--out")
-                .arg(&run_dir)
-                .args(["--epochs", &EPOCHS.to_string()])
-                .args(["--set", &format!("train.precision=\"{precision}\"")])
-                .args(["--set", &format!("train.channels_last={channels_last}")])
-                .output()?;
-            if !out.status.success() {
-                bail!(
-                    "resnext train failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
+            cmd::output(
+                Command::new(&bin)
+                    .arg("train")
+                    .arg("--config")
+                    .arg(&config)
+                    .arg("--data")
+                    .arg(&root)
+                    .arg("--out")
+                    .arg(&run_dir)
+                    .args(["--epochs", &EPOCHS.to_string()])
+                    .args(["--set", &format!("train.precision=\"{precision}\"")])
+                    .args(["--set", &format!("train.channels_last={channels_last}")]),
+                "resnext train",
+            )?;
             let after = bench()?;
-            let (ips, wait) = last_epoch(&run_dir)?;
-            if steps_per_epoch(&run_dir)? != steps {
+            let v = run_files::last_epoch(&run_dir, &["images_per_s", "data_wait_s"])?;
+            let (ips, wait) = (v[0], v[1]);
+            if run_files::train_images(&run_dir)? / 16 != steps {
                 bail!("the run's split differs from `resnext data split`'s");
             }
             let b = (before + after) / 2.0;
@@ -128,14 +103,4 @@ pub fn run(args: &[String]) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Full training batches per epoch of a run.
-fn steps_per_epoch(run: &Path) -> Result<usize> {
-    full_batches(&run.join("split.json"))
-}
-
-/// Full batches of 16 in the train part of a split file.
-fn full_batches(path: &Path) -> Result<usize> {
-    Ok(run_files::train_images(path)? / 16)
 }

@@ -8,7 +8,8 @@
 //! the ratios come from one run. The curve (throughput and latency against clients) is drawn
 //! to `--out` (default `target/bench-serve/serve-curve.png`).
 
-use crate::args::Flags;
+use crate::bench::resnext_bench;
+use crate::flags::{self, BenchServe, Photos, Precision};
 use crate::{bench_cold, cmd, setup};
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
@@ -26,54 +27,27 @@ struct Point {
     errors: usize,
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let flags = Flags::parse(
-        args,
-        &[
-            "--clients",
-            "--requests",
-            "--curve",
-            "--max-batch",
-            "--precision",
-            "--root",
-            "--out",
-        ],
-    )?;
-    let clients = flags.count("--clients", 8)?;
-    let requests = flags.count("--requests", 200)?;
-    let max_batch = flags.count("--max-batch", 16)?;
-    let precision = flags.text("--precision").unwrap_or("bf16");
-    let fast: &[&str] = match precision {
-        "bf16" => &["--precision", "bf16", "--channels-last", "--fold-bn"],
-        "fp32" => &["--precision", "fp32", "--fold-bn"],
-        other => bail!("--precision must be bf16 or fp32, got `{other}`"),
+pub fn run(f: &BenchServe) -> Result<()> {
+    let (clients, requests, max_batch) = (f.clients, f.requests, f.max_batch);
+    let precision = flags::name(f.precision);
+    let fast: &[&str] = match f.precision {
+        Precision::Bf16 => &["--precision", "bf16", "--channels-last", "--fold-bn"],
+        Precision::Fp32 => &["--precision", "fp32", "--fold-bn"],
     };
-    let mut curve: Vec<usize> = match flags.text("--curve") {
-        None => vec![1, 2, 4, 8],
-        Some(list) => list
-            .split(',')
-            .map(|c| {
-                c.trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .with_context(|| format!("--curve takes client counts like 1,2,4,8, got `{c}`"))
-            })
-            .collect::<Result<_>>()?,
-    };
+    let mut curve = f.curve.clone();
     if !curve.contains(&clients) {
         curve.push(clients);
     }
     curve.sort_unstable();
     curve.dedup();
 
-    setup::run(&[])?;
+    setup::run(&Default::default())?;
     let python = setup::ensure_python_packages(&["torchvision==0.28.0", "safetensors"])?;
     let weights = bench_cold::random_resnext50(&python)?;
     let bin = cmd::build_cli_release()?;
     let work = cmd::target_dir()?.join("bench-serve");
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
-    let photos = photos(&flags, &bin, &work)?;
+    let photos = photos(&f.photos, &bin, &work)?;
     eprintln!("bench-serve: {} photos", photos.len());
     let bodies: Vec<Vec<u8>> = photos
         .iter()
@@ -167,9 +141,9 @@ pub fn run(args: &[String]) -> Result<()> {
             one.p50 - forward_ms
         );
     }
-    let out = flags
-        .text("--out")
-        .map(PathBuf::from)
+    let out = f
+        .out
+        .clone()
         .unwrap_or_else(|| work.join("serve-curve.png"));
     draw(
         &points,
@@ -182,10 +156,10 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 /// The photos: `--root` or the MSLD photos of `../shared`, else 224-pixel synthetic images.
-fn photos(flags: &Flags, bin: &Path, work: &Path) -> Result<Vec<PathBuf>> {
-    let root = match flags.photos_root() {
+fn photos(given: &Photos, bin: &Path, work: &Path) -> Result<Vec<PathBuf>> {
+    let root = match given.dir() {
         Ok(r) => r,
-        Err(_) if flags.text("--root").is_none() => {
+        Err(_) if given.root.is_none() => {
             let synth = work.join("photos");
             if !synth.exists() {
                 let mut c = Command::new(bin);
@@ -232,32 +206,11 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// `resnext bench eval` img/s of ResNeXt-50 at `batch`.
 fn bench_eval(bin: &Path, fast: &[&str], batch: usize) -> Result<f64> {
-    let out = Command::new(bin)
-        .args([
-            "bench",
-            "eval",
-            "--arch",
-            "resnext50_32x4d",
-            "--steps",
-            "6",
-            "--batch",
-        ])
-        .arg(batch.to_string())
-        .args(fast)
-        .output()
-        .context("cannot run resnext bench eval")?;
-    if !out.status.success() {
-        bail!(
-            "resnext bench eval failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("throughput: "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("no throughput in resnext bench eval's output:\n{text}"))
+    let b = batch.to_string();
+    let mut args = vec!["eval", "--arch", "resnext50_32x4d", "--steps", "6"];
+    args.extend(["--batch", &b]);
+    args.extend(fast);
+    Ok(resnext_bench(bin, &args)?.images_per_second)
 }
 
 /// Reads the server's URL line.

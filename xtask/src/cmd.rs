@@ -1,8 +1,9 @@
 //! Running child processes and locating the workspace.
 
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
-use std::process::Command;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// The workspace root (the parent of this crate's folder).
 pub fn root() -> PathBuf {
@@ -27,6 +28,38 @@ pub fn run(mut cmd: Command, what: &str) -> Result<()> {
         bail!("{what} failed ({status})");
     }
     Ok(())
+}
+
+/// Runs `cmd` and returns what it printed, failing with its stderr when it does not succeed.
+pub fn output(cmd: &mut Command, what: &str) -> Result<Output> {
+    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out)
+}
+
+/// Runs `bin SUB ARGS` (SUB such as `train` or `data synth`) in the workspace root, failing as
+/// `resnext SUB`: the shape of every launcher.
+pub fn resnext<S: AsRef<OsStr>>(
+    bin: &Path,
+    sub: &str,
+    args: impl IntoIterator<Item = S>,
+) -> Result<()> {
+    let mut c = Command::new(bin);
+    c.current_dir(root()).args(sub.split(' ')).args(args);
+    run(c, &format!("resnext {sub}"))
+}
+
+/// `cargo xtask train|eval|cv|plot|serve`: setup on first use, `--init-weights weights/NAME`
+/// fetched on first use (what `train` and `cv` take), the release build, then `resnext SUB ARGS`.
+pub fn release(sub: &str, mut args: Vec<String>) -> Result<()> {
+    crate::setup::run(&Default::default())?;
+    crate::download::weights::resolve_init_weights(&mut args)?;
+    resnext(&build_cli_release()?, sub, &args)
 }
 
 /// Builds the `resnext` binary in release mode and returns its path; with data-parallel training

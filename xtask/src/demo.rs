@@ -2,31 +2,16 @@
 //! trains `configs/demo.toml` into `runs/demo` and says where the results are.
 
 use crate::{cmd, setup};
-use anyhow::{bail, Context, Result};
-use std::process::Command;
+use anyhow::{Context, Result};
 
-pub fn run(args: &[String]) -> Result<()> {
-    if let Some(a) = args.first() {
-        bail!("demo takes no arguments, got `{a}`");
-    }
-    setup::run(&[])?;
+pub fn run() -> Result<()> {
+    setup::run(&Default::default())?;
     // the dev build: minutes shorter on a fresh machine, as fast for this small training
     let bin = cmd::build_cli_dev()?;
     let root = cmd::root();
-    let data = root.join("data/demo");
-    if !data.is_dir() {
-        let mut c = Command::new(&bin);
-        c.current_dir(&root).args([
-            "data",
-            "synth",
-            "--out",
-            "data/demo",
-            "--per-class",
-            "150",
-            "--size",
-            "64",
-        ]);
-        cmd::run(c, "resnext data synth")?;
+    if !root.join("data/demo").is_dir() {
+        let synth = ["--out", "data/demo", "--per-class", "150", "--size", "64"];
+        cmd::resnext(&bin, "data synth", synth)?;
     }
     let run = root.join("runs/demo");
     if run.exists() {
@@ -35,15 +20,8 @@ pub fn run(args: &[String]) -> Result<()> {
             .with_context(|| format!("cannot remove {}", run.display()))?;
     }
     let start = std::time::Instant::now();
-    let mut c = Command::new(&bin);
-    c.current_dir(&root).args([
-        "train",
-        "--config",
-        "configs/demo.toml",
-        "--out",
-        "runs/demo",
-    ]);
-    cmd::run(c, "resnext train")?;
+    let demo = ["--config", "configs/demo.toml", "--out", "runs/demo"];
+    cmd::resnext(&bin, "train", demo)?;
     println!(
         "demo finished in {:.0} s. Results in {}: metrics.csv, curves.png, confusion_matrix.png, eval.json, best.safetensors.\n\
          Try: {} predict --run runs/demo data/demo/rings --top-k 2",

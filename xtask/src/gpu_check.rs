@@ -12,8 +12,8 @@
 //! Without a GPU it runs the CPU side (training, predict, export), says that no GPU was found,
 //! and exits 0. Nothing in it has run on a GPU yet.
 
-use crate::bench::field;
-use crate::{cmd, setup};
+use crate::bench::{field, resnext_bench};
+use crate::{cmd, flags, run_files, setup};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -25,13 +25,12 @@ use std::process::{Command, Stdio};
 /// epoch's 6 steps.
 const TOLERANCE: [(&str, f64); 3] = [("fp32", 0.02), ("bf16", 0.05), ("fp16", 0.05)];
 
-pub fn run(args: &[String]) -> Result<()> {
-    if let Some(a) = args.first() {
-        bail!("gpu-check takes no arguments, got `{a}`");
-    }
+pub fn run() -> Result<()> {
     let gpu = setup::gpu_present();
-    let cuda = ["--cuda".to_string()];
-    setup::run(if gpu { &cuda } else { &[] })?;
+    setup::run(&flags::Setup {
+        cuda: gpu,
+        ..Default::default()
+    })?;
     let bin = cmd::build_cli_release()?;
     let work = cmd::target_dir()?.join("gpu-check");
     if work.exists() {
@@ -41,18 +40,10 @@ pub fn run(args: &[String]) -> Result<()> {
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let data = work.join("data");
     let resnext = |args: &[&str]| -> Result<std::process::Output> {
-        let o = Command::new(&bin)
-            .args(args)
-            .output()
-            .with_context(|| format!("cannot run {}", bin.display()))?;
-        if !o.status.success() {
-            bail!(
-                "resnext {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-        }
-        Ok(o)
+        cmd::output(
+            Command::new(&bin).args(args),
+            &format!("resnext {}", args.join(" ")),
+        )
     };
     resnext(&[
         "data",
@@ -83,7 +74,8 @@ pub fn run(args: &[String]) -> Result<()> {
             "--precision",
             precision,
         ])?;
-        Ok((out.clone(), first_train_loss(&out)?))
+        let loss = run_files::first_epoch(&out, &["train_loss"])?[0];
+        Ok((out, loss))
     };
     let (cpu_run, cpu_loss) = train("cpu-fp32", "cpu", "fp32")?;
     println!("cpu fp32: first-epoch training loss {cpu_loss:.6}");
@@ -168,18 +160,6 @@ pub fn run(args: &[String]) -> Result<()> {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
-}
-
-/// `train_loss` of the first row of a run's metrics.csv.
-fn first_train_loss(run: &Path) -> Result<f64> {
-    let path = run.join("metrics.csv");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let row = text.lines().nth(1).context("metrics.csv has no epoch")?;
-    row.split(',')
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .context("metrics.csv: no train_loss")
 }
 
 /// The probabilities `resnext predict --json` gives for every image under `images`.
@@ -281,25 +261,11 @@ fn bench_against_pytorch(bin: &Path) -> Result<()> {
             ("bf16", "channels_last"),
             ("fp16", "channels_last"),
         ] {
-            let mut ours = Command::new(bin);
-            ours.args([
-                "bench",
-                mode,
-                "--arch",
-                "resnext50_32x4d",
-                "--batch",
-                "32",
-                "--steps",
-                "20",
-                "--warmup",
-                "3",
-                "--device",
-                "cuda",
-                "--precision",
-                precision,
-            ]);
+            let mut ours = vec![mode, "--arch", "resnext50_32x4d", "--batch", "32"];
+            ours.extend(["--steps", "20", "--warmup", "3", "--device", "cuda"]);
+            ours.extend(["--precision", precision]);
             if layout == "channels_last" {
-                ours.arg("--channels-last");
+                ours.push("--channels-last");
             }
             let mut theirs = Command::new(&python);
             theirs.arg(&script).args([
@@ -313,7 +279,7 @@ fn bench_against_pytorch(bin: &Path) -> Result<()> {
                 "--device",
                 "cuda",
             ]);
-            let a = field(&ours.output()?, "throughput: ", " img/s", "resnext bench")?;
+            let a = resnext_bench(bin, &ours)?.images_per_second;
             let b = field(
                 &theirs.output()?,
                 "throughput: ",

@@ -19,7 +19,7 @@
 //!   it is checked and left alone.
 //! - `RESNEXT_PYTHON` names the Python interpreter (default `python3`).
 
-use crate::cmd;
+use crate::{cmd, flags::Setup};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -146,30 +146,16 @@ fn find_torch_dir(venv: &Path) -> Option<PathBuf> {
 
 /// Makes sure libtorch is there and `.libtorch` points at it. Returns the libtorch folder.
 /// `--browser` also installs headless Chromium and its WebDriver (for the page's browser test).
-pub fn run(args: &[String]) -> Result<PathBuf> {
-    let (mut browser, mut mpi, mut asked) = (false, false, None);
-    for a in args {
-        match a.as_str() {
-            "--browser" => browser = true,
-            "--mpi" => mpi = true,
-            "--cpu" | "--cuda" => {
-                let v = if a == "--cpu" {
-                    Variant::Cpu
-                } else {
-                    Variant::Cuda
-                };
-                if asked.is_some_and(|x| x != v) {
-                    bail!("setup takes one of --cpu and --cuda");
-                }
-                asked = Some(v);
-            }
-            other => bail!("setup takes --browser, --mpi, --cpu and --cuda, got `{other}`"),
-        }
-    }
-    if browser {
+pub fn run(flags: &Setup) -> Result<PathBuf> {
+    let asked = match (flags.cpu, flags.cuda) {
+        (true, _) => Some(Variant::Cpu),
+        (_, true) => Some(Variant::Cuda),
+        _ => None,
+    };
+    if flags.browser {
         install_browser()?;
     }
-    if mpi {
+    if flags.mpi {
         install_mpi()?;
     }
     if let Some(dir) = user_libtorch() {

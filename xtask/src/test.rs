@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub fn run(args: &[String]) -> Result<()> {
-    setup::run(&[])?;
+    setup::run(&Default::default())?;
     let log = cmd::target_dir()?.join("skipped-tests.tsv");
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -598,7 +598,7 @@ fn unknown_names_and_bad_options_are_one_line_errors() {
             vec!["msld", "--from", "/nonexistent/x.rar"],
             "/nonexistent/x.rar",
         ),
-        (vec!["msld", "--bogus"], "unknown option `--bogus`"),
+        (vec!["msld", "--bogus"], "unexpected argument '--bogus'"),
     ] {
         let o = xtask(&args).output().unwrap();
         assert!(!o.status.success(), "{args:?}");

@@ -10,64 +10,13 @@ mod layout;
 mod registry;
 pub mod weights;
 
-use crate::cmd;
+use crate::{cmd, flags::Download};
 use anyhow::{anyhow, bail, Context, Result};
-use registry::{parse_sha256, Registry};
+pub(crate) use registry::parse_sha256;
+use registry::Registry;
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-
-const USAGE: &str = "usage: cargo xtask download [NAME] [--url URL] [--sha256 HEX] \
-                     [--from FILE_OR_DIR] [--out DIR] [--subdir PATH] [--force]\n       \
-                     cargo xtask download weights/NAME [--url URL] [--sha256 HEX] [--out DIR] [--force]";
-
-/// Parsed command line.
-#[derive(Debug, Default)]
-pub struct Args {
-    name: Option<String>,
-    url: Option<String>,
-    sha256: Option<String>,
-    from: Option<PathBuf>,
-    out: Option<PathBuf>,
-    subdir: Option<String>,
-    force: bool,
-}
-
-fn parse_args(args: &[String]) -> Result<Args> {
-    let mut out = Args::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
-        let mut value = |flag: &str| -> Result<String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}")),
-            }
-        };
-        match flag {
-            "--url" => out.url = Some(value(flag)?),
-            "--sha256" => out.sha256 = Some(parse_sha256(&value(flag)?)?),
-            "--from" => out.from = Some(PathBuf::from(value(flag)?)),
-            "--out" => out.out = Some(PathBuf::from(value(flag)?)),
-            "--subdir" => out.subdir = Some(value(flag)?),
-            "--force" => out.force = true,
-            "-h" | "--help" => bail!("{USAGE}"),
-            f if f.starts_with('-') => bail!("unknown option `{f}`\n{USAGE}"),
-            name if out.name.is_none() => out.name = Some(name.to_string()),
-            extra => bail!("unexpected argument `{extra}`\n{USAGE}"),
-        }
-    }
-    if out.url.is_some() && out.from.is_some() {
-        bail!("give --url or --from, not both");
-    }
-    Ok(out)
-}
 
 /// Where the data comes from.
 enum Source {
@@ -76,14 +25,13 @@ enum Source {
     Folder(PathBuf),
 }
 
-pub fn run(raw: &[String]) -> Result<()> {
-    let args = parse_args(raw)?;
+pub fn run(args: &Download) -> Result<()> {
     if let Some(w) = args
         .name
         .as_deref()
         .and_then(|n| n.strip_prefix("weights/"))
     {
-        return weights::run(w, &args).map(drop);
+        return weights::run(w, args).map(drop);
     }
     let registry_path = cmd::root().join("configs/datasets.toml");
     let registry = Registry::load(&registry_path)?;
@@ -397,16 +345,5 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"user:key"), "dXNlcjprZXk=");
-    }
-
-    #[test]
-    fn args() {
-        let a = parse_args(&["msld".into(), "--out=x".into(), "--force".into()]).unwrap();
-        assert_eq!(a.name.as_deref(), Some("msld"));
-        assert_eq!(a.out, Some(PathBuf::from("x")));
-        assert!(a.force);
-        assert!(parse_args(&["--sha256".into(), "nothex".into()]).is_err());
-        assert!(parse_args(&["--bogus".into()]).is_err());
-        assert!(parse_args(&["--url".into()]).is_err());
     }
 }

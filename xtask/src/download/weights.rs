@@ -6,8 +6,8 @@
 //! once it passed.
 
 use super::registry::Registry;
-use super::{http, sha256_file, Args};
-use crate::cmd;
+use super::{http, sha256_file};
+use crate::{cmd, flags::Download};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -64,7 +64,7 @@ fn url_file_name(url: &str) -> Result<String> {
 }
 
 /// Downloads the weights `weights/NAME` (or `--url`) and returns the file.
-pub fn run(name: &str, args: &Args) -> Result<PathBuf> {
+pub fn run(name: &str, args: &Download) -> Result<PathBuf> {
     if args.from.is_some() || args.subdir.is_some() {
         bail!("weights take --url, --sha256, --out and --force (not --from or --subdir)");
     }
@@ -102,7 +102,7 @@ pub fn run(name: &str, args: &Args) -> Result<PathBuf> {
 /// on first use.
 pub fn ensure(spec: &str) -> Result<PathBuf> {
     let name = spec.strip_prefix("weights/").unwrap_or(spec);
-    run(name, &Args::default())
+    run(name, &Download::default())
 }
 
 fn fetch_checked(
