@@ -163,3 +163,21 @@ pub fn run(f: &flags::Bench) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_what_resnext_bench_json_prints() {
+        // `resnext bench eval --arch custom ... --json`, verbatim
+        let out = r#"{"ablated":null,"arch":"custom","batch":2,"channels_last":false,"device":"Cpu","forward_mult_adds":11169792,"images_per_second":458.83140916646505,"mode":"eval","peak_rss_mib":166.15234375,"precision":"fp32","seconds":0.008717799,"steps":2}"#;
+        let r: super::BenchReport = serde_json::from_str(out).unwrap();
+        assert_eq!(r.images_per_second, 458.83140916646505);
+        assert_eq!(r.forward_mult_adds, 11169792.0);
+        assert_eq!(r.peak_rss_mib, Some(166.15234375));
+        let r: super::BenchReport = serde_json::from_str(
+            r#"{"forward_mult_adds":1,"images_per_second":2.5,"peak_rss_mib":null}"#,
+        )
+        .unwrap();
+        assert_eq!(r.peak_rss_mib, None);
+    }
+}
