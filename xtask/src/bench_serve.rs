@@ -319,7 +319,7 @@ fn draw(points: &[Point], out: &Path, title: &str) -> DrawResult {
     plotters::style::register_font(
         "sans-serif",
         FontStyle::Normal,
-        include_bytes!("../../crates/resnext-train/assets/DejaVuSans.ttf"),
+        include_bytes!("../../crates/resnext-infer/assets/DejaVuSans.ttf"),
     )
     .map_err(|_| "the embedded font could not be loaded")?;
     if let Some(dir) = out.parent() {

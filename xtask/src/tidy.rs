@@ -76,7 +76,7 @@ mod tests {
     const ALLOWED: [(&str, &str, &str); 6] = [
         ("crates/resnext-io/src/lib.rs", "", "the one writer itself"),
         (
-            "crates/resnext-train/src/run.rs",
+            "crates/resnext-infer/src/run.rs",
             "OpenOptions::new()",
             "the run's lock file: opened, locked and never replaced",
         ),

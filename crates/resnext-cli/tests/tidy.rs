@@ -119,7 +119,7 @@ fn every_config_key_is_in_the_config_docs() {
 #[test]
 fn every_run_file_is_in_the_readme() {
     let readme = read("README.md");
-    let run = read("crates/resnext-train/src/run.rs");
+    let run = read("crates/resnext-infer/src/run.rs");
     let names: Vec<&str> = run
         .lines()
         .filter(|l| l.trim_start().starts_with("RunFile::"))

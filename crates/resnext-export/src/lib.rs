@@ -7,7 +7,7 @@
 //! ```no_run
 //! # fn main() -> Result<(), resnext_export::ExportError> {
 //! use resnext_export::{export, ExportOptions, Format};
-//! use resnext_train::{Checkpoint, Run, RunOptions};
+//! use resnext_infer::{Checkpoint, Run, RunOptions};
 //! let run = Run::open("runs/demo")?;
 //! let predictor = run.predictor(Checkpoint::Best, RunOptions::cpu())?;
 //! let opts = ExportOptions { format: Format::Onnx, ..ExportOptions::default() };
@@ -18,7 +18,7 @@
 pub mod onnx;
 
 use prost::Message;
-use resnext_train::Predictor;
+use resnext_infer::Predictor;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
@@ -27,7 +27,7 @@ use tch::{Kind, Tensor};
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error(transparent)]
-    Train(#[from] resnext_train::TrainError),
+    Infer(#[from] resnext_infer::InferError),
     #[error(transparent)]
     Model(#[from] resnext_model::ModelError),
     #[error("libtorch error: {0}")]

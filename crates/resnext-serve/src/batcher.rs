@@ -7,8 +7,8 @@ use crate::error::{ApiError, ServeError};
 use crate::metrics::Metrics;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use image::RgbImage;
-use resnext_train::explain::Heatmap;
-use resnext_train::{Prediction, Predictor, Preprocessor, TrainError};
+use resnext_infer::explain::Heatmap;
+use resnext_infer::{InferError, Prediction, Predictor, Preprocessor};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -247,7 +247,7 @@ fn run_jobs(p: &Predictor, jobs: Vec<Job>, metrics: &Metrics) {
     for (image, class, reply, permit) in explains {
         metrics.batch_size.observe(1.0);
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| p.explain(&image, class)))
-            .unwrap_or_else(|_| Err(TrainError::Encode("Grad-CAM panicked".into())));
+            .unwrap_or_else(|_| Err(InferError::Encode("Grad-CAM panicked".into())));
         // the place goes back with the heatmap (or is dropped here if the requester has gone)
         reply.send((result.map_err(ApiError::from), permit)).ok();
     }

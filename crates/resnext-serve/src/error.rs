@@ -3,7 +3,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use resnext_train::TrainError;
+use resnext_infer::InferError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -64,10 +64,10 @@ impl ApiError {
     }
 }
 
-impl From<TrainError> for ApiError {
-    fn from(e: TrainError) -> Self {
+impl From<InferError> for ApiError {
+    fn from(e: InferError) -> Self {
         match e {
-            TrainError::ClassOutOfRange { .. } => Self::bad_request(e.to_string()),
+            InferError::ClassOutOfRange { .. } => Self::bad_request(e.to_string()),
             other => Self::internal(other),
         }
     }

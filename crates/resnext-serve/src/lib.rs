@@ -12,7 +12,7 @@
 //! Routes: `POST /v1/predict`, `POST /v1/explain`, `GET /v1/model`, `GET /healthz`,
 //! `GET /readyz`, `GET /metrics`, and the page at `GET /`. Errors are `{"error": "<one line>"}`.
 //!
-//! [`Predictor`]: resnext_train::Predictor
+//! [`Predictor`]: resnext_infer::Predictor
 
 pub mod api;
 pub mod batcher;

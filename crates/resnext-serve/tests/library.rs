@@ -3,10 +3,10 @@
 //! when the shutdown future completes; admission that covers the decode of an abandoned request.
 
 use resnext_data::TransformConfig;
+use resnext_infer::{Predictor, RunOptions};
 use resnext_model::weights::{state_dict, write_tensors_atomic};
 use resnext_model::{ModelConfig, ResNeXt};
 use resnext_serve::{ServeConfig, Server};
-use resnext_train::{Predictor, RunOptions};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -87,7 +87,7 @@ fn a_library_user_serves_a_predictor() {
 }
 
 /// Random weights of a tiny 3-class network in `dir`, and a loader for them.
-fn tiny_loader(dir: &Path) -> impl FnOnce() -> Result<Predictor, resnext_train::TrainError> + Send {
+fn tiny_loader(dir: &Path) -> impl FnOnce() -> Result<Predictor, resnext_infer::InferError> + Send {
     let weights = dir.join("tiny.safetensors");
     let model = ModelConfig::custom([1, 1, 1, 1], 2, 4, 3);
     {

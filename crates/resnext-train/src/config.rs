@@ -390,18 +390,7 @@ impl Default for ScheduleSection {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    #[default]
-    Fp32,
-    Bf16,
-    Fp16,
-    /// float64 activations and gradients over the fp32 master weights: a numerical reference
-    /// (rounding about 1e-16 instead of 1e-7, so two ways of computing the same step agree on
-    /// any CPU), several times slower than fp32.
-    Fp64,
-}
+pub use resnext_infer::precision::Precision;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -628,6 +617,12 @@ impl TrainConfig {
     }
 
     /// The config as TOML; fails only for a value TOML cannot hold, which `validate` refuses.
+    /// The resolved config a run directory was trained with (`config.toml`).
+    pub fn of_run(run: &crate::run::Run) -> Result<Self, TrainError> {
+        let path = run.path(crate::run::RunFile::Config);
+        Self::from_toml(&run.read_text(crate::run::RunFile::Config)?, &path)
+    }
+
     pub fn to_toml(&self) -> Result<String, TrainError> {
         toml::to_string_pretty(self).map_err(|e| TrainError::InvalidValue {
             key: "config",

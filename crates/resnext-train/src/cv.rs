@@ -21,7 +21,8 @@ use crate::error::TrainError;
 use crate::evaluate::RunOptions;
 use crate::metric::{EvalReport, Report};
 use crate::progress::Progress;
-use crate::run::{EvalOptions, Run, RunFile, SamplePrediction, SplitPart};
+use crate::run::{Run, RunFile, SplitPart};
+use crate::run_eval::{EvalOptions, SamplePrediction};
 use crate::trainer::{Observer, Trainer};
 use resnext_data::folds::{FoldConfig, Folds};
 use resnext_data::scan::scan;
@@ -32,36 +33,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The files of a cross-validation directory (besides the fold runs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CvFile {
-    Settings,
-    Folds,
-    Oof,
-    Summary,
-    Figure,
-}
-
-impl CvFile {
-    /// Every file a cross-validation directory holds besides its folds' run directories.
-    pub const ALL: [CvFile; 5] = [
-        CvFile::Settings,
-        CvFile::Folds,
-        CvFile::Oof,
-        CvFile::Summary,
-        CvFile::Figure,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            CvFile::Settings => "cv.toml",
-            CvFile::Folds => "folds.json",
-            CvFile::Oof => "oof.csv",
-            CvFile::Summary => "cv.json",
-            CvFile::Figure => "cv.png",
-        }
-    }
-}
+pub use resnext_infer::cv_dir::CvFile;
 
 /// A fold's ROC curve (binary problems): (false positive rate, true positive rate) points.
 pub type RocCurve = Option<Vec<(f64, f64)>>;

@@ -19,50 +19,38 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - [`run`]: the run directory, every file name in it, evaluation of a run.
-//! - [`predictor`]: a trained model with its classes and eval transform, batched prediction,
-//!   Grad-CAM.
+//! Inference (the run directory, checkpoints, the predictor, evaluation, metrics, plots) is the
+//! `resnext-infer` crate, re-exported here under the same paths; this crate adds training:
+//!
 //! - [`config`]: the TOML training config, `--set` overrides, validation.
 //! - [`dist`]: data-parallel training across processes (MPI with feature `mpi`).
-//! - [`device`]: `cpu`/`cuda[:N]`/`auto`, and loading libtorch's CUDA library.
 //! - [`optim`]: Adam, AdamW and SGD with state the project owns (saved for exact resume).
 //! - [`schedule`]: constant, step and cosine learning rates with linear warmup.
 //! - [`loss`]: cross-entropy on logits with label smoothing and soft targets.
-//! - [`metric`]: the per-epoch row and `metrics.csv`, running means, classification reports and
-//!   `eval.json`.
-//! - [`checkpoint`]: sidecars and resume state.
-//! - [`owned`]: whether a path is one of a run's (or a cross-validation's) own files.
 //! - [`ema`]: an exponential moving average of the weights.
+//! - [`resume`]: the resume point's loop state, saved and loaded with the weights.
 //! - [`trainer`]: the loop (building it, one step, early stopping, the observer).
-//! - [`explain`]: Grad-CAM class-activation maps and their overlays.
-//! - [`evaluate`]: predictions of a network over a dataset part.
-//! - [`progress`]: how long operations report progress.
-//! - [`plot`] (feature `plot`): PNG figures of a run.
 //! - [`memory`]: keeping freed memory in the process between steps (glibc malloc tuning).
-//! - [`precision`]: fp32 / bf16 / fp16 and memory-format handling of inputs.
 
-pub mod checkpoint;
 pub mod config;
 pub mod cv;
-pub mod device;
 pub mod dist;
 pub mod ema;
 pub mod error;
-pub mod evaluate;
-pub mod explain;
 pub mod loss;
 pub mod memory;
-pub mod metric;
 pub mod optim;
-pub mod owned;
-#[cfg(feature = "plot")]
-pub mod plot;
-pub mod precision;
-pub mod predictor;
-pub mod progress;
-pub mod run;
+pub mod resume;
 pub mod schedule;
 pub mod trainer;
+
+// Inference lives in resnext-infer; its modules keep their paths here (`resnext_train::run`, …).
+#[cfg(feature = "plot")]
+pub use resnext_infer::plot;
+pub use resnext_infer::{
+    checkpoint, device, evaluate, explain, metric, owned, precision, predictor, progress, run,
+    run_eval,
+};
 
 pub use checkpoint::Checkpoint;
 pub use config::{Precision, TrainConfig};
@@ -72,5 +60,7 @@ pub use evaluate::RunOptions;
 pub use metric::{EvalReport, Report};
 pub use predictor::{Prediction, Predictor, Preprocessor};
 pub use progress::{NoProgress, Progress};
-pub use run::{EvalOptions, Run, RunFile, SplitPart};
+pub use resnext_infer::InferError;
+pub use run::{Run, RunFile, SplitPart};
+pub use run_eval::EvalOptions;
 pub use trainer::{EpochRow, Observer, Trainer};

@@ -53,10 +53,7 @@ pub fn weighted_soft_cross_entropy(
         .f_div(&sw.f_sum(Kind::Float)?)
 }
 
-/// Plain cross-entropy against class indices.
-pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
-    logits.to_kind(Kind::Float).cross_entropy_for_logits(labels)
-}
+pub use resnext_infer::evaluate::cross_entropy;
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,9 @@
 //! Early stopping as its own strategy: the best value of a monitored metric and the epochs since
 //! it last improved; the run stops once that count reaches the patience.
 
-use crate::checkpoint::LoopState;
 use crate::config::StopMetric;
 use crate::metric::EpochRow;
+use crate::resume::LoopState;
 
 /// Stop after `patience` epochs without improvement of `metric`.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -15,7 +15,7 @@ pub mod step;
 pub use early_stopping::EarlyStopping;
 pub use observer::{Observer, Silent, StartInfo};
 
-use crate::checkpoint::{Checkpoint, CheckpointInfo, LoopState};
+use crate::checkpoint::{Checkpoint, CheckpointInfo};
 use crate::config::TrainConfig;
 use crate::dist::Comm;
 use crate::ema::Ema;
@@ -28,6 +28,7 @@ use crate::metric::{metrics_csv, Running};
 use crate::optim::Optimizer;
 use crate::precision::{prepare_input, with_autocast};
 use crate::progress::Progress;
+use crate::resume::{LoopState, ResumePoint};
 use crate::run::{Run, RunFile, RunLock};
 use crate::schedule::Schedule;
 use resnext_data::split::Split;
@@ -393,7 +394,7 @@ impl Trainer {
             ema.swap()?;
         }
         let preds = match preds {
-            Err(TrainError::NonFiniteOutput) => {
+            Err(resnext_infer::InferError::NonFiniteOutput) => {
                 return Err(TrainError::NonFinite {
                     epoch,
                     batch: 0,

@@ -3,7 +3,7 @@
 
 use super::step::LossScaler;
 use super::Trainer;
-use crate::checkpoint::{CheckpointInfo, LoopState};
+use crate::checkpoint::CheckpointInfo;
 use crate::config::TrainConfig;
 use crate::device::DeviceChoice;
 use crate::dist::{self, shard::Shard, Comm, StatsSum};
@@ -11,6 +11,7 @@ use crate::ema::Ema;
 use crate::error::TrainError;
 use crate::metric::{metrics_csv, EpochRow};
 use crate::optim::Optimizer;
+use crate::resume::{LoopState, ResumePoint};
 use crate::run::{Run, RunFile, RunLock};
 use crate::schedule::Schedule;
 use resnext_data::loader::PixelType;
@@ -162,7 +163,7 @@ impl Trainer {
         }
         let lock = run.lock()?;
         let (tensors, state) = run.load_resume()?;
-        let mut cfg = run.config()?;
+        let mut cfg = TrainConfig::of_run(&run)?;
         if let Some(e) = epochs {
             if e <= state.epoch {
                 return Err(TrainError::InvalidValue {

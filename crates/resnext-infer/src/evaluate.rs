@@ -2,10 +2,8 @@
 //! mean cross-entropy, and optional test-time augmentation (the mean of the prediction and that
 //! of the horizontally flipped image).
 
-use crate::config::Precision;
-use crate::error::TrainError;
-use crate::loss::cross_entropy;
-use crate::precision::{prepare_input, with_autocast};
+use crate::error::InferError;
+use crate::precision::{prepare_input, with_autocast, Precision};
 use crate::progress::Progress;
 use resnext_data::Loader;
 use resnext_model::ResNeXt;
@@ -58,12 +56,12 @@ impl RunOptions {
 }
 
 /// Turns a float batch into an NCHW tensor.
-pub fn batch_tensor(batch: &resnext_data::Batch) -> Result<Tensor, TrainError> {
-    let a = batch.f32().ok_or(TrainError::BatchLayout("float pixels"))?;
+pub fn batch_tensor(batch: &resnext_data::Batch) -> Result<Tensor, InferError> {
+    let a = batch.f32().ok_or(InferError::BatchLayout("float pixels"))?;
     let shape: Vec<i64> = a.shape().iter().map(|&d| d as i64).collect();
     let data = a
         .as_slice()
-        .ok_or(TrainError::BatchLayout("a contiguous buffer"))?;
+        .ok_or(InferError::BatchLayout("a contiguous buffer"))?;
     let t = Tensor::f_from_slice(data)?.f_view(shape.as_slice())?;
     Ok(match batch.layout {
         resnext_data::Layout::Nhwc => t.f_permute([0, 3, 1, 2])?,
@@ -72,7 +70,7 @@ pub fn batch_tensor(batch: &resnext_data::Batch) -> Result<Tensor, TrainError> {
 }
 
 /// Logits of one prepared input in eval mode (fp32 on the CPU).
-pub fn logits(net: &ResNeXt, x: &Tensor, opts: RunOptions) -> Result<Tensor, TrainError> {
+pub fn logits(net: &ResNeXt, x: &Tensor, opts: RunOptions) -> Result<Tensor, InferError> {
     let x = prepare_input(
         x.shallow_clone(),
         opts.precision,
@@ -91,7 +89,7 @@ pub fn logits_and_probs(
     net: &ResNeXt,
     x: &Tensor,
     opts: RunOptions,
-) -> Result<(Tensor, Tensor), TrainError> {
+) -> Result<(Tensor, Tensor), InferError> {
     logits_and_probs_at(net, x, opts, None)
 }
 
@@ -101,8 +99,8 @@ pub fn logits_and_probs_at(
     x: &Tensor,
     opts: RunOptions,
     temperature: Option<f64>,
-) -> Result<(Tensor, Tensor), TrainError> {
-    let scaled = |l: &Tensor| -> Result<Tensor, TrainError> {
+) -> Result<(Tensor, Tensor), InferError> {
+    let scaled = |l: &Tensor| -> Result<Tensor, InferError> {
         let l = l.f_to_kind(Kind::Float)?;
         Ok(match temperature {
             Some(t) => l.f_div_scalar(t)?.f_softmax(1, Kind::Float)?,
@@ -118,7 +116,7 @@ pub fn logits_and_probs_at(
     let finite = l.f_isfinite()?.f_all()?.f_int64_value(&[])? == 1
         && probs.f_isfinite()?.f_all()?.f_int64_value(&[])? == 1;
     if !finite {
-        return Err(TrainError::NonFiniteOutput);
+        return Err(InferError::NonFiniteOutput);
     }
     Ok((l, probs))
 }
@@ -129,7 +127,7 @@ pub fn predict_loader(
     loader: &Loader,
     opts: RunOptions,
     progress: &dyn Progress,
-) -> Result<Predictions, TrainError> {
+) -> Result<Predictions, InferError> {
     let mut out = Predictions::default();
     let mut loss_sum = 0.0;
     progress.begin("evaluating", loader.num_samples());
@@ -164,4 +162,9 @@ pub fn predict_loader(
         loss_sum / out.labels.len() as f64
     };
     Ok(out)
+}
+
+/// The mean cross-entropy of `logits` against hard `labels` (the validation and test loss).
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    logits.to_kind(Kind::Float).cross_entropy_for_logits(labels)
 }

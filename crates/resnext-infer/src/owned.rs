@@ -2,7 +2,7 @@
 //! the run writes those; commands that write a file the user names (`export`, `convert`,
 //! `predict --cam`, `data split`) refuse them, so that no `--out` can break `eval` or `--resume`.
 
-use crate::cv::CvFile;
+use crate::cv_dir::CvFile;
 use crate::run::RunFile;
 use std::path::{Path, PathBuf};
 
@@ -25,9 +25,9 @@ pub fn owner(path: &Path) -> Option<(PathBuf, &'static str)> {
 }
 
 /// An error naming the directory when `path` is one of its own files (see [`owner`]).
-pub fn refuse_owned(path: &Path, flag: &str) -> Result<(), crate::TrainError> {
+pub fn refuse_owned(path: &Path, flag: &str) -> Result<(), crate::error::InferError> {
     match owner(path) {
-        Some((dir, name)) => Err(crate::TrainError::OwnedOutput {
+        Some((dir, name)) => Err(crate::error::InferError::OwnedOutput {
             flag: flag.to_string(),
             path: path.to_path_buf(),
             dir,

@@ -6,7 +6,7 @@
 //! knows no CUDA at all. [`load_cuda`] opens it with `dlopen` when a CUDA device is asked for (or
 //! at `auto`), so CPU runs keep their fast start and CUDA runs find their GPUs.
 
-use crate::error::TrainError;
+use crate::error::InferError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -25,8 +25,8 @@ pub enum DeviceChoice {
 }
 
 impl FromStr for DeviceChoice {
-    type Err = TrainError;
-    fn from_str(s: &str) -> Result<Self, TrainError> {
+    type Err = InferError;
+    fn from_str(s: &str) -> Result<Self, InferError> {
         let t = s.trim().to_ascii_lowercase();
         match t.as_str() {
             "cpu" => Ok(Self::Cpu),
@@ -34,15 +34,15 @@ impl FromStr for DeviceChoice {
             "cuda" | "gpu" => Ok(Self::Cuda(0)),
             other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(n)) => Ok(Self::Cuda(n)),
-                _ => Err(TrainError::UnknownDevice(s.to_string())),
+                _ => Err(InferError::UnknownDevice(s.to_string())),
             },
         }
     }
 }
 
 impl TryFrom<String> for DeviceChoice {
-    type Error = TrainError;
-    fn try_from(s: String) -> Result<Self, TrainError> {
+    type Error = InferError;
+    fn try_from(s: String) -> Result<Self, InferError> {
         s.parse()
     }
 }
@@ -65,7 +65,7 @@ impl fmt::Display for DeviceChoice {
 
 impl DeviceChoice {
     /// The libtorch device, loading CUDA support first when the choice needs it.
-    pub fn resolve(self) -> Result<Device, TrainError> {
+    pub fn resolve(self) -> Result<Device, InferError> {
         match self {
             Self::Cpu => Ok(Device::Cpu),
             Self::Auto => {
@@ -73,21 +73,21 @@ impl DeviceChoice {
                 Ok(Device::cuda_if_available())
             }
             Self::Cuda(n) => {
-                load_cuda().map_err(|reason| TrainError::NoCuda {
-                    device: self,
+                load_cuda().map_err(|reason| InferError::NoCuda {
+                    device: self.to_string(),
                     reason,
                 })?;
                 let count = cuda_device_count();
                 if count == 0 {
-                    return Err(TrainError::NoCuda {
-                        device: self,
+                    return Err(InferError::NoCuda {
+                        device: self.to_string(),
                         reason: "CUDA support is loaded, but no CUDA device or driver was found"
                             .into(),
                     });
                 }
                 if n >= count {
-                    return Err(TrainError::NoCuda {
-                        device: self,
+                    return Err(InferError::NoCuda {
+                        device: self.to_string(),
                         reason: format!("libtorch sees {count} CUDA device(s)"),
                     });
                 }

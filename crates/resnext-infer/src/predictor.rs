@@ -2,7 +2,7 @@
 //! class names, device and precision. `resnext predict`, `eval`, Grad-CAM and the server use it.
 
 use crate::checkpoint::{Checkpoint, CheckpointInfo};
-use crate::error::TrainError;
+use crate::error::InferError;
 use crate::evaluate::{logits_and_probs_at, RunOptions};
 use crate::explain::{grad_cam, Heatmap};
 use crate::metric::argmax;
@@ -91,11 +91,11 @@ impl std::fmt::Debug for Predictor {
 
 impl Predictor {
     /// The weights of a run's checkpoint, with its classes and eval transform.
-    pub fn from_run(run: &Run, which: Checkpoint, opts: RunOptions) -> Result<Self, TrainError> {
+    pub fn from_run(run: &Run, which: Checkpoint, opts: RunOptions) -> Result<Self, InferError> {
         let info = run.info(which)?;
         let n = info.model.num_classes;
         if info.classes.len() as i64 != n {
-            return Err(TrainError::ClassCountMismatch {
+            return Err(InferError::ClassCountMismatch {
                 sidecar: run.path(RunFile::Sidecar(which)),
                 classes: info.classes.len(),
                 outputs: n,
@@ -119,7 +119,7 @@ impl Predictor {
         model: &ModelConfig,
         transform: TransformConfig,
         opts: RunOptions,
-    ) -> Result<Self, TrainError> {
+    ) -> Result<Self, InferError> {
         Self::build(&WeightsFile::new(weights), model, transform, opts)
     }
 
@@ -129,7 +129,7 @@ impl Predictor {
         model: &ModelConfig,
         transform: TransformConfig,
         opts: RunOptions,
-    ) -> Result<Self, TrainError> {
+    ) -> Result<Self, InferError> {
         Self::build(weights, model, transform, opts)
     }
 
@@ -138,10 +138,10 @@ impl Predictor {
         model: &ModelConfig,
         transform: TransformConfig,
         opts: RunOptions,
-    ) -> Result<Self, TrainError> {
+    ) -> Result<Self, InferError> {
         let transform = Transform::new(transform)?;
         if transform.config().is_random() {
-            return Err(TrainError::RandomEvalTransform);
+            return Err(InferError::RandomEvalTransform);
         }
         let mut vs = VarStore::new(opts.device);
         // every weight is loaded next: zeros are cheaper than a random draw
@@ -165,7 +165,7 @@ impl Predictor {
 
     /// Folds every BatchNorm into the convolution before it (`--fold-bn`): the same logits up to
     /// rounding, fewer ops per forward pass.
-    pub fn with_folded_batchnorm(mut self) -> Result<Self, TrainError> {
+    pub fn with_folded_batchnorm(mut self) -> Result<Self, InferError> {
         self.net.fold_batchnorm()?;
         Ok(self)
     }
@@ -210,7 +210,7 @@ impl Predictor {
     }
 
     /// The eval transform of one image as a `[1, 3, H, W]` tensor.
-    pub fn input(&self, image: &RgbImage) -> Result<Tensor, TrainError> {
+    pub fn input(&self, image: &RgbImage) -> Result<Tensor, InferError> {
         let [h, w] = self.transform.size();
         let v = self.transform.apply(image, &mut Rng::new(0));
         Ok(Tensor::f_from_slice(&v)?.f_view([1, 3, h as i64, w as i64])?)
@@ -224,7 +224,7 @@ impl Predictor {
     }
 
     /// Predictions for `images`, in batches.
-    pub fn predict(&self, images: &[RgbImage]) -> Result<Vec<Prediction>, TrainError> {
+    pub fn predict(&self, images: &[RgbImage]) -> Result<Vec<Prediction>, InferError> {
         let pre = self.preprocessor();
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(self.batch_size) {
@@ -240,7 +240,7 @@ impl Predictor {
         &self,
         inputs: &[Vec<f32>],
         tta: bool,
-    ) -> Result<Vec<Prediction>, TrainError> {
+    ) -> Result<Vec<Prediction>, InferError> {
         if inputs.is_empty() {
             return Ok(Vec::new());
         }
@@ -249,7 +249,7 @@ impl Predictor {
         let mut buf = Vec::with_capacity(per * inputs.len());
         for v in inputs {
             if v.len() != per {
-                return Err(TrainError::InputSize {
+                return Err(InferError::InputSize {
                     expected: per,
                     got: v.len(),
                 });
@@ -279,12 +279,12 @@ impl Predictor {
 
     /// The Grad-CAM heatmap of `class` (default: the predicted class) for one image, placed on
     /// the part of the image the eval transform keeps.
-    pub fn explain(&self, image: &RgbImage, class: Option<usize>) -> Result<Heatmap, TrainError> {
+    pub fn explain(&self, image: &RgbImage, class: Option<usize>) -> Result<Heatmap, InferError> {
         let x = self.input(image)?;
         let class = match class {
             Some(c) if c < self.num_classes() => c,
             Some(c) => {
-                return Err(TrainError::ClassOutOfRange {
+                return Err(InferError::ClassOutOfRange {
                     class: c,
                     classes: self.num_classes(),
                 })
@@ -293,7 +293,7 @@ impl Predictor {
         };
         let x = crate::precision::prepare_input(
             x,
-            crate::config::Precision::Fp32,
+            crate::precision::Precision::Fp32,
             false,
             self.opts.device,
         )?
@@ -301,5 +301,12 @@ impl Predictor {
         let cam = grad_cam(&self.net, &x, class as i64)?;
         let region = self.transform.view_region(image.width(), image.height());
         Ok(Heatmap { cam, class, region })
+    }
+}
+
+impl Run {
+    /// A predictor of a checkpoint, with the run's classes and eval transform.
+    pub fn predictor(&self, which: Checkpoint, opts: RunOptions) -> Result<Predictor, InferError> {
+        Predictor::from_run(self, which, opts)
     }
 }

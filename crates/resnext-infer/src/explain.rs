@@ -2,7 +2,7 @@
 //! the class score's gradient, summed over channels, ReLU. A [`Heatmap`] places the map on the
 //! region of the source image that the network saw, and draws it over that image ("jet").
 
-use crate::error::TrainError;
+use crate::error::InferError;
 use image::{Rgb, RgbImage};
 use resnext_model::ResNeXt;
 use tch::{Device, Kind, Tensor};
@@ -22,7 +22,7 @@ pub struct Cam {
 }
 
 /// Grad-CAM of `class` for a single prepared input `x` ([1, 3, H, W], on the model's device).
-pub fn grad_cam(net: &ResNeXt, x: &Tensor, class: i64) -> Result<Cam, TrainError> {
+pub fn grad_cam(net: &ResNeXt, x: &Tensor, class: i64) -> Result<Cam, InferError> {
     let features = net.features(x, false)?;
     let logits = net.head(&features)?;
     let score = logits.f_select(1, class)?.f_sum(Kind::Float)?;
@@ -164,14 +164,14 @@ impl Heatmap {
     }
 
     /// The overlay as PNG bytes, at most [`MAX_OVERLAY_SIDE`] pixels on its longest side.
-    pub fn overlay_png(&self, image: &RgbImage) -> Result<Vec<u8>, TrainError> {
+    pub fn overlay_png(&self, image: &RgbImage) -> Result<Vec<u8>, InferError> {
         let mut bytes = Vec::new();
         self.overlay_at_most(image, MAX_OVERLAY_SIDE)
             .write_to(
                 &mut std::io::Cursor::new(&mut bytes),
                 image::ImageFormat::Png,
             )
-            .map_err(|e| TrainError::Encode(e.to_string()))?;
+            .map_err(|e| InferError::Encode(e.to_string()))?;
         Ok(bytes)
     }
 }

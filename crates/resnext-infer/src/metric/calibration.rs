@@ -4,7 +4,7 @@
 //! the logits by one scalar T, fitted on the validation part by minimising the negative
 //! log-likelihood; it changes no prediction, only how sure they are.
 
-use super::report::argmax;
+use super::argmax::argmax;
 use serde::{Deserialize, Serialize};
 
 /// The number of bins of the ECE and the reliability diagram.

@@ -4,12 +4,25 @@
 //! tch exposes it, has no dtype setting and would compute in fp16). fp16, on CUDA only, runs
 //! under libtorch's autocast with the trainer's dynamic loss scaling.
 
-use crate::config::Precision;
-use crate::error::TrainError;
+use crate::error::InferError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 use tch::{Device, Kind, TchError, Tensor};
+
+/// The numeric precision of a network's activations (master weights stay fp32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Bf16,
+    Fp16,
+    /// float64 activations and gradients over the fp32 master weights: a numerical reference
+    /// (rounding about 1e-16 instead of 1e-7, so two ways of computing the same step agree on
+    /// any CPU), several times slower than fp32.
+    Fp64,
+}
 
 impl Precision {
     /// The name configs and flags use.
@@ -45,8 +58,8 @@ impl Default for PrecisionChoice {
 }
 
 impl FromStr for PrecisionChoice {
-    type Err = TrainError;
-    fn from_str(s: &str) -> Result<Self, TrainError> {
+    type Err = InferError;
+    fn from_str(s: &str) -> Result<Self, InferError> {
         Ok(match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Self::Auto,
             "fp32" => Self::Fixed(Precision::Fp32),
@@ -54,7 +67,7 @@ impl FromStr for PrecisionChoice {
             "fp16" => Self::Fixed(Precision::Fp16),
             "fp64" => Self::Fixed(Precision::Fp64),
             _ => {
-                return Err(TrainError::UnknownChoice {
+                return Err(InferError::UnknownChoice {
                     what: "precision",
                     got: s.to_string(),
                     expected: "auto, fp32, bf16, fp16 or fp64",
@@ -65,8 +78,8 @@ impl FromStr for PrecisionChoice {
 }
 
 impl TryFrom<String> for PrecisionChoice {
-    type Error = TrainError;
-    fn try_from(s: String) -> Result<Self, TrainError> {
+    type Error = InferError;
+    fn try_from(s: String) -> Result<Self, InferError> {
         s.parse()
     }
 }
@@ -103,14 +116,14 @@ pub enum LayoutChoice {
 }
 
 impl FromStr for LayoutChoice {
-    type Err = TrainError;
-    fn from_str(s: &str) -> Result<Self, TrainError> {
+    type Err = InferError;
+    fn from_str(s: &str) -> Result<Self, InferError> {
         Ok(match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Self::Auto,
             "true" => Self::ChannelsLast,
             "false" => Self::Nchw,
             _ => {
-                return Err(TrainError::UnknownChoice {
+                return Err(InferError::UnknownChoice {
                     what: "channels_last",
                     got: s.to_string(),
                     expected: "true, false or auto",
@@ -256,7 +269,7 @@ pub fn resolve(
     precision: PrecisionChoice,
     layout: LayoutChoice,
     device: Device,
-) -> Result<Numerics, TrainError> {
+) -> Result<Numerics, InferError> {
     let mut notes = Vec::new();
     let native = cpu_native_bf16();
     let p = match precision {
@@ -270,7 +283,7 @@ pub fn resolve(
                 );
             }
             if p == Precision::Fp16 && device == Device::Cpu {
-                return Err(TrainError::Fp16OnCpu);
+                return Err(InferError::Fp16OnCpu);
             }
             p
         }

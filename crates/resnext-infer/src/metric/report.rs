@@ -2,6 +2,7 @@
 //! weighted averages, confusion matrix with rows = true class, ROC-AUC), its text table, and
 //! `eval.json` ([`EvalReport`]).
 
+use super::argmax::argmax;
 use super::roc::roc_auc;
 use crate::checkpoint::Checkpoint;
 use serde::{Deserialize, Serialize};
@@ -206,17 +207,6 @@ impl Report {
         }
         s
     }
-}
-
-/// The index of the largest value (the first on ties; NaN never wins).
-pub fn argmax<T: PartialOrd + Copy>(v: &[T]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 #[cfg(test)]

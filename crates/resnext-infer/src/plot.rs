@@ -3,14 +3,14 @@
 //! confusion matrix as a heatmap with counts and the binary ROC curve. Behind the `plot` feature,
 //! so that users who only train do not build plotters.
 
-use crate::error::TrainError;
+use crate::error::InferError;
 use crate::metric::{EpochRow, ReliabilityBin};
 use crate::progress::Progress;
 use crate::run::{Run, RunFile};
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
-fn register_font() -> Result<(), TrainError> {
+fn register_font() -> Result<(), InferError> {
     static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *ONCE.get_or_init(|| {
         plotters::style::register_font(
@@ -23,18 +23,18 @@ fn register_font() -> Result<(), TrainError> {
     if ok {
         Ok(())
     } else {
-        Err(TrainError::Plot(
+        Err(InferError::Plot(
             "the embedded font could not be loaded".into(),
         ))
     }
 }
 
 /// Draws every figure the run's files allow; returns the paths written.
-pub fn plot_run(run: &Run, progress: &dyn Progress) -> Result<Vec<PathBuf>, TrainError> {
+pub fn plot_run(run: &Run, progress: &dyn Progress) -> Result<Vec<PathBuf>, InferError> {
     register_font()?;
     let rows = run.metrics()?;
     if rows.is_empty() {
-        return Err(TrainError::NoEpochs(run.path(RunFile::Metrics)));
+        return Err(InferError::NoEpochs(run.path(RunFile::Metrics)));
     }
     let eval = run.eval_report()?;
     let figures = 1 + eval.as_ref().map_or(0, |e| {
@@ -45,9 +45,9 @@ pub fn plot_run(run: &Run, progress: &dyn Progress) -> Result<Vec<PathBuf>, Trai
     let mut written = Vec::new();
     let draw = |file: RunFile,
                 f: &dyn Fn(&mut Canvas) -> DrawResult|
-     -> Result<PathBuf, TrainError> {
+     -> Result<PathBuf, InferError> {
         let p = run.path(file);
-        atomic_png(&p, f).map_err(|e| TrainError::Plot(format!("drawing {}: {e}", p.display())))?;
+        atomic_png(&p, f).map_err(|e| InferError::Plot(format!("drawing {}: {e}", p.display())))?;
         progress.advance(1);
         Ok(p)
     };
@@ -421,7 +421,7 @@ pub fn plot_cv(
     classes: &[String],
     pooled_cm: &[Vec<usize>],
     pooled_reliability: &[ReliabilityBin],
-) -> Result<(), TrainError> {
+) -> Result<(), InferError> {
     register_font()?;
     atomic_png(out, |t| {
         let root = t.area((2400, 620));
@@ -566,5 +566,12 @@ pub fn plot_cv(
         root.present()?;
         Ok(())
     })
-    .map_err(|e| TrainError::Plot(format!("drawing {}: {e}", out.display())))
+    .map_err(|e| InferError::Plot(format!("drawing {}: {e}", out.display())))
+}
+
+impl Run {
+    /// Draws every figure the run's files allow; returns the paths written.
+    pub fn plot(&self, progress: &dyn Progress) -> Result<Vec<PathBuf>, InferError> {
+        plot_run(self, progress)
+    }
 }

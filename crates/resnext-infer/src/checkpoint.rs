@@ -1,10 +1,11 @@
 //! What a run directory's checkpoints hold: which saved weights ([`Checkpoint`]), their sidecar
-//! ([`CheckpointInfo`]: enough to rebuild the model and its eval transform) and the loop state of
-//! the resume point ([`LoopState`]). Every file of a run is written by `resnext_io::write_atomic`.
+//! ([`CheckpointInfo`]: enough to rebuild the model and its eval transform). Every file of a run
+//! is written by `resnext_io::write_atomic`; the resume point's loop state belongs to the
+//! training crate.
 //! The directory itself, with every file name, is [`crate::run::Run`].
 
-use crate::error::TrainError;
-use crate::metric::EpochRow;
+use crate::error::InferError;
+use crate::metric::epoch::EpochRow;
 use resnext_data::TransformConfig;
 use resnext_model::ModelConfig;
 use serde::{Deserialize, Serialize};
@@ -37,12 +38,12 @@ impl std::fmt::Display for Checkpoint {
 }
 
 impl std::str::FromStr for Checkpoint {
-    type Err = TrainError;
-    fn from_str(s: &str) -> Result<Self, TrainError> {
+    type Err = InferError;
+    fn from_str(s: &str) -> Result<Self, InferError> {
         match s {
             "best" => Ok(Checkpoint::Best),
             "last" => Ok(Checkpoint::Last),
-            other => Err(TrainError::UnknownChoice {
+            other => Err(InferError::UnknownChoice {
                 what: "checkpoint",
                 got: other.to_string(),
                 expected: "best or last",
@@ -73,7 +74,7 @@ pub struct CheckpointInfo {
     pub temperature: Option<f64>,
     /// The precision the training ran in (`auto` resolved; absent in older runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub precision: Option<crate::config::Precision>,
+    pub precision: Option<crate::precision::Precision>,
     /// Whether the training ran channels-last (absent in older runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels_last: Option<bool>,
@@ -133,18 +134,4 @@ impl CheckpointInfo {
         }
         Ok(())
     }
-}
-
-/// The loop state stored in the resume checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct LoopState {
-    /// Epochs finished.
-    pub epoch: usize,
-    pub best_val_acc: f64,
-    pub best_epoch: usize,
-    /// The early-stopping metric's best value and the epochs since it improved.
-    pub stop_best: Option<f64>,
-    pub stale_epochs: usize,
-    pub history: Vec<EpochRow>,
-    pub seed: u64,
 }
