@@ -147,7 +147,7 @@ fn the_same_options_give_the_same_summary_and_json_round_trips() {
     assert!(v["metrics"]["roc_auc"]["low"].is_f64());
 }
 
-/// Every number of `a` equals `b`'s within `tol`, keys named in `skip` apart.
+/// Every number of `a` equals `b`'s within `tol`, the image counts apart.
 fn same_numbers(a: &Value, b: &Value, tol: f64, path: &str) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
