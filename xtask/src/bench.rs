@@ -11,6 +11,7 @@
 //! (`scripts/bench_torch.py --compile`; compilation is in the untimed warmup).
 
 use crate::flags::{self, Mode};
+use crate::launch;
 use crate::stats::{median, range};
 use crate::{cmd, setup};
 use anyhow::{bail, Context, Result};
@@ -62,7 +63,7 @@ pub fn run(f: &flags::Bench) -> Result<()> {
     let (batch, steps) = (f.batch.to_string(), f.steps.to_string());
     setup::run(&Default::default())?;
     let python = setup::ensure_python_packages(&["torchvision==0.28.0"])?;
-    let bin = cmd::build_cli_release()?;
+    let bin = launch::build_cli_release()?;
     let script = cmd::root().join("scripts/bench_torch.py");
     println!("| mode | setting | PyTorch img/s | resnext img/s | ratio (range) | PyTorch peak RSS MiB | resnext peak RSS MiB | torch.compile img/s | resnext / compile |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");

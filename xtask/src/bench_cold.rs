@@ -6,6 +6,7 @@
 //! Python, resnext; medians of the wall times and of the per-round ratios.
 
 use crate::flags::BenchCold;
+use crate::launch;
 use crate::stats::{median, range};
 use crate::{cmd, setup};
 use anyhow::{Context, Result};
@@ -33,7 +34,7 @@ pub fn run(f: &BenchCold) -> Result<()> {
     let repeats = f.repeats;
     setup::run(&Default::default())?;
     let python = setup::ensure_python_packages(&["torchvision==0.28.0", "safetensors"])?;
-    let bin = cmd::build_cli_release()?;
+    let bin = launch::build_cli_release()?;
     let work = cmd::target_dir()?.join("bench-cold");
     let script = cmd::root().join("scripts/cold_python.py");
     let weights = random_resnext50(&python)?;

@@ -10,6 +10,7 @@
 //! each, so that its runs take about as long as ours and a round stays short.
 
 use crate::flags::BenchData;
+use crate::launch;
 use crate::stats::{median, range};
 use crate::{bench, cmd, setup};
 use anyhow::{bail, Result};
@@ -26,7 +27,7 @@ pub fn run(f: &BenchData) -> Result<()> {
     let root = f.photos.dir()?;
     setup::run(&Default::default())?;
     let python = setup::ensure_python_packages(&["torchvision==0.28.0"])?;
-    let bin = cmd::build_cli_release()?;
+    let bin = launch::build_cli_release()?;
     let script = cmd::root().join("scripts/bench_torchvision_data.py");
     let large = cmd::target_dir()?.join("bench-data/large-1024x768");
     let status = Command::new(&python)

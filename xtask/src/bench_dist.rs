@@ -7,6 +7,7 @@
 //! Needs the `mpi` feature's packages (`cargo xtask setup --mpi`).
 
 use crate::flags::BenchDist;
+use crate::launch;
 use crate::stats::median;
 use crate::{cmd, run_files, setup};
 use anyhow::{bail, Context, Result};
@@ -20,7 +21,7 @@ pub fn run(f: &BenchDist) -> Result<()> {
     if !setup::mpi_available() {
         bail!("bench-dist needs MPI: run `cargo xtask setup --mpi` first");
     }
-    let bin = cmd::build_cli_release()?;
+    let bin = launch::build_cli_release()?;
     let config = cmd::root().join("configs/dist.toml");
     let work = cmd::target_dir()?.join("bench-dist");
     std::fs::create_dir_all(&work)?;

@@ -9,6 +9,7 @@
 
 use crate::bench::{field, resnext_bench};
 use crate::flags::{self, BenchFloor};
+use crate::launch;
 use crate::stats::{median, range};
 use crate::{cmd, setup};
 use anyhow::Result;
@@ -32,7 +33,7 @@ pub fn run(f: &BenchFloor) -> Result<()> {
     let precision = flags::name(f.precision);
     setup::run(&Default::default())?;
     let python = setup::ensure_python_packages(&["torchvision==0.28.0"])?;
-    let bin = cmd::build_cli_release()?;
+    let bin = launch::build_cli_release()?;
     let gemm = cmd::root().join("scripts/gemm_peak.py");
     let peak_line = format!("{precision} GEMM peak: ");
     let gemm_peak = || -> Result<f64> {

@@ -8,6 +8,7 @@
 
 use crate::bench::resnext_bench;
 use crate::flags::BenchOverlap;
+use crate::launch;
 use crate::stats::median;
 use crate::{cmd, run_files, setup};
 use anyhow::{bail, Context, Result};
@@ -18,7 +19,7 @@ const EPOCHS: usize = 2;
 pub fn run(f: &BenchOverlap) -> Result<()> {
     let root = f.photos.dir()?;
     setup::run(&Default::default())?;
-    let bin = cmd::build_cli_release()?;
+    let bin = launch::build_cli_release()?;
     let config = cmd::root().join("configs/overlap.toml");
     // the same split as the training runs (val 0.2, seed 0) tells the full batches per epoch
     let work = cmd::target_dir()?.join("bench-overlap");

@@ -10,6 +10,7 @@
 
 use crate::bench::resnext_bench;
 use crate::flags::{self, BenchServe, Photos, Precision};
+use crate::launch;
 use crate::{bench_cold, cmd, setup};
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
@@ -44,7 +45,7 @@ pub fn run(f: &BenchServe) -> Result<()> {
     setup::run(&Default::default())?;
     let python = setup::ensure_python_packages(&["torchvision==0.28.0", "safetensors"])?;
     let weights = bench_cold::random_resnext50(&python)?;
-    let bin = cmd::build_cli_release()?;
+    let bin = launch::build_cli_release()?;
     let work = cmd::target_dir()?.join("bench-serve");
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let photos = photos(&f.photos, &bin, &work)?;

@@ -54,43 +54,6 @@ pub fn resnext<S: AsRef<OsStr>>(
     run(c, &format!("resnext {sub}"))
 }
 
-/// `cargo xtask train|eval|cv|plot|serve`: setup on first use, `--init-weights weights/NAME`
-/// fetched on first use (what `train` and `cv` take), the release build, then `resnext SUB ARGS`.
-pub fn release(sub: &str, mut args: Vec<String>) -> Result<()> {
-    crate::setup::run(&Default::default())?;
-    crate::download::weights::resolve_init_weights(&mut args)?;
-    resnext(&build_cli_release()?, sub, &args)
-}
-
-/// Builds the `resnext` binary in release mode and returns its path; with data-parallel training
-/// (feature `mpi`) when MPI is installed (`cargo xtask setup --mpi`).
-pub fn build_cli_release() -> Result<PathBuf> {
-    let mut c = cargo();
-    c.args([
-        "build",
-        "--release",
-        "--package",
-        "resnext-cli",
-        "--bin",
-        "resnext",
-    ]);
-    c.args(mpi_features());
-    run(c, "cargo build --release")?;
-    Ok(target_dir()?.join("release/resnext"))
-}
-
-/// Builds the `resnext` binary in the dev profile (dependencies optimised, the workspace's own
-/// crates not; what `cargo xtask test` builds too, so after it this is near-instant) and returns
-/// its path. The network's time is libtorch's, so for a small training it runs as fast as the
-/// release build, without the release build's minutes of optimising every dependency again.
-pub fn build_cli_dev() -> Result<PathBuf> {
-    let mut c = cargo();
-    c.args(["build", "--package", "resnext-cli", "--bin", "resnext"]);
-    c.args(mpi_features());
-    run(c, "cargo build")?;
-    Ok(target_dir()?.join("debug/resnext"))
-}
-
 /// Cargo's target directory: `target/` in the workspace unless `CARGO_TARGET_DIR` or a
 /// `build.target-dir` setting moves it (asked of `cargo metadata`, which knows both).
 pub fn target_dir() -> Result<PathBuf> {
@@ -115,14 +78,4 @@ pub fn target_dir() -> Result<PathBuf> {
 pub fn has_flag(args: &[String], flag: &str) -> bool {
     args.iter()
         .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
-}
-
-/// `--features resnext-cli/mpi` where MPI is installed, else nothing (the default build needs
-/// no MPI).
-pub fn mpi_features() -> Vec<&'static str> {
-    if crate::setup::mpi_available() {
-        vec!["--features", "resnext-cli/mpi"]
-    } else {
-        Vec::new()
-    }
 }

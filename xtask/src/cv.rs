@@ -1,6 +1,7 @@
 //! `cargo xtask cv [ARGS]`: release build, then `resnext cv` with `configs/monkeypox.toml`,
 //! `data/msld`, 3 folds and `--out runs/cv-monkeypox` unless ARGS say otherwise.
 
+use crate::launch;
 use crate::{cmd, train};
 use anyhow::Result;
 
@@ -9,5 +10,5 @@ pub fn run(mut args: Vec<String>) -> Result<()> {
     if !cmd::has_flag(&args, "--out") {
         args.extend(["--out".into(), "runs/cv-monkeypox".into()]);
     }
-    cmd::release("cv", args)
+    launch::release("cv", args)
 }

@@ -1,13 +1,14 @@
 //! `cargo xtask demo`: offline end to end. Draws a synthetic four-class dataset into `data/demo`,
 //! trains `configs/demo.toml` into `runs/demo` and says where the results are.
 
+use crate::launch;
 use crate::{cmd, setup};
 use anyhow::{Context, Result};
 
 pub fn run() -> Result<()> {
     setup::run(&Default::default())?;
     // the dev build: minutes shorter on a fresh machine, as fast for this small training
-    let bin = cmd::build_cli_dev()?;
+    let bin = launch::build_cli_dev()?;
     let root = cmd::root();
     if !root.join("data/demo").is_dir() {
         let synth = ["--out", "data/demo", "--per-class", "150", "--size", "64"];

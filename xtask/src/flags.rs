@@ -123,7 +123,7 @@ pub struct Download {
     #[arg(long, conflicts_with = "from")]
     pub url: Option<String>,
     /// The archive's expected sha256 (64 hex digits)
-    #[arg(long, value_name = "HEX", value_parser = crate::download::parse_sha256)]
+    #[arg(long, value_name = "HEX", value_parser = crate::download::registry::parse_sha256)]
     pub sha256: Option<String>,
     /// A local archive or folder instead of a download (datasets only)
     #[arg(long, value_name = "FILE_OR_DIR")]

@@ -13,6 +13,7 @@
 //! and exits 0. Nothing in it has run on a GPU yet.
 
 use crate::bench::{field, resnext_bench};
+use crate::launch;
 use crate::{cmd, flags, run_files, setup};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -31,7 +32,7 @@ pub fn run() -> Result<()> {
         cuda: gpu,
         ..Default::default()
     })?;
-    let bin = cmd::build_cli_release()?;
+    let bin = launch::build_cli_release()?;
     let work = cmd::target_dir()?.join("gpu-check");
     if work.exists() {
         std::fs::remove_dir_all(&work)

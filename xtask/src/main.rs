@@ -16,6 +16,7 @@ mod download;
 mod eval;
 mod flags;
 mod gpu_check;
+mod launch;
 mod plot;
 mod run_files;
 mod serve;

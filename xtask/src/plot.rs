@@ -1,8 +1,9 @@
 //! `cargo xtask plot DIR`: the run's PNG figures (curves, confusion matrix, ROC).
 
-use crate::{cmd, flags::Plot};
+use crate::flags::Plot;
+use crate::launch;
 use anyhow::Result;
 
 pub fn run(flags: Plot) -> Result<()> {
-    cmd::release("plot", vec![flags.dir])
+    launch::release("plot", vec![flags.dir])
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask serve [RUN] [ARGS]`: release build, then `resnext serve --run RUN` (default
 //! `runs/monkeypox`, or `runs/demo` when that is all there is).
 
+use crate::launch;
 use crate::{cmd, flags::Serve, run_files};
 use anyhow::{Context, Result};
 
@@ -14,7 +15,7 @@ pub fn run(flags: &Serve) -> Result<()> {
             .context("no run to serve: train one (`cargo xtask train` or `cargo xtask demo`) or name it: cargo xtask serve RUN_DIR")?
             .to_owned(),
     };
-    cmd::release(
+    launch::release(
         "serve",
         ["--run".into(), run].into_iter().chain(rest).collect(),
     )

@@ -5,6 +5,7 @@
 //! Tests record a skip through `resnext_testkit::skip` into the file named by `RESNEXT_SKIP_LOG`,
 //! which this command points at a fresh file in the target directory.
 
+use crate::launch;
 use crate::{cmd, setup};
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,7 +18,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     resnext_io::write_atomic(&log, b"")?;
     let mut c = cmd::cargo();
-    let features = cmd::mpi_features();
+    let features = launch::mpi_features();
     if features.is_empty() {
         eprintln!(
             "test: MPI is not installed, so the data-parallel tests skip (cargo xtask setup --mpi)"

@@ -2,13 +2,14 @@
 //! `configs/monkeypox.toml` and `data/msld` unless ARGS say otherwise.
 
 use crate::cmd;
+use crate::launch;
 use anyhow::{bail, Result};
 
 pub fn run(mut args: Vec<String>) -> Result<()> {
     if !cmd::has_flag(&args, "--resume") {
         default_config(&mut args)?;
     }
-    cmd::release("train", args)
+    launch::release("train", args)
 }
 
 /// `--config configs/monkeypox.toml` unless `args` name a config; its data, `data/msld`, must be

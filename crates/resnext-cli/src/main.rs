@@ -6,7 +6,9 @@ mod commands;
 mod dist;
 mod image_input;
 mod interrupt;
+mod one_line;
 mod progress;
+mod source;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -36,29 +38,10 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", one_line(&err));
+            eprintln!("error: {}", one_line::one_line(&err));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error chain as one line: `outer: inner: root cause`.
-pub(crate) fn one_line(err: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        // libtorch appends a C++ backtrace to its messages: the first part says what is wrong
-        let text = text
-            .split("\nException raised from")
-            .next()
-            .unwrap_or(&text)
-            .trim_end();
-        let s = text.replace('\n', " ");
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ")
 }
 
 fn init_tracing() {

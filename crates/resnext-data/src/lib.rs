@@ -41,7 +41,4 @@ pub use scan::{scan, ImageFolder, Sample};
 pub use split::{Split, SplitConfig};
 pub use transform::{Transform, TransformConfig};
 
-/// ImageNet's per-channel mean, on pixel values scaled to 0..1.
-pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-/// ImageNet's per-channel standard deviation.
-pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+pub use transform::config::{IMAGENET_MEAN, IMAGENET_STD};

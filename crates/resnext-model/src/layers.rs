@@ -189,7 +189,16 @@ impl BatchNorm2d {
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
         if let (true, Some(sync)) = (train, &self.sync) {
-            return sync.forward(self, xs);
+            let state = crate::sync_bn::BnState {
+                weight: &self.weight,
+                bias: &self.bias,
+                running_mean: &self.running_mean,
+                running_var: &self.running_var,
+                num_batches_tracked: &self.num_batches_tracked,
+                eps: BN_EPS,
+                momentum: BN_MOMENTUM,
+            };
+            return sync.forward(state, xs);
         }
         if train {
             tch::no_grad(|| {

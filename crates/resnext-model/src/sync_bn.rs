@@ -21,7 +21,6 @@
 //! The sums across processes come from a [`StatsReducer`]; one process (a reducer that leaves the
 //! values as they are) gives ordinary train-mode BatchNorm.
 
-use crate::layers::{BatchNorm2d, BN_EPS, BN_MOMENTUM};
 use std::sync::{Arc, Mutex};
 use tch::{Kind, TchError, Tensor};
 
@@ -41,6 +40,19 @@ struct Cut {
     invstd: Tensor,
     /// Values per channel over the global batch.
     count: f64,
+}
+
+/// What a synchronised forward needs of the BatchNorm it stands in for: the affine parameters,
+/// the running statistics it updates, and the constants (the layer passes them, so this file
+/// does not depend on the layer's).
+pub(crate) struct BnState<'a> {
+    pub weight: &'a Tensor,
+    pub bias: &'a Tensor,
+    pub running_mean: &'a Tensor,
+    pub running_var: &'a Tensor,
+    pub num_batches_tracked: &'a Tensor,
+    pub eps: f64,
+    pub momentum: f64,
 }
 
 /// The BatchNorms of one network sharing a reducer; the cuts of the current step.
@@ -97,7 +109,7 @@ impl SyncBatchNorm {
 
     /// Train-mode BatchNorm of `xs` with the statistics of the global batch; updates the running
     /// statistics with them (the unbiased variance, as PyTorch).
-    pub(crate) fn forward(&self, bn: &BatchNorm2d, xs: &Tensor) -> Result<Tensor, TchError> {
+    pub(crate) fn forward(&self, bn: BnState<'_>, xs: &Tensor) -> Result<Tensor, TchError> {
         let size = xs.size();
         if size.len() != 4 {
             return Err(TchError::Shape(format!(
@@ -132,11 +144,11 @@ impl SyncBatchNorm {
         };
         let mean_t = as_tensor(&mean)?;
         let var_t = as_tensor(&var)?;
-        let invstd = per_channel(&var_t.f_add_scalar(BN_EPS)?.f_rsqrt()?)?;
+        let invstd = per_channel(&var_t.f_add_scalar(bn.eps)?.f_rsqrt()?)?;
         let xhat = tch::no_grad(|| x.f_sub(&per_channel(&mean_t)?)?.f_mul(&invstd))?;
         tch::no_grad(|| -> Result<(), TchError> {
             let unbiased = var_t.f_mul_scalar(count / (count - 1.0))?;
-            let m = BN_MOMENTUM;
+            let m = bn.momentum;
             let stats_kind = bn.running_mean.kind();
             bn.running_mean
                 .shallow_clone()

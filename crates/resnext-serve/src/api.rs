@@ -5,7 +5,7 @@
 
 use crate::batcher::{admit, Job, ModelMeta, Readiness};
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};

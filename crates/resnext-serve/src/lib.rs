@@ -20,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod server;
+pub mod state;
 pub mod wire;
 
 pub use batcher::{ModelMeta, Readiness};

@@ -8,6 +8,7 @@ use crate::batcher::{self, BatchPolicy, Job, ModelMeta, Readiness};
 use crate::config::{ServeConfig, MAX_HEAD, MAX_URI};
 use crate::error::{ApiError, ServeError};
 use crate::metrics::Metrics;
+pub use crate::state::AppState;
 use crate::wire::JsonErrors;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -29,30 +30,6 @@ use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-
-/// What every handler shares.
-pub struct AppState {
-    pub config: ServeConfig,
-    pub readiness: watch::Receiver<Readiness>,
-    pub jobs: crossbeam_channel::Sender<Job>,
-    pub metrics: Arc<Metrics>,
-    draining: AtomicBool,
-    in_flight: AtomicUsize,
-}
-
-impl AppState {
-    /// The loaded model, or 503 while it loads.
-    pub fn model(&self) -> Result<Arc<ModelMeta>, ApiError> {
-        match &*self.readiness.borrow() {
-            Readiness::Ready(m) => Ok(m.clone()),
-            Readiness::Loading => Err(ApiError::busy("the model is still loading")),
-            Readiness::Failed(e) => Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the model failed to load: {e}"),
-            )),
-        }
-    }
-}
 
 /// Waits for the model thread's first word.
 #[derive(Debug, Clone)]

@@ -19,8 +19,8 @@
 //!   a ranking no better than chance gets (1 − `min_tpr`)² / 2 (0.02), and `min_tpr` = 0 gives
 //!   the ROC-AUC.
 
+use crate::error::StatsError;
 use crate::input::{check, check_both, check_positive};
-use crate::StatsError;
 
 /// One class's scores sorted once, so that a resample (image weights) is scored in O(n).
 pub(crate) struct Ranked {

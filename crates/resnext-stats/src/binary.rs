@@ -2,8 +2,8 @@
 //! specificity, PPV, NPV, accuracy, balanced accuracy and F1, each `None` when its denominator
 //! is 0.
 
+use crate::error::StatsError;
 use crate::input::{check, check_positive};
-use crate::StatsError;
 use serde::{Deserialize, Serialize};
 
 /// Counts of one class (positive) against the rest.

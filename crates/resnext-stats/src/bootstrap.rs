@@ -9,7 +9,7 @@
 //! order statistics (numpy's default `percentile`). The random numbers are SplitMix64's from
 //! the seed, so one seed gives bit-identical intervals on every machine.
 
-use crate::StatsError;
+use crate::error::StatsError;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -14,8 +14,8 @@
 //! maximum. A fit that does not converge (the predictions separate the outcome perfectly, so
 //! the maximum is at infinity) is an error, not a number.
 
+use crate::error::StatsError;
 use crate::input::{check, check_both, check_positive};
-use crate::StatsError;
 use serde::{Deserialize, Serialize};
 
 /// How far from 0 and 1 a probability is clamped before its logit is taken.

@@ -8,9 +8,9 @@
 //! variances with denominators m − 1 and n − 1, as in the paper and in R's pROC. z is the
 //! difference over its standard error, the p-value two-sided from the normal distribution.
 
+use crate::error::StatsError;
 use crate::input::{check, check_len, check_positive};
 use crate::normal::two_sided_p;
-use crate::StatsError;
 use serde::{Deserialize, Serialize};
 
 /// The result of [`delong`].

@@ -1,6 +1,6 @@
 //! Input checks shared by every statistic: probability rows, labels, the positive class.
 
-use crate::StatsError;
+use crate::error::StatsError;
 
 /// How far a probability row's sum may be from 1 (float32 softmax outputs are within 1e-6).
 pub const SUM_TOLERANCE: f64 = 1e-4;

@@ -10,9 +10,9 @@
 //!   degree of freedom, as R's `mcnemar.test` and statsmodels' `mcnemar(exact=False)`. As
 //!   there, b = c gives a statistic of 1/(b + c), not 0.
 
+use crate::error::StatsError;
 use crate::input::check_len;
 use crate::normal::erfc;
-use crate::StatsError;
 use serde::{Deserialize, Serialize};
 
 /// Below this many discordant images the p-value is exact.

@@ -14,8 +14,8 @@
 
 use crate::auc::Ranked;
 use crate::binary::{BinaryMetrics, Confusion};
+use crate::error::StatsError;
 use crate::input::{argmax, check};
-use crate::StatsError;
 use serde::{Deserialize, Serialize};
 
 /// The number of bins of the ECE.

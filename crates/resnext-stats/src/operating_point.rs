@@ -15,8 +15,8 @@
 //! it on one part and [`apply`]s it on another.
 
 use crate::binary::{BinaryMetrics, Confusion};
+use crate::error::StatsError;
 use crate::input::{check, check_both, check_positive, check_probs};
-use crate::StatsError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;

@@ -23,9 +23,9 @@
 use crate::binary::Confusion;
 use crate::bootstrap::{bootstrap_many, counts, BootstrapOptions, Groups, Interval};
 use crate::calibration::Outcome;
+use crate::error::StatsError;
 use crate::input::{check, check_len, check_positive};
 use crate::multiclass::Prepared;
-use crate::StatsError;
 use serde::{Deserialize, Serialize};
 
 /// What [`summary`] computes.

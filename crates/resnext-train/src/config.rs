@@ -1,11 +1,11 @@
 //! The training config: TOML with sections `[model]`, `[data]`, `[optim]`, `[schedule]`,
 //! `[train]`; unknown keys are errors that name them. `--set section.key=value` overrides any key.
 
-use crate::device::DeviceChoice;
 use crate::error::TrainError;
-use crate::precision::{LayoutChoice, PrecisionChoice};
 use resnext_data::mix::MixConfig;
 use resnext_data::{BadImagePolicy, SplitConfig, TransformConfig};
+use resnext_infer::device::DeviceChoice;
+use resnext_infer::precision::{LayoutChoice, PrecisionChoice};
 use resnext_model::{Arch, ModelConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -412,7 +412,7 @@ pub struct TrainSection {
     #[serde(default)]
     pub device: DeviceChoice,
     /// fp32 (default), bf16, fp16 (CUDA), fp64, or auto: resolved on the run's device each time it
-    /// starts or resumes ([`crate::precision::resolve`]).
+    /// starts or resumes ([`resnext_infer::precision::resolve`]).
     #[serde(default)]
     pub precision: PrecisionChoice,
     /// true (channels-last), false (NCHW, default) or auto.
@@ -618,9 +618,9 @@ impl TrainConfig {
 
     /// The config as TOML; fails only for a value TOML cannot hold, which `validate` refuses.
     /// The resolved config a run directory was trained with (`config.toml`).
-    pub fn of_run(run: &crate::run::Run) -> Result<Self, TrainError> {
-        let path = run.path(crate::run::RunFile::Config);
-        Self::from_toml(&run.read_text(crate::run::RunFile::Config)?, &path)
+    pub fn of_run(run: &resnext_infer::run::Run) -> Result<Self, TrainError> {
+        let path = run.path(resnext_infer::run::RunFile::Config);
+        Self::from_toml(&run.read_text(resnext_infer::run::RunFile::Config)?, &path)
     }
 
     pub fn to_toml(&self) -> Result<String, TrainError> {

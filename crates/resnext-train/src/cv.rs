@@ -15,18 +15,18 @@
 //! fold resumes from its checkpoint; so a killed `cv` continues where it stopped, and folds can
 //! run on different machines (`--fold`) and be summarised by a last call.
 
-use crate::checkpoint::Checkpoint;
 use crate::config::TrainConfig;
 use crate::error::TrainError;
-use crate::evaluate::RunOptions;
-use crate::metric::{EvalReport, Report};
-use crate::progress::Progress;
-use crate::run::{Run, RunFile, SplitPart};
-use crate::run_eval::{EvalOptions, SamplePrediction};
 use crate::trainer::{Observer, Trainer};
 use resnext_data::folds::{FoldConfig, Folds};
 use resnext_data::scan::scan;
 use resnext_data::ImageFolder;
+use resnext_infer::checkpoint::Checkpoint;
+use resnext_infer::evaluate::RunOptions;
+use resnext_infer::metric::{EvalReport, Report};
+use resnext_infer::progress::Progress;
+use resnext_infer::run::{Run, RunFile, SplitPart};
+use resnext_infer::run_eval::{EvalOptions, SamplePrediction};
 use resnext_io::write_atomic;
 use resnext_model::weights::WeightsFile;
 use serde::{Deserialize, Serialize};
@@ -95,7 +95,7 @@ pub struct Pooled {
     pub metrics: Metrics,
     pub confusion_matrix: Vec<Vec<usize>>,
     /// The reliability diagram's 15 bins over all out-of-fold predictions.
-    pub reliability: Vec<crate::metric::ReliabilityBin>,
+    pub reliability: Vec<resnext_infer::metric::ReliabilityBin>,
 }
 
 /// `cv.json`.
@@ -402,7 +402,7 @@ impl CrossValidation {
                         ),
                     });
                 }
-                let pred = crate::metric::argmax(&p.probs);
+                let pred = resnext_infer::metric::argmax(&p.probs);
                 let mut line = format!(
                     "{},{},{},{},{}",
                     csv_field(&p.path),
@@ -434,10 +434,10 @@ impl CrossValidation {
                 n: all_labels.len(),
                 metrics: Metrics::of(&pooled_report),
                 confusion_matrix: pooled_report.confusion_matrix.clone(),
-                reliability: crate::metric::reliability(
+                reliability: resnext_infer::metric::reliability(
                     &all_probs,
                     &all_labels,
-                    crate::metric::ECE_BINS,
+                    resnext_infer::metric::ECE_BINS,
                 ),
             },
         };

@@ -499,7 +499,7 @@ mod tests {
             tch::manual_seed(3);
             // 147,456 elements: three work items of the fused kernel
             let w0 = Tensor::randn([256, 64, 3, 3], (Kind::Float, tch::Device::Cpu));
-            let w0 = crate::precision::to_channels_last(&w0);
+            let w0 = resnext_infer::precision::to_channels_last(&w0);
             let x = Tensor::randn([256, 64, 3, 3], (Kind::Float, tch::Device::Cpu));
             let mut out = Vec::new();
             for fuse in [true, false] {

@@ -4,8 +4,8 @@
 //! [`Run`] by [`ResumePoint`].
 
 use crate::error::TrainError;
-use crate::metric::EpochRow;
-use crate::run::{Run, RunFile};
+use resnext_infer::metric::EpochRow;
+use resnext_infer::run::{Run, RunFile};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tch::Tensor;

@@ -7,15 +7,13 @@
 mod archive;
 mod http;
 mod layout;
-mod registry;
+pub(crate) mod registry;
 pub mod weights;
 
 use crate::{cmd, flags::Download};
 use anyhow::{anyhow, bail, Context, Result};
-pub(crate) use registry::parse_sha256;
-use registry::Registry;
+use registry::{hex, sha256_file, Registry};
 use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Where the data comes from.
@@ -267,26 +265,6 @@ fn kaggle_credentials() -> Result<(String, String)> {
         "Kaggle datasets need credentials: set KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json \
          (from kaggle.com → Settings → API) in ~/.kaggle/"
     )
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn base64(bytes: &[u8]) -> String {

@@ -5,8 +5,8 @@
 //! file name's `-<hex>.` part must begin the file's sha256. The file is renamed into place only
 //! once it passed.
 
-use super::registry::Registry;
-use super::{http, sha256_file};
+use super::http;
+use super::registry::{sha256_file, Registry};
 use crate::{cmd, flags::Download};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};

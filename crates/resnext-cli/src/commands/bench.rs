@@ -50,7 +50,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         tch::set_num_threads(a.threads as i32);
     }
     tch::manual_seed(0);
-    let config = super::model_config(&a.model, a.num_classes)?;
+    let config = crate::source::model_config(&a.model, a.num_classes)?;
     let vs = VarStore::new(device);
     let mut net = ResNeXt::new(&vs.root(), &config)?;
     net.set_ablation(ablation);

@@ -12,7 +12,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
     let opts = EvalOptions {
         part: a.split.into(),
         checkpoint: a.checkpoint.into(),
-        run: super::run_options(a.device, a.precision.into(), a.channels_last, a.tta)?,
+        run: crate::source::run_options(a.device, a.precision.into(), a.channels_last, a.tta)?,
         batch_size: a.batch_size,
         data: a.data,
         fold_bn: a.fold_bn,

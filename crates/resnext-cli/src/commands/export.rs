@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub fn run(a: ExportArgs) -> Result<ExitCode> {
-    let super::Source {
+    let crate::source::Source {
         predictor,
         weights: source,
         inputs,
-    } = super::load_source(&a.source, RunOptions::cpu())?;
+    } = crate::source::load_source(&a.source, RunOptions::cpu())?;
     let sidecar_out = PathBuf::from(format!("{}.json", a.out.display()));
     for input in &inputs {
         for out in [&a.out, &sidecar_out] {

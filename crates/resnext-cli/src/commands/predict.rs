@@ -12,8 +12,8 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
     if a.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
-    let opts = super::run_options(a.device, a.precision.into(), a.channels_last, a.tta)?;
-    let predictor = super::load_source(&a.source, opts)?
+    let opts = crate::source::run_options(a.device, a.precision.into(), a.channels_last, a.tta)?;
+    let predictor = crate::source::load_source(&a.source, opts)?
         .predictor
         .with_batch_size(a.batch_size);
     let predictor = if a.fold_bn {

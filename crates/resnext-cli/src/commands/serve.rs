@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 pub fn run(a: ServeArgs) -> Result<ExitCode> {
-    let opts = super::run_options(a.device, a.precision.into(), a.channels_last, false)?;
+    let opts = crate::source::run_options(a.device, a.precision.into(), a.channels_last, false)?;
     let config = ServeConfig {
         addr: a.addr,
         max_batch: a.max_batch,
@@ -40,7 +40,7 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
     let max_batch = a.max_batch;
     rt.block_on(async move {
         let server = Server::bind(config, move || -> Result<_> {
-            let p = super::load_source(&source, opts)?
+            let p = crate::source::load_source(&source, opts)?
                 .predictor
                 .with_batch_size(max_batch);
             if fold_bn {

@@ -5,7 +5,7 @@ use anyhow::Result;
 use std::process::ExitCode;
 
 pub fn run(a: SummaryArgs) -> Result<ExitCode> {
-    let config = super::model_config(&a.model, a.num_classes)?;
+    let config = crate::source::model_config(&a.model, a.num_classes)?;
     let summary = resnext_model::summarize(&config, a.image_size)?;
     println!("{summary}");
     Ok(ExitCode::SUCCESS)

@@ -22,7 +22,7 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
     // one rank's error ends the job, named
     match train(a, &job) {
         Ok(code) => Ok(code),
-        Err(e) => job.fail(&crate::one_line(&e)),
+        Err(e) => job.fail(&crate::one_line::one_line(&e)),
     }
 }
 

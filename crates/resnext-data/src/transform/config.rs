@@ -2,8 +2,12 @@
 //! validation.
 
 use crate::error::DataError;
-use crate::{IMAGENET_MEAN, IMAGENET_STD};
 use serde::{Deserialize, Serialize};
+
+/// ImageNet's per-channel mean, on pixel values scaled to 0..1.
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet's per-channel standard deviation.
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

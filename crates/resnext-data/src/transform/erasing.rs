@@ -2,7 +2,7 @@
 //! `RandomErasing`: a rectangle of random area and aspect ratio filled with zeros or noise.
 
 use super::config::{EraseValue, RandomErasingConfig};
-use super::Layout;
+use super::layout::Layout;
 use crate::rng::Rng;
 
 pub(crate) fn index(layout: Layout, w: usize, h: usize, y: usize, x: usize, k: usize) -> usize {

@@ -14,11 +14,13 @@ pub mod color;
 pub mod config;
 pub mod erasing;
 pub mod geometry;
+pub mod layout;
 
 pub use config::{
     ColorJitterConfig, EraseValue, RandomErasingConfig, RandomResizedCropConfig, TransformConfig,
 };
 pub use geometry::{center_crop, random_resized_crop_box, shorter_side_size};
+pub use layout::Layout;
 
 use crate::error::DataError;
 use crate::resize::{resize_crop, CropBox};
@@ -26,18 +28,6 @@ use crate::rng::Rng;
 use color::color_jitter;
 use erasing::{erase_box, index, random_erasing};
 use image::RgbImage;
-use serde::{Deserialize, Serialize};
-
-/// Memory layout of an image in a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Layout {
-    /// Channels first, as PyTorch's default.
-    #[default]
-    Nchw,
-    /// Channels last.
-    Nhwc,
-}
 
 /// A validated pipeline.
 #[derive(Debug, Clone)]

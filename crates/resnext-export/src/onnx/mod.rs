@@ -7,7 +7,7 @@
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod proto;
 
-use crate::ExportError;
+use crate::error::ExportError;
 use proto::tensor_proto::DataType;
 use proto::{
     attribute_proto::AttributeType, tensor_shape_proto::dimension::Value as Dim,

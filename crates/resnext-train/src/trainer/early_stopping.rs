@@ -2,8 +2,8 @@
 //! it last improved; the run stops once that count reaches the patience.
 
 use crate::config::StopMetric;
-use crate::metric::EpochRow;
 use crate::resume::LoopState;
+use resnext_infer::metric::EpochRow;
 
 /// Stop after `patience` epochs without improvement of `metric`.
 #[derive(Debug, Clone, Copy, PartialEq)]

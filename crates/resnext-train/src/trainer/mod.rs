@@ -15,24 +15,24 @@ pub mod step;
 pub use early_stopping::EarlyStopping;
 pub use observer::{Observer, Silent, StartInfo};
 
-use crate::checkpoint::{Checkpoint, CheckpointInfo};
 use crate::config::TrainConfig;
 use crate::dist::Comm;
 use crate::ema::Ema;
 use crate::error::TrainError;
-use crate::evaluate::{batch_tensor, predict_loader, RunOptions};
 use crate::loss::weighted_soft_cross_entropy;
-use crate::metric::calibration::{nll, softmax_t};
-pub use crate::metric::EpochRow;
-use crate::metric::{metrics_csv, Running};
 use crate::optim::Optimizer;
-use crate::precision::{prepare_input, with_autocast};
-use crate::progress::Progress;
 use crate::resume::{LoopState, ResumePoint};
-use crate::run::{Run, RunFile, RunLock};
 use crate::schedule::Schedule;
 use resnext_data::split::Split;
 use resnext_data::Loader;
+use resnext_infer::checkpoint::{Checkpoint, CheckpointInfo};
+use resnext_infer::evaluate::{batch_tensor, predict_loader, RunOptions};
+use resnext_infer::metric::calibration::{nll, softmax_t};
+pub use resnext_infer::metric::EpochRow;
+use resnext_infer::metric::{metrics_csv, Running};
+use resnext_infer::precision::{prepare_input, with_autocast};
+use resnext_infer::progress::Progress;
+use resnext_infer::run::{Run, RunFile, RunLock};
 use resnext_io::write_atomic;
 use resnext_model::sync_bn::SyncBatchNorm;
 use resnext_model::weights::save_weights;
@@ -83,7 +83,7 @@ pub struct Trainer {
     /// Index in the whole validation part of this rank's first validation image.
     val_offset: usize,
     /// The precision and layout this process runs, `auto` resolved on its device.
-    numerics: crate::precision::Numerics,
+    numerics: resnext_infer::precision::Numerics,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -122,7 +122,7 @@ impl Trainer {
     }
 
     /// The precision and layout in use, with what `auto` chose and why.
-    pub fn numerics(&self) -> &crate::precision::Numerics {
+    pub fn numerics(&self) -> &resnext_infer::precision::Numerics {
         &self.numerics
     }
 
@@ -586,10 +586,10 @@ fn weights_hash(vs: &VarStore) -> Result<u64, TrainError> {
 /// evaluating every image (the loss as the mean of per-image cross-entropies).
 fn gather_predictions(
     comm: &dyn crate::dist::Collective,
-    local: &crate::evaluate::Predictions,
+    local: &resnext_infer::evaluate::Predictions,
     offset: usize,
     classes: usize,
-) -> Result<crate::evaluate::Predictions, TrainError> {
+) -> Result<resnext_infer::evaluate::Predictions, TrainError> {
     let width = 2 + classes;
     let mut rows = Vec::with_capacity(local.labels.len() * width);
     for ((i, y), l) in local.indices.iter().zip(&local.labels).zip(&local.logits) {
@@ -603,7 +603,7 @@ fn gather_predictions(
         .flat_map(|r| r.chunks(width).map(|c| c.to_vec()).collect::<Vec<_>>())
         .collect();
     all.sort_by(|a, b| a[0].total_cmp(&b[0]));
-    let mut out = crate::evaluate::Predictions::default();
+    let mut out = resnext_infer::evaluate::Predictions::default();
     for row in all {
         let logits = &row[2..];
         out.indices.push(row[0] as usize);

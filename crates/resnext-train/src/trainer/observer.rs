@@ -1,7 +1,7 @@
 //! What the training loop reports as it goes; the CLI draws progress bars and prints lines from
 //! it, a library user may pass [`Silent`].
 
-use crate::metric::EpochRow;
+use resnext_infer::metric::EpochRow;
 use std::path::PathBuf;
 use tch::Device;
 

@@ -3,21 +3,21 @@
 
 use super::step::LossScaler;
 use super::Trainer;
-use crate::checkpoint::CheckpointInfo;
 use crate::config::TrainConfig;
-use crate::device::DeviceChoice;
 use crate::dist::{self, shard::Shard, Comm, StatsSum};
 use crate::ema::Ema;
 use crate::error::TrainError;
-use crate::metric::{metrics_csv, EpochRow};
 use crate::optim::Optimizer;
 use crate::resume::{LoopState, ResumePoint};
-use crate::run::{Run, RunFile, RunLock};
 use crate::schedule::Schedule;
 use resnext_data::loader::PixelType;
 use resnext_data::scan::scan;
 use resnext_data::split::Split;
 use resnext_data::{Loader, LoaderConfig, Transform};
+use resnext_infer::checkpoint::CheckpointInfo;
+use resnext_infer::device::DeviceChoice;
+use resnext_infer::metric::{metrics_csv, EpochRow};
+use resnext_infer::run::{Run, RunFile, RunLock};
 use resnext_io::write_atomic;
 use resnext_model::sync_bn::SyncBatchNorm;
 use resnext_model::weights::{load_weights_from, HeadPolicy, LoadReport, WeightsFile};
@@ -291,8 +291,11 @@ impl Trainer {
     ) -> Result<Self, TrainError> {
         let device = cfg.train.device.resolve()?;
         // `auto` is resolved anew on every start, so a resumed run fits its new machine
-        let numerics =
-            crate::precision::resolve(cfg.train.precision, cfg.train.channels_last, device)?;
+        let numerics = resnext_infer::precision::resolve(
+            cfg.train.precision,
+            cfg.train.channels_last,
+            device,
+        )?;
         let torch_threads = if cfg.train.threads == 0 {
             cores()
         } else {
