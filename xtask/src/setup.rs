@@ -175,8 +175,14 @@ pub fn run(flags: &Setup) -> Result<PathBuf> {
     Ok(torch)
 }
 
-/// What the export round-trip tests load exported models with (ONNX's checker, ONNX Runtime).
-pub const CHECKERS: [&str; 2] = ["onnx==1.23.2", "onnxruntime==1.32.0"];
+/// What the tests check outputs with: the export round-trip tests load exported models with
+/// ONNX's checker and ONNX Runtime; serve's tests validate `/openapi.json` with
+/// `openapi-spec-validator`. None imports torch, so they work in the CPU venv too.
+pub const CHECKERS: [&str; 3] = [
+    "onnx==1.23.2",
+    "onnxruntime==1.32.0",
+    "openapi-spec-validator==0.9.0",
+];
 const CHECKERS_MARKER: &str = ".resnext-checkers";
 
 /// Installs [`CHECKERS`] into the venv once (a marker records it).
@@ -191,7 +197,7 @@ fn install_checkers(venv: &Path) -> Result<()> {
         venv.display()
     );
     ensure_python_packages(&CHECKERS)
-        .context("the ONNX checker and ONNX Runtime could not be installed from PyPI")?;
+        .context("the test checkers (ONNX, ONNX Runtime, openapi-spec-validator) could not be installed from PyPI")?;
     resnext_io::write_atomic(&marker, CHECKERS.join(" ").as_bytes())?;
     Ok(())
 }

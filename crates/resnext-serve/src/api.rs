@@ -1,10 +1,13 @@
 //! The routes: `/v1/predict`, `/v1/explain`, `/v1/model`, `/healthz`, `/readyz`, `/metrics` and
 //! the page at `/`. Bodies are the image itself, or `multipart/form-data` with a field `file`
 //! (other `multipart/*` types are 415); no request names a file on the server. Query strings
-//! are typed structs: an unknown, repeated or empty parameter is a 400 naming it.
+//! are typed structs: an unknown, repeated or empty parameter is a 400 naming it. Replies are the
+//! types of [`crate::reply`]; each handler's `#[utoipa::path]` documents it for `/openapi.json`.
 
 use crate::batcher::{admit, Job, ModelMeta, Readiness};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::reply::{Health, ModelReply, PredictReply, Ranked, Status};
+use crate::routes::Route;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
@@ -16,23 +19,40 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::sync::Arc;
 use tokio::sync::oneshot;
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 /// The page: HTML, CSS and script in one file, embedded in the binary.
 pub const PAGE: &str = include_str!("page/index.html");
 
+/// The web page.
+#[utoipa::path(get, path = Route::Page.path(), responses((status = 200, body = String,
+    description = "the page: HTML, CSS and script in one file", content_type = "text/html")))]
 pub async fn page() -> Html<&'static str> {
     Html(PAGE)
 }
 
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// Liveness: 200 while the process answers.
+#[utoipa::path(get, path = Route::Healthz.path(),
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Status)))]
+pub async fn healthz() -> Json<Status> {
+    Json(Status { status: Health::Ok })
 }
 
-pub async fn readyz(State(st): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
-    st.model()
-        .map(|_| Json(serde_json::json!({ "status": "ready" })))
+/// Readiness: 200 once the model is loaded.
+#[utoipa::path(get, path = Route::Readyz.path(), responses(
+    (status = 200, description = "`{\"status\": \"ready\"}`", body = Status),
+    (status = 503, description = "the model is loading, or failed to load", body = ErrorBody)))]
+pub async fn readyz(State(st): State<Arc<AppState>>) -> Result<Json<Status>, ApiError> {
+    st.model().map(|_| {
+        Json(Status {
+            status: Health::Ready,
+        })
+    })
 }
 
+/// Prometheus counters.
+#[utoipa::path(get, path = Route::Metrics.path(), responses((status = 200,
+    description = "the text exposition format 0.0.4", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let ready = matches!(*st.readiness.borrow(), Readiness::Ready(_));
     (
@@ -45,23 +65,73 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-pub async fn model(State(st): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+/// The model: its sidecar without server paths, and how the server runs it.
+#[utoipa::path(get, path = Route::Model.path(), security((), ("api_key" = [])), responses(
+    (status = 200, description = "the model", body = ModelReply),
+    (status = 401, description = "with an API key: no or a wrong bearer token", body = ErrorBody),
+    (status = 503, description = "the model is loading, or failed to load", body = ErrorBody)))]
+pub async fn model(State(st): State<Arc<AppState>>) -> Result<Json<ModelReply>, ApiError> {
     Ok(Json(st.model()?.description.clone()))
 }
 
 /// The query of `/v1/predict`: `top_k` (1 to the number of classes) and `tta` (a boolean).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PredictQuery {
+    /// Also answer the K most likely classes (1 to the number of classes).
+    #[param(value_type = Option<u32>, minimum = 1)]
     pub top_k: Option<String>,
+    /// Average over the image and its mirror: `true`/`1` or `false`/`0` (the default).
+    #[param(value_type = Option<bool>)]
     pub tta: Option<String>,
 }
 
 /// The query of `/v1/explain`: `class`, an index or a name.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ExplainQuery {
+    /// The class to explain, an index or a name (default: the predicted one).
     pub class: Option<String>,
+}
+
+/// A `multipart/form-data` body: the image in a field `file`, and nothing else.
+#[derive(ToSchema)]
+pub struct Upload {
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}
+
+/// The errors of the routes that take an image. Each is `{"error": "<one line>"}`.
+#[derive(IntoResponses)]
+pub enum ImageErrors {
+    /// An empty body, a multipart form without exactly one field `file`, a bad value or an
+    /// unknown, repeated or empty query parameter.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// With an API key: no or a wrong bearer token (`WWW-Authenticate: Bearer`).
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The request took longer than `--timeout-s`.
+    #[response(status = 408)]
+    Timeout(ErrorBody),
+    /// The body is over `--max-body`.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The body is not an image, or a multipart type other than `form-data`.
+    #[response(status = 415)]
+    Unsupported(ErrorBody),
+    /// The image cannot be decoded, or is over the decode limits.
+    #[response(status = 422)]
+    Undecodable(ErrorBody),
+    /// The model failed.
+    #[response(status = 500)]
+    Internal(ErrorBody),
+    /// The model is loading, the queue is full or the server is shutting down
+    /// (`Retry-After: 1` when it may pass).
+    #[response(status = 503)]
+    Busy(ErrorBody),
 }
 
 /// A route's query string as its typed struct: an unknown or repeated parameter is a 400 naming
@@ -263,10 +333,17 @@ async fn answer<T>(rx: oneshot::Receiver<Result<T, ApiError>>) -> Result<T, ApiE
         .map_err(|_| ApiError::internal("the model thread stopped before answering"))?
 }
 
+/// Classifies an image.
+#[utoipa::path(post, path = Route::Predict.path(), params(PredictQuery),
+    request_body(description = "the image itself (any content type but `multipart/*`), or a \
+        `multipart/form-data` form with the image in a field `file`",
+        content((Upload = "multipart/form-data"), ("image/*"), ("application/octet-stream"))),
+    security((), ("api_key" = [])),
+    responses((status = 200, description = "the prediction", body = PredictReply), ImageErrors))]
 pub async fn predict(
     State(st): State<Arc<AppState>>,
     req: Request,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PredictReply>, ApiError> {
     let meta = st.model()?;
     let q: PredictQuery = parse_query(req.uri())?;
     let k = top_k(q.top_k.as_deref(), meta.classes.len())?;
@@ -293,22 +370,35 @@ pub async fn predict(
         },
     )?;
     let p = answer(rx).await?;
-    let mut obj = serde_json::json!({
-        "class": p.class,
-        "label": meta.classes[p.class],
-        "probs": p.probs,
-        "logits": p.logits,
-    });
-    if let Some(k) = k {
-        obj["top_k"] = p
-            .top_k(k)
+    let label = |i: usize| meta.classes.get(i).cloned().unwrap_or_default();
+    let top_k = k.map(|k| {
+        p.top_k(k)
             .into_iter()
-            .map(|(i, prob)| serde_json::json!({ "class": i, "label": meta.classes[i], "prob": prob }))
-            .collect();
-    }
-    Ok(Json(obj))
+            .map(|(class, prob)| Ranked {
+                class,
+                label: label(class),
+                prob,
+            })
+            .collect()
+    });
+    Ok(Json(PredictReply {
+        class: p.class,
+        label: label(p.class),
+        probs: p.probs,
+        logits: p.logits,
+        top_k,
+    }))
 }
 
+/// Explains a class with Grad-CAM: the overlay on the photo, as a PNG.
+#[utoipa::path(post, path = Route::Explain.path(), params(ExplainQuery),
+    request_body(description = "the image itself (any content type but `multipart/*`), or a \
+        `multipart/form-data` form with the image in a field `file`",
+        content((Upload = "multipart/form-data"), ("image/*"), ("application/octet-stream"))),
+    security((), ("api_key" = [])),
+    responses((status = 200, content_type = "image/png",
+        description = "the overlay, at most 1024 pixels on its longest side",
+        headers(("X-Class" = usize, description = "the class explained"))), ImageErrors))]
 pub async fn explain(State(st): State<Arc<AppState>>, req: Request) -> Result<Response, ApiError> {
     let meta = st.model()?;
     let q: ExplainQuery = parse_query(req.uri())?;

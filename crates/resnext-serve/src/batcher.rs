@@ -5,6 +5,7 @@
 
 use crate::error::{ApiError, ServeError};
 use crate::metrics::Metrics;
+use crate::reply::ModelReply;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use image::RgbImage;
 use resnext_infer::explain::Heatmap;
@@ -23,8 +24,8 @@ pub struct ModelMeta {
     pub preprocessor: Preprocessor,
     /// One name per class (`class i` when the weights came without names).
     pub classes: Vec<String>,
-    /// What `GET /v1/model` answers: the sidecar, without server-side paths.
-    pub description: serde_json::Value,
+    /// What `GET /v1/model` answers.
+    pub description: ModelReply,
 }
 
 /// Where the model thread is.
@@ -123,29 +124,11 @@ where
 }
 
 fn meta_of(p: &Predictor) -> ModelMeta {
-    let classes = (0..p.num_classes()).map(|i| p.class_name(i)).collect();
-    let mut description = match p.info() {
-        Some(info) => serde_json::to_value(info).unwrap_or_default(),
-        None => serde_json::json!({ "model": p.net().config() }),
-    };
-    if let Some(obj) = description.as_object_mut() {
-        // a path on the server is nobody's business
-        obj.remove("data_root");
-        obj.insert("classes".into(), serde_json::json!(classes));
-        let opts = p.options();
-        obj.insert(
-            "serving".into(),
-            serde_json::json!({
-                "precision": opts.precision,
-                "channels_last": opts.channels_last,
-                "device": format!("{:?}", opts.device).to_lowercase(),
-            }),
-        );
-    }
+    let classes: Vec<String> = (0..p.num_classes()).map(|i| p.class_name(i)).collect();
     ModelMeta {
         preprocessor: p.preprocessor(),
+        description: ModelReply::of(p, classes.clone()),
         classes,
-        description,
     }
 }
 

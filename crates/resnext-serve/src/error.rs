@@ -4,6 +4,8 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use resnext_infer::InferError;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -20,6 +22,13 @@ pub enum ServeError {
     Thread(std::io::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The body of every error: `{"error": "<one line>"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Why the request failed, in one line.
+    pub error: String,
 }
 
 /// A failed request: its status and one line saying why.
@@ -75,7 +84,9 @@ impl From<InferError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message });
+        let body = ErrorBody {
+            error: self.message,
+        };
         let mut r = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after {
             r.headers_mut()

@@ -9,8 +9,10 @@
 //! - hyper's own answers to unparsable requests are rewritten to JSON ([`wire`]).
 //! - [`Server::run`] serves until its shutdown future completes, then drains.
 //!
-//! Routes: `POST /v1/predict`, `POST /v1/explain`, `GET /v1/model`, `GET /healthz`,
-//! `GET /readyz`, `GET /metrics`, and the page at `GET /`. Errors are `{"error": "<one line>"}`.
+//! Routes ([`routes::Route`]): `POST /v1/predict`, `POST /v1/explain`, `GET /v1/model`,
+//! `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /openapi.json` (the OpenAPI document of
+//! them all, derived from the wire types: [`openapi`]) and the page at `GET /`. Errors are
+//! `{"error": "<one line>"}`.
 //!
 //! [`Predictor`]: resnext_infer::Predictor
 
@@ -19,6 +21,9 @@ pub mod batcher;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod openapi;
+pub mod reply;
+pub mod routes;
 pub mod server;
 pub mod state;
 pub mod wire;

@@ -8,13 +8,15 @@ use crate::batcher::{self, BatchPolicy, Job, ModelMeta, Readiness};
 use crate::config::{ServeConfig, MAX_HEAD, MAX_URI};
 use crate::error::{ApiError, ServeError};
 use crate::metrics::Metrics;
+use crate::openapi;
+use crate::routes::Route;
 pub use crate::state::AppState;
 use crate::wire::JsonErrors;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -200,19 +202,31 @@ impl Server {
     }
 }
 
-/// The one router: routes, then the layers (innermost first).
+/// Each route's handler (an exhaustive match: a route of the table cannot go unrouted).
+fn handler(route: Route) -> MethodRouter<Arc<AppState>> {
+    match route {
+        Route::Page => get(api::page),
+        Route::Healthz => get(api::healthz),
+        Route::Readyz => get(api::readyz),
+        Route::Metrics => get(api::metrics),
+        Route::OpenApi => get(openapi::document),
+        Route::Predict => post(api::predict),
+        Route::Explain => post(api::explain),
+        Route::Model => get(api::model),
+    }
+}
+
+/// The one router: the route table, then the layers (innermost first).
 fn router(state: Arc<AppState>) -> Router {
     let cfg = &state.config;
-    let v1 = Router::new()
-        .route("/v1/predict", post(api::predict))
-        .route("/v1/explain", post(api::explain))
-        .route("/v1/model", get(api::model))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
-    let mut app = Router::new()
-        .route("/", get(api::page))
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
-        .route("/metrics", get(api::metrics))
+    let table = |keyed: bool| {
+        Route::ALL
+            .into_iter()
+            .filter(|r| r.keyed() == keyed)
+            .fold(Router::new(), |app, r| app.route(r.path(), handler(r)))
+    };
+    let v1 = table(true).route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    let mut app = table(false)
         .merge(v1)
         .layer(DefaultBodyLimit::max(cfg.max_body))
         .layer(RequestBodyLimitLayer::new(cfg.max_body))
@@ -243,20 +257,6 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The route label of a path, from a fixed set (a scanner cannot grow the metrics).
-fn route_label(path: &str) -> &'static str {
-    match path {
-        "/" => "/",
-        "/healthz" => "/healthz",
-        "/readyz" => "/readyz",
-        "/metrics" => "/metrics",
-        "/v1/predict" => "/v1/predict",
-        "/v1/explain" => "/v1/explain",
-        "/v1/model" => "/v1/model",
-        _ => "other",
-    }
-}
-
 /// Counts the request in and out, refuses new work while draining and over-long targets, turns
 /// every error into `{"error": "<one line>"}` and records the metrics.
 async fn frame(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -264,7 +264,7 @@ async fn frame(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
     // dropped) is counted as 499, nginx's "client closed request"
     let mut record = Record {
         metrics: &st.metrics,
-        route: route_label(req.uri().path()),
+        route: Route::label(req.uri().path()),
         start: Instant::now(),
         status: None,
     };
@@ -400,11 +400,5 @@ mod tests {
         assert!(constant_time_eq(b"secret-key", b"secret-key"));
         assert!(!constant_time_eq(b"secret-key", b"secret-kez"));
         assert!(!constant_time_eq(b"secret-key", b"secret-key2"));
-    }
-
-    #[test]
-    fn unknown_paths_share_one_label() {
-        assert_eq!(route_label("/v1/predict"), "/v1/predict");
-        assert_eq!(route_label("/etc/passwd"), "other");
     }
 }

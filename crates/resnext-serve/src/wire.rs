@@ -5,6 +5,7 @@
 //! their shape, into the `{"error": "<one line>"}` of every other error.
 
 use crate::config::MAX_HEAD;
+use crate::error::ErrorBody;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -128,7 +129,7 @@ fn rewrite(buf: &[u8]) -> Option<Vec<u8>> {
     if !empty {
         return None;
     }
-    let body = serde_json::json!({ "error": message }).to_string();
+    let body = serde_json::to_string(&ErrorBody { error: message }).unwrap_or_default();
     let mut out = format!(
         "{status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
         body.len()
