@@ -71,6 +71,11 @@ fn fields(src: &str, name: &str) -> Vec<String> {
 fn every_config_key_is_in_the_config_docs() {
     let docs = read("docs/config.md");
     let train = read("crates/resnext-train/src/config.rs");
+    // the components of [optim] and [schedule] own their keys, in their own files
+    let optim = read("crates/resnext-train/src/optim/config.rs");
+    let adam = read("crates/resnext-train/src/optim/adam.rs");
+    let sgd = read("crates/resnext-train/src/optim/sgd.rs");
+    let schedule = read("crates/resnext-train/src/schedule.rs");
     let transform = read("crates/resnext-data/src/transform/config.rs");
     let mix = read("crates/resnext-data/src/mix.rs");
     let mut keys = Vec::new();
@@ -78,12 +83,21 @@ fn every_config_key_is_in_the_config_docs() {
         "TrainConfig",
         "ModelSection",
         "DataSection",
-        "OptimSection",
-        "ScheduleSection",
         "TrainSection",
         "LossSection",
     ] {
         keys.extend(fields(&train, s));
+    }
+    for (src, s) in [
+        (&optim, "OptimSection"),
+        (&adam, "AdamConfig"),
+        (&sgd, "SgdConfig"),
+        (&schedule, "ScheduleSection"),
+        (&schedule, "StepConfig"),
+        (&schedule, "CosineConfig"),
+    ] {
+        // `rule` is the section's `name` with the component's own keys
+        keys.extend(fields(src, s).into_iter().filter(|k| k != "rule"));
     }
     for s in [
         "TransformConfig",
@@ -137,13 +151,14 @@ fn every_run_file_is_in_the_readme() {
 #[test]
 fn every_route_and_serve_flag_is_in_the_serving_docs() {
     let docs = read("docs/serving.md");
-    let server = read("crates/resnext-serve/src/server.rs");
-    let routes: Vec<&str> = server
+    // the route table: `Route::Name => "/path",`
+    let table = read("crates/resnext-serve/src/routes.rs");
+    let routes: Vec<&str> = table
         .lines()
-        .filter_map(|l| l.trim_start().strip_prefix(".route(\""))
-        .filter_map(|r| r.split('"').next())
+        .filter_map(|l| l.trim_start().strip_prefix("Route::"))
+        .filter_map(|l| l.split_once("=> \"")?.1.split('"').next())
         .collect();
-    assert!(routes.len() >= 7, "{routes:?}");
+    assert!(routes.len() >= 8, "{routes:?}");
     for r in routes {
         assert!(
             docs.contains(&format!(" {r}")),

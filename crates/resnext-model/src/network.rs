@@ -19,6 +19,39 @@ pub struct NetworkParts<'a> {
     pub fc: &'a Linear,
 }
 
+/// What a parameter is in the network: the classifier head's, a normalisation layer's, a bias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ParamRole {
+    pub head: bool,
+    pub norm: bool,
+    pub bias: bool,
+}
+
+impl ParamRole {
+    /// A convolution's (or the head's) weight.
+    pub const WEIGHT: ParamRole = ParamRole {
+        head: false,
+        norm: false,
+        bias: false,
+    };
+    pub const BIAS: ParamRole = ParamRole {
+        head: false,
+        norm: false,
+        bias: true,
+    };
+    /// A BatchNorm weight or bias.
+    pub const NORM: ParamRole = ParamRole {
+        head: false,
+        norm: true,
+        bias: false,
+    };
+    pub const HEAD: ParamRole = ParamRole {
+        head: true,
+        norm: false,
+        bias: false,
+    };
+}
+
 /// Names of the four stages, as in torchvision.
 pub const STAGES: [&str; 4] = ["layer1", "layer2", "layer3", "layer4"];
 
@@ -145,6 +178,39 @@ impl ResNeXt {
                 .collect(),
             fc: &self.fc,
         }
+    }
+
+    /// Every parameter tensor with what it is in the network, read from the structure (not
+    /// from names): the optimiser decides weight decay, the head's learning rate and freezing
+    /// from these.
+    pub fn parameter_roles(&self) -> Vec<(Tensor, ParamRole)> {
+        let mut out = Vec::new();
+        let conv = |c: &Conv2d, bn: Option<&BatchNorm2d>, out: &mut Vec<(Tensor, ParamRole)>| {
+            out.push((c.weight.shallow_clone(), ParamRole::WEIGHT));
+            if let Some(b) = &c.bias {
+                out.push((b.shallow_clone(), ParamRole::BIAS));
+            }
+            if let Some(bn) = bn {
+                out.push((bn.weight.shallow_clone(), ParamRole::NORM));
+                out.push((bn.bias.shallow_clone(), ParamRole::NORM));
+            }
+        };
+        let parts = self.parts();
+        conv(parts.stem.0, parts.stem.1, &mut out);
+        for block in parts.stages.iter().flatten() {
+            for (c, bn) in block.convs.iter().chain(&block.downsample) {
+                conv(c, *bn, &mut out);
+            }
+        }
+        out.push((parts.fc.weight.shallow_clone(), ParamRole::HEAD));
+        out.push((
+            parts.fc.bias.shallow_clone(),
+            ParamRole {
+                head: true,
+                ..ParamRole::BIAS
+            },
+        ));
+        out
     }
 
     pub fn config(&self) -> &ModelConfig {

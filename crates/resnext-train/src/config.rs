@@ -11,32 +11,38 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     /// Run name: the default run directory is `runs/<name>`.
-    #[serde(default = "default_name")]
     pub name: String,
-    #[serde(default)]
     pub model: ModelSection,
-    #[serde(default)]
     pub data: DataSection,
-    #[serde(default)]
     pub optim: OptimSection,
-    #[serde(default)]
     pub schedule: ScheduleSection,
-    #[serde(default)]
     pub train: TrainSection,
-    #[serde(default)]
     pub loss: LossSection,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            name: "run".into(),
+            model: ModelSection::default(),
+            data: DataSection::default(),
+            optim: OptimSection::default(),
+            schedule: ScheduleSection::default(),
+            train: TrainSection::default(),
+            loss: LossSection::default(),
+        }
+    }
 }
 
 /// The loss's class weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct LossSection {
     /// `"none"`, `"balanced"` (n / (classes · count of the class) on the training part), or one
     /// weight per class.
-    #[serde(default)]
     pub class_weights: ClassWeights,
 }
 
@@ -131,34 +137,24 @@ pub enum BatchNormMode {
     Frozen,
 }
 
-fn default_name() -> String {
-    "run".into()
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ModelSection {
-    #[serde(default = "default_arch")]
     pub arch: Arch,
     /// For `arch = "custom"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub layers: Option<[usize; 4]>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub width_per_group: Option<i64>,
-    #[serde(default)]
     pub zero_init_residual: bool,
-}
-
-fn default_arch() -> Arch {
-    Arch::Resnext50_32x4d
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
         Self {
-            arch: default_arch(),
+            arch: Arch::Resnext50_32x4d,
             layers: None,
             groups: None,
             width_per_group: None,
@@ -200,73 +196,59 @@ impl ModelSection {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct DataSection {
     /// ImageFolder root.
-    #[serde(default = "default_root")]
     pub root: PathBuf,
-    #[serde(default = "default_val")]
     pub val: f64,
-    #[serde(default)]
     pub test: f64,
     /// Seed of the split.
-    #[serde(default)]
     pub split_seed: u64,
     /// Group key regex on file names, e.g. `^([^_.]+)` for MSLD patients.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group_regex: Option<String>,
     /// Reuse this split JSON instead of computing one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub split_file: Option<PathBuf>,
-    #[serde(default = "default_batch")]
     pub batch_size: usize,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_batch_size: Option<usize>,
-    #[serde(default)]
     pub drop_last: bool,
     /// Decoding threads; 0 chooses so that decoding and libtorch do not oversubscribe the cores.
-    #[serde(default)]
     pub threads: usize,
-    #[serde(default = "default_prefetch")]
     pub prefetch: usize,
     /// Keep decoded images in memory (small datasets).
-    #[serde(default)]
     pub cache: bool,
     /// Let split entries be links that lead outside `root` (a root assembled from links).
-    #[serde(default)]
     pub follow_links: bool,
-    #[serde(default)]
     pub on_bad_image: BadImagePolicy,
-    #[serde(default = "default_train_transform")]
     pub train_transform: TransformConfig,
-    #[serde(default = "default_eval_transform")]
     pub eval_transform: TransformConfig,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mix: Option<MixConfig>,
-}
-
-fn default_root() -> PathBuf {
-    PathBuf::from("data/msld")
-}
-fn default_val() -> f64 {
-    0.2
-}
-fn default_batch() -> usize {
-    32
-}
-fn default_prefetch() -> usize {
-    2
-}
-fn default_train_transform() -> TransformConfig {
-    TransformConfig::resize_exact(224)
-}
-fn default_eval_transform() -> TransformConfig {
-    TransformConfig::resize_exact(224)
 }
 
 impl Default for DataSection {
     fn default() -> Self {
-        toml::from_str("").expect("defaults parse")
+        Self {
+            root: PathBuf::from("data/msld"),
+            val: 0.2,
+            test: 0.0,
+            split_seed: 0,
+            group_regex: None,
+            split_file: None,
+            batch_size: 32,
+            eval_batch_size: None,
+            drop_last: false,
+            threads: 0,
+            prefetch: 2,
+            cache: false,
+            follow_links: false,
+            on_bad_image: BadImagePolicy::default(),
+            train_transform: TransformConfig::resize_exact(224),
+            eval_transform: TransformConfig::resize_exact(224),
+            mix: None,
+        }
     }
 }
 
@@ -281,114 +263,10 @@ impl DataSection {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimizerKind {
-    Adam,
-    AdamW,
-    Sgd,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OptimSection {
-    #[serde(default = "default_optimizer")]
-    pub name: OptimizerKind,
-    #[serde(default = "default_lr")]
-    pub lr: f64,
-    #[serde(default)]
-    pub weight_decay: f64,
-    /// Apply weight decay to BatchNorm parameters and biases too.
-    #[serde(default)]
-    pub decay_norm_and_bias: bool,
-    #[serde(default = "default_betas")]
-    pub betas: [f64; 2],
-    #[serde(default = "default_eps")]
-    pub eps: f64,
-    #[serde(default = "default_momentum")]
-    pub momentum: f64,
-    #[serde(default)]
-    pub nesterov: bool,
-    /// Clip the global gradient norm to this value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clip_grad_norm: Option<f64>,
-    /// The classifier head's learning rate is `lr × head_lr_mult`.
-    #[serde(default = "default_head_lr_mult")]
-    pub head_lr_mult: f64,
-}
-
-fn default_head_lr_mult() -> f64 {
-    1.0
-}
-
-fn default_optimizer() -> OptimizerKind {
-    OptimizerKind::Adam
-}
-fn default_lr() -> f64 {
-    1e-4
-}
-fn default_betas() -> [f64; 2] {
-    [0.9, 0.999]
-}
-fn default_eps() -> f64 {
-    1e-8
-}
-fn default_momentum() -> f64 {
-    0.9
-}
-
-impl Default for OptimSection {
-    fn default() -> Self {
-        toml::from_str("").expect("defaults parse")
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScheduleKind {
-    Constant,
-    Step,
-    Cosine,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleSection {
-    #[serde(default = "default_schedule")]
-    pub name: ScheduleKind,
-    /// Linear warmup length in epochs (fractions allowed), from `warmup_start_factor`·lr.
-    #[serde(default)]
-    pub warmup_epochs: f64,
-    #[serde(default = "default_warmup_start")]
-    pub warmup_start_factor: f64,
-    /// Step schedule: multiply by `gamma` every `step_size` epochs.
-    #[serde(default = "default_step_size")]
-    pub step_size: usize,
-    #[serde(default = "default_gamma")]
-    pub gamma: f64,
-    /// Cosine schedule: the final learning rate.
-    #[serde(default)]
-    pub min_lr: f64,
-}
-
-fn default_schedule() -> ScheduleKind {
-    ScheduleKind::Constant
-}
-fn default_warmup_start() -> f64 {
-    0.01
-}
-fn default_step_size() -> usize {
-    30
-}
-fn default_gamma() -> f64 {
-    0.1
-}
-
-impl Default for ScheduleSection {
-    fn default() -> Self {
-        toml::from_str("").expect("defaults parse")
-    }
-}
+pub use crate::optim::adam::AdamConfig;
+pub use crate::optim::config::{OptimSection, UpdateRule};
+pub use crate::optim::sgd::SgdConfig;
+pub use crate::schedule::{CosineConfig, ScheduleRule, ScheduleSection, StepConfig};
 
 pub use resnext_infer::precision::Precision;
 
@@ -401,61 +279,41 @@ pub enum StopMetric {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct TrainSection {
-    #[serde(default = "default_epochs")]
     pub epochs: usize,
     /// Seed of initialisation, shuffling and augmentation.
-    #[serde(default)]
     pub seed: u64,
     /// cpu, cuda, cuda:N or auto.
-    #[serde(default)]
     pub device: DeviceChoice,
     /// fp32 (default), bf16, fp16 (CUDA), fp64, or auto: resolved on the run's device each time it
     /// starts or resumes ([`resnext_infer::precision::resolve`]).
-    #[serde(default)]
     pub precision: PrecisionChoice,
     /// true (channels-last), false (NCHW, default) or auto.
-    #[serde(default)]
     pub channels_last: LayoutChoice,
     /// libtorch intra-op threads; 0 means one per core.
-    #[serde(default)]
     pub threads: usize,
-    #[serde(default)]
     pub label_smoothing: f64,
     /// Decay of an exponential moving average of the weights (e.g. 0.999); validation and
     /// checkpoints then use the averaged weights.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ema_decay: Option<f64>,
     /// Stop after this many epochs without improvement of `early_stopping_metric`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub early_stopping_patience: Option<usize>,
-    #[serde(default)]
     pub early_stopping_metric: StopMetric,
     /// `"backbone"`: train the head only (for `freeze_epochs` epochs, or throughout when 0).
-    #[serde(default)]
     pub freeze: Freeze,
-    #[serde(default)]
     pub freeze_epochs: usize,
-    #[serde(default)]
     pub batchnorm: BatchNormMode,
     /// Data-parallel training: BatchNorm normalises with the statistics of all processes'
     /// batches, forward and backward (PyTorch's `SyncBatchNorm`). Off, each process normalises
     /// with its share of the batch, as DDP does.
-    #[serde(default)]
     pub sync_batchnorm: bool,
     /// The number of processes that trained the run last: a note the trainer writes into the
     /// run's `config.toml` (a run resumes on any number). Absent means one.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[serde(skip_serializing_if = "is_one")]
     pub ranks: usize,
-}
-
-fn default_epochs() -> usize {
-    10
-}
-
-fn one() -> usize {
-    1
 }
 
 fn is_one(n: &usize) -> bool {
@@ -464,7 +322,23 @@ fn is_one(n: &usize) -> bool {
 
 impl Default for TrainSection {
     fn default() -> Self {
-        toml::from_str("").expect("defaults parse")
+        Self {
+            epochs: 10,
+            seed: 0,
+            device: DeviceChoice::default(),
+            precision: PrecisionChoice::default(),
+            channels_last: LayoutChoice::default(),
+            threads: 0,
+            label_smoothing: 0.0,
+            ema_decay: None,
+            early_stopping_patience: None,
+            early_stopping_metric: StopMetric::default(),
+            freeze: Freeze::default(),
+            freeze_epochs: 0,
+            batchnorm: BatchNormMode::default(),
+            sync_batchnorm: false,
+            ranks: 1,
+        }
     }
 }
 
@@ -620,7 +494,26 @@ impl TrainConfig {
     /// The resolved config a run directory was trained with (`config.toml`).
     pub fn of_run(run: &resnext_infer::run::Run) -> Result<Self, TrainError> {
         let path = run.path(resnext_infer::run::RunFile::Config);
-        Self::from_toml(&run.read_text(resnext_infer::run::RunFile::Config)?, &path)
+        Self::from_run_toml(&run.read_text(resnext_infer::run::RunFile::Config)?, &path)
+    }
+
+    /// A run's `config.toml`: as [`Self::from_toml`], except that keys of optimisers and
+    /// schedules other than the run's are dropped, as runs written before each component owned
+    /// its keys list them all (at values that had no effect).
+    pub fn from_run_toml(text: &str, origin: &Path) -> Result<Self, TrainError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| TrainError::Config {
+            path: origin.into(),
+            reason: one_line(&e.to_string()),
+        })?;
+        for (section, default, components) in [
+            ("optim", "adam", &crate::optim::config::RULES),
+            ("schedule", "constant", &crate::schedule::SCHEDULES),
+        ] {
+            if let Some(toml::Value::Table(t)) = table.get_mut(section) {
+                crate::component::drop_foreign_keys(t, default, components);
+            }
+        }
+        Self::from_table(table, origin, &[], &Overrides::default())
     }
 
     pub fn to_toml(&self) -> Result<String, TrainError> {
@@ -671,36 +564,11 @@ impl TrainConfig {
         check(d.prefetch <= 64, "data.prefetch", "must be at most 64")?;
         positive(o.lr, "optim.lr")?;
         non_negative(o.weight_decay, "optim.weight_decay")?;
-        for (b, key) in o.betas.iter().zip(["optim.betas[0]", "optim.betas[1]"]) {
-            check(
-                (0.0..1.0).contains(b),
-                key,
-                &format!("must be in [0, 1), got {b}"),
-            )?;
-        }
-        positive(o.eps, "optim.eps")?;
-        check(
-            (0.0..1.0).contains(&o.momentum),
-            "optim.momentum",
-            &format!("must be in [0, 1), got {}", o.momentum),
-        )?;
+        o.rule.validate()?;
         if let Some(c) = o.clip_grad_norm {
             positive(c, "optim.clip_grad_norm")?;
         }
-        check(s.step_size >= 1, "schedule.step_size", "must be at least 1")?;
-        non_negative(s.warmup_epochs, "schedule.warmup_epochs")?;
-        check(
-            s.warmup_start_factor > 0.0 && s.warmup_start_factor <= 1.0,
-            "schedule.warmup_start_factor",
-            &format!("must be in (0, 1], got {}", s.warmup_start_factor),
-        )?;
-        positive(s.gamma, "schedule.gamma")?;
-        non_negative(s.min_lr, "schedule.min_lr")?;
-        check(
-            s.min_lr <= o.lr,
-            "schedule.min_lr",
-            &format!("must not exceed optim.lr ({})", o.lr),
-        )?;
+        s.validate(o.lr)?;
         check(
             (0.0..1.0).contains(&t.label_smoothing),
             "train.label_smoothing",

@@ -533,6 +533,10 @@ fn first_difference(recorded: &str, now: &str) -> Option<String> {
     }
     let keys: std::collections::BTreeSet<String> = a.keys().chain(b.keys()).cloned().collect();
     let show = |v: Option<&String>| v.map_or("(not set)".to_string(), Clone::clone);
+    // a section's `name` first: another optimiser or schedule is the difference, not the keys
+    // that come and go with it
+    let mut keys: Vec<String> = keys.into_iter().collect();
+    keys.sort_by_key(|k| !k.ends_with(".name"));
     let k = keys
         .into_iter()
         .filter(|k| !MAY_DIFFER.contains(&k.as_str()))

@@ -32,6 +32,7 @@
 //! - [`trainer`]: the loop (building it, one step, early stopping, the observer).
 //! - [`memory`]: keeping freed memory in the process between steps (glibc malloc tuning).
 
+pub mod component;
 pub mod config;
 pub mod cv;
 pub mod dist;

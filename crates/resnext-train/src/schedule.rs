@@ -1,7 +1,199 @@
 //! Learning-rate schedules: constant, step, cosine (Loshchilov & Hutter 2017, without restarts),
-//! each with optional linear warmup. Evaluated per step at a fractional epoch.
+//! each with optional linear warmup, evaluated per step at a fractional epoch; and `[schedule]`,
+//! the schedule `name` chooses with its own settings ([`StepConfig`], [`CosineConfig`]) and the
+//! warmup every schedule shares.
 
-use crate::config::{ScheduleKind, ScheduleSection};
+use crate::component::{join, parse, split, NoSettings};
+use crate::error::TrainError;
+use serde::{Deserialize, Serialize};
+
+/// The step schedule's settings: multiply by `gamma` every `step_size` epochs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StepConfig {
+    pub step_size: usize,
+    pub gamma: f64,
+}
+
+impl Default for StepConfig {
+    fn default() -> Self {
+        Self {
+            step_size: 30,
+            gamma: 0.1,
+        }
+    }
+}
+
+impl StepConfig {
+    pub const KEYS: &'static [&'static str] = &["step_size", "gamma"];
+
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if self.step_size < 1 {
+            return Err(invalid("schedule.step_size", "must be at least 1".into()));
+        }
+        if !(self.gamma > 0.0 && self.gamma.is_finite()) {
+            return Err(invalid(
+                "schedule.gamma",
+                format!("must be a finite number > 0, got {}", self.gamma),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The cosine schedule's settings: the final learning rate.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CosineConfig {
+    pub min_lr: f64,
+}
+
+impl CosineConfig {
+    pub const KEYS: &'static [&'static str] = &["min_lr"];
+
+    /// `lr` is the optimiser's, which `min_lr` must not exceed.
+    pub fn validate(&self, lr: f64) -> Result<(), TrainError> {
+        if !(self.min_lr >= 0.0 && self.min_lr.is_finite()) {
+            return Err(invalid(
+                "schedule.min_lr",
+                format!("must be a finite number ≥ 0, got {}", self.min_lr),
+            ));
+        }
+        if self.min_lr > lr {
+            return Err(invalid(
+                "schedule.min_lr",
+                format!("must not exceed optim.lr ({lr})"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(key: &'static str, reason: String) -> TrainError {
+    TrainError::InvalidValue { key, reason }
+}
+
+/// The schedule and its settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ScheduleRule {
+    #[default]
+    Constant,
+    Step(StepConfig),
+    Cosine(CosineConfig),
+}
+
+impl ScheduleRule {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ScheduleRule::Constant => "constant",
+            ScheduleRule::Step(_) => "step",
+            ScheduleRule::Cosine(_) => "cosine",
+        }
+    }
+}
+
+/// `[schedule]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "toml::Table", into = "toml::Table")]
+pub struct ScheduleSection {
+    /// `name`, with the schedule's own keys.
+    pub rule: ScheduleRule,
+    /// Linear warmup length in epochs (fractions allowed), from `warmup_start_factor`·lr.
+    pub warmup_epochs: f64,
+    pub warmup_start_factor: f64,
+}
+
+impl Default for ScheduleSection {
+    fn default() -> Self {
+        Warmup::default().with(ScheduleRule::default())
+    }
+}
+
+impl ScheduleSection {
+    /// `lr` is the optimiser's.
+    pub fn validate(&self, lr: f64) -> Result<(), TrainError> {
+        if !(self.warmup_epochs >= 0.0 && self.warmup_epochs.is_finite()) {
+            return Err(invalid(
+                "schedule.warmup_epochs",
+                format!("must be a finite number ≥ 0, got {}", self.warmup_epochs),
+            ));
+        }
+        if !(self.warmup_start_factor > 0.0 && self.warmup_start_factor <= 1.0) {
+            return Err(invalid(
+                "schedule.warmup_start_factor",
+                format!("must be in (0, 1], got {}", self.warmup_start_factor),
+            ));
+        }
+        match &self.rule {
+            ScheduleRule::Constant => Ok(()),
+            ScheduleRule::Step(s) => s.validate(),
+            ScheduleRule::Cosine(c) => c.validate(lr),
+        }
+    }
+}
+
+/// The keys every schedule takes, as they are parsed and written.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Warmup {
+    warmup_epochs: f64,
+    warmup_start_factor: f64,
+}
+
+impl Default for Warmup {
+    fn default() -> Self {
+        Self {
+            warmup_epochs: 0.0,
+            warmup_start_factor: 0.01,
+        }
+    }
+}
+
+impl Warmup {
+    fn with(self, rule: ScheduleRule) -> ScheduleSection {
+        ScheduleSection {
+            rule,
+            warmup_epochs: self.warmup_epochs,
+            warmup_start_factor: self.warmup_start_factor,
+        }
+    }
+}
+
+pub(crate) const SCHEDULES: [(&str, &[&str]); 3] = [
+    ("constant", &[]),
+    ("step", StepConfig::KEYS),
+    ("cosine", CosineConfig::KEYS),
+];
+
+impl TryFrom<toml::Table> for ScheduleSection {
+    type Error = String;
+    fn try_from(table: toml::Table) -> Result<Self, String> {
+        let t = split("schedule", table, "constant", &SCHEDULES)?;
+        let rule = match t.name.as_str() {
+            "constant" => {
+                parse::<NoSettings>(t.own)?;
+                ScheduleRule::Constant
+            }
+            "step" => ScheduleRule::Step(parse(t.own)?),
+            _ => ScheduleRule::Cosine(parse(t.own)?),
+        };
+        Ok(parse::<Warmup>(t.shared)?.with(rule))
+    }
+}
+
+impl From<ScheduleSection> for toml::Table {
+    fn from(s: ScheduleSection) -> Self {
+        let warmup = Warmup {
+            warmup_epochs: s.warmup_epochs,
+            warmup_start_factor: s.warmup_start_factor,
+        };
+        match &s.rule {
+            ScheduleRule::Constant => join("constant", &warmup, &NoSettings {}),
+            ScheduleRule::Step(c) => join("step", &warmup, c),
+            ScheduleRule::Cosine(c) => join("cosine", &warmup, c),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -22,16 +214,16 @@ impl Schedule {
     /// The learning rate at fractional epoch `t` (0 at the start of training).
     pub fn lr(&self, t: f64) -> f64 {
         let c = &self.cfg;
-        let base = match c.name {
-            ScheduleKind::Constant => self.base_lr,
-            ScheduleKind::Step => {
-                self.base_lr * c.gamma.powi((t.floor() as usize / c.step_size) as i32)
+        let base = match &c.rule {
+            ScheduleRule::Constant => self.base_lr,
+            ScheduleRule::Step(s) => {
+                self.base_lr * s.gamma.powi((t.floor() as usize / s.step_size) as i32)
             }
-            ScheduleKind::Cosine => {
+            ScheduleRule::Cosine(cos) => {
                 let span = (self.epochs as f64 - c.warmup_epochs).max(1e-9);
                 let p = ((t - c.warmup_epochs) / span).clamp(0.0, 1.0);
-                c.min_lr
-                    + 0.5 * (self.base_lr - c.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
+                cos.min_lr
+                    + 0.5 * (self.base_lr - cos.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
             }
         };
         if c.warmup_epochs > 0.0 && t < c.warmup_epochs {

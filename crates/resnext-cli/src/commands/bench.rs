@@ -65,7 +65,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         .into_iter()
         .filter(|(_, t)| t.requires_grad())
         .collect();
-    let mut opt = Optimizer::new(&OptimSection::default(), trainable);
+    let mut opt = Optimizer::new(&OptimSection::default(), trainable, &net.parameter_roles());
     let s = a.image_size as i64;
     let x = Tensor::f_randn([a.batch as i64, 3, s, s], (Kind::Float, tch::Device::Cpu))?;
     let y = Tensor::f_randint(a.num_classes, [a.batch as i64], (Kind::Int64, device))?;

@@ -194,6 +194,7 @@ mod tests {
                 ("fc.weight".into(), fc.shallow_clone()),
                 ("fc.bias".into(), bias.shallow_clone()),
             ],
+            &[],
         );
         let x = Tensor::randn([2, 3, 6, 6], opts);
         let h = x

@@ -365,7 +365,7 @@ impl Trainer {
             .into_iter()
             .filter(|(_, t)| t.requires_grad())
             .collect();
-        let opt = Optimizer::new(&cfg.optim, trainable);
+        let opt = Optimizer::new(&cfg.optim, trainable, &net.parameter_roles());
         let mut counts = vec![0usize; classes.len()];
         for smp in &train_samples {
             counts[smp.label] += 1;

@@ -1,11 +1,18 @@
 //! Optimisers with state the project owns, so a run resumes exactly: Adam (Kingma & Ba 2015),
 //! AdamW (Loshchilov & Hutter 2019) and SGD with momentum/Nesterov, following PyTorch's update
-//! rules. Weight decay can leave BatchNorm parameters and biases (every 1-D tensor) alone.
+//! rules, one file per rule (`adam.rs`, `sgd.rs`), each with its own settings; `config.rs` is
+//! `[optim]`. Weight decay can leave BatchNorm parameters and biases alone; which parameters
+//! those are, and which is the head, comes from the network's structure
+//! (`ResNeXt::parameter_roles`), not from their names.
 
+pub mod adam;
+pub mod config;
 mod fused;
+pub mod sgd;
 
-use crate::config::{OptimSection, OptimizerKind};
 use crate::error::TrainError;
+use config::{OptimSection, UpdateRule};
+use resnext_model::network::ParamRole;
 use resnext_model::sync_bn::SyncBatchNorm;
 use tch::{Kind, TchError, Tensor};
 
@@ -14,12 +21,10 @@ struct Slot {
     name: String,
     param: Tensor,
     decay: bool,
-    /// The classifier head (`fc.*`).
-    head: bool,
-    /// A BatchNorm weight or bias.
-    batchnorm: bool,
-    exp_avg: Option<Tensor>,
-    exp_avg_sq: Option<Tensor>,
+    role: ParamRole,
+    /// Adam's moments.
+    moments: adam::Moments,
+    /// SGD's momentum buffer.
     momentum: Option<Tensor>,
     /// The gradient from [`Optimizer::backward`]; `None` falls back to the parameter's `.grad`.
     grad: Option<Tensor>,
@@ -48,13 +53,6 @@ pub struct Frozen {
     pub batchnorm: bool,
 }
 
-/// A BatchNorm parameter by its torchvision name (`bn1`, `layer1.0.bn2`, `layer1.0.downsample.1`).
-pub fn is_batchnorm(name: &str) -> bool {
-    let parent = name.rsplit_once('.').map_or("", |(p, _)| p);
-    let last = parent.rsplit('.').next().unwrap_or("");
-    last.starts_with("bn") || parent.ends_with("downsample.1")
-}
-
 pub struct Optimizer {
     cfg: OptimSection,
     slots: Vec<Slot>,
@@ -74,7 +72,7 @@ pub struct Optimizer {
 impl std::fmt::Debug for Optimizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Optimizer")
-            .field("kind", &self.cfg.name)
+            .field("rule", &self.cfg.rule.name())
             .field("params", &self.slots.len())
             .field("step", &self.step)
             .finish()
@@ -82,24 +80,32 @@ impl std::fmt::Debug for Optimizer {
 }
 
 impl Optimizer {
-    /// `params` are (name, tensor) pairs of the trainable variables.
-    pub fn new(cfg: &OptimSection, mut params: Vec<(String, Tensor)>) -> Self {
+    /// `params` are (name, tensor) pairs of the trainable variables (the names key the saved
+    /// state); `roles` says what each tensor is in the network (`ResNeXt::parameter_roles`), a
+    /// tensor without one being a plain weight.
+    pub fn new(
+        cfg: &OptimSection,
+        mut params: Vec<(String, Tensor)>,
+        roles: &[(Tensor, ParamRole)],
+    ) -> Self {
         params.sort_by(|a, b| a.0.cmp(&b.0));
+        let role_of = |t: &Tensor| {
+            roles
+                .iter()
+                .find(|(r, _)| r.data_ptr() == t.data_ptr())
+                .map_or(ParamRole::WEIGHT, |(_, role)| *role)
+        };
         let slots = params
             .into_iter()
             .filter(|(_, t)| t.requires_grad())
             .map(|(name, param)| {
-                let decay = cfg.decay_norm_and_bias || param.dim() > 1;
-                let head = name.starts_with("fc.");
-                let batchnorm = is_batchnorm(&name);
+                let role = role_of(&param);
                 Slot {
                     name,
+                    decay: cfg.decay_norm_and_bias || !(role.norm || role.bias),
+                    role,
                     param,
-                    decay,
-                    head,
-                    batchnorm,
-                    exp_avg: None,
-                    exp_avg_sq: None,
+                    moments: adam::Moments::default(),
                     momentum: None,
                     grad: None,
                 }
@@ -128,7 +134,7 @@ impl Optimizer {
     }
 
     fn active(frozen: Frozen, s: &Slot) -> bool {
-        !(frozen.backbone && !s.head) && !(frozen.batchnorm && s.batchnorm)
+        !(frozen.backbone && !s.role.head) && !(frozen.batchnorm && s.role.norm)
     }
 
     /// Forgets the gradients of the last step.
@@ -235,8 +241,6 @@ impl Optimizer {
     }
 
     /// One update with learning rate `lr`; it consumes the gradients from [`Self::backward`].
-    // `g = g + x` on purpose: `g += x` would add in place into the parameter's .grad.
-    #[allow(clippy::assign_op_pattern)]
     pub fn step(&mut self, lr: f64) -> Result<(), TchError> {
         self.step += 1;
         let t = self.step as f64;
@@ -254,80 +258,23 @@ impl Optimizer {
                 let Some(g) = s.grad() else {
                     continue;
                 };
-                let lr = if s.head { lr * c.head_lr_mult } else { lr };
-                let mut g = g.to_kind(Kind::Float);
+                let lr = if s.role.head { lr * c.head_lr_mult } else { lr };
+                let g = g.to_kind(Kind::Float);
                 let decay = if s.decay { wd } else { 0.0 };
-                match c.name {
-                    OptimizerKind::Adam | OptimizerKind::AdamW => {
-                        let adamw = c.name == OptimizerKind::AdamW;
-                        let (b1, b2) = (c.betas[0], c.betas[1]);
-                        let step_size = lr / (1.0 - b1.powf(t));
-                        let sqrt_bc2 = (1.0 - b2.powf(t)).sqrt();
-                        let m = s.exp_avg.get_or_insert_with(|| s.param.zeros_like());
-                        let v = s.exp_avg_sq.get_or_insert_with(|| s.param.zeros_like());
-                        let constants = fused::AdamStep {
-                            beta1: b1 as f32,
-                            beta2: b2 as f32,
-                            eps: c.eps as f32,
-                            step_size: step_size as f32,
-                            inv_sqrt_bc2: (1.0 / sqrt_bc2) as f32,
-                            l2: if adamw { 0.0 } else { decay as f32 },
-                            decoupled: if adamw {
-                                (1.0 - lr * decay) as f32
-                            } else {
-                                1.0
-                            },
-                        };
-                        let fusable = self
-                            .fuse
-                            .then(|| fused::Operands::new(&s.param, &g, m, v, constants));
-                        if let Some(op) = fusable.flatten() {
+                match &c.rule {
+                    UpdateRule::Adam(a) | UpdateRule::AdamW(a) => {
+                        let decoupled = matches!(c.rule, UpdateRule::AdamW(_));
+                        let keep = g.shallow_clone();
+                        let (p, m) = (&mut s.param, &mut s.moments);
+                        if let Some(op) =
+                            adam::update(a, decoupled, p, g, m, lr, decay, t, self.fuse)?
+                        {
                             fused_ops.push(op);
-                            alive.push(g);
-                            continue;
+                            alive.push(keep);
                         }
-                        if adamw && decay > 0.0 {
-                            s.param.f_mul_scalar_(1.0 - lr * decay).map(drop)?;
-                        } else if decay > 0.0 {
-                            g = g + &s.param * decay;
-                        }
-                        // PyTorch's single-tensor Adam, with the constants folded so that the
-                        // update is 7 kernels and 2 temporaries per parameter:
-                        // m ← lerp(m, g, 1-β1); v ← lerp(v, g², 1-β2);
-                        // p ← p + m / ((√v/√bc2 + eps) · (-bc1/lr)).
-                        m.f_lerp_(&g, 1.0 - b1).map(drop)?;
-                        v.f_lerp_(&(&g * &g), 1.0 - b2).map(drop)?;
-                        let mut denom = v.sqrt();
-                        denom
-                            .f_mul_scalar_(-1.0 / (sqrt_bc2 * step_size))
-                            .map(drop)?;
-                        denom.f_add_scalar_(-c.eps / step_size).map(drop)?;
-                        s.param.f_addcdiv_(m, &denom).map(drop)?;
                     }
-                    OptimizerKind::Sgd => {
-                        if decay > 0.0 {
-                            g = g + &s.param * decay;
-                        }
-                        if c.momentum > 0.0 {
-                            let buf = match &mut s.momentum {
-                                Some(b) => {
-                                    b.f_mul_scalar_(c.momentum).map(drop)?;
-                                    b.f_add_(&g).map(drop)?;
-                                    b.shallow_clone()
-                                }
-                                None => {
-                                    let b = g.copy();
-                                    s.momentum = Some(b.shallow_clone());
-                                    b
-                                }
-                            };
-                            g = if c.nesterov {
-                                g + buf * c.momentum
-                            } else {
-                                buf
-                            };
-                        }
-                        s.param.f_sub_(&(g * lr)).map(drop)?;
+                    UpdateRule::Sgd(sgd) => {
+                        sgd::update(sgd, &mut s.param, g, &mut s.momentum, lr, decay)?;
                     }
                 }
             }
@@ -362,8 +309,8 @@ impl Optimizer {
         let mut out = vec![("optim.step".to_string(), Tensor::from_slice(&[self.step]))];
         for s in &self.slots {
             for (kind, t) in [
-                ("exp_avg", &s.exp_avg),
-                ("exp_avg_sq", &s.exp_avg_sq),
+                ("exp_avg", &s.moments.exp_avg),
+                ("exp_avg_sq", &s.moments.exp_avg_sq),
                 ("momentum", &s.momentum),
             ] {
                 if let Some(t) = t {
@@ -408,8 +355,8 @@ impl Optimizer {
                     Some(t) => Ok(Some(t.f_to_device(device)?.f_to_kind(Kind::Float)?)),
                 }
             };
-            s.exp_avg = get("exp_avg")?;
-            s.exp_avg_sq = get("exp_avg_sq")?;
+            s.moments.exp_avg = get("exp_avg")?;
+            s.moments.exp_avg_sq = get("exp_avg_sq")?;
             s.momentum = get("momentum")?;
         }
         Ok(())
@@ -418,24 +365,39 @@ impl Optimizer {
 
 #[cfg(test)]
 mod tests {
+    use super::adam::AdamConfig;
+    use super::sgd::SgdConfig;
     use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum OptimizerKind {
+        Adam,
+        AdamW,
+        Sgd,
+    }
+
+    fn rule(kind: OptimizerKind, momentum: f64, nesterov: bool) -> UpdateRule {
+        match kind {
+            OptimizerKind::Adam => UpdateRule::Adam(AdamConfig::default()),
+            OptimizerKind::AdamW => UpdateRule::AdamW(AdamConfig::default()),
+            OptimizerKind::Sgd => UpdateRule::Sgd(SgdConfig { momentum, nesterov }),
+        }
+    }
 
     /// Three steps on loss = Σ c·w + ½ Σ w² (gradient c + w) against the textbook update rules
     /// (PyTorch's `torch.optim` definitions) computed in f64.
     fn run(kind: OptimizerKind, weight_decay: f64, nesterov: bool, fuse: bool) {
         let cfg = OptimSection {
-            name: kind,
+            rule: rule(kind, 0.9, nesterov),
             weight_decay,
-            nesterov,
-            momentum: 0.9,
             decay_norm_and_bias: true,
-            ..toml::from_str("").unwrap()
+            ..OptimSection::default()
         };
         let w0 = [0.5f64, -1.5, 2.0, 0.01];
         let c = [0.3f64, -0.2, 1.0, -4.0];
         let w = Tensor::from_slice(&w0.map(|x| x as f32)).set_requires_grad(true);
         let ct = Tensor::from_slice(&c.map(|x| x as f32));
-        let mut opt = Optimizer::new(&cfg, vec![("w".into(), w.shallow_clone())]);
+        let mut opt = Optimizer::new(&cfg, vec![("w".into(), w.shallow_clone())], &[]);
         opt.set_fused(fuse);
         let lr = 0.05;
         let (mut rw, mut m, mut v, mut buf) = (w0, [0.0; 4], [0.0; 4], [0.0; 4]);
@@ -492,9 +454,9 @@ mod tests {
     fn fused_and_unfused_adam_agree() {
         for kind in [OptimizerKind::Adam, OptimizerKind::AdamW] {
             let cfg = OptimSection {
-                name: kind,
+                rule: rule(kind, 0.0, false),
                 weight_decay: 0.05,
-                ..toml::from_str("").unwrap()
+                ..OptimSection::default()
             };
             tch::manual_seed(3);
             // 147,456 elements: three work items of the fused kernel
@@ -504,7 +466,7 @@ mod tests {
             let mut out = Vec::new();
             for fuse in [true, false] {
                 let w = w0.copy().set_requires_grad(true);
-                let mut opt = Optimizer::new(&cfg, vec![("w".into(), w.shallow_clone())]);
+                let mut opt = Optimizer::new(&cfg, vec![("w".into(), w.shallow_clone())], &[]);
                 opt.set_fused(fuse);
                 for _ in 0..3 {
                     let loss = (&w * &x).sin().sum(Kind::Float);
@@ -512,7 +474,7 @@ mod tests {
                     opt.step(0.01).unwrap();
                     assert_eq!(opt.fused_last, usize::from(fuse));
                 }
-                let m = opt.slots[0].exp_avg.as_ref().unwrap().copy();
+                let m = opt.slots[0].moments.exp_avg.as_ref().unwrap().copy();
                 out.push((w.detach(), m));
             }
             let (a, b) = (&out[0], &out[1]);
@@ -531,7 +493,7 @@ mod tests {
     fn gradients_do_not_accumulate_across_steps() {
         let cfg: OptimSection = toml::from_str("name = \"sgd\"\nmomentum = 0.0").unwrap();
         let w = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
-        let mut opt = Optimizer::new(&cfg, vec![("w".into(), w.shallow_clone())]);
+        let mut opt = Optimizer::new(&cfg, vec![("w".into(), w.shallow_clone())], &[]);
         for _ in 0..2 {
             opt.backward(&(&w * 3.0).sum(Kind::Float)).unwrap();
             assert!((opt.grad_norm() - 3.0).abs() < 1e-6);
@@ -541,7 +503,7 @@ mod tests {
     }
 
     /// With zero gradients only weight decay moves a parameter: the 4-D weight decays, the 1-D
-    /// BatchNorm weight and bias stay put, unless `decay_norm_and_bias` is on.
+    /// BatchNorm bias stays put, unless `decay_norm_and_bias` is on.
     #[test]
     fn weight_decay_leaves_batchnorm_and_biases_alone() {
         for (kind, norm_and_bias) in [
@@ -550,21 +512,22 @@ mod tests {
             (OptimizerKind::Sgd, true),
         ] {
             let cfg = OptimSection {
-                name: kind,
+                rule: rule(kind, 0.0, false),
                 weight_decay: 0.5,
                 decay_norm_and_bias: norm_and_bias,
-                momentum: 0.0,
-                ..toml::from_str("").unwrap()
+                ..OptimSection::default()
             };
             let conv =
                 Tensor::ones([2, 2, 1, 1], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
             let bias = Tensor::ones([2], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+            // the roles, not the names, say which is a BatchNorm parameter
             let mut opt = Optimizer::new(
                 &cfg,
                 vec![
-                    ("layer.conv.weight".into(), conv.shallow_clone()),
-                    ("layer.bn.bias".into(), bias.shallow_clone()),
+                    ("a".into(), conv.shallow_clone()),
+                    ("b".into(), bias.shallow_clone()),
                 ],
+                &[(bias.shallow_clone(), ParamRole::NORM)],
             );
             // a loss whose gradient is zero everywhere
             let loss =
@@ -599,6 +562,7 @@ mod tests {
                 ("a".into(), a.shallow_clone()),
                 ("b".into(), b.shallow_clone()),
             ],
+            &[],
         );
         // gradients (3, 0) and (4): global norm 5
         let loss = || {
