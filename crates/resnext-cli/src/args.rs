@@ -2,9 +2,11 @@
 //! into [`DeviceChoice`] by clap itself, so commands receive validated values.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use resnext_model::weights::WeightsFile;
 use resnext_model::Arch;
+use resnext_train::config::Overrides;
 use resnext_train::precision::{LayoutChoice, PrecisionChoice};
-use resnext_train::{Checkpoint, DeviceChoice, Precision, SplitPart};
+use resnext_train::{Checkpoint, DeviceChoice, Precision, SplitPart, TrainConfig, TrainError};
 use std::path::PathBuf;
 
 /// An architecture preset, or `custom` with explicit shapes.
@@ -192,13 +194,31 @@ pub struct ModelArgs {
     pub arch: ArchArg,
     /// Blocks per stage for --arch custom, e.g. 1,1,1,1.
     #[arg(long)]
-    pub layers: Option<String>,
+    pub layers: Option<Layers>,
     /// Groups (cardinality) for --arch custom.
     #[arg(long)]
     pub groups: Option<i64>,
     /// Width per group for --arch custom.
     #[arg(long)]
     pub width_per_group: Option<i64>,
+}
+
+/// `--layers`: four block counts, `1,1,1,1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layers(pub [usize; 4]);
+
+impl std::str::FromStr for Layers {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<usize> = s
+            .split(',')
+            .map(|p| p.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("`{s}` must be four comma-separated counts, e.g. 1,1,1,1"))?;
+        <[usize; 4]>::try_from(parts)
+            .map(Layers)
+            .map_err(|_| format!("`{s}` must be four comma-separated counts, e.g. 1,1,1,1"))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -285,15 +305,25 @@ pub struct PredictArgs {
 given: the run keeps its own config, data, output folder and weights."
 )]
 pub struct TrainArgs {
+    #[command(flatten)]
+    pub training: TrainingArgs,
+    /// The run directory (default runs/<name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this directory where it stopped (takes --epochs and --device only).
+    #[arg(long, conflicts_with_all = ["config", "data", "out", "batch_size", "sets", "init_weights", "key", "precision", "channels_last"])]
+    pub resume: Option<PathBuf>,
+}
+
+/// What `train` and `cv` share: the config and what overrides it, and the starting weights.
+#[derive(Debug, Args)]
+pub struct TrainingArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// The ImageFolder root (overrides data.root).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// The run directory (default runs/<name>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Epochs to train (with --resume: the new total, more than the run has finished).
+    /// Epochs to train (with `train --resume`: the new total, more than the run has finished).
     #[arg(long)]
     pub epochs: Option<usize>,
     #[arg(long)]
@@ -311,15 +341,35 @@ pub struct TrainArgs {
     /// `--channels-last=false` or `--channels-last=auto`.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub channels_last: Option<LayoutChoice>,
-    /// Continue the run in this directory where it stopped (takes --epochs and --device only).
-    #[arg(long, conflicts_with_all = ["config", "data", "out", "batch_size", "sets", "init_weights", "key", "precision", "channels_last"])]
-    pub resume: Option<PathBuf>,
-    /// Start from these weights (torchvision names; the head is replaced if the class count differs).
+    /// Start from these weights (torchvision names; the head is replaced if the class count
+    /// differs); `cv` starts every fold from them.
     #[arg(long)]
     pub init_weights: Option<PathBuf>,
     /// The entry of a torch.save dict to take (`state_dict`, `model`, …) when it holds several.
     #[arg(long, requires = "init_weights")]
     pub key: Option<String>,
+}
+
+impl TrainingArgs {
+    /// The config file, its `--set`s and the flags, resolved and validated once.
+    pub fn config(&self) -> Result<TrainConfig, TrainError> {
+        let overrides = Overrides {
+            data_root: self.data.clone(),
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            device: self.device,
+            precision: self.precision.map(Into::into),
+            channels_last: self.channels_last,
+        };
+        TrainConfig::load_with(self.config.as_deref(), &self.sets, &overrides)
+    }
+
+    /// `--init-weights` with its `--key`.
+    pub fn init_weights(&self) -> Option<WeightsFile> {
+        self.init_weights
+            .as_deref()
+            .map(|p| WeightsFile::new(p).with_key(self.key.clone()))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -581,11 +631,8 @@ arguments: finished folds are skipped, a started one resumes from its checkpoint
 fold alone (e.g. one per SLURM array task); a final call without --fold summarises."
 )]
 pub struct CvArgs {
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// The ImageFolder root (overrides data.root).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub training: TrainingArgs,
     /// The cross-validation directory.
     #[arg(long)]
     pub out: PathBuf,
@@ -605,27 +652,4 @@ pub struct CvArgs {
     /// 0.125 is the paper's 70:10 of train to validation.
     #[arg(long, default_value_t = 0.125)]
     pub val: f64,
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Override any config key: --set optim.lr=0.001 (repeatable).
-    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
-    pub sets: Vec<String>,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long)]
-    pub device: Option<DeviceChoice>,
-    /// The precision (overrides train.precision).
-    #[arg(long, value_enum)]
-    pub precision: Option<PrecisionArg>,
-    /// Channels-last memory format (overrides train.channels_last): `--channels-last`,
-    /// `--channels-last=false` or `--channels-last=auto`.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    pub channels_last: Option<LayoutChoice>,
-    /// Start every fold from these weights.
-    #[arg(long)]
-    pub init_weights: Option<PathBuf>,
-    /// The entry of a torch.save dict to take (`state_dict`, `model`, …) when it holds several.
-    #[arg(long, requires = "init_weights")]
-    pub key: Option<String>,
 }

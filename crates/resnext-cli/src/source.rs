@@ -81,16 +81,8 @@ pub fn model_config(m: &ModelArgs, num_classes: i64) -> Result<ModelConfig> {
     let config = if m.arch == ArchArg::Custom {
         let layers = m
             .layers
-            .as_deref()
-            .context("--arch custom needs --layers, e.g. --layers 1,1,1,1")?;
-        let parts: Vec<usize> = layers
-            .split(',')
-            .map(|s| s.trim().parse::<usize>())
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("--layers `{layers}` must be four comma-separated counts"))?;
-        let Ok(layers) = <[usize; 4]>::try_from(parts) else {
-            bail!("--layers `{layers}` must be four comma-separated counts");
-        };
+            .context("--arch custom needs --layers, e.g. --layers 1,1,1,1")?
+            .0;
         let groups = m.groups.context("--arch custom needs --groups")?;
         let width = m
             .width_per_group

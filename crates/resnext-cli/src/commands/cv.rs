@@ -6,22 +6,12 @@ use super::train::Progress;
 use crate::args::CvArgs;
 use crate::progress::Bars;
 use anyhow::{Context, Result};
-use resnext_train::config::Overrides;
 use resnext_train::cv::{CrossValidation, CvFile, CvSettings, FoldId, FoldState};
 use resnext_train::plot::{plot_cv, CvFoldPlot};
-use resnext_train::TrainConfig;
 use std::process::ExitCode;
 
 pub fn run(a: CvArgs) -> Result<ExitCode> {
-    let overrides = Overrides {
-        data_root: a.data.clone(),
-        epochs: a.epochs,
-        batch_size: a.batch_size,
-        device: a.device,
-        precision: a.precision.map(Into::into),
-        channels_last: a.channels_last,
-    };
-    let cfg = TrainConfig::load_with(a.config.as_deref(), &a.sets, &overrides)?;
+    let cfg = a.training.config()?;
     if let Some(fold) = a.fold {
         if fold >= a.folds || a.repeat >= a.repeats {
             anyhow::bail!(
@@ -36,10 +26,7 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
         folds: a.folds,
         repeats: a.repeats,
         val: a.val,
-        init_weights: a
-            .init_weights
-            .as_deref()
-            .map(|p| resnext_model::weights::WeightsFile::new(p).with_key(a.key.clone())),
+        init_weights: a.training.init_weights(),
     };
     let cv = CrossValidation::prepare(cfg, &a.out, &settings)?;
     let ids: Vec<FoldId> = match a.fold {

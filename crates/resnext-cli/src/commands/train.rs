@@ -6,10 +6,9 @@ use crate::dist::Job;
 use crate::progress::{bar, is_tty, Bars};
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
-use resnext_train::config::Overrides;
 use resnext_train::trainer::{Observer, StartInfo};
 use resnext_train::{
-    Checkpoint, EpochRow, EvalOptions, Progress as _, RunFile, RunOptions, TrainConfig, Trainer,
+    Checkpoint, EpochRow, EvalOptions, Progress as _, RunFile, RunOptions, Trainer,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,29 +26,18 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
 }
 
 fn train(a: TrainArgs, job: &Job) -> Result<ExitCode> {
+    let t = &a.training;
     let mut trainer = if let Some(dir) = &a.resume {
-        Trainer::resume_on(job.comm(), dir, a.epochs, a.device)
+        Trainer::resume_on(job.comm(), dir, t.epochs, t.device)
             .with_context(|| format!("cannot resume {}", dir.display()))?
     } else {
-        let overrides = Overrides {
-            data_root: a.data.clone(),
-            epochs: a.epochs,
-            batch_size: a.batch_size,
-            device: a.device,
-            precision: a.precision.map(Into::into),
-            channels_last: a.channels_last,
-        };
-        let cfg = TrainConfig::load_with(a.config.as_deref(), &a.sets, &overrides)?;
+        let cfg = t.config()?;
         let out = a
             .out
             .clone()
             .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.name));
-        let init = a
-            .init_weights
-            .as_deref()
-            .map(|p| resnext_model::weights::WeightsFile::new(p).with_key(a.key.clone()));
-        let (trainer, report) = Trainer::new_on(job.comm(), cfg, &out, init.as_ref())?;
-        if let (Some(r), Some(p)) = (report, &a.init_weights) {
+        let (trainer, report) = Trainer::new_on(job.comm(), cfg, &out, t.init_weights().as_ref())?;
+        if let (Some(r), Some(p)) = (report, &t.init_weights) {
             eprintln!("init weights {}: {r}", p.display());
         }
         trainer

@@ -218,167 +218,194 @@ impl Trainer {
         })
     }
 
+    /// One epoch: the training part, then validation. Every step goes through the collective
+    /// (`comm`); one process is its single-rank case (sums over one rank), not a branch.
     fn run_epoch(&mut self, epoch: usize, obs: &mut dyn Observer) -> Result<EpochRow, TrainError> {
         let start = Instant::now();
+        let lr_at_start = self.schedule.lr((epoch - 1) as f64);
+        let train = self.train_epoch(epoch, obs)?;
+        let val = self.validate(epoch, obs)?;
+        Ok(EpochRow {
+            epoch,
+            train_loss: train.running.loss(),
+            train_acc: train.running.acc(),
+            val_loss: val.loss,
+            val_acc: val.accuracy(),
+            lr: lr_at_start,
+            seconds: start.elapsed().as_secs_f64(),
+            images_per_s: train.running.count as f64 / train.seconds.max(1e-9),
+            data_wait_s: train.data_wait.as_secs_f64(),
+            allreduce_s: train.reduce.as_secs_f64(),
+        })
+    }
+
+    /// The training part of an epoch, over every process: its loss and accuracy, and where the
+    /// time went.
+    fn train_epoch(
+        &mut self,
+        epoch: usize,
+        obs: &mut dyn Observer,
+    ) -> Result<TrainPart, TrainError> {
         let num_batches = self.train.num_batches();
         obs.on_epoch_start(epoch, num_batches);
-        let lr_at_start = self.schedule.lr((epoch - 1) as f64);
-        let mut running = Running::default();
-        let classes = self.split.classes.len();
-        let (precision, channels_last, device) = (
-            self.numerics.precision,
-            self.numerics.channels_last,
-            self.device,
-        );
-        let smoothing = self.cfg.train.label_smoothing;
-        let step_cfg = StepConfig {
-            clip_grad_norm: self.cfg.optim.clip_grad_norm,
-        };
-        let fp16 = precision == crate::config::Precision::Fp16;
         let frozen = self.frozen_at(epoch);
         self.opt.set_frozen(frozen);
-        // frozen BatchNorm normalises with its running statistics and leaves them as they are
-        let bn_learns = !frozen.batchnorm;
-        let train_start = Instant::now();
-        let mut data_wait = std::time::Duration::ZERO;
-        let mut reduce_time = std::time::Duration::ZERO;
-        let world = self.comm.size();
-        // one process's batch, or its share in the BatchNorm statistics of every process
-        let min_share = if self.sync_bn.is_some() { 1 } else { 2 };
+        let mut part = TrainPart::default();
+        let started = Instant::now();
         let mut batches = self.train.epoch(epoch as u64).enumerate();
         loop {
             let asked = Instant::now();
             let Some((bi, batch)) = batches.next() else {
                 break;
             };
-            data_wait += asked.elapsed();
+            part.data_wait += asked.elapsed();
             let batch = batch?;
-            let soft = batch.soft_targets(classes);
-            // This process's images and class weight, and the global batch's.
-            let local_weight = match &self.class_weight_values {
-                Some(w) => soft
-                    .rows()
-                    .into_iter()
-                    .map(|q| q.iter().zip(w).map(|(&p, &c)| p as f64 * c).sum::<f64>())
-                    .sum(),
-                None => batch.len() as f64,
-            };
-            let (global_len, min_len, global_weight) = if world > 1 {
-                let all = self.comm.gather_f64(&[batch.len() as f64, local_weight])?;
-                let len: f64 = all.iter().map(|v| v[0]).sum();
-                let min = all.iter().map(|v| v[0]).fold(f64::INFINITY, f64::min);
-                let weight: f64 = all.iter().map(|v| v[1]).sum();
-                (len as usize, min as usize, weight)
-            } else {
-                (batch.len(), batch.len(), local_weight)
-            };
-            if global_len < 2 || (world > 1 && min_len < min_share) {
-                // BatchNorm cannot take statistics of one sample (PyTorch refuses it; the unbiased
-                // running variance would become infinite). The sample reappears next epoch. Every
-                // process skips together.
-                tracing::debug!(
-                    epoch,
-                    batch = bi + 1,
-                    "skipped a training batch of fewer than 2 images (per process without sync_batchnorm)"
-                );
-                continue;
-            }
-            tracing::debug!(
-                rank = self.comm.rank(),
+            let at = StepAt {
                 epoch,
-                batch = bi + 1,
-                samples = ?batch.indices,
-                "batch"
+                batch: bi + 1,
+            };
+            let t = (epoch - 1) as f64 + bi as f64 / num_batches.max(1) as f64;
+            let Some((loss, correct, reduce)) =
+                self.train_step(&batch, at, t, !frozen.batchnorm)?
+            else {
+                continue;
+            };
+            part.reduce += reduce;
+            part.running.add(loss, correct, batch.len());
+            tracing::debug!(epoch, batch = bi + 1, num_batches, loss, "train step");
+            obs.on_batch(epoch, bi + 1, part.running.loss(), part.running.acc());
+        }
+        part.seconds = started.elapsed().as_secs_f64();
+        self.average_running_stats()?;
+        // the epoch's training figures over every process
+        let r = &part.running;
+        let mut sums = [r.loss_sum, r.correct, r.count as f64];
+        self.comm.sum_f64(&mut sums)?;
+        part.running = Running {
+            loss_sum: sums[0],
+            correct: sums[1],
+            count: sums[2] as usize,
+        };
+        Ok(part)
+    }
+
+    /// One optimisation step on this process's `batch` of the global batch, at fractional epoch
+    /// `t`: the batch's loss, its correct predictions and the time summing gradients took; `None`
+    /// when the global batch is skipped (BatchNorm cannot take the statistics of one sample:
+    /// PyTorch refuses it, the unbiased running variance would become infinite; the sample
+    /// reappears next epoch, and every process skips together).
+    fn train_step(
+        &mut self,
+        batch: &resnext_data::Batch,
+        at: StepAt,
+        t: f64,
+        bn_learns: bool,
+    ) -> Result<Option<(f64, f64, std::time::Duration)>, TrainError> {
+        let classes = self.split.classes.len();
+        let (precision, channels_last, device) = (
+            self.numerics.precision,
+            self.numerics.channels_last,
+            self.device,
+        );
+        let soft = batch.soft_targets(classes);
+        // this process's images and class weight, and the global batch's
+        let local_weight = match &self.class_weight_values {
+            Some(w) => soft
+                .rows()
+                .into_iter()
+                .map(|q| q.iter().zip(w).map(|(&p, &c)| p as f64 * c).sum::<f64>())
+                .sum(),
+            None => batch.len() as f64,
+        };
+        let all = self.comm.gather_f64(&[batch.len() as f64, local_weight])?;
+        let global_len: f64 = all.iter().map(|v| v[0]).sum();
+        let min_len = all.iter().map(|v| v[0]).fold(f64::INFINITY, f64::min);
+        let global_weight: f64 = all.iter().map(|v| v[1]).sum();
+        // one process's batch, or its share in the BatchNorm statistics of every process
+        let min_share = if self.sync_bn.is_some() { 1.0 } else { 2.0 };
+        if global_len < 2.0 || min_len < min_share {
+            tracing::debug!(
+                epoch = at.epoch,
+                batch = at.batch,
+                "skipped a training batch of fewer than 2 images (per process without sync_batchnorm)"
             );
-            let lr = self
-                .schedule
-                .lr((epoch - 1) as f64 + bi as f64 / num_batches.max(1) as f64);
-            let x = prepare_input(batch_tensor(&batch)?, precision, channels_last, device)?;
-            let soft = soft
-                .as_slice()
-                .ok_or(TrainError::BatchLayout("contiguous targets"))?;
-            let targets = Tensor::f_from_slice(soft)?
-                .f_view([batch.len() as i64, classes as i64])?
-                .f_to_device(device)?;
-            let logits = with_autocast(precision, device, || self.net.f_forward_t(&x, bn_learns))?;
-            let loss = weighted_soft_cross_entropy(
-                &logits,
-                &targets,
-                smoothing,
-                self.class_weights.as_ref(),
-            )?;
-            let loss_value = loss.f_double_value(&[])?;
-            if !loss_value.is_finite() {
-                return Err(TrainError::NonFinite {
-                    epoch,
-                    batch: bi + 1,
-                    value: loss_value,
-                });
-            }
-            // this process's share of the global batch's mean loss; the shares' gradients add up
-            let dist = (world > 1).then(|| StepDist {
+            return Ok(None);
+        }
+        tracing::debug!(
+            rank = self.comm.rank(),
+            epoch = at.epoch,
+            batch = at.batch,
+            samples = ?batch.indices,
+            "batch"
+        );
+        let x = prepare_input(batch_tensor(batch)?, precision, channels_last, device)?;
+        let soft = soft
+            .as_slice()
+            .ok_or(TrainError::BatchLayout("contiguous targets"))?;
+        let targets = Tensor::f_from_slice(soft)?
+            .f_view([batch.len() as i64, classes as i64])?
+            .f_to_device(device)?;
+        let logits = with_autocast(precision, device, || self.net.f_forward_t(&x, bn_learns))?;
+        let loss = weighted_soft_cross_entropy(
+            &logits,
+            &targets,
+            self.cfg.train.label_smoothing,
+            self.class_weights.as_ref(),
+        )?;
+        let loss_value = loss.f_double_value(&[])?;
+        if !loss_value.is_finite() {
+            return Err(TrainError::NonFinite {
+                epoch: at.epoch,
+                batch: at.batch,
+                value: loss_value,
+            });
+        }
+        // this process's share of the global batch's mean loss; the shares' gradients add up
+        let share = loss.f_mul_scalar(local_weight / global_weight)?;
+        let fp16 = precision == crate::config::Precision::Fp16;
+        let stepped = optimisation_step(
+            &mut self.opt,
+            &share,
+            self.schedule.lr(t),
+            StepConfig {
+                clip_grad_norm: self.cfg.optim.clip_grad_norm,
+            },
+            fp16.then_some(&mut self.scaler),
+            self.ema.as_mut(),
+            at,
+            Some(StepDist {
                 comm: self.comm.as_ref(),
                 sync_batchnorm: self.sync_bn.as_deref(),
-            });
-            let scaled;
-            let step_loss = if world > 1 {
-                scaled = loss.f_mul_scalar(local_weight / global_weight)?;
-                &scaled
-            } else {
-                &loss
-            };
-            let stepped = optimisation_step(
-                &mut self.opt,
-                step_loss,
-                lr,
-                step_cfg,
-                fp16.then_some(&mut self.scaler),
-                self.ema.as_mut(),
-                StepAt {
-                    epoch,
-                    batch: bi + 1,
-                },
-                dist,
-            );
-            if let Some(sync) = &self.sync_bn {
-                sync.clear();
-            }
-            reduce_time += stepped?.reduce.elapsed;
-            let pred = logits.detach().f_argmax(1, false)?;
-            let want = targets.f_argmax(1, false)?;
-            let correct = pred
-                .f_eq_tensor(&want)?
-                .f_to_kind(Kind::Float)?
-                .f_sum(Kind::Float)?
-                .f_double_value(&[])?;
-            running.add(loss_value, correct, batch.len());
-            tracing::debug!(
-                epoch,
-                batch = bi + 1,
-                num_batches,
-                loss = loss_value,
-                "train step"
-            );
-            obs.on_batch(epoch, bi + 1, running.loss(), running.acc());
+            }),
+        );
+        if let Some(sync) = &self.sync_bn {
+            sync.clear();
         }
-        let train_secs = train_start.elapsed().as_secs_f64();
-        if world > 1 {
-            self.average_running_stats()?;
-            // the epoch's training figures over every process
-            let mut sums = [running.loss_sum, running.correct, running.count as f64];
-            self.comm.sum_f64(&mut sums)?;
-            running = Running {
-                loss_sum: sums[0],
-                correct: sums[1],
-                count: sums[2] as usize,
-            };
-        }
+        let reduce = stepped?.reduce.elapsed;
+        let pred = logits.detach().f_argmax(1, false)?;
+        let want = targets.f_argmax(1, false)?;
+        let correct = pred
+            .f_eq_tensor(&want)?
+            .f_to_kind(Kind::Float)?
+            .f_sum(Kind::Float)?
+            .f_double_value(&[])?;
+        Ok(Some((loss_value, correct, reduce)))
+    }
+
+    /// Validation of an epoch (with the EMA's weights when there is one): every process
+    /// predicts its share of the validation part, and the loss and accuracy are those of the
+    /// whole part.
+    fn validate(
+        &mut self,
+        epoch: usize,
+        obs: &mut dyn Observer,
+    ) -> Result<resnext_infer::evaluate::Predictions, TrainError> {
         // progress counts this rank's share of the validation images
         obs.on_validate(epoch, self.val.num_samples());
         let opts = RunOptions {
-            device,
-            precision,
-            channels_last,
+            device: self.device,
+            precision: self.numerics.precision,
+            channels_last: self.numerics.channels_last,
             tta: false,
         };
         if let Some(ema) = &mut self.ema {
@@ -393,40 +420,21 @@ impl Trainer {
         if let Some(ema) = &mut self.ema {
             ema.swap()?;
         }
+        let non_finite = |value| TrainError::NonFinite {
+            epoch,
+            batch: 0,
+            value,
+        };
         let preds = match preds {
-            Err(resnext_infer::InferError::NonFiniteOutput) => {
-                return Err(TrainError::NonFinite {
-                    epoch,
-                    batch: 0,
-                    value: f64::NAN,
-                })
-            }
+            Err(resnext_infer::InferError::NonFiniteOutput) => return Err(non_finite(f64::NAN)),
             other => other?,
         };
-        let preds = if world > 1 {
-            gather_predictions(self.comm.as_ref(), &preds, self.val_offset, classes)?
-        } else {
-            preds
-        };
+        let classes = self.split.classes.len();
+        let preds = gather_predictions(self.comm.as_ref(), &preds, self.val_offset, classes)?;
         if !preds.loss.is_finite() {
-            return Err(TrainError::NonFinite {
-                epoch,
-                batch: 0,
-                value: preds.loss,
-            });
+            return Err(non_finite(preds.loss));
         }
-        Ok(EpochRow {
-            epoch,
-            train_loss: running.loss(),
-            train_acc: running.acc(),
-            val_loss: preds.loss,
-            val_acc: preds.accuracy(),
-            lr: lr_at_start,
-            seconds: start.elapsed().as_secs_f64(),
-            images_per_s: running.count as f64 / train_secs.max(1e-9),
-            data_wait_s: data_wait.as_secs_f64(),
-            allreduce_s: reduce_time.as_secs_f64(),
-        })
+        Ok(preds)
     }
 
     /// BatchNorm's running statistics, averaged over the processes. Each process's statistics
@@ -469,9 +477,6 @@ impl Trainer {
     /// rank 0's and take the same summed gradients), by a hash of the exact bits of every
     /// variable, BatchNorm's running statistics included.
     fn check_replicas(&self, epoch: usize) -> Result<(), TrainError> {
-        if self.comm.size() == 1 {
-            return Ok(());
-        }
         let hash = weights_hash(&self.vs)?;
         let all = self
             .comm
@@ -579,6 +584,15 @@ fn weights_hash(vs: &VarStore) -> Result<u64, TrainError> {
         }
     }
     Ok(h)
+}
+
+/// The training part of an epoch, summed over the processes.
+#[derive(Default)]
+struct TrainPart {
+    running: Running,
+    seconds: f64,
+    data_wait: std::time::Duration,
+    reduce: std::time::Duration,
 }
 
 /// Every rank's validation predictions, in the order of the whole validation part: rows of
