@@ -315,6 +315,28 @@ pub struct TrainArgs {
     pub resume: Option<PathBuf>,
 }
 
+/// The confidence intervals of `eval` and `cv`.
+#[derive(Debug, Args)]
+pub struct IntervalArgs {
+    /// Bootstrap resamples of the 95% intervals (patients are resampled: the run's
+    /// data.group_regex); 0 leaves the intervals out.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub bootstrap: u32,
+    /// The bootstrap's seed: the same seed gives the same intervals.
+    #[arg(long = "bootstrap-seed", default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl IntervalArgs {
+    pub fn options(&self) -> resnext_train::run_eval::BootstrapOptions {
+        resnext_train::run_eval::BootstrapOptions {
+            n_resamples: self.bootstrap as usize,
+            seed: self.seed,
+            level: 0.95,
+        }
+    }
+}
+
 /// What `train` and `cv` share: the config and what overrides it, and the starting weights.
 #[derive(Debug, Args)]
 pub struct TrainingArgs {
@@ -408,6 +430,8 @@ pub struct EvalArgs {
     /// (predict and serve then use it).
     #[arg(long, conflicts_with = "no_write")]
     pub calibrate: bool,
+    #[command(flatten)]
+    pub intervals: IntervalArgs,
 }
 
 #[derive(Debug, Args)]
@@ -652,4 +676,6 @@ pub struct CvArgs {
     /// 0.125 is the paper's 70:10 of train to validation.
     #[arg(long, default_value_t = 0.125)]
     pub val: f64,
+    #[command(flatten)]
+    pub intervals: IntervalArgs,
 }

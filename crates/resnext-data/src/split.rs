@@ -86,18 +86,31 @@ impl SplitConfig {
 
     /// The group key of a sample: the regex's first capture on the file name, else the path.
     pub(crate) fn group_key(regex: Option<&Regex>, sample: &Sample) -> String {
-        let file_name = sample
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if let Some(re) = regex {
-            if let Some(m) = re.captures(&file_name).and_then(|c| c.get(1)) {
-                return format!("g:{}", m.as_str());
-            }
-            tracing::warn!(file = %file_name, "group regex does not match; the file is its own group");
+        let key = Self::key_of(regex, &rel_string(&sample.path));
+        if regex.is_some() && key.starts_with("f:") {
+            tracing::warn!(file = %sample.path.display(), "group regex does not match; the file is its own group");
         }
-        format!("f:{}", rel_string(&sample.path))
+        key
+    }
+
+    /// The group of a relative path (`class/file`): `g:` and the regex's first capture on the
+    /// file name, or `f:` and the path itself (its own group).
+    fn key_of(regex: Option<&Regex>, rel: &str) -> String {
+        let file_name = rel.rsplit('/').next().unwrap_or(rel);
+        match regex.and_then(|re| re.captures(file_name)?.get(1)) {
+            Some(m) => format!("g:{}", m.as_str()),
+            None => format!("f:{rel}"),
+        }
+    }
+
+    /// The group (patient) of each of `paths` (relative, as in `split.json`), by the rule the
+    /// split used: what a bootstrap over patients resamples.
+    pub fn groups_of(&self, paths: &[String]) -> Result<Vec<String>, DataError> {
+        let regex = self.validate()?;
+        Ok(paths
+            .iter()
+            .map(|p| Self::key_of(regex.as_ref(), p))
+            .collect())
     }
 
     /// Splits `folder`. Within each class (a group counts for its majority class), groups are

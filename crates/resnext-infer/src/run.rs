@@ -268,6 +268,14 @@ impl Run {
         )?)
     }
 
+    /// The run's `data.group_regex` (the patient of each file), if it has one.
+    pub fn group_regex(&self) -> Option<String> {
+        self.read_text(RunFile::Config)
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .and_then(|t| Some(t.get("data")?.get("group_regex")?.as_str()?.to_string()))
+    }
+
     /// Whether the run's config lets its data root hold links that lead outside it
     /// (`data.follow_links`; false when the config cannot be read).
     pub fn follows_links(&self) -> bool {

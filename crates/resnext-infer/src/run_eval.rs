@@ -11,6 +11,7 @@ use crate::progress::Progress;
 use crate::run::{Run, SplitPart};
 use resnext_data::loader::PixelType;
 use resnext_data::{Loader, LoaderConfig};
+pub use resnext_stats::BootstrapOptions;
 use std::path::PathBuf;
 
 /// The fewest validation images a temperature is fitted on.
@@ -49,6 +50,8 @@ pub struct EvalOptions {
     pub data: Option<PathBuf>,
     /// Fold BatchNorm into the convolutions first.
     pub fold_bn: bool,
+    /// The confidence intervals: resamples (0: none) and seed; patients are resampled.
+    pub bootstrap: resnext_stats::BootstrapOptions,
 }
 
 impl Default for EvalOptions {
@@ -60,6 +63,7 @@ impl Default for EvalOptions {
             batch_size: 32,
             data: None,
             fold_bn: false,
+            bootstrap: resnext_stats::BootstrapOptions::default(),
         }
     }
 }
@@ -134,9 +138,38 @@ impl Run {
                 classes: info.classes,
                 roc_curve: roc,
                 reliability: Some(reliability),
+                intervals: self.intervals(
+                    &paths,
+                    &preds.indices,
+                    &preds.probs,
+                    &preds.labels,
+                    &opts.bootstrap,
+                )?,
             },
             per_image,
         ))
+    }
+
+    /// The bootstrap intervals of predictions of the split's `paths` (`indices` into them),
+    /// resampling the run's patients; `None` with no resamples or a part of one class.
+    fn intervals(
+        &self,
+        paths: &[String],
+        indices: &[usize],
+        probs: &[Vec<f64>],
+        labels: &[usize],
+        bootstrap: &resnext_stats::BootstrapOptions,
+    ) -> Result<Option<resnext_stats::Summary>, InferError> {
+        let rel: Vec<String> = indices
+            .iter()
+            .map(|&i| paths.get(i).cloned().unwrap_or_default())
+            .collect();
+        let split = resnext_data::SplitConfig {
+            group_regex: self.group_regex(),
+            ..resnext_data::SplitConfig::default()
+        };
+        let groups = split.groups_of(&rel)?;
+        Ok(intervals(probs, labels, &groups, bootstrap))
     }
 
     /// Temperature scaling: fits T on the validation part's logits (minimum NLL), stores it in
@@ -195,5 +228,33 @@ impl Run {
         info.temperature = Some(t);
         self.write_info(opts.checkpoint, &info)?;
         Ok(cal)
+    }
+}
+
+/// Every metric of `probs` with its bootstrap interval over `groups` (one per image); `None`
+/// with no resamples, or when the statistics are undefined (one class present), which
+/// `tracing` reports.
+pub fn intervals(
+    probs: &[Vec<f64>],
+    labels: &[usize],
+    groups: &[String],
+    bootstrap: &resnext_stats::BootstrapOptions,
+) -> Option<resnext_stats::Summary> {
+    if bootstrap.n_resamples == 0 || probs.is_empty() {
+        return None;
+    }
+    let summary = resnext_stats::Groups::new(groups).and_then(|g| {
+        let options = resnext_stats::SummaryOptions {
+            bootstrap: *bootstrap,
+            ..resnext_stats::SummaryOptions::default()
+        };
+        resnext_stats::summary(probs, labels, Some(&g), &options)
+    });
+    match summary {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("no confidence intervals: {e}");
+            None
+        }
     }
 }

@@ -107,6 +107,73 @@ pub struct Summary {
     pub calibration: Vec<ClassCalibration>,
 }
 
+impl Summary {
+    /// The intervals as a printed table: one row per metric, then calibration per class.
+    pub fn table(&self, class_names: &[String]) -> String {
+        let name = |c: usize| {
+            class_names
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| format!("class {c}"))
+        };
+        let unit = if self.groups == self.images {
+            "images".to_string()
+        } else {
+            format!("groups ({} images)", self.images)
+        };
+        let b = &self.bootstrap;
+        let mut out = format!(
+            "{:.0}% intervals: bootstrap of {} {unit}, {} resamples, seed {}",
+            b.level * 100.0,
+            self.groups,
+            b.n_resamples,
+            b.seed
+        );
+        match self.mode {
+            Mode::Binary {
+                positive,
+                threshold,
+            } => out += &format!("; positive class `{}` at {threshold}\n", name(positive)),
+            Mode::Multiclass => out += "; macro averages over the classes\n",
+        }
+        // resamples where a metric is undefined (a class missing) are left out, and said
+        let row = |label: &str, v: &Option<Interval>| match v {
+            Some(i) if i.resamples_used < b.n_resamples => format!(
+                "  {label:<34} {:>8.4}  [{:.4}, {:.4}]  ({} of the resamples)\n",
+                i.estimate, i.low, i.high, i.resamples_used
+            ),
+            Some(i) => format!(
+                "  {label:<34} {:>8.4}  [{:.4}, {:.4}]\n",
+                i.estimate, i.low, i.high
+            ),
+            None => format!("  {label:<34}      n/a\n"),
+        };
+        let m = &self.metrics;
+        for (label, v) in [
+            ("accuracy", &m.accuracy),
+            ("balanced accuracy", &m.balanced_accuracy),
+            ("sensitivity", &m.sensitivity),
+            ("specificity", &m.specificity),
+            ("PPV", &m.ppv),
+            ("NPV", &m.npv),
+            ("F1", &m.f1),
+            ("ROC-AUC", &m.roc_auc),
+            ("PR-AUC", &m.pr_auc),
+            ("ECE", &m.ece),
+        ] {
+            out += &row(label, v);
+        }
+        for c in &self.calibration {
+            out += &row(
+                &format!("calibration intercept {}", name(c.class)),
+                &c.intercept,
+            );
+            out += &row(&format!("calibration slope {}", name(c.class)), &c.slope);
+        }
+        out
+    }
+}
+
 /// Every metric of `probs` against `labels` with its bootstrap interval, resampling `groups`
 /// (each image its own group when None).
 pub fn summary(

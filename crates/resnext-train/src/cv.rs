@@ -96,6 +96,10 @@ pub struct Pooled {
     pub confusion_matrix: Vec<Vec<usize>>,
     /// The reliability diagram's 15 bins over all out-of-fold predictions.
     pub reliability: Vec<resnext_infer::metric::ReliabilityBin>,
+    /// Every metric of the pooled out-of-fold predictions with its 95% bootstrap interval over
+    /// patients (`folds.json`'s groups), and calibration intercept and slope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<resnext_stats::Summary>,
 }
 
 /// `cv.json`.
@@ -154,9 +158,17 @@ pub struct CrossValidation {
     folds: Folds,
     val: f64,
     init_weights: Option<WeightsFile>,
+    bootstrap: resnext_infer::run_eval::BootstrapOptions,
 }
 
 impl CrossValidation {
+    /// The confidence intervals of each fold's test report and of the pooled summary (2000
+    /// resamples of patients, seed 0, unless set).
+    pub fn with_bootstrap(mut self, bootstrap: resnext_infer::run_eval::BootstrapOptions) -> Self {
+        self.bootstrap = bootstrap;
+        self
+    }
+
     /// Scans the data, assigns the folds, checks that every fold's split can be made, and writes
     /// `cv.toml` and `folds.json`; or, for a directory that has them, checks that these settings
     /// are the recorded ones (a resumed `cv` must not mix settings or assignments). Nothing is
@@ -238,6 +250,7 @@ impl CrossValidation {
             folds,
             val,
             init_weights: settings.init_weights.clone(),
+            bootstrap: Default::default(),
         })
     }
 
@@ -329,6 +342,7 @@ impl CrossValidation {
             batch_size: cfg.data.eval_batch_size.unwrap_or(cfg.data.batch_size),
             data: None,
             fold_bn: false,
+            bootstrap: self.bootstrap,
         };
         let run = trainer.run().clone();
         let _lock = trainer.into_lock();
@@ -358,6 +372,13 @@ impl CrossValidation {
         let mut curves = Vec::new();
         let mut all_probs = Vec::new();
         let mut all_labels = Vec::new();
+        let mut all_groups = Vec::new();
+        let group_of: std::collections::HashMap<&str, &str> = self
+            .folds
+            .images
+            .iter()
+            .map(|i| (i.path.as_str(), i.group.as_str()))
+            .collect();
         let mut csv = String::from("path,repeat,fold,true,pred");
         for c in &classes {
             csv.push(',');
@@ -416,6 +437,11 @@ impl CrossValidation {
                 }
                 line.push('\n');
                 rows.push((id.repeat, p.path.clone(), line));
+                all_groups.push(
+                    group_of
+                        .get(p.path.as_str())
+                        .map_or_else(|| p.path.clone(), |g| g.to_string()),
+                );
                 all_probs.push(p.probs);
                 all_labels.push(p.label);
             }
@@ -438,6 +464,12 @@ impl CrossValidation {
                     &all_probs,
                     &all_labels,
                     resnext_infer::metric::ECE_BINS,
+                ),
+                intervals: resnext_infer::run_eval::intervals(
+                    &all_probs,
+                    &all_labels,
+                    &all_groups,
+                    &self.bootstrap,
                 ),
             },
         };

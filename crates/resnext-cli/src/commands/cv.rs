@@ -28,7 +28,8 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
         val: a.val,
         init_weights: a.training.init_weights(),
     };
-    let cv = CrossValidation::prepare(cfg, &a.out, &settings)?;
+    let cv =
+        CrossValidation::prepare(cfg, &a.out, &settings)?.with_bootstrap(a.intervals.options());
     let ids: Vec<FoldId> = match a.fold {
         Some(fold) => vec![FoldId {
             repeat: a.repeat,
@@ -78,6 +79,9 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
     let (summary, curves) = cv.summarise()?;
     let names: Vec<String> = cv.ids().into_iter().map(|id| cv.name(id)).collect();
     print!("{}", summary.table(&names));
+    if let Some(i) = &summary.pooled.intervals {
+        print!("pooled out-of-fold, {}", i.table(&summary.classes));
+    }
     let plots: Vec<CvFoldPlot> = summary
         .folds
         .iter()

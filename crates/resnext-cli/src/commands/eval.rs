@@ -16,11 +16,15 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         batch_size: a.batch_size,
         data: a.data,
         fold_bn: a.fold_bn,
+        bootstrap: a.intervals.options(),
     };
     // a writer: refused at once while another process writes the run
     let lock = if a.no_write { None } else { Some(run.lock()?) };
     let report = run.evaluate(&opts, &Bars::new())?;
     print!("{}", report.report.table());
+    if let Some(i) = &report.intervals {
+        print!("{}", i.table(&report.classes));
+    }
     if lock.is_some() {
         let path = run.save_eval(&report)?;
         println!("-> {}", path.display());

@@ -59,6 +59,11 @@ pub struct EvalReport {
     /// The reliability diagram's 15 bins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reliability: Option<Vec<super::calibration::ReliabilityBin>>,
+    /// Every metric with its 95% bootstrap interval over patients (the run's `group_regex`;
+    /// images without one), and calibration intercept and slope; absent in older `eval.json`s,
+    /// with `--bootstrap 0`, or when the part has one class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<resnext_stats::Summary>,
 }
 
 fn safe_div(a: f64, b: f64) -> f64 {
@@ -265,6 +270,7 @@ mod tests {
                 &[0, 1],
                 15,
             )),
+            intervals: None,
         };
         let text = serde_json::to_string(&e).unwrap();
         assert!(text.contains("\"macro\""), "{text}");

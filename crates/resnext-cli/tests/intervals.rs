@@ -1,0 +1,114 @@
+//! Confidence intervals where a metric is printed: `eval` and `cv` report every metric with a
+//! 95% bootstrap interval that resamples patients (the run's `group_regex`), reproducible from
+//! its seed, stored in `eval.json` and `cv.json`; `--bootstrap 0` leaves them out.
+
+mod common;
+
+use common::{ok, synth, tiny_config};
+use std::path::Path;
+
+/// Synthetic images grouped ten by ten within a class (`checker_000`, `checker_001`, ...).
+const GROUPS: &str = r#"--set=data.group_regex="^([a-z]+_\\d{3})""#;
+
+fn eval_json(run: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("eval.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn eval_reports_patient_bootstrap_intervals_reproducibly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 24);
+    let cfg = tiny_config(dir.path(), &data, 1, "");
+    let run = dir.path().join("run");
+    let (c, r) = (cfg.to_str().unwrap(), run.to_str().unwrap());
+    ok(&["train", "--config", c, "--out", r, GROUPS]);
+    let printed = ok(&["eval", "--run", r, "--split", "all", "--bootstrap", "300"]);
+    assert!(printed.contains("95% intervals"), "{printed}");
+    let e = eval_json(&run);
+    let i = &e["intervals"];
+    // 96 images of 12 patients (two groups of ten and one of four per class)
+    assert_eq!(i["images"], 96, "{i}");
+    assert_eq!(i["groups"], 12, "{i}");
+    assert_eq!(i["bootstrap"]["n_resamples"], 300);
+    let acc = &i["metrics"]["accuracy"];
+    let (est, lo, hi) = (
+        acc["estimate"].as_f64().unwrap(),
+        acc["low"].as_f64().unwrap(),
+        acc["high"].as_f64().unwrap(),
+    );
+    assert!((est - e["accuracy"].as_f64().unwrap()).abs() < 1e-9, "{e}");
+    assert!(lo <= est && est <= hi && lo < hi, "{acc}");
+    for key in [
+        "sensitivity",
+        "specificity",
+        "ppv",
+        "npv",
+        "f1",
+        "roc_auc",
+        "pr_auc",
+        "ece",
+    ] {
+        assert!(i["metrics"].get(key).is_some(), "{key} missing: {i}");
+    }
+    assert_eq!(i["calibration"].as_array().unwrap().len(), 4, "{i}");
+    // the same seed gives the same intervals; another seed other ones
+    ok(&["eval", "--run", r, "--split", "all", "--bootstrap", "300"]);
+    assert_eq!(eval_json(&run)["intervals"], *i);
+    ok(&[
+        "eval",
+        "--run",
+        r,
+        "--split",
+        "all",
+        "--bootstrap",
+        "300",
+        "--bootstrap-seed",
+        "7",
+    ]);
+    assert_ne!(eval_json(&run)["intervals"], *i);
+    // patients, not images: without the grouping the same predictions give narrower intervals
+    let ungrouped = dir.path().join("ungrouped");
+    ok(&["train", "--config", c, "--out", ungrouped.to_str().unwrap()]);
+    ok(&[
+        "eval",
+        "--run",
+        ungrouped.to_str().unwrap(),
+        "--split",
+        "all",
+        "--bootstrap",
+        "300",
+    ]);
+    assert_eq!(eval_json(&ungrouped)["intervals"]["groups"], 96);
+    ok(&["eval", "--run", r, "--bootstrap", "0"]);
+    assert!(eval_json(&run).get("intervals").is_none());
+}
+
+#[test]
+fn cv_reports_intervals_over_the_pooled_out_of_fold_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 12);
+    let cfg = tiny_config(dir.path(), &data, 1, "");
+    let out = dir.path().join("cv");
+    let printed = ok(&[
+        "cv",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        GROUPS,
+        "--folds",
+        "3",
+        "--bootstrap",
+        "200",
+    ]);
+    assert!(
+        printed.contains("pooled out-of-fold, 95% intervals"),
+        "{printed}"
+    );
+    let cv: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("cv.json")).unwrap()).unwrap();
+    let i = &cv["pooled"]["intervals"];
+    assert_eq!(i["images"], 48, "{i}");
+    assert_eq!(i["groups"], 8, "{i}");
+    assert!(i["metrics"]["accuracy"]["low"].as_f64().is_some(), "{i}");
+}
