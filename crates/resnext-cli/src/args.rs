@@ -430,6 +430,17 @@ pub struct EvalArgs {
     /// (predict and serve then use it).
     #[arg(long, conflicts_with = "no_write")]
     pub calibrate: bool,
+    /// The positive class (by name) of `--operating-point` and `--pauc-min-tpr`.
+    #[arg(long)]
+    pub positive: Option<String>,
+    /// Choose a threshold for --positive on the validation part (`sensitivity=0.95`,
+    /// `specificity=0.90` or `youden`), report it on --split (not val), and store it in the
+    /// sidecar: `predict` and `serve` then answer with a decision.
+    #[arg(long, requires = "positive")]
+    pub operating_point: Option<String>,
+    /// Report the partial ROC-AUC of --positive above this sensitivity (e.g. 0.8).
+    #[arg(long, requires = "positive")]
+    pub pauc_min_tpr: Option<f64>,
     #[command(flatten)]
     pub intervals: IntervalArgs,
 }

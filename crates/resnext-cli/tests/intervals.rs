@@ -112,3 +112,93 @@ fn cv_reports_intervals_over_the_pooled_out_of_fold_predictions() {
     assert_eq!(i["groups"], 8, "{i}");
     assert!(i["metrics"]["accuracy"]["low"].as_f64().is_some(), "{i}");
 }
+
+#[test]
+fn an_operating_point_is_chosen_on_validation_reported_elsewhere_and_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 16);
+    let cfg = tiny_config(dir.path(), &data, 2, "");
+    let run = dir.path().join("run");
+    let (c, r) = (cfg.to_str().unwrap(), run.to_str().unwrap());
+    ok(&[
+        "train",
+        "--config",
+        c,
+        "--out",
+        r,
+        "--set",
+        "data.test=0.25",
+    ]);
+    let args = [
+        "eval",
+        "--run",
+        r,
+        "--split",
+        "test",
+        "--positive",
+        "dots",
+        "--operating-point",
+        "sensitivity=0.5",
+        "--pauc-min-tpr",
+        "0.8",
+        "--bootstrap",
+        "200",
+    ];
+    let printed = ok(&args);
+    assert!(
+        printed.contains("operating point sensitivity=0.5 for `dots`"),
+        "{printed}"
+    );
+    let e = eval_json(&run);
+    let op = &e["operating_point"];
+    assert_eq!(op["chosen_on"], "val", "{op}");
+    assert_eq!(op["reported_on"], "test", "{op}");
+    assert!(op["sensitivity"]["estimate"].as_f64().is_some(), "{op}");
+    assert!(
+        e["partial_auc"]["pauc"]["estimate"].as_f64().unwrap() <= 0.2 + 1e-9,
+        "{e}"
+    );
+    // stored, and predict decides with it
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("best.json")).unwrap()).unwrap();
+    let threshold = sidecar["operating_point"]["threshold"].as_f64().unwrap();
+    assert_eq!(threshold, op["threshold"].as_f64().unwrap());
+    let photo = data.join("dots/dots_0000.png");
+    let line = ok(&["predict", "--run", r, "--json", photo.to_str().unwrap()]);
+    let p: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    let d = &p["decision"];
+    let prob = p["probs"][1].as_f64().unwrap(); // dots is class 1
+    assert_eq!(
+        d["positive"].as_bool().unwrap(),
+        prob >= threshold - 1e-6,
+        "{p}"
+    );
+    assert_eq!(d["threshold"].as_f64().unwrap(), threshold);
+    // never reported on the part it was chosen on
+    let mut on_val = args.to_vec();
+    on_val[4] = "val";
+    let o = common::run(&on_val);
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains("--split test"),
+        "{}",
+        common::stderr(&o)
+    );
+    // an unknown class is named with the classes
+    let o = common::run(&[
+        "eval",
+        "--run",
+        r,
+        "--split",
+        "test",
+        "--positive",
+        "nope",
+        "--operating-point",
+        "youden",
+    ]);
+    assert!(
+        common::stderr(&o).contains("checker, dots, rings, stripes"),
+        "{}",
+        common::stderr(&o)
+    );
+}

@@ -78,6 +78,9 @@ pub struct CheckpointInfo {
     /// Whether the training ran channels-last (absent in older runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels_last: Option<bool>,
+    /// Stored by `eval --operating-point`: `predict` and `serve` answer with a decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operating_point: Option<crate::metric::operating_point::OperatingPoint>,
 }
 
 /// The temperatures [`crate::metric::fit_temperature`] searches, and so the ones a sidecar may
@@ -122,6 +125,9 @@ impl CheckpointInfo {
                 "fields `mean` {:?} and `std` {:?} differ from `eval_transform`'s {:?} and {:?}",
                 self.mean, self.std, self.eval_transform.mean, self.eval_transform.std
             ));
+        }
+        if let Some(op) = &self.operating_point {
+            op.validate(&self.classes)?;
         }
         if let Some(t) = self.temperature {
             if !t.is_finite() || !TEMPERATURE_RANGE.contains(&t) {

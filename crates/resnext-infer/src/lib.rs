@@ -38,6 +38,7 @@ pub mod error;
 pub mod evaluate;
 pub mod explain;
 pub mod metric;
+pub mod operating;
 pub mod owned;
 #[cfg(feature = "plot")]
 pub mod plot;

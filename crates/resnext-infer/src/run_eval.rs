@@ -145,6 +145,8 @@ impl Run {
                     &preds.labels,
                     &opts.bootstrap,
                 )?,
+                operating_point: None,
+                partial_auc: None,
             },
             per_image,
         ))
@@ -164,12 +166,28 @@ impl Run {
             .iter()
             .map(|&i| paths.get(i).cloned().unwrap_or_default())
             .collect();
+        Ok(intervals(
+            probs,
+            labels,
+            &self.groups_of_paths(&rel)?,
+            bootstrap,
+        ))
+    }
+
+    /// The patient of each relative path, by the run's `data.group_regex` (each image its own
+    /// without one).
+    pub fn groups_of_paths(&self, paths: &[String]) -> Result<Vec<String>, InferError> {
         let split = resnext_data::SplitConfig {
             group_regex: self.group_regex(),
             ..resnext_data::SplitConfig::default()
         };
-        let groups = split.groups_of(&rel)?;
-        Ok(intervals(probs, labels, &groups, bootstrap))
+        Ok(split.groups_of(paths)?)
+    }
+
+    /// The patient of each prediction.
+    pub fn groups_of(&self, preds: &[SamplePrediction]) -> Result<Vec<String>, InferError> {
+        let paths: Vec<String> = preds.iter().map(|p| p.path.clone()).collect();
+        self.groups_of_paths(&paths)
     }
 
     /// Temperature scaling: fits T on the validation part's logits (minimum NLL), stores it in

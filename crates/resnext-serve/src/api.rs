@@ -381,12 +381,19 @@ pub async fn predict(
             })
             .collect()
     });
+    let decision = meta
+        .description
+        .trained
+        .as_ref()
+        .and_then(|t| t.operating_point.as_ref())
+        .map(|op| op.decide(&p.logits, &meta.classes));
     Ok(Json(PredictReply {
         class: p.class,
         label: label(p.class),
         probs: p.probs,
         logits: p.logits,
         top_k,
+        decision,
     }))
 }
 

@@ -4,6 +4,7 @@
 //! documented as objects.
 
 use resnext_data::TransformConfig;
+use resnext_infer::metric::operating_point::{Decision, OperatingPoint};
 use resnext_infer::metric::EpochRow;
 use resnext_infer::{CheckpointInfo, Precision, Predictor};
 use resnext_model::ModelConfig;
@@ -40,6 +41,11 @@ pub struct PredictReply {
     /// With `top_k=K`: the K most likely classes, most likely first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_k: Option<Vec<Ranked>>,
+    /// When the run has an operating point (`eval --operating-point`): the decision at its
+    /// threshold on the positive class's probability.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub decision: Option<Decision>,
 }
 
 /// One of the most likely classes.
@@ -95,6 +101,10 @@ pub struct Trained {
     /// Whether the training ran channels-last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channels_last: Option<bool>,
+    /// The operating point `predict` replies decide with (`eval --operating-point`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub operating_point: Option<OperatingPoint>,
 }
 
 /// How this server runs the network.
@@ -159,6 +169,7 @@ impl ModelReply {
             temperature,
             precision,
             channels_last,
+            operating_point,
         } = info.clone();
         let trained = Trained {
             image_size,
@@ -170,6 +181,7 @@ impl ModelReply {
             temperature,
             precision,
             channels_last,
+            operating_point,
         };
         Self {
             model,

@@ -20,14 +20,70 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
     };
     // a writer: refused at once while another process writes the run
     let lock = if a.no_write { None } else { Some(run.lock()?) };
-    let report = run.evaluate(&opts, &Bars::new())?;
+    let report = match &a.positive {
+        Some(positive) => {
+            if let Some(t) = a.pauc_min_tpr {
+                if !(0.0..1.0).contains(&t) {
+                    anyhow::bail!("--pauc-min-tpr {t} must be in [0, 1)");
+                }
+            }
+            run.evaluate_at(
+                &opts,
+                positive,
+                a.operating_point.as_deref(),
+                a.pauc_min_tpr,
+                &Bars::new(),
+            )?
+            .0
+        }
+        None => run.evaluate(&opts, &Bars::new())?,
+    };
     print!("{}", report.report.table());
     if let Some(i) = &report.intervals {
         print!("{}", i.table(&report.classes));
     }
+    let show = |v: &Option<resnext_train::metric::operating_point::Interval>| {
+        v.map_or("n/a".to_string(), |i| {
+            format!("{:.4} [{:.4}, {:.4}]", i.estimate, i.low, i.high)
+        })
+    };
+    if let Some(op) = &report.operating_point {
+        println!(
+            "operating point {} for `{}`: threshold {:.4} chosen on {} ({} images); on {} ({} images): sensitivity {}, specificity {}, PPV {}, NPV {}",
+            op.point.criterion,
+            op.point.positive,
+            op.point.threshold,
+            op.point.chosen_on,
+            op.point.chosen_on_images,
+            op.reported_on,
+            op.images,
+            show(&op.sensitivity),
+            show(&op.specificity),
+            show(&op.ppv),
+            show(&op.npv)
+        );
+    }
+    if let Some(p) = &report.partial_auc {
+        println!(
+            "partial AUC of `{}` above sensitivity {} (range 0 to {:.2}): {}",
+            p.positive,
+            p.min_tpr,
+            1.0 - p.min_tpr,
+            show(&p.pauc)
+        );
+    }
     if lock.is_some() {
         let path = run.save_eval(&report)?;
         println!("-> {}", path.display());
+        if let Some(op) = &report.operating_point {
+            run.store_operating_point(opts.checkpoint, &op.point)?;
+            println!(
+                "-> {}: predict and serve decide at threshold {:.4}",
+                run.path(resnext_train::RunFile::Sidecar(opts.checkpoint))
+                    .display(),
+                op.point.threshold
+            );
+        }
     }
     if a.calibrate {
         let c = run.calibrate(&opts, &Bars::new())?;

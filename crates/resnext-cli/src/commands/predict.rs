@@ -68,15 +68,31 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
                     out.display()
                 );
             }
+            let decision = predictor
+                .info()
+                .and_then(|i| Some(i.operating_point.as_ref()?.decide(&p.logits, &i.classes)));
             if a.json {
-                println!("{}", json_line(path, p));
+                let mut line = json_line(path, p);
+                if let Some(d) = &decision {
+                    line["decision"] = serde_json::to_value(d)?;
+                }
+                println!("{line}");
             } else {
                 let tops: Vec<String> = p
                     .top_k(top_k)
                     .into_iter()
                     .map(|(i, prob)| format!("{} {prob:.4}", predictor.class_name(i)))
                     .collect();
-                println!("{}: {}", path.display(), tops.join(", "));
+                match &decision {
+                    Some(d) => println!(
+                        "{}: {} (decision at {:.4}: {})",
+                        path.display(),
+                        tops.join(", "),
+                        d.threshold,
+                        d.label
+                    ),
+                    None => println!("{}: {}", path.display(), tops.join(", ")),
+                }
             }
         }
     }

@@ -9,6 +9,7 @@
 pub mod argmax;
 pub mod calibration;
 pub mod epoch;
+pub mod operating_point;
 pub mod report;
 pub mod roc;
 pub mod running;

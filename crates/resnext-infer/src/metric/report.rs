@@ -64,6 +64,13 @@ pub struct EvalReport {
     /// with `--bootstrap 0`, or when the part has one class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intervals: Option<resnext_stats::Summary>,
+    /// With `--operating-point`: the threshold chosen on the validation part, and sensitivity,
+    /// specificity, PPV and NPV at it on this part, with intervals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operating_point: Option<super::operating_point::AtOperatingPoint>,
+    /// With `--pauc-min-tpr`: the partial ROC-AUC above that sensitivity, with its interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_auc: Option<super::operating_point::PartialAuc>,
 }
 
 fn safe_div(a: f64, b: f64) -> f64 {
@@ -271,6 +278,8 @@ mod tests {
                 15,
             )),
             intervals: None,
+            operating_point: None,
+            partial_auc: None,
         };
         let text = serde_json::to_string(&e).unwrap();
         assert!(text.contains("\"macro\""), "{text}");

@@ -408,6 +408,7 @@ impl Trainer {
             temperature: None,
             precision: Some(numerics.precision),
             channels_last: Some(numerics.channels_last),
+            operating_point: None,
         };
         let state = LoopState {
             best_val_acc: -1.0,

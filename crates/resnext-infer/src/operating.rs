@@ -1,0 +1,97 @@
+//! Evaluating a run at an operating point: the threshold chosen on the validation part, the
+//! figures reported on another part, and the point stored in the sidecar (so `predict` and
+//! `serve` decide with it). The record and the statistics are `metric::operating_point`.
+
+use crate::checkpoint::{Checkpoint, CheckpointInfo};
+use crate::error::InferError;
+use crate::metric::operating_point::{choose, class_index, partial_auc, report, OperatingPoint};
+use crate::metric::report::EvalReport;
+use crate::progress::Progress;
+use crate::run::{Run, SplitPart};
+use crate::run_eval::{EvalOptions, SamplePrediction};
+use resnext_stats::BootstrapOptions;
+
+fn split(preds: &[SamplePrediction]) -> (Vec<Vec<f64>>, Vec<usize>) {
+    (
+        preds.iter().map(|p| p.probs.clone()).collect(),
+        preds.iter().map(|p| p.label).collect(),
+    )
+}
+
+impl Run {
+    /// Evaluates `opts.part` at an operating point chosen by `criterion` for class `positive`
+    /// on the validation part (so the part evaluated must not be it), and with the partial AUC
+    /// above `pauc_min_tpr` when given. Nothing is written; [`Run::store_operating_point`]
+    /// stores the point in the sidecar.
+    pub fn evaluate_at(
+        &self,
+        opts: &EvalOptions,
+        positive: &str,
+        criterion: Option<&str>,
+        pauc_min_tpr: Option<f64>,
+        progress: &dyn Progress,
+    ) -> Result<(EvalReport, Vec<SamplePrediction>), InferError> {
+        if opts.run.tta && criterion.is_some() {
+            return Err(InferError::InvalidValue {
+                key: "--operating-point",
+                reason:
+                    "decides on the image itself (predict and serve), so it is chosen without --tta"
+                        .into(),
+            });
+        }
+        let (mut out, preds) = self.evaluate_with_predictions(opts, progress)?;
+        let p = class_index(&out.classes, positive)?;
+        let groups = self.groups_of(&preds)?;
+        let (probs, labels) = split(&preds);
+        if let Some(criterion) = criterion {
+            if matches!(opts.part, SplitPart::Val | SplitPart::All) {
+                return Err(InferError::InvalidValue {
+                    key: "--operating-point",
+                    reason: "is chosen on the validation part, so it is reported on another: give --split test (or train)".into(),
+                });
+            }
+            let val = EvalOptions {
+                part: SplitPart::Val,
+                bootstrap: BootstrapOptions {
+                    n_resamples: 0,
+                    ..opts.bootstrap
+                },
+                ..opts.clone()
+            };
+            let (_, val_preds) = self.evaluate_with_predictions(&val, progress)?;
+            let (vp, vl) = split(&val_preds);
+            let point = choose(&vp, &vl, p, positive, criterion, SplitPart::Val.name())?;
+            out.operating_point = Some(report(
+                &point,
+                &probs,
+                &labels,
+                &groups,
+                opts.part.name(),
+                &opts.bootstrap,
+            )?);
+        }
+        if let Some(min_tpr) = pauc_min_tpr {
+            out.partial_auc = Some(partial_auc(
+                &probs,
+                &labels,
+                &groups,
+                p,
+                positive,
+                min_tpr,
+                &opts.bootstrap,
+            )?);
+        }
+        Ok((out, preds))
+    }
+
+    /// Stores an operating point in a checkpoint's sidecar (the caller holds the run's lock).
+    pub fn store_operating_point(
+        &self,
+        which: Checkpoint,
+        point: &OperatingPoint,
+    ) -> Result<(), InferError> {
+        let mut info: CheckpointInfo = self.info(which)?;
+        info.operating_point = Some(point.clone());
+        self.write_info(which, &info)
+    }
+}
