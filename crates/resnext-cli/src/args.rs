@@ -203,6 +203,14 @@ pub struct ModelArgs {
     pub width_per_group: Option<i64>,
 }
 
+/// `--batch-size` of inference: 1 to 4096 images per forward pass.
+fn batch_size(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` is not a batch size from 1 to 4096")),
+    }
+}
+
 /// `--layers`: four block counts, `1,1,1,1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layers(pub [usize; 4]);
@@ -285,7 +293,7 @@ pub struct PredictArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
     pub channels_last: LayoutChoice,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = batch_size)]
     pub batch_size: usize,
     /// Fold BatchNorm into the convolutions (same answers, faster).
     #[arg(long)]
@@ -418,7 +426,7 @@ pub struct EvalArgs {
     /// `--channels-last=auto` (the faster layout for the precision on the device).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
     pub channels_last: LayoutChoice,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = batch_size)]
     pub batch_size: usize,
     /// Print the report only: do not write eval.json (and do not wait for a run being trained).
     #[arg(long)]

@@ -26,12 +26,34 @@ fn main() -> ExitCode {
         // a usage error is one line, as every other error
         Err(e) => {
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("error: bad arguments");
+            let mut lines = text.lines();
+            let first = lines.next().unwrap_or("error: bad arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("error: {first} (see --help)");
+            // "the following required arguments were not provided:" lists them below
+            let listed: Vec<&str> = if first.ends_with(':') {
+                lines
+                    .take_while(|l| !l.trim().is_empty())
+                    .map(str::trim)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            eprintln!(
+                "error: {first}{} (see --help)",
+                if listed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", listed.join(", "))
+                }
+            );
             return ExitCode::from(2);
         }
     };
+    if matches!(cli.command, args::Command::Serve(_)) {
+        interrupt::hold_stop_signals();
+    } else {
+        interrupt::die_on_closed_pipe();
+    }
     init_tracing();
     // Training and inference free and reallocate the same large activations every step.
     resnext_train::memory::retain_freed_memory();

@@ -323,6 +323,18 @@ fn a_rerun_with_other_settings_is_refused_and_a_bad_setup_writes_nothing() {
         args.extend_from_slice(extra);
         refused(&args, &["cv.toml", key]);
     }
+    // the same --init-weights path with other content is other settings too
+    let w = dir.path().join("w.safetensors");
+    std::fs::write(&w, b"first").unwrap();
+    let with_w = dir.path().join("with-w");
+    let ww = with_w.to_str().unwrap();
+    let mut first = vec!["cv", "--config", c, "--out", ww, GROUPS, "--folds", "3"];
+    first.extend(["--init-weights", w.to_str().unwrap(), "--fold", "0"]);
+    let _ = run(&first); // the bytes are not weights: the fold fails after cv.toml is written
+    assert!(with_w.join("cv.toml").exists());
+    std::fs::write(&w, b"second").unwrap();
+    first.truncate(first.len() - 2);
+    refused(&first, &["cv.toml", "init_weights_fnv64"]);
     assert!(
         !out.join("fold-1").exists(),
         "a refused rerun trained a fold"

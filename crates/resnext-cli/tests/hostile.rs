@@ -707,3 +707,30 @@ fn predict_does_not_follow_links_out_of_its_folder() {
     ]);
     assert!(lines.lines().count() > 2, "{lines}");
 }
+
+#[test]
+fn a_closed_pipe_ends_the_process_quietly_and_batch_sizes_are_bounded() {
+    let (_dir, data, _cfg, out) = tiny_run(1);
+    let mut child = common::bin()
+        .args(["predict", "--run", s(&out), s(&data)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the reader goes away before the first line (as `| head -0` does)
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(o.status.code(), Some(101), "{err}");
+    for flag in ["0", "5000"] {
+        refused(
+            &run(&["predict", "--run", s(&out), "--batch-size", flag, s(&data)]),
+            "batch size",
+        );
+        refused(
+            &run(&["eval", "--run", s(&out), "--batch-size", flag]),
+            "batch size",
+        );
+    }
+}

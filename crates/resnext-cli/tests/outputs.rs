@@ -225,3 +225,82 @@ exit $rc"#;
     let left: Vec<&str> = left.lines().filter(|l| *l != "." && *l != "..").collect();
     assert!(left.is_empty(), "left on the full disk: {left:?}");
 }
+
+#[test]
+fn a_runs_own_writes_do_not_follow_links_planted_in_it() {
+    let (dir, data, r) = tiny_run();
+    let d = dir.path();
+    let other = d.join("other");
+    ok(&[
+        "train",
+        "--config",
+        &s(&common::tiny_config(d, &data, 1, "")),
+        "--out",
+        &s(&other),
+    ]);
+    let config_before = std::fs::read(other.join("config.toml")).unwrap();
+    let photo = data.join("dots/dots_0001.png");
+    let photo_before = std::fs::read(&photo).unwrap();
+    // eval.json -> another run's config.toml; curves.png -> a training image
+    std::fs::remove_file(r.join("eval.json")).ok();
+    std::os::unix::fs::symlink(other.join("config.toml"), r.join("eval.json")).unwrap();
+    refused(&run(&["eval", "--run", &s(&r)]), "symbolic link");
+    std::fs::remove_file(r.join("eval.json")).unwrap();
+    std::fs::remove_file(r.join("curves.png")).ok();
+    std::os::unix::fs::symlink(&photo, r.join("curves.png")).unwrap();
+    refused(&run(&["plot", &s(&r)]), "symbolic link");
+    // a new run whose folder holds a link to another run's config
+    let e = d.join("e");
+    std::fs::create_dir(&e).unwrap();
+    std::os::unix::fs::symlink(other.join("config.toml"), e.join("config.toml")).unwrap();
+    let cfg = common::tiny_config(d, &data, 1, "");
+    refused(
+        &run(&["train", "--config", &s(&cfg), "--out", &s(&e)]),
+        "symbolic link",
+    );
+    // synthetic data into a class folder that is a link
+    let sx = d.join("sx");
+    std::fs::create_dir(&sx).unwrap();
+    std::os::unix::fs::symlink(&other, sx.join("dots")).unwrap();
+    refused(
+        &run(&[
+            "data",
+            "synth",
+            "--out",
+            &s(&sx),
+            "--per-class",
+            "1",
+            "--size",
+            "16",
+            "--force",
+        ]),
+        "symbolic link",
+    );
+    assert_eq!(
+        std::fs::read(other.join("config.toml")).unwrap(),
+        config_before
+    );
+    assert_eq!(std::fs::read(&photo).unwrap(), photo_before);
+    assert!(!other.join("dots_0000.png").exists());
+    // a run directory is not a cross-validation's, nor the other way round
+    refused(
+        &run(&[
+            "cv",
+            "--config",
+            &s(&cfg),
+            "--out",
+            &s(&other),
+            "--folds",
+            "2",
+        ]),
+        "is a run directory",
+    );
+    let cvdir = d.join("cvdir");
+    std::fs::create_dir(&cvdir).unwrap();
+    std::fs::write(cvdir.join("folds.json"), "{}").unwrap();
+    refused(
+        &run(&["train", "--config", &s(&cfg), "--out", &s(&cvdir)]),
+        "cross-validation directory",
+    );
+    assert!(!cvdir.join("run.lock").exists());
+}

@@ -85,6 +85,29 @@ fn every_sidecar_field_is_checked_on_load() {
             "resnet50",
             Box::new(|v| v["model"]["arch"] = "resnet50".into()),
         ),
+        (
+            "image_size",
+            Box::new(|v| {
+                v["image_size"] = serde_json::json!([8192, 8192]);
+                v["eval_transform"]["resize"] = serde_json::json!([8192, 8192]);
+            }),
+        ),
+        (
+            "image_size",
+            Box::new(|v| {
+                v["image_size"] = serde_json::json!([1, 1]);
+                v["eval_transform"]["resize"] = serde_json::json!([1, 1]);
+            }),
+        ),
+        ("classes", Box::new(|v| v["classes"][0] = "a\nb".into())),
+        (
+            "metrics.val_acc",
+            Box::new(|v| v["metrics"]["val_acc"] = 2.0.into()),
+        ),
+        (
+            "metrics.epoch",
+            Box::new(|v| v["metrics"]["epoch"] = 7.into()),
+        ),
     ];
     let rs = s(&r);
     let unused = dir.path().join("unused.onnx");

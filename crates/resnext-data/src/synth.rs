@@ -68,6 +68,16 @@ pub fn write_dataset(
     let mut written = 0;
     for (c, name) in CLASSES.iter().enumerate() {
         let dir = out.join(name);
+        // a class folder that is a link would put the images wherever it leads
+        if dir
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(DataError::UnsafePath {
+                path: dir.display().to_string(),
+                reason: "it is a symbolic link; synthetic images go into real folders".into(),
+            });
+        }
         std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
         for i in 0..per_class {
             let mut rng = Rng::keyed(seed, &[c as u64, i as u64]);

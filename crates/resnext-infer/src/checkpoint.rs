@@ -83,6 +83,20 @@ pub struct CheckpointInfo {
     pub operating_point: Option<crate::metric::operating_point::OperatingPoint>,
 }
 
+/// The sides of a network input a sidecar may give (and training may make): below 32 the five
+/// stride-2 stages leave nothing; above 2048 one image's activations take gigabytes.
+pub const INPUT_SIDE: std::ops::RangeInclusive<u32> = 32..=2048;
+
+/// Images per forward pass are capped so that a batch holds at most this many pixels (32 images
+/// of 512²): a sidecar's large input size makes smaller batches, not an out-of-memory abort.
+pub const MAX_BATCH_PIXELS: u64 = 32 * 512 * 512;
+
+/// `batch` capped by [`MAX_BATCH_PIXELS`] for inputs of `size`.
+pub fn capped_batch(batch: usize, size: [u32; 2]) -> usize {
+    let per_image = (size[0] as u64 * size[1] as u64).max(1);
+    batch.clamp(1, (MAX_BATCH_PIXELS / per_image).max(1) as usize)
+}
+
 /// The temperatures [`crate::metric::fit_temperature`] searches, and so the ones a sidecar may
 /// hold: outside them, a temperature is not a calibration but a broken or hand-edited file.
 pub const TEMPERATURE_RANGE: std::ops::RangeInclusive<f64> = 0.05..=20.0;
@@ -106,6 +120,11 @@ impl CheckpointInfo {
             if c.trim().is_empty() {
                 return Err("field `classes` has an empty name".into());
             }
+            if c.chars().any(char::is_control) {
+                return Err(format!(
+                    "field `classes` has a name with a control character: {c:?}"
+                ));
+            }
             if !seen.insert(c) {
                 return Err(format!("field `classes` names `{c}` twice"));
             }
@@ -120,11 +139,35 @@ impl CheckpointInfo {
                 self.image_size
             ));
         }
+        if !size.iter().all(|s| INPUT_SIDE.contains(s)) {
+            return Err(format!(
+                "field `image_size` is {size:?}; a network input is {} to {} pixels a side",
+                INPUT_SIDE.start(),
+                INPUT_SIDE.end()
+            ));
+        }
         if self.mean != self.eval_transform.mean || self.std != self.eval_transform.std {
             return Err(format!(
                 "fields `mean` {:?} and `std` {:?} differ from `eval_transform`'s {:?} and {:?}",
                 self.mean, self.std, self.eval_transform.mean, self.eval_transform.std
             ));
+        }
+        let m = &self.metrics;
+        if m.epoch != self.epoch {
+            return Err(format!(
+                "field `metrics.epoch` is {}, but `epoch` is {}",
+                m.epoch, self.epoch
+            ));
+        }
+        for (name, v, max) in [
+            ("train_acc", m.train_acc, 1.0),
+            ("val_acc", m.val_acc, 1.0),
+            ("train_loss", m.train_loss, f64::MAX),
+            ("val_loss", m.val_loss, f64::MAX),
+        ] {
+            if !(v.is_finite() && (0.0..=max).contains(&v)) {
+                return Err(format!("field `metrics.{name}` is {v}"));
+            }
         }
         if let Some(op) = &self.operating_point {
             op.validate(&self.classes)?;

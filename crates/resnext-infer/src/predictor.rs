@@ -227,7 +227,8 @@ impl Predictor {
     pub fn predict(&self, images: &[RgbImage]) -> Result<Vec<Prediction>, InferError> {
         let pre = self.preprocessor();
         let mut out = Vec::with_capacity(images.len());
-        for chunk in images.chunks(self.batch_size) {
+        let batch = crate::checkpoint::capped_batch(self.batch_size, self.transform.size());
+        for chunk in images.chunks(batch) {
             let inputs: Vec<Vec<f32>> = chunk.iter().map(|img| pre.input(img)).collect();
             out.extend(self.predict_inputs(&inputs, self.opts.tta)?);
         }

@@ -105,7 +105,8 @@ impl Run {
         // the run's own choice about links out of the data root
         let follow = self.follows_links();
         let samples = split.samples_with(&paths, &root, follow)?;
-        let mut lc = LoaderConfig::new(opts.batch_size.max(1), info.classes.len());
+        let batch = crate::checkpoint::capped_batch(opts.batch_size, info.image_size);
+        let mut lc = LoaderConfig::new(batch, info.classes.len());
         lc.pixels = PixelType::F32;
         let loader = Loader::new(&root, &samples, predictor.transform().clone(), lc)?;
         let preds = predict_loader(predictor.net(), &loader, opts.run, progress)?;

@@ -5,8 +5,9 @@
 //!   exclusively), which is fsynced and then renamed over the target; the directory is fsynced
 //!   after the rename. A reader sees the old file or the new one, never a part.
 //! - **Only regular files are replaced.** An existing target that is a directory, a device node,
-//!   a FIFO or a socket is refused with a one-line error, and nothing is written. A symbolic link
-//!   to a regular file is written through: the file it names is replaced and the link stays.
+//!   a FIFO, a socket or a symbolic link is refused with a one-line error, and nothing is
+//!   written. A link is not followed: one planted in a run directory (`eval.json` → another
+//!   run's `config.toml`) would redirect the run's own writes.
 //! - **Nothing is left on failure.** A failed write (a full disk, a refused target, an error from
 //!   the caller's encoder) removes the temporary file; the target is untouched.
 //!
@@ -30,6 +31,8 @@ enum Reason {
     NotRegular(&'static str),
     /// A symbolic link whose target does not exist.
     DanglingLink,
+    /// A symbolic link to a regular file (not followed).
+    Link,
     /// The path names no file (`/`, `..`, empty).
     NotAFilePath,
     Io(io::Error),
@@ -51,7 +54,10 @@ impl WriteError {
 
     /// True when the target exists and is not a regular file (so it was refused, not tried).
     pub fn is_not_regular(&self) -> bool {
-        matches!(self.reason, Reason::NotRegular(_) | Reason::DanglingLink)
+        matches!(
+            self.reason,
+            Reason::NotRegular(_) | Reason::DanglingLink | Reason::Link
+        )
     }
 
     fn io(path: &Path, e: io::Error) -> Self {
@@ -73,6 +79,10 @@ impl fmt::Display for WriteError {
             Reason::DanglingLink => write!(
                 f,
                 "cannot write {p}: it is a symbolic link to nothing; it was left as it is"
+            ),
+            Reason::Link => write!(
+                f,
+                "cannot write {p}: it is a symbolic link, which is not followed; it was left as it is"
             ),
             Reason::NotAFilePath => write!(f, "cannot write {p}: not a file path"),
             Reason::Io(e) => write!(f, "cannot write {p}: {e}"),
@@ -113,9 +123,9 @@ fn describe(t: std::fs::FileType) -> &'static str {
     }
 }
 
-/// Where a write of `path` lands: `path` itself when it is absent or a regular file, the file a
-/// symbolic link names when it is a link to a regular file. Anything else is refused. Commands
-/// call this before long work (tracing a model, training a fold), so a bad `--out` costs nothing.
+/// Where a write of `path` lands: `path` itself, when it is absent or a regular file. Anything
+/// else (a directory, a device, a FIFO, a socket, a symbolic link) is refused. Commands call
+/// this before long work (tracing a model, training a fold), so a bad `--out` costs nothing.
 pub fn check_target(path: &Path) -> Result<PathBuf, WriteError> {
     let refuse = |reason| WriteError {
         path: path.to_path_buf(),
@@ -142,9 +152,7 @@ pub fn check_target(path: &Path) -> Result<PathBuf, WriteError> {
         Err(e) => Err(WriteError::io(path, e)),
         Ok(m) if m.file_type().is_file() => Ok(path.to_path_buf()),
         Ok(m) if m.file_type().is_symlink() => match std::fs::metadata(path) {
-            Ok(t) if t.is_file() => {
-                std::fs::canonicalize(path).map_err(|e| WriteError::io(path, e))
-            }
+            Ok(t) if t.is_file() => Err(refuse(Reason::Link)),
             Ok(t) => Err(refuse(Reason::NotRegular(describe(t.file_type())))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(refuse(Reason::DanglingLink)),
             Err(e) => Err(WriteError::io(path, e)),

@@ -889,6 +889,17 @@ fn check_views(heap: &Heap<'_>, entries: &[(String, usize)]) -> Result<(), Model
             .try_fold(1u64, |n, &s| n.checked_mul(s as u64))
             .ok_or_else(overflow)?;
         let bytes = numel.checked_mul(elt(st.kind)).ok_or_else(overflow)?;
+        // libtorch computes contiguous strides from the sizes even of an empty tensor: their
+        // product without the zeros, and each stride, must fit in an i64
+        let strides_fit = t
+            .size
+            .iter()
+            .filter(|&&s| s > 0)
+            .try_fold(1u64, |n, &s| n.checked_mul(s as u64))
+            .is_some_and(|n| n <= i64::MAX as u64 / elt(st.kind));
+        if !strides_fit {
+            return Err(overflow());
+        }
         let have = st.numel.unwrap_or(0);
         if t.offset as u64 > have {
             return Err(whose(format!(

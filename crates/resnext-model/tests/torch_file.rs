@@ -509,7 +509,7 @@ fn views_outside_their_storage_or_past_the_budget_are_refused_naming_the_tensor(
         &'static [i64],
         &'static str,
     );
-    let cases: [Case; 9] = [
+    let cases: [Case; 10] = [
         (
             "expanded",
             1,
@@ -546,6 +546,15 @@ fn views_outside_their_storage_or_past_the_budget_are_refused_naming_the_tensor(
             "reaches element 9 of storage 0, which holds 4",
         ),
         ("dims", 4, 0, &[1, 1], &[1], "2 sizes but 1 strides"),
+        // empty, but libtorch's contiguous strides of the other sizes overflow
+        (
+            "empty, huge",
+            4,
+            0,
+            &[0, 1 << 40, 1 << 40],
+            &[0, 0, 0],
+            "overflows",
+        ),
         (
             "empty, far",
             4,

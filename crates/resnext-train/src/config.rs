@@ -605,8 +605,22 @@ impl TrainConfig {
         }
         self.model.to_config(2)?;
         self.data.split_config().validate()?;
-        self.data.train_transform.validate()?;
-        self.data.eval_transform.validate()?;
+        for (t, key) in [
+            (&self.data.train_transform, "data.train_transform"),
+            (&self.data.eval_transform, "data.eval_transform"),
+        ] {
+            let size = t.validate()?;
+            let side = resnext_infer::checkpoint::INPUT_SIDE;
+            check(
+                size.iter().all(|s| side.contains(s)),
+                key,
+                &format!(
+                    "makes {size:?}; a network input is {} to {} pixels a side",
+                    side.start(),
+                    side.end()
+                ),
+            )?;
+        }
         if let Some(m) = &self.data.mix {
             m.validate()?;
         }

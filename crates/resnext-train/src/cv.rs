@@ -179,6 +179,17 @@ impl CrossValidation {
         settings: &CvSettings,
     ) -> Result<Self, TrainError> {
         let (k, repeats, val) = (settings.folds, settings.repeats, settings.val);
+        // a run directory is not a cross-validation's: each fold is a run of its own
+        if let Some(f) = RunFile::ALL.iter().find(|f| out.join(f.name()).exists()) {
+            return Err(TrainError::InvalidValue {
+                key: "--out",
+                reason: format!(
+                    "{} is a run directory (it holds {}); choose another directory for the cross-validation",
+                    out.display(),
+                    f.name()
+                ),
+            });
+        }
         // each fold's config.toml records the validation share it really used
         cfg.data.val = val;
         let folder = scan(&cfg.data.root)?;
@@ -507,6 +518,29 @@ fn check_fold_classes(split: &resnext_data::Split, name: &str) -> Result<(), Tra
     }
 }
 
+/// The FNV-1a 64-bit hash of a file's bytes, in hex.
+fn fnv64_file(path: &Path) -> Result<String, TrainError> {
+    use std::io::Read;
+    let io = |source| TrainError::ReadIo {
+        path: path.to_path_buf(),
+        source,
+    };
+    resnext_data::safe_path::check_regular(path)?;
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        for &b in &buf[..n] {
+            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    Ok(format!("{h:016x}"))
+}
+
 /// `cv.toml`: the resolved training config, then `[cv]`.
 fn settings_toml(cfg: &TrainConfig, s: &CvSettings) -> Result<String, TrainError> {
     let mut cv = toml::Table::new();
@@ -520,6 +554,8 @@ fn settings_toml(cfg: &TrainConfig, s: &CvSettings) -> Result<String, TrainError
         if let Some(key) = &w.key {
             cv.insert("init_weights_key".into(), key.clone().into());
         }
+        // the file's content, not only its path: other weights under the same name differ
+        cv.insert("init_weights_fnv64".into(), fnv64_file(&w.path)?.into());
     }
     let mut table = toml::Table::new();
     table.insert("cv".into(), cv.into());

@@ -110,8 +110,8 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
             seed,
             force,
         } => {
-            if per_class == 0 || !(16..=1024).contains(&size) {
-                bail!("--per-class must be at least 1 and --size between 16 and 1024");
+            if !(1..=100_000).contains(&per_class) || !(16..=1024).contains(&size) {
+                bail!("--per-class must be between 1 and 100000 and --size between 16 and 1024");
             }
             let non_empty = std::fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some());
             if non_empty && !force {

@@ -39,6 +39,9 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
     let fold_bn = a.fold_bn;
     let max_batch = a.max_batch;
     rt.block_on(async move {
+        // handlers first: a signal while the model loads drains (an empty server) too
+        let shutdown = shutdown_signal();
+        crate::interrupt::release_stop_signals();
         let server = Server::bind(config, move || -> Result<_> {
             let p = crate::source::load_source(&source, opts)?
                 .predictor
@@ -52,7 +55,7 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         .await?;
         let addr = server.local_addr()?;
         let mut ready = server.ready();
-        let serving = server.run(shutdown_signal());
+        let serving = server.run(shutdown);
         tokio::pin!(serving);
         tokio::select! {
             meta = ready.wait() => {
@@ -77,15 +80,37 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
 }
 
 /// SIGINT, SIGTERM or SIGHUP (a closed terminal, or a supervisor's "stop"): all three drain.
-async fn shutdown_signal() {
+/// The handlers are installed when this is called; the future completes at the first signal.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let streams = {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
+        (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
             signal(SignalKind::hangup()),
-        ) {
+        )
+    };
+    async move {
+        wait_for_signal(
+            #[cfg(unix)]
+            streams,
+        )
+        .await
+    }
+}
+
+#[cfg(unix)]
+type Streams = (
+    std::io::Result<tokio::signal::unix::Signal>,
+    std::io::Result<tokio::signal::unix::Signal>,
+    std::io::Result<tokio::signal::unix::Signal>,
+);
+
+async fn wait_for_signal(#[cfg(unix)] streams: Streams) {
+    #[cfg(unix)]
+    {
+        match streams {
             (Ok(mut term), Ok(mut int), Ok(mut hup)) => {
                 tokio::select! {
                     _ = term.recv() => {}

@@ -103,6 +103,18 @@ impl Trainer {
             });
         }
         split.validate()?;
+        // a cross-validation directory is not a run's: its folds are
+        let cv = resnext_infer::cv_dir::CvFile::ALL;
+        if let Some(f) = cv.iter().find(|f| run_dir.join(f.name()).exists()) {
+            return Err(TrainError::InvalidValue {
+                key: "--out",
+                reason: format!(
+                    "{} is a cross-validation directory (it holds {}); choose another directory for a run",
+                    run_dir.display(),
+                    f.name()
+                ),
+            });
+        }
         let run = Run::create(run_dir)?;
         let lock = run.lock()?;
         if run.holds_run() {
