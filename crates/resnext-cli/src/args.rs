@@ -617,10 +617,10 @@ pub struct ServeArgs {
     #[arg(long)]
     pub fold_bn: bool,
     /// Most requests in one forward pass.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = max_batch)]
     pub max_batch: usize,
     /// How long a batch may wait to fill, in milliseconds.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub max_wait_ms: u64,
     /// Most requests admitted at once (1 to 4096); beyond it the answer is 503 with Retry-After.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4096))]
@@ -663,8 +663,17 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         }
     };
     n.checked_mul(mult)
-        .filter(|&b| b > 0)
-        .ok_or_else(|| format!("`{s}` is not a size above zero that fits in memory"))
+        .filter(|&b| b > 0 && b <= 1 << 30)
+        .ok_or_else(|| format!("`{s}` is not a size from 1 byte to 1GiB"))
+}
+
+/// `--max-batch`: 1 to the server's largest batch.
+fn max_batch(s: &str) -> Result<usize, String> {
+    let top = resnext_serve::config::MAX_BATCH;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=top).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` is not a batch size from 1 to {top}")),
+    }
 }
 
 #[derive(Debug, Args)]

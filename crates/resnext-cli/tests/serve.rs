@@ -696,7 +696,7 @@ fn drains_on(signal: i32) {
 fn bad_serve_arguments_are_one_line_errors() {
     let run = run_dir();
     let cases: &[(&[&str], &str)] = &[
-        (&["serve", "--run", run, "--max-batch", "0"], "max_batch"),
+        (&["serve", "--run", run, "--max-batch", "0"], "max-batch"),
         (&["serve", "--run", run, "--queue", "0"], "queue"),
         (
             &["serve", "--run", run, "--queue", "1000000000000"],
@@ -721,6 +721,20 @@ fn bad_serve_arguments_are_one_line_errors() {
         (
             &["serve", "--run", run, "--max-body", "12 parsecs"],
             "size unit",
+        ),
+        (
+            &["serve", "--run", run, "--max-body", "18446744073709551615"],
+            "1GiB",
+        ),
+        (
+            &[
+                "serve",
+                "--run",
+                run,
+                "--max-wait-ms",
+                "18446744073709551615",
+            ],
+            "--max-wait-ms",
         ),
         (&["serve", "--run", run, "--api-key", "short"], "API key"),
         (

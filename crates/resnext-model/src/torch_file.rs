@@ -720,9 +720,30 @@ fn choose(heap: &Heap<'_>, object: &V, key: Option<&str>) -> Result<usize, Model
             _ => None,
         })
     };
+    // the keys that hold a dict: what --key can choose
+    let choices = || {
+        let keys: Vec<String> = pairs
+            .chunks(2)
+            .filter_map(|kv| match kv {
+                [V::Str(s), V::Dict(_)] => Some(format!("`{}`", shown(s))),
+                _ => None,
+            })
+            .take(20)
+            .collect();
+        if keys.is_empty() {
+            "no key holds a dict".to_string()
+        } else {
+            format!("the keys that hold a dict: {}", keys.join(", "))
+        }
+    };
     if let Some(k) = key {
-        return wrapped(k)
-            .unwrap_or_else(|| Err(heap.bad(format!("has no dict under the key `{}`", shown(k)))));
+        return wrapped(k).unwrap_or_else(|| {
+            Err(heap.bad(format!(
+                "has no dict under the key `{}` ({})",
+                shown(k),
+                choices()
+            )))
+        });
     }
     if pairs.chunks(2).any(|kv| matches!(kv, [_, V::Tensor(_)])) {
         return Ok(d);
@@ -740,7 +761,10 @@ fn choose(heap: &Heap<'_>, object: &V, key: Option<&str>) -> Result<usize, Model
             });
             match refused {
                 Some(r) => Err(heap.refused_error(r)),
-                None => Err(heap.bad("holds no tensors (and no `state_dict` or `model` dict)")),
+                None => Err(heap.bad(format!(
+                    "holds no tensors and no `state_dict` or `model` dict ({}; choose one with --key)",
+                    choices()
+                ))),
             }
         }
     }
@@ -1001,6 +1025,17 @@ fn read_zip(
     let path = heap.path;
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| bad(path, format!("not a readable zip ({e})")))?;
+    // torch.jit.save's archives hold code and constants beside their data.pkl
+    let scripted = zip.file_names().any(|n| match n {
+        Ok(n) => n.ends_with("/constants.pkl") || n.contains("/code/"),
+        Err(_) => false,
+    });
+    if scripted {
+        return Err(bad(
+            path,
+            "is a TorchScript module (torch.jit.save), not a state dict: save model.state_dict() with torch.save",
+        ));
+    }
     let pkl = zip
         .file_names()
         .find_map(|n| match n {
@@ -1120,6 +1155,13 @@ fn read_legacy(
 ) -> Result<Vec<(String, Tensor)>, ModelError> {
     let path = heap.path;
     if !bytes.starts_with(&[0x80]) {
+        // safetensors: an 8-byte header length, then the JSON header
+        if bytes.get(8) == Some(&b'{') {
+            return Err(bad(
+                path,
+                "is a safetensors file: it needs no conversion (give it to --weights or --init-weights as it is)",
+            ));
+        }
         return Err(bad(path, "is neither safetensors, a zip nor a pickle"));
     }
     let mut at = 0;

@@ -162,6 +162,11 @@ fn a_key_chooses_between_candidate_dicts() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("optimizer"), "{e}");
+    // the error says which keys there are to choose from
+    assert!(
+        e.contains("`state_dict`") && e.contains("`model`"),
+        "the choices are not named: {e}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1043,4 +1048,30 @@ fn opcodes_a_state_dict_never_uses_are_still_refused() {
             "{what}: {e}"
         );
     }
+}
+
+/// Files that are not `torch.save` state dicts say what they are.
+#[test]
+fn a_torchscript_module_and_a_safetensors_file_are_named_as_such() {
+    let pkl = P::new().ordered_dict().stop();
+    let stored = zip::CompressionMethod::Stored;
+    let scripted = zip_pth(
+        &pkl,
+        "little",
+        &[],
+        &[
+            ("constants.pkl", pkl.clone(), stored),
+            ("code/__torch__.py", b"x".to_vec(), stored),
+        ],
+    );
+    let e = err_of(read_bytes(&scripted, None));
+    assert!(
+        e.contains("TorchScript") && e.contains("state_dict()"),
+        "{e}"
+    );
+    // an 8-byte header length, then the JSON header
+    let mut st = 2u64.to_le_bytes().to_vec();
+    st.extend(b"{}");
+    let e = err_of(read_bytes(&st, None));
+    assert!(e.contains("is a safetensors file"), "{e}");
 }
