@@ -704,6 +704,14 @@ pub struct CvArgs {
     /// 0.125 is the paper's 70:10 of train to validation.
     #[arg(long, default_value_t = 0.125)]
     pub val: f64,
+    /// The positive class (by name) of `--operating-point`.
+    #[arg(long, requires = "operating_point")]
+    pub positive: Option<String>,
+    /// A threshold for --positive (`sensitivity=0.95`, `specificity=0.90` or `youden`), chosen
+    /// on out-of-fold predictions: the summary reports each fold at the threshold chosen on the
+    /// other folds, and the threshold chosen on all of them.
+    #[arg(long, requires = "positive")]
+    pub operating_point: Option<String>,
     #[command(flatten)]
     pub intervals: IntervalArgs,
 }

@@ -100,17 +100,26 @@ fn cv_reports_intervals_over_the_pooled_out_of_fold_predictions() {
         "3",
         "--bootstrap",
         "200",
+        "--positive",
+        "dots",
+        "--operating-point",
+        "youden",
     ]);
     assert!(
         printed.contains("pooled out-of-fold, 95% intervals"),
         "{printed}"
     );
+    assert!(printed.contains("cross-fitted"), "{printed}");
     let cv: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("cv.json")).unwrap()).unwrap();
     let i = &cv["pooled"]["intervals"];
     assert_eq!(i["images"], 48, "{i}");
     assert_eq!(i["groups"], 8, "{i}");
     assert!(i["metrics"]["accuracy"]["low"].as_f64().is_some(), "{i}");
+    let op = &cv["operating_point"];
+    assert_eq!(op["chosen_on"], "out-of-fold", "{op}");
+    assert_eq!(op["images"], 48, "{op}");
+    assert!(op["threshold"].as_f64().is_some(), "{op}");
 }
 
 #[test]

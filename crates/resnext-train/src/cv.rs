@@ -111,6 +111,11 @@ pub struct CvSummary {
     /// Sample standard deviation over folds (n − 1).
     pub std: Metrics,
     pub pooled: Pooled,
+    /// With `--positive` and `--operating-point`: the threshold to deploy (chosen on every
+    /// out-of-fold prediction), and the figures of the cross-fitted one (each fold at the
+    /// threshold chosen on the other folds' predictions of its repeat, never on its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operating_point: Option<resnext_infer::metric::operating_point::AtOperatingPoint>,
 }
 
 /// How to cross-validate: the folds, the repeats, the validation share of each fold's training
@@ -159,9 +164,58 @@ pub struct CrossValidation {
     val: f64,
     init_weights: Option<WeightsFile>,
     bootstrap: resnext_infer::run_eval::BootstrapOptions,
+    /// `--positive` and `--operating-point`.
+    operating: Option<(String, String)>,
 }
 
 impl CrossValidation {
+    /// An operating point for class `positive` by `criterion` (`sensitivity=0.95`, …), chosen on
+    /// out-of-fold predictions and reported cross-fitted in the summary.
+    pub fn with_operating_point(mut self, positive: String, criterion: String) -> Self {
+        self.operating = Some((positive, criterion));
+        self
+    }
+
+    /// Each fold's images decided at the threshold chosen on the other folds' predictions of
+    /// their repeat; the point to deploy chosen on all of them.
+    fn cross_fitted(
+        &self,
+        positive: &str,
+        criterion: &str,
+        probs: &[Vec<f64>],
+        labels: &[usize],
+        groups: &[String],
+        folds: &[FoldId],
+    ) -> Result<resnext_infer::metric::operating_point::AtOperatingPoint, TrainError> {
+        use resnext_infer::metric::operating_point::{choose, class_index, report_decisions};
+        let p = class_index(&self.folds.classes, positive)?;
+        let mut decided = vec![false; probs.len()];
+        for id in self.ids() {
+            let (mut fp, mut fl) = (Vec::new(), Vec::new());
+            for (i, f) in folds.iter().enumerate() {
+                if f.repeat == id.repeat && f.fold != id.fold {
+                    fp.push(probs[i].clone());
+                    fl.push(labels[i]);
+                }
+            }
+            let point = choose(&fp, &fl, p, positive, criterion, "other folds")?;
+            for (i, f) in folds.iter().enumerate() {
+                if *f == id {
+                    decided[i] = probs[i][p] >= point.threshold;
+                }
+            }
+        }
+        let deploy = choose(probs, labels, p, positive, criterion, "out-of-fold")?;
+        Ok(report_decisions(
+            &deploy,
+            &decided,
+            labels,
+            groups,
+            "out-of-fold, cross-fitted",
+            &self.bootstrap,
+        )?)
+    }
+
     /// The confidence intervals of each fold's test report and of the pooled summary (2000
     /// resamples of patients, seed 0, unless set).
     pub fn with_bootstrap(mut self, bootstrap: resnext_infer::run_eval::BootstrapOptions) -> Self {
@@ -262,6 +316,7 @@ impl CrossValidation {
             val,
             init_weights: settings.init_weights.clone(),
             bootstrap: Default::default(),
+            operating: None,
         })
     }
 
@@ -384,6 +439,7 @@ impl CrossValidation {
         let mut all_probs = Vec::new();
         let mut all_labels = Vec::new();
         let mut all_groups = Vec::new();
+        let mut all_folds: Vec<FoldId> = Vec::new();
         let group_of: std::collections::HashMap<&str, &str> = self
             .folds
             .images
@@ -448,6 +504,7 @@ impl CrossValidation {
                 }
                 line.push('\n');
                 rows.push((id.repeat, p.path.clone(), line));
+                all_folds.push(id);
                 all_groups.push(
                     group_of
                         .get(p.path.as_str())
@@ -462,7 +519,19 @@ impl CrossValidation {
             csv.push_str(line);
         }
         let pooled_report = Report::from_predictions(&classes, &all_probs, &all_labels, 0.0);
+        let operating_point = match &self.operating {
+            Some((positive, criterion)) => Some(self.cross_fitted(
+                positive,
+                criterion,
+                &all_probs,
+                &all_labels,
+                &all_groups,
+                &all_folds,
+            )?),
+            None => None,
+        };
         let summary = CvSummary {
+            operating_point,
             classes: classes.clone(),
             mean: aggregate(&fold_metrics, false),
             std: aggregate(&fold_metrics, true),

@@ -28,8 +28,11 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
         val: a.val,
         init_weights: a.training.init_weights(),
     };
-    let cv =
+    let mut cv =
         CrossValidation::prepare(cfg, &a.out, &settings)?.with_bootstrap(a.intervals.options());
+    if let (Some(p), Some(c)) = (&a.positive, &a.operating_point) {
+        cv = cv.with_operating_point(p.clone(), c.clone());
+    }
     let ids: Vec<FoldId> = match a.fold {
         Some(fold) => vec![FoldId {
             repeat: a.repeat,
@@ -81,6 +84,24 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
     print!("{}", summary.table(&names));
     if let Some(i) = &summary.pooled.intervals {
         print!("pooled out-of-fold, {}", i.table(&summary.classes));
+    }
+    if let Some(op) = &summary.operating_point {
+        let show = |v: &Option<resnext_train::metric::operating_point::Interval>| {
+            v.map_or("n/a".to_string(), |i| {
+                format!("{:.4} [{:.4}, {:.4}]", i.estimate, i.low, i.high)
+            })
+        };
+        println!(
+            "operating point {} for `{}`, cross-fitted (each fold at the threshold chosen on the others): sensitivity {}, specificity {}, PPV {}, NPV {}; to deploy: threshold {:.4} (chosen on {} out-of-fold predictions)",
+            op.point.criterion,
+            op.point.positive,
+            show(&op.sensitivity),
+            show(&op.specificity),
+            show(&op.ppv),
+            show(&op.npv),
+            op.point.threshold,
+            op.point.chosen_on_images
+        );
     }
     let plots: Vec<CvFoldPlot> = summary
         .folds

@@ -174,6 +174,50 @@ pub fn report(
     })
 }
 
+/// Sensitivity, specificity, PPV and NPV of given decisions (`positive[i]`: image i decided
+/// positive) against the labels, with intervals over `groups`: for thresholds that differ by
+/// image (cross-fitted, each fold at the threshold chosen on the others).
+pub fn report_decisions(
+    point: &OperatingPoint,
+    decided: &[bool],
+    labels: &[usize],
+    groups: &[String],
+    reported_on: &str,
+    bootstrap: &BootstrapOptions,
+) -> Result<AtOperatingPoint, InferError> {
+    let g = Groups::new(groups).map_err(stats_err)?;
+    let truth: Vec<bool> = labels.iter().map(|&l| l == point.positive_index).collect();
+    let at = |f: fn(&[u64; 4]) -> Option<f64>| {
+        resnext_stats::bootstrap(&g, bootstrap, |idx| {
+            // tp, fp, tn, fn
+            let mut c = [0u64; 4];
+            for &i in idx {
+                let k = match (decided[i], truth[i]) {
+                    (true, true) => 0,
+                    (true, false) => 1,
+                    (false, false) => 2,
+                    (false, true) => 3,
+                };
+                c[k] += 1;
+            }
+            f(&c)
+        })
+        .ok()
+    };
+    fn ratio(a: u64, b: u64) -> Option<f64> {
+        (a + b > 0).then(|| a as f64 / (a + b) as f64)
+    }
+    Ok(AtOperatingPoint {
+        point: point.clone(),
+        reported_on: reported_on.to_string(),
+        images: decided.len(),
+        sensitivity: at(|c| ratio(c[0], c[3])),
+        specificity: at(|c| ratio(c[2], c[1])),
+        ppv: at(|c| ratio(c[0], c[1])),
+        npv: at(|c| ratio(c[2], c[3])),
+    })
+}
+
 /// The partial AUC of `positive` above `min_tpr` on `preds`, resampling `groups`.
 pub fn partial_auc(
     probs: &[Vec<f64>],
