@@ -428,6 +428,11 @@ fn bad_input_gets_its_status_and_the_server_keeps_answering() {
             400,
         ),
         ("a 70 KB header", big_header, 431),
+        (
+            "HTTP/2 with prior knowledge",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+            505,
+        ),
     ];
     for (what, bytes, status) in raw {
         let mut c = connect(a);

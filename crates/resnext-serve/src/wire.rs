@@ -2,7 +2,9 @@
 //! request line or header, a bad or repeated `Content-Length`, HTTP/0.9 or an unknown version
 //! (400), a head over [`MAX_HEAD`] (431), a target over hyper's 65534 bytes (414). Those answers
 //! have an empty body. [`JsonErrors`] wraps the connection and rewrites them, recognisable by
-//! their shape, into the `{"error": "<one line>"}` of every other error.
+//! their shape, into the `{"error": "<one line>"}` of every other error. A client that starts
+//! HTTP/2 with prior knowledge (its connection preface, to which hyper's HTTP/1 server says
+//! nothing) gets a JSON 505 instead of a closed connection.
 
 use crate::config::MAX_HEAD;
 use crate::error::ErrorBody;
@@ -18,6 +20,8 @@ pub struct JsonErrors<T> {
     /// A rewritten answer still to be written, and how much of it is.
     pending: Vec<u8>,
     written: usize,
+    /// Whether anything was read yet (the HTTP/2 preface is only looked for at the start).
+    started: bool,
 }
 
 impl<T> JsonErrors<T> {
@@ -26,6 +30,7 @@ impl<T> JsonErrors<T> {
             io,
             pending: Vec::new(),
             written: 0,
+            started: false,
         }
     }
 }
@@ -51,7 +56,27 @@ impl<T: AsyncRead + Unpin> AsyncRead for JsonErrors<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let this = &mut *self;
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        if !this.started && buf.filled().len() > before {
+            this.started = true;
+            if buf.filled()[before..].starts_with(b"PRI * HTTP/2.0") {
+                // answer in HTTP/1.1, which the client may read, and end the reading: hyper then
+                // shuts the connection down, which writes the answer first
+                let body = serde_json::to_string(&ErrorBody {
+                    error: "this server speaks HTTP/1.1 only, not HTTP/2".into(),
+                })
+                .unwrap_or_default();
+                this.pending = format!(
+                    "HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .into_bytes();
+                buf.set_filled(before);
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
