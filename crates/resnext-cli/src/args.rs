@@ -182,9 +182,37 @@ pub enum Command {
     Serve(ServeArgs),
     /// Grouped, stratified k-fold cross-validation: a run per fold, out-of-fold predictions, a summary.
     Cv(CvArgs),
+    /// Compare two runs on the same images: paired differences with intervals, DeLong, McNemar.
+    Compare(CompareArgs),
     /// Inspect and prepare ImageFolder datasets.
     #[command(subcommand)]
     Data(DataCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Run A.
+    pub a: PathBuf,
+    /// Run B (trained on the same split).
+    pub b: PathBuf,
+    /// The part of the split both are evaluated on.
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: SplitArg,
+    /// The class whose ROC-AUC is compared (needed with more than two classes).
+    #[arg(long)]
+    pub positive: Option<String>,
+    #[arg(long, value_enum, default_value = "best")]
+    pub checkpoint: CheckpointArg,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
+    #[arg(long, default_value_t = 32, value_parser = batch_size)]
+    pub batch_size: usize,
+    /// Print the comparison as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub intervals: IntervalArgs,
 }
 
 /// The architecture: a preset name, or `custom` with explicit shapes.

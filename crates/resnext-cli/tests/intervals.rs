@@ -211,3 +211,73 @@ fn an_operating_point_is_chosen_on_validation_reported_elsewhere_and_used() {
         common::stderr(&o)
     );
 }
+
+#[test]
+fn two_runs_are_compared_on_the_same_images_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 16);
+    let cfg = tiny_config(dir.path(), &data, 1, "");
+    let a = dir.path().join("a");
+    let c = cfg.to_str().unwrap();
+    ok(&[
+        "train",
+        "--config",
+        c,
+        "--out",
+        a.to_str().unwrap(),
+        "--set",
+        "data.test=0.25",
+    ]);
+    // B: the same split, another seed
+    let split = a.join("split.json");
+    let b = dir.path().join("b");
+    ok(&[
+        "train",
+        "--config",
+        c,
+        "--out",
+        b.to_str().unwrap(),
+        "--set",
+        &format!("data.split_file={:?}", split.to_str().unwrap()),
+        "--set",
+        "train.seed=5",
+    ]);
+    let out = ok(&[
+        "compare",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--positive",
+        "dots",
+        "--bootstrap",
+        "200",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["part"], "test", "{v}");
+    assert!(v["images"].as_u64().unwrap() > 0, "{v}");
+    let d = &v["accuracy_difference"];
+    let diff = v["accuracy_a"].as_f64().unwrap() - v["accuracy_b"].as_f64().unwrap();
+    assert!((d["estimate"].as_f64().unwrap() - diff).abs() < 1e-9, "{v}");
+    assert!(v["mcnemar"]["p_value"].as_f64().unwrap() <= 1.0, "{v}");
+    assert_eq!(v["positive"], "dots");
+    // a run on another split is refused, naming the difference
+    let other = dir.path().join("other");
+    ok(&[
+        "train",
+        "--config",
+        c,
+        "--out",
+        other.to_str().unwrap(),
+        "--set",
+        "data.test=0.25",
+        "--set",
+        "data.split_seed=9",
+    ]);
+    let o = common::run(&["compare", a.to_str().unwrap(), other.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains("parts differ"),
+        "{}",
+        common::stderr(&o)
+    );
+}

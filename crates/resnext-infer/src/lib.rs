@@ -32,6 +32,7 @@
 //! No module depends on one listed after it that depends back on it: `run` knows no consumer.
 
 pub mod checkpoint;
+pub mod compare;
 pub mod cv_dir;
 pub mod device;
 pub mod error;

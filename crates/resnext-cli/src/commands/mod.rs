@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod bench;
+mod compare;
 mod convert;
 mod cv;
 mod data;
@@ -40,5 +41,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Convert(a) => convert::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Cv(a) => cv::run(a),
+        Command::Compare(a) => compare::run(a),
     }
 }

@@ -1,0 +1,178 @@
+//! Two models compared honestly on the same images: the paired difference of accuracy and of
+//! ROC-AUC with a patient-bootstrap interval (both models see the same resamples), DeLong's test
+//! for the AUCs and McNemar's for accuracy. Two runs are compared on a part of a split they share
+//! (anything else is refused, naming the difference).
+
+use crate::error::InferError;
+use crate::metric::argmax;
+use crate::progress::Progress;
+use crate::run::Run;
+use crate::run_eval::{EvalOptions, SamplePrediction};
+use resnext_stats::{BootstrapOptions, DeLong, Groups, Interval, McNemar};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// The comparison of model A with model B (differences are A − B).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The part compared on, its images and patients.
+    pub part: String,
+    pub images: usize,
+    pub groups: usize,
+    pub accuracy_a: f64,
+    pub accuracy_b: f64,
+    pub accuracy_difference: Option<Interval>,
+    pub mcnemar: McNemar,
+    /// The class whose ROC-AUC is compared (the second of two; `--positive` with more).
+    pub positive: Option<String>,
+    pub roc_auc_difference: Option<Interval>,
+    pub delong: Option<DeLong>,
+}
+
+fn invalid(reason: String) -> InferError {
+    InferError::InvalidValue {
+        key: "compare",
+        reason,
+    }
+}
+
+/// The images of `a` and `b`: the same paths in the same order, and the same labels.
+fn check_same_images(a: &[SamplePrediction], b: &[SamplePrediction]) -> Result<(), InferError> {
+    let pa: BTreeSet<&str> = a.iter().map(|p| p.path.as_str()).collect();
+    let pb: BTreeSet<&str> = b.iter().map(|p| p.path.as_str()).collect();
+    if pa != pb {
+        let only_a: Vec<&&str> = pa.difference(&pb).collect();
+        let only_b: Vec<&&str> = pb.difference(&pa).collect();
+        return Err(invalid(format!(
+            "the two are evaluated on different images: {} only in A (first {:?}), {} only in B (first {:?})",
+            only_a.len(),
+            only_a.first().map(|s| **s).unwrap_or("-"),
+            only_b.len(),
+            only_b.first().map(|s| **s).unwrap_or("-")
+        )));
+    }
+    for (x, y) in a.iter().zip(b) {
+        if x.path != y.path || x.label != y.label {
+            return Err(invalid(format!(
+                "image {} has label {} in A and {} in B",
+                x.path, x.label, y.label
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Compares predictions of the same images, resampling `groups` (one per image).
+pub fn compare_predictions(
+    part: &str,
+    a: &[SamplePrediction],
+    b: &[SamplePrediction],
+    classes: &[String],
+    groups: &[String],
+    positive: Option<usize>,
+    bootstrap: &BootstrapOptions,
+) -> Result<Comparison, InferError> {
+    check_same_images(a, b)?;
+    if a.is_empty() {
+        return Err(invalid("there are no images to compare on".into()));
+    }
+    let stats = |e: resnext_stats::StatsError| invalid(e.to_string());
+    let g = Groups::new(groups).map_err(stats)?;
+    let right = |p: &[SamplePrediction]| -> Vec<bool> {
+        p.iter().map(|s| argmax(&s.probs) == s.label).collect()
+    };
+    let (ra, rb) = (right(a), right(b));
+    let acc = |r: &[bool], idx: &[usize]| {
+        (!idx.is_empty()).then(|| idx.iter().filter(|&&i| r[i]).count() as f64 / idx.len() as f64)
+    };
+    let all: Vec<usize> = (0..a.len()).collect();
+    let accuracy_difference =
+        resnext_stats::bootstrap_paired(&g, bootstrap, |i| acc(&ra, i), |i| acc(&rb, i)).ok();
+    let mcnemar = resnext_stats::mcnemar(&ra, &rb).map_err(stats)?;
+    let positive = positive.or((classes.len() == 2).then_some(1));
+    let probs =
+        |p: &[SamplePrediction]| -> Vec<Vec<f64>> { p.iter().map(|s| s.probs.clone()).collect() };
+    let (pa, pb) = (probs(a), probs(b));
+    let labels: Vec<usize> = a.iter().map(|s| s.label).collect();
+    let (roc_auc_difference, delong) = match positive {
+        Some(p) => {
+            let auc = |probs: &[Vec<f64>], idx: &[usize]| {
+                let sp: Vec<Vec<f64>> = idx.iter().map(|&i| probs[i].clone()).collect();
+                let sl: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
+                resnext_stats::roc_auc(&sp, &sl, p).ok()
+            };
+            (
+                resnext_stats::bootstrap_paired(&g, bootstrap, |i| auc(&pa, i), |i| auc(&pb, i))
+                    .ok(),
+                resnext_stats::delong(&pa, &pb, &labels, p).ok(),
+            )
+        }
+        None => (None, None),
+    };
+    Ok(Comparison {
+        part: part.to_string(),
+        images: a.len(),
+        groups: g.len(),
+        accuracy_a: acc(&ra, &all).unwrap_or(0.0),
+        accuracy_b: acc(&rb, &all).unwrap_or(0.0),
+        accuracy_difference,
+        mcnemar,
+        positive: positive.and_then(|p| classes.get(p).cloned()),
+        roc_auc_difference,
+        delong,
+    })
+}
+
+impl Run {
+    /// Compares this run's checkpoint (A) with `other`'s (B) on `opts.part` of the split both
+    /// share (refused when their classes or the part's images differ), resampling this run's
+    /// patients.
+    pub fn compare(
+        &self,
+        other: &Run,
+        opts: &EvalOptions,
+        positive: Option<&str>,
+        progress: &dyn Progress,
+    ) -> Result<Comparison, InferError> {
+        let (sa, sb) = (self.split()?, other.split()?);
+        if sa.classes != sb.classes {
+            return Err(invalid(format!(
+                "the runs have other classes: {:?} and {:?}",
+                sa.classes, sb.classes
+            )));
+        }
+        let (ia, ib) = (opts.part.paths(&sa), opts.part.paths(&sb));
+        if ia != ib {
+            let a: BTreeSet<&String> = ia.iter().collect();
+            let b: BTreeSet<&String> = ib.iter().collect();
+            return Err(invalid(format!(
+                "the runs' {} parts differ ({} images only in A, {} only in B): compare runs trained on the same split (data.split_file)",
+                opts.part.name(),
+                a.difference(&b).count(),
+                b.difference(&a).count()
+            )));
+        }
+        let quiet = EvalOptions {
+            bootstrap: BootstrapOptions {
+                n_resamples: 0,
+                ..opts.bootstrap
+            },
+            ..opts.clone()
+        };
+        let (_, pa) = self.evaluate_with_predictions(&quiet, progress)?;
+        let (_, pb) = other.evaluate_with_predictions(&quiet, progress)?;
+        let p = positive
+            .map(|name| crate::metric::operating_point::class_index(&sa.classes, name))
+            .transpose()?;
+        let groups = self.groups_of(&pa)?;
+        compare_predictions(
+            opts.part.name(),
+            &pa,
+            &pb,
+            &sa.classes,
+            &groups,
+            p,
+            &opts.bootstrap,
+        )
+    }
+}
