@@ -477,6 +477,12 @@ pub struct EvalArgs {
     /// Report the partial ROC-AUC of --positive above this sensitivity (e.g. 0.8).
     #[arg(long, requires = "positive")]
     pub pauc_min_tpr: Option<f64>,
+    /// A CSV of image metadata: a column `path` (as in split.json) and any others.
+    #[arg(long, requires = "by")]
+    pub metadata: Option<PathBuf>,
+    /// The metadata column whose values are the subgroups (skin tone, site, source).
+    #[arg(long, requires = "metadata")]
+    pub by: Option<String>,
     #[command(flatten)]
     pub intervals: IntervalArgs,
 }

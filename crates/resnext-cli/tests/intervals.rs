@@ -281,3 +281,69 @@ fn two_runs_are_compared_on_the_same_images_only() {
         common::stderr(&o)
     );
 }
+
+#[test]
+fn subgroups_get_every_metric_with_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 12);
+    let cfg = tiny_config(dir.path(), &data, 1, "");
+    let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
+    ok(&["train", "--config", cfg.to_str().unwrap(), "--out", r]);
+    // tone A for even images, B for odd ones; the "rings" class is not listed
+    let mut csv = String::from("path,site,tone\n");
+    for class in ["checker", "dots", "stripes"] {
+        for i in 0..12 {
+            let tone = if i % 2 == 0 { "\"A\"" } else { "B" };
+            csv += &format!("{class}/{class}_{i:04}.png,arm,{tone}\n");
+        }
+    }
+    let meta = dir.path().join("meta.csv");
+    std::fs::write(&meta, csv).unwrap();
+    let m = meta.to_str().unwrap();
+    let printed = ok(&[
+        "eval",
+        "--run",
+        r,
+        "--split",
+        "all",
+        "--metadata",
+        m,
+        "--by",
+        "tone",
+        "--bootstrap",
+        "100",
+    ]);
+    assert!(
+        printed.contains("tone = A (18 images, under 20"),
+        "{printed}"
+    );
+    let e = eval_json(&run);
+    let groups = e["subgroups"].as_array().unwrap();
+    let n: Vec<(String, u64)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g["value"].as_str().unwrap().to_string(),
+                g["n"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        n,
+        [
+            ("(not listed)".to_string(), 12),
+            ("A".to_string(), 18),
+            ("B".to_string(), 18)
+        ],
+        "{e}"
+    );
+    assert!(groups.iter().all(|g| g["small"] == true));
+    // an unknown column is named with the columns there are
+    let o = common::run(&["eval", "--run", r, "--metadata", m, "--by", "skin"]);
+    assert!(
+        common::stderr(&o).contains("no column `skin` (its columns: path, site, tone)"),
+        "{}",
+        common::stderr(&o)
+    );
+}

@@ -48,6 +48,7 @@ pub mod predictor;
 pub mod progress;
 pub mod run;
 pub mod run_eval;
+pub mod subgroups;
 
 pub use checkpoint::{Checkpoint, CheckpointInfo};
 pub use device::DeviceChoice;

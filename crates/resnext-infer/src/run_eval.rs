@@ -11,7 +11,7 @@ use crate::progress::Progress;
 use crate::run::{Run, SplitPart};
 use resnext_data::loader::PixelType;
 use resnext_data::{Loader, LoaderConfig};
-pub use resnext_stats::BootstrapOptions;
+pub use resnext_stats::{BootstrapOptions, Metrics};
 use std::path::PathBuf;
 
 /// The fewest validation images a temperature is fitted on.
@@ -148,6 +148,7 @@ impl Run {
                 )?,
                 operating_point: None,
                 partial_auc: None,
+                subgroups: Vec::new(),
             },
             per_image,
         ))

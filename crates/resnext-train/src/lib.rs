@@ -50,7 +50,7 @@ pub mod trainer;
 pub use resnext_infer::plot;
 pub use resnext_infer::{
     checkpoint, device, evaluate, explain, metric, owned, precision, predictor, progress, run,
-    run_eval,
+    run_eval, subgroups,
 };
 
 pub use checkpoint::Checkpoint;

@@ -20,7 +20,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
     };
     // a writer: refused at once while another process writes the run
     let lock = if a.no_write { None } else { Some(run.lock()?) };
-    let report = match &a.positive {
+    let (mut report, preds) = match &a.positive {
         Some(positive) => {
             if let Some(t) = a.pauc_min_tpr {
                 if !(0.0..1.0).contains(&t) {
@@ -34,15 +34,25 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
                 a.pauc_min_tpr,
                 &Bars::new(),
             )?
-            .0
         }
-        None => run.evaluate(&opts, &Bars::new())?,
+        None => run.evaluate_with_predictions(&opts, &Bars::new())?,
     };
+    if let (Some(file), Some(column)) = (&a.metadata, &a.by) {
+        let meta = resnext_train::subgroups::read_metadata(file, column)?;
+        report.subgroups = resnext_train::subgroups::subgroups(
+            column,
+            &meta,
+            &preds,
+            &run.groups_of(&preds)?,
+            &opts.bootstrap,
+        );
+    }
     print!("{}", report.report.table());
     if let Some(i) = &report.intervals {
         print!("{}", i.table(&report.classes));
     }
-    let show = |v: &Option<resnext_train::metric::operating_point::Interval>| {
+    use resnext_train::metric::operating_point::Interval;
+    let show = |v: &Option<Interval>| {
         v.map_or("n/a".to_string(), |i| {
             format!("{:.4} [{:.4}, {:.4}]", i.estimate, i.low, i.high)
         })
@@ -61,6 +71,30 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
             show(&op.specificity),
             show(&op.ppv),
             show(&op.npv)
+        );
+    }
+    for g in &report.subgroups {
+        let m = g.intervals.as_ref().map(|i| i.metrics);
+        let pick = |f: fn(&resnext_train::run_eval::Metrics) -> Option<Interval>| {
+            show(&m.and_then(|m| f(&m)))
+        };
+        println!(
+            "{} = {} ({} images{}): accuracy {}, sensitivity {}, specificity {}, ROC-AUC {}",
+            g.column,
+            g.value,
+            g.n,
+            if g.small {
+                format!(
+                    ", under {}: too few to read",
+                    resnext_train::subgroups::MIN_SUBGROUP
+                )
+            } else {
+                String::new()
+            },
+            pick(|m| m.accuracy),
+            pick(|m| m.sensitivity),
+            pick(|m| m.specificity),
+            pick(|m| m.roc_auc)
         );
     }
     if let Some(p) = &report.partial_auc {

@@ -13,6 +13,7 @@ pub mod operating_point;
 pub mod report;
 pub mod roc;
 pub mod running;
+pub mod subgroup;
 
 pub use argmax::argmax;
 pub use calibration::{ece, fit_temperature, reliability, ReliabilityBin, ECE_BINS};

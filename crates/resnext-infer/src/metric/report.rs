@@ -71,6 +71,9 @@ pub struct EvalReport {
     /// With `--pauc-min-tpr`: the partial ROC-AUC above that sensitivity, with its interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial_auc: Option<super::operating_point::PartialAuc>,
+    /// With `--metadata FILE --by COLUMN`: every metric per value of the column.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subgroups: Vec<super::subgroup::Subgroup>,
 }
 
 fn safe_div(a: f64, b: f64) -> f64 {
@@ -280,6 +283,7 @@ mod tests {
             intervals: None,
             operating_point: None,
             partial_auc: None,
+            subgroups: Vec::new(),
         };
         let text = serde_json::to_string(&e).unwrap();
         assert!(text.contains("\"macro\""), "{text}");
