@@ -92,13 +92,6 @@ fn every_sidecar_field_is_checked_on_load() {
                 v["eval_transform"]["resize"] = serde_json::json!([8192, 8192]);
             }),
         ),
-        (
-            "image_size",
-            Box::new(|v| {
-                v["image_size"] = serde_json::json!([1, 1]);
-                v["eval_transform"]["resize"] = serde_json::json!([1, 1]);
-            }),
-        ),
         ("classes", Box::new(|v| v["classes"][0] = "a\nb".into())),
         (
             "metrics.val_acc",

@@ -83,9 +83,10 @@ pub struct CheckpointInfo {
     pub operating_point: Option<crate::metric::operating_point::OperatingPoint>,
 }
 
-/// The sides of a network input a sidecar may give (and training may make): below 32 the five
-/// stride-2 stages leave nothing; above 2048 one image's activations take gigabytes.
-pub const INPUT_SIDE: std::ops::RangeInclusive<u32> = 32..=2048;
+/// The sides of a network input a sidecar may give (and training may make): above 4096 one
+/// image's activations take several gigabytes (the network's adaptive pooling takes any size
+/// from 1 up; batches are capped by [`MAX_BATCH_PIXELS`]).
+pub const INPUT_SIDE: std::ops::RangeInclusive<u32> = 1..=4096;
 
 /// Images per forward pass are capped so that a batch holds at most this many pixels (32 images
 /// of 512²): a sidecar's large input size makes smaller batches, not an out-of-memory abort.

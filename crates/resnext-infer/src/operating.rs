@@ -92,6 +92,11 @@ impl Run {
     ) -> Result<(), InferError> {
         let mut info: CheckpointInfo = self.info(which)?;
         info.operating_point = Some(point.clone());
+        // what is stored must load again
+        info.validate().map_err(|reason| InferError::Read {
+            path: self.path(crate::run::RunFile::Sidecar(which)),
+            reason,
+        })?;
         self.write_info(which, &info)
     }
 }

@@ -195,38 +195,66 @@ pub fn write_atomic_with(
 ) -> Result<(), WriteError> {
     let target = check_target(path)?;
     let tmp = temporary_path(&target);
-    // A temporary file left by a killed process is stale: remove it (a link is removed, not
-    // followed). Anything else with that name is not ours to remove.
-    match std::fs::symlink_metadata(&tmp) {
-        Ok(m) if m.file_type().is_file() || m.file_type().is_symlink() => {
-            std::fs::remove_file(&tmp).map_err(|e| WriteError::io(&tmp, e))?
+    // The temporary file is a writer's while it holds the file's lock: one left by a killed
+    // process is unlocked, stale, and removed (a link is removed, not followed); one that another
+    // process is writing is locked, and this write waits for it (then replaces its result).
+    let io = |e| WriteError::io(path, e);
+    let mut f = None;
+    for _ in 0..500 {
+        match std::fs::symlink_metadata(&tmp) {
+            Ok(m) if m.file_type().is_symlink() => {
+                std::fs::remove_file(&tmp).map_err(|e| WriteError::io(&tmp, e))?
+            }
+            Ok(m) if m.file_type().is_file() => match File::open(&tmp) {
+                Ok(other) => match other.try_lock() {
+                    Ok(()) => std::fs::remove_file(&tmp).map_err(|e| WriteError::io(&tmp, e))?,
+                    Err(std::fs::TryLockError::WouldBlock) => {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        continue;
+                    }
+                    Err(std::fs::TryLockError::Error(e)) => return Err(WriteError::io(&tmp, e)),
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(WriteError::io(&tmp, e)),
+            },
+            Ok(m) => {
+                return Err(WriteError {
+                    path: tmp,
+                    reason: Reason::NotRegular(describe(m.file_type())),
+                })
+            }
+            Err(_) => {}
         }
-        Ok(m) => {
-            return Err(WriteError {
-                path: tmp,
-                reason: Reason::NotRegular(describe(m.file_type())),
-            })
+        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(new) => {
+                // nobody else can have it yet: the lock only tells later writers it is in use
+                new.lock().map_err(io)?;
+                f = Some(new);
+                break;
+            }
+            // another writer created it between the check and here: look again
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io(e)),
         }
-        Err(_) => {}
     }
-    let mut created = false;
+    let Some(mut f) = f else {
+        return Err(io(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "another process has been writing it for 10 s",
+        )));
+    };
+    let mut created = true;
     let result = (|| -> Result<(), WriteError> {
-        let io = |e| WriteError::io(path, e);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(io)?;
-        created = true;
         fill(&mut f).map_err(io)?;
         f.sync_all().map_err(io)?;
-        drop(f);
         // The target may have changed since it was checked: check again just before the rename.
         check_target(&target)?;
+        // renamed while still locked, so no other writer takes it for stale
         std::fs::rename(&tmp, &target).map_err(io)?;
         created = false;
         sync_parent(&target).map_err(io)
     })();
+    drop(f);
     if result.is_err() && created {
         // Best effort: the write already failed, and that error is the one to report.
         std::fs::remove_file(&tmp).ok();

@@ -126,3 +126,30 @@ fn a_stale_temporary_is_replaced_and_a_missing_directory_named() {
     let e = write_atomic(Path::new("/"), b"x").unwrap_err();
     assert!(e.to_string().contains("not a file path"), "{e}");
 }
+
+#[test]
+fn two_writers_of_one_file_never_mix_their_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("folds.json");
+    let writers: Vec<_> = [b'a', b'b']
+        .into_iter()
+        .map(|byte| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    write_atomic(&p, &vec![byte; 1 << 20]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let got = std::fs::read(&p).unwrap();
+    assert_eq!(got.len(), 1 << 20);
+    assert!(
+        got.iter().all(|&b| b == got[0]),
+        "the bytes of two writers mixed"
+    );
+    assert!(leftovers(dir.path()).is_empty());
+}

@@ -144,7 +144,7 @@ impl Default for CvSettings {
 /// The keys of `cv.toml` that may differ on a rerun: where and how fast the work runs, not what
 /// it computes. `data.root` may move (folds run on different machines): `folds.json` already
 /// holds the images, and a dataset that differs is refused by it.
-const MAY_DIFFER: [&str; 7] = [
+const MAY_DIFFER: [&str; 8] = [
     "train.device",
     "train.threads",
     "data.root",
@@ -152,6 +152,8 @@ const MAY_DIFFER: [&str; 7] = [
     "data.prefetch",
     "data.cache",
     "data.eval_batch_size",
+    // the weights' content is `init_weights_fnv64`; their path may differ between machines
+    "cv.init_weights",
 ];
 
 /// A cross-validation directory and what it needs.
@@ -171,9 +173,21 @@ pub struct CrossValidation {
 impl CrossValidation {
     /// An operating point for class `positive` by `criterion` (`sensitivity=0.95`, …), chosen on
     /// out-of-fold predictions and reported cross-fitted in the summary.
-    pub fn with_operating_point(mut self, positive: String, criterion: String) -> Self {
+    /// Both are checked now, before any fold trains.
+    pub fn with_operating_point(
+        mut self,
+        positive: String,
+        criterion: String,
+    ) -> Result<Self, TrainError> {
+        resnext_infer::metric::operating_point::class_index(&self.folds.classes, &positive)?;
+        criterion
+            .parse::<resnext_stats::Criterion>()
+            .map_err(|e| TrainError::InvalidValue {
+                key: "--operating-point",
+                reason: e.to_string(),
+            })?;
         self.operating = Some((positive, criterion));
-        self
+        Ok(self)
     }
 
     /// Each fold's images decided at the threshold chosen on the other folds' predictions of
@@ -286,7 +300,7 @@ impl CrossValidation {
         let settings_path = out.join(CvFile::Settings.name());
         if settings_path.exists() {
             let bytes = resnext_data::safe_path::read_regular(&settings_path)?;
-            let text = String::from_utf8_lossy(&bytes);
+            let text = normalised(&String::from_utf8_lossy(&bytes), &settings_path);
             if let Some(diff) = first_difference(&text, &recorded) {
                 return Err(TrainError::InvalidValue {
                     key: "cv",
@@ -585,6 +599,27 @@ fn check_fold_classes(split: &resnext_data::Split, name: &str) -> Result<(), Tra
         }),
         None => Ok(()),
     }
+}
+
+/// A recorded `cv.toml` as this version writes it: its training config read as a run's (keys of
+/// other optimisers, which an earlier version listed, dropped; new keys at their defaults), then
+/// `[cv]`. A file that does not read is compared as it is.
+fn normalised(text: &str, path: &Path) -> String {
+    let Ok(mut table) = text.parse::<toml::Table>() else {
+        return text.to_string();
+    };
+    let cv = table.remove("cv");
+    let Ok(train) = toml::to_string(&table) else {
+        return text.to_string();
+    };
+    let Ok(cfg) = TrainConfig::from_run_toml(&train, path).and_then(|c| c.to_toml()) else {
+        return text.to_string();
+    };
+    let mut rest = toml::Table::new();
+    if let Some(cv) = cv {
+        rest.insert("cv".into(), cv);
+    }
+    format!("{cfg}\n{}", toml::to_string(&rest).unwrap_or_default())
 }
 
 /// The FNV-1a 64-bit hash of a file's bytes, in hex.

@@ -31,7 +31,7 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
     let mut cv =
         CrossValidation::prepare(cfg, &a.out, &settings)?.with_bootstrap(a.intervals.options());
     if let (Some(p), Some(c)) = (&a.positive, &a.operating_point) {
-        cv = cv.with_operating_point(p.clone(), c.clone());
+        cv = cv.with_operating_point(p.clone(), c.clone())?;
     }
     let ids: Vec<FoldId> = match a.fold {
         Some(fold) => vec![FoldId {

@@ -47,7 +47,8 @@ impl OperatingPoint {
                 self.positive, self.positive_index
             ));
         }
-        if !(0.0..=1.0).contains(&self.threshold) {
+        // "never positive" is the next float above the highest probability, which may be 1
+        if !(0.0..=1.0f64.next_up()).contains(&self.threshold) {
             return Err(format!(
                 "field `operating_point.threshold` is {}, not a probability",
                 self.threshold
