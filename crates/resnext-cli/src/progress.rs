@@ -78,13 +78,13 @@ impl Progress for Bars {
             return;
         }
         let total = self.total.load(Ordering::Relaxed).max(1);
+        // decided and printed under one lock, so that workers' lines come in order
+        let label = Self::lock(&self.label);
+        let done = done.max(self.done.load(Ordering::Relaxed)).min(total);
         let quarter = (4 * done / total).min(4);
-        if self.quarter.fetch_max(quarter, Ordering::Relaxed) < quarter {
-            eprintln!(
-                "{}: {done}/{total} ({}%)",
-                Self::lock(&self.label),
-                25 * quarter
-            );
+        if self.quarter.load(Ordering::Relaxed) < quarter {
+            self.quarter.store(quarter, Ordering::Relaxed);
+            eprintln!("{label}: {done}/{total} ({}%)", 25 * quarter);
         }
     }
 
