@@ -99,6 +99,25 @@ pub struct Interval {
     pub resamples_used: usize,
 }
 
+/// `0.8553 [0.7763, 0.9211]`; with `{:+}` the signs are shown (differences).
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if f.sign_plus() {
+            write!(
+                f,
+                "{:+.4} [{:+.4}, {:+.4}]",
+                self.estimate, self.low, self.high
+            )
+        } else {
+            write!(
+                f,
+                "{:.4} [{:.4}, {:.4}]",
+                self.estimate, self.low, self.high
+            )
+        }
+    }
+}
+
 /// SplitMix64 (Steele, Lea & Flood 2014), the generator of the resamples.
 struct SplitMix64(u64);
 

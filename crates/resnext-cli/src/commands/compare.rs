@@ -31,11 +31,7 @@ pub fn run(a: CompareArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string(&c)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let show = |v: &Option<Interval>| {
-        v.map_or("n/a".to_string(), |i| {
-            format!("{:+.4} [{:+.4}, {:+.4}]", i.estimate, i.low, i.high)
-        })
-    };
+    let show = |v: &Option<Interval>| v.map_or("n/a".to_string(), |i| format!("{i:+}"));
     println!(
         "A {} against B {} on the {} part: {} images of {} patients (differences A − B, 95% patient bootstrap)",
         a.a.display(),

@@ -87,9 +87,7 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
     }
     if let Some(op) = &summary.operating_point {
         let show = |v: &Option<resnext_train::metric::operating_point::Interval>| {
-            v.map_or("n/a".to_string(), |i| {
-                format!("{:.4} [{:.4}, {:.4}]", i.estimate, i.low, i.high)
-            })
+            v.map_or("n/a".to_string(), |i| i.to_string())
         };
         println!(
             "operating point {} for `{}`, cross-fitted (each fold at the threshold chosen on the others): sensitivity {}, specificity {}, PPV {}, NPV {}; to deploy: threshold {:.4} (chosen on {} out-of-fold predictions)",

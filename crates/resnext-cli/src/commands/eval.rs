@@ -52,11 +52,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         print!("{}", i.table(&report.classes));
     }
     use resnext_train::metric::operating_point::Interval;
-    let show = |v: &Option<Interval>| {
-        v.map_or("n/a".to_string(), |i| {
-            format!("{:.4} [{:.4}, {:.4}]", i.estimate, i.low, i.high)
-        })
-    };
+    let show = |v: &Option<Interval>| v.map_or("n/a".to_string(), |i| i.to_string());
     if let Some(op) = &report.operating_point {
         println!(
             "operating point {} for `{}`: threshold {:.4} chosen on {} ({} images); on {} ({} images): sensitivity {}, specificity {}, PPV {}, NPV {}",
