@@ -631,18 +631,16 @@ fn fnv64_file(path: &Path) -> Result<String, TrainError> {
     };
     resnext_data::safe_path::check_regular(path)?;
     let mut f = std::fs::File::open(path).map_err(io)?;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = crate::fnv::Fnv1a::default();
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = f.read(&mut buf).map_err(io)?;
         if n == 0 {
             break;
         }
-        for &b in &buf[..n] {
-            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        h.feed(&buf[..n]);
     }
-    Ok(format!("{h:016x}"))
+    Ok(format!("{:016x}", h.finish()))
 }
 
 /// `cv.toml`: the resolved training config, then `[cv]`.

@@ -38,6 +38,7 @@ pub mod cv;
 pub mod dist;
 pub mod ema;
 pub mod error;
+pub mod fnv;
 pub mod loss;
 pub mod memory;
 pub mod optim;

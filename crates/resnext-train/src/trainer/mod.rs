@@ -567,13 +567,8 @@ impl Trainer {
 fn weights_hash(vs: &VarStore) -> Result<u64, TrainError> {
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut h = crate::fnv::Fnv1a::default();
+    let mut feed = |bytes: &[u8]| h.feed(bytes);
     for (_, t) in vars {
         let t = t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?;
         let n = t.numel();
@@ -587,7 +582,7 @@ fn weights_hash(vs: &VarStore) -> Result<u64, TrainError> {
             v.iter().for_each(|x| feed(&x.to_bits().to_le_bytes()));
         }
     }
-    Ok(h)
+    Ok(h.finish())
 }
 
 /// The training part of an epoch, summed over the processes.
