@@ -55,7 +55,7 @@ impl Ranked {
 
     /// The ROC curve's vertices as weighted (false positive, true positive) counts, from (0, 0)
     /// to (N, P). Image `i` counts `w[i]` times.
-    fn vertices(&self, w: &[u32]) -> Vec<(u64, u64)> {
+    pub(crate) fn vertices(&self, w: &[u32]) -> Vec<(u64, u64)> {
         let mut v = Vec::with_capacity(self.order.len() + 1);
         v.push((0, 0));
         let (mut fp, mut tp) = (0u64, 0u64);
