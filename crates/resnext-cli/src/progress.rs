@@ -81,10 +81,11 @@ impl Progress for Bars {
         // decided and printed under one lock, so that workers' lines come in order
         let label = Self::lock(&self.label);
         let done = done.max(self.done.load(Ordering::Relaxed)).min(total);
-        let quarter = (4 * done / total).min(4);
-        if self.quarter.load(Ordering::Relaxed) < quarter {
+        if let Some((quarter, line)) =
+            quarter_line(&label, done, total, self.quarter.load(Ordering::Relaxed))
+        {
             self.quarter.store(quarter, Ordering::Relaxed);
-            eprintln!("{label}: {done}/{total} ({}%)", 25 * quarter);
+            eprintln!("{line}");
         }
     }
 
@@ -93,6 +94,21 @@ impl Progress for Bars {
             b.finish_and_clear();
         }
     }
+}
+
+/// The line to print off a terminal when `done` of `total` steps crosses a quarter above
+/// `printed` (the last quarter printed): that quarter and the line, with the true percentage
+/// (`plotting: 1/3 (33%)`, not the quarter's 25%).
+fn quarter_line(label: &str, done: usize, total: usize, printed: usize) -> Option<(usize, String)> {
+    let total = total.max(1);
+    let done = done.min(total);
+    let quarter = (4 * done / total).min(4);
+    (quarter > printed).then(|| {
+        (
+            quarter,
+            format!("{label}: {done}/{total} ({}%)", 100 * done / total),
+        )
+    })
 }
 
 impl Drop for Bars {
@@ -126,5 +142,33 @@ impl Drop for LogWriter {
     fn drop(&mut self) {
         // A log line that cannot reach stderr has nowhere else to go.
         self.flush().ok();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quarter_line;
+
+    #[test]
+    fn quarter_lines_print_the_true_percentage() {
+        assert_eq!(
+            quarter_line("plotting", 1, 3, 0),
+            Some((1, "plotting: 1/3 (33%)".to_string()))
+        );
+        assert_eq!(
+            quarter_line("plotting", 2, 3, 1),
+            Some((2, "plotting: 2/3 (66%)".to_string()))
+        );
+        assert_eq!(
+            quarter_line("plotting", 3, 3, 2),
+            Some((4, "plotting: 3/3 (100%)".to_string()))
+        );
+        // nothing new below the next quarter, nothing past the end
+        assert_eq!(quarter_line("x", 2, 10, 0), None);
+        assert_eq!(quarter_line("x", 12, 10, 4), None);
+        assert_eq!(
+            quarter_line("x", 5, 10, 1),
+            Some((2, "x: 5/10 (50%)".to_string()))
+        );
     }
 }

@@ -97,10 +97,13 @@ fn train(a: TrainArgs, job: &Job) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Progress bars with ETA on a terminal; plain lines otherwise (validation: a line per quarter).
+/// Progress bars with ETA on a terminal; plain lines otherwise (a line per quarter of the
+/// training batches and of the validation images).
 pub(crate) struct Progress {
     tty: bool,
     bar: Option<ProgressBar>,
+    /// The training batches' quarter lines, off a terminal.
+    training: Bars,
     validation: Bars,
 }
 
@@ -109,6 +112,7 @@ impl Progress {
         Self {
             tty: is_tty(),
             bar: None,
+            training: Bars::new(),
             validation: Bars::new(),
         }
     }
@@ -116,6 +120,7 @@ impl Progress {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
+        self.training.end();
         self.validation.end();
     }
 }
@@ -143,12 +148,16 @@ impl Observer for Progress {
             self.bar = Some(bar(num_batches, &format!("epoch {epoch}")));
         } else {
             eprintln!("epoch {epoch}: {num_batches} batches");
+            self.training
+                .begin(&format!("epoch {epoch}: training"), num_batches);
         }
     }
     fn on_batch(&mut self, _epoch: usize, _batch: usize, loss: f64, acc: f64) {
         if let Some(b) = &self.bar {
             b.set_message(format!("loss {loss:.4} acc {:.1}%", acc * 100.0));
             b.inc(1);
+        } else {
+            self.training.advance(1);
         }
     }
     fn on_validate(&mut self, epoch: usize, images: usize) {
