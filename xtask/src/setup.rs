@@ -177,11 +177,15 @@ pub fn run(flags: &Setup) -> Result<PathBuf> {
 
 /// What the tests check outputs with: the export round-trip tests load exported models with
 /// ONNX's checker and ONNX Runtime; serve's tests validate `/openapi.json` with
-/// `openapi-spec-validator`. None imports torch, so they work in the CPU venv too.
-pub const CHECKERS: [&str; 3] = [
+/// `openapi-spec-validator`; resnext-stats' reference test recomputes every point estimate
+/// with scikit-learn and statsmodels (`scripts/sklearn_reference.py`). None imports torch, so
+/// they work in the CPU venv too.
+pub const CHECKERS: [&str; 5] = [
     "onnx==1.23.2",
     "onnxruntime==1.32.0",
     "openapi-spec-validator==0.9.0",
+    "scikit-learn==1.9.1",
+    "statsmodels==0.15.0",
 ];
 const CHECKERS_MARKER: &str = ".resnext-checkers";
 
@@ -197,7 +201,7 @@ fn install_checkers(venv: &Path) -> Result<()> {
         venv.display()
     );
     ensure_python_packages(&CHECKERS)
-        .context("the test checkers (ONNX, ONNX Runtime, openapi-spec-validator) could not be installed from PyPI")?;
+        .context("the test checkers (ONNX, ONNX Runtime, openapi-spec-validator, scikit-learn, statsmodels) could not be installed from PyPI")?;
     resnext_io::write_atomic(&marker, CHECKERS.join(" ").as_bytes())?;
     Ok(())
 }
