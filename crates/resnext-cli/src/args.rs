@@ -182,7 +182,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Grouped, stratified k-fold cross-validation: a run per fold, out-of-fold predictions, a summary.
     Cv(CvArgs),
-    /// Compare two runs on the same images: paired differences with intervals, DeLong, McNemar.
+    /// Compare two runs on the same images, or two cv directories with the same folds: paired
+    /// differences with intervals, DeLong, McNemar.
     Compare(CompareArgs),
     /// Inspect and prepare ImageFolder datasets.
     #[command(subcommand)]
@@ -191,11 +192,12 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Run A.
+    /// Run A, or cross-validation directory A.
     pub a: PathBuf,
-    /// Run B (trained on the same split).
+    /// Run B (trained on the same split), or cross-validation directory B (the same folds.json).
     pub b: PathBuf,
-    /// The part of the split both are evaluated on.
+    /// The part of the split both runs are evaluated on (two cv directories: their pooled
+    /// out-of-fold predictions).
     #[arg(long, value_enum, default_value = "test")]
     pub split: SplitArg,
     /// The class whose ROC-AUC is compared (needed with more than two classes).

@@ -1,8 +1,10 @@
 //! Two models compared honestly on the same images: the paired difference of accuracy and of
 //! ROC-AUC with a patient-bootstrap interval (both models see the same resamples), DeLong's test
-//! for the AUCs and McNemar's for accuracy. Two runs are compared on a part of a split they share
-//! (anything else is refused, naming the difference).
+//! for the AUCs and McNemar's for accuracy. Two runs are compared on a part of a split they share,
+//! two cross-validations on their pooled out-of-fold predictions when their `folds.json` are the
+//! same (anything else is refused, naming the difference).
 
+use crate::cv_dir::CvDir;
 use crate::error::InferError;
 use crate::metric::argmax;
 use crate::progress::Progress;
@@ -173,6 +175,109 @@ impl Run {
             &groups,
             p,
             &opts.bootstrap,
+        )
+    }
+}
+
+/// The first difference between two cross-validations' folds, named; None when they agree.
+fn folds_difference(a: &CvDir, b: &CvDir) -> Option<String> {
+    let (fa, fb) = (&a.folds, &b.folds);
+    if fa.classes != fb.classes {
+        return Some(format!(
+            "the cross-validations have other classes: {:?} and {:?}",
+            fa.classes, fb.classes
+        ));
+    }
+    let setting = |what: &str, x: String, y: String| {
+        (x != y).then(|| format!("their folds.json differ: {what} {x} in A, {y} in B"))
+    };
+    let regex = |r: &Option<String>| r.clone().unwrap_or_else(|| "(none)".into());
+    if let Some(d) = setting("k (folds)", fa.k.to_string(), fb.k.to_string())
+        .or_else(|| setting("repeats", fa.repeats.to_string(), fb.repeats.to_string()))
+        .or_else(|| setting("seed", fa.seed.to_string(), fb.seed.to_string()))
+        .or_else(|| {
+            setting(
+                "group_regex",
+                regex(&fa.group_regex),
+                regex(&fb.group_regex),
+            )
+        })
+    {
+        return Some(d);
+    }
+    let pa: BTreeSet<&str> = fa.images.iter().map(|i| i.path.as_str()).collect();
+    let pb: BTreeSet<&str> = fb.images.iter().map(|i| i.path.as_str()).collect();
+    if pa != pb {
+        let only_a: Vec<&&str> = pa.difference(&pb).collect();
+        let only_b: Vec<&&str> = pb.difference(&pa).collect();
+        return Some(format!(
+            "their folds.json hold other images: {} only in A (first {}), {} only in B (first {})",
+            only_a.len(),
+            only_a.first().map_or("-", |s| **s),
+            only_b.len(),
+            only_b.first().map_or("-", |s| **s)
+        ));
+    }
+    let by_path: std::collections::HashMap<&str, _> =
+        fb.images.iter().map(|i| (i.path.as_str(), i)).collect();
+    fa.images.iter().find_map(|x| {
+        let y = by_path.get(x.path.as_str())?;
+        if x.class != y.class {
+            Some(format!(
+                "their folds.json differ: {} is of class `{}` in A, `{}` in B",
+                x.path, x.class, y.class
+            ))
+        } else if x.group != y.group {
+            Some(format!(
+                "their folds.json differ: {} is of patient `{}` in A, `{}` in B",
+                x.path, x.group, y.group
+            ))
+        } else if x.folds != y.folds {
+            Some(format!(
+                "their folds.json differ: {} is in test fold(s) {:?} in A, {:?} in B",
+                x.path, x.folds, y.folds
+            ))
+        } else {
+            None
+        }
+    })
+}
+
+impl CvDir {
+    /// Compares this cross-validation's pooled out-of-fold predictions (A) with `other`'s (B),
+    /// paired by image (and repeat), resampling `folds.json`'s patients; refused when the two
+    /// `folds.json` differ (classes, folds, repeats, seed, grouping, images or their folds).
+    pub fn compare(
+        &self,
+        other: &CvDir,
+        positive: Option<&str>,
+        bootstrap: &BootstrapOptions,
+    ) -> Result<Comparison, InferError> {
+        if let Some(d) = folds_difference(self, other) {
+            return Err(invalid(format!(
+                "{d}: compare cross-validations made with the same folds (the same data, --folds, --repeats, data.split_seed and data.group_regex)"
+            )));
+        }
+        let classes = &self.folds.classes;
+        let p = positive
+            .map(|name| crate::metric::operating_point::class_index(classes, name))
+            .transpose()?;
+        let preds = |c: &CvDir| -> Vec<SamplePrediction> {
+            c.predictions.iter().map(|o| o.prediction.clone()).collect()
+        };
+        let part = if self.folds.repeats > 1 {
+            format!("out-of-fold ({} repeats)", self.folds.repeats)
+        } else {
+            "out-of-fold".to_string()
+        };
+        compare_predictions(
+            &part,
+            &preds(self),
+            &preds(other),
+            classes,
+            &self.groups(),
+            p,
+            bootstrap,
         )
     }
 }

@@ -26,14 +26,15 @@ use resnext_infer::evaluate::RunOptions;
 use resnext_infer::metric::{EvalReport, Report};
 use resnext_infer::progress::Progress;
 use resnext_infer::run::{Run, RunFile, SplitPart};
-use resnext_infer::run_eval::{EvalOptions, SamplePrediction};
+use resnext_infer::run_eval::EvalOptions;
 use resnext_io::write_atomic;
 use resnext_model::weights::WeightsFile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use resnext_infer::cv_dir::CvFile;
+use resnext_infer::cv_dir::PredictionsFile;
+pub use resnext_infer::cv_dir::{CvDir, CvFile};
 
 /// A fold's ROC curve (binary problems): (false positive rate, true positive rate) points.
 pub type RocCurve = Option<Vec<(f64, f64)>>;
@@ -427,7 +428,7 @@ impl CrossValidation {
         let run = trainer.run().clone();
         let _lock = trainer.into_lock();
         let (report, preds) = run.evaluate_with_predictions(&opts, progress)?;
-        let json = serde_json::to_vec_pretty(&PredictionsFile::from(&preds)).map_err(|e| {
+        let json = serde_json::to_vec_pretty(&PredictionsFile::from(&preds[..])).map_err(|e| {
             TrainError::Read {
                 path: run.path(RunFile::Predictions),
                 reason: e.to_string(),
@@ -578,11 +579,7 @@ impl CrossValidation {
 }
 
 fn fold_name(repeats: usize, id: FoldId) -> String {
-    if repeats > 1 {
-        format!("repeat-{}/fold-{}", id.repeat, id.fold)
-    } else {
-        format!("fold-{}", id.fold)
-    }
+    resnext_infer::cv_dir::fold_name(repeats, id.repeat, id.fold)
 }
 
 /// Refuses a fold whose test part holds a class its training part has no image of (its
@@ -784,34 +781,6 @@ pub fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
-    }
-}
-
-/// `predictions.json` of a fold.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct PredictionsFile {
-    images: Vec<PredictionRow>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct PredictionRow {
-    path: String,
-    label: usize,
-    probs: Vec<f64>,
-}
-
-impl From<&Vec<SamplePrediction>> for PredictionsFile {
-    fn from(p: &Vec<SamplePrediction>) -> Self {
-        Self {
-            images: p
-                .iter()
-                .map(|s| PredictionRow {
-                    path: s.path.clone(),
-                    label: s.label,
-                    probs: s.probs.clone(),
-                })
-                .collect(),
-        }
     }
 }
 

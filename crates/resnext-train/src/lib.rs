@@ -50,8 +50,8 @@ pub mod trainer;
 #[cfg(feature = "plot")]
 pub use resnext_infer::plot;
 pub use resnext_infer::{
-    checkpoint, device, evaluate, explain, metric, owned, precision, predictor, progress, run,
-    run_eval, subgroups,
+    checkpoint, compare, device, evaluate, explain, metric, owned, precision, predictor, progress,
+    run, run_eval, subgroups,
 };
 
 pub use checkpoint::Checkpoint;
