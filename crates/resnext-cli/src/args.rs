@@ -40,6 +40,10 @@ impl From<ArchArg> for Arch {
 pub enum CheckpointArg {
     Best,
     Last,
+    /// Stochastic weight averaging's (`train.swa`).
+    Swa,
+    /// `resnext average`'s.
+    Average,
 }
 
 impl From<CheckpointArg> for Checkpoint {
@@ -47,6 +51,8 @@ impl From<CheckpointArg> for Checkpoint {
         match c {
             CheckpointArg::Best => Checkpoint::Best,
             CheckpointArg::Last => Checkpoint::Last,
+            CheckpointArg::Swa => Checkpoint::Swa,
+            CheckpointArg::Average => Checkpoint::Average,
         }
     }
 }
@@ -185,9 +191,59 @@ pub enum Command {
     /// Compare two runs on the same images, or two cv directories with the same folds: paired
     /// differences with intervals, DeLong, McNemar.
     Compare(CompareArgs),
+    /// Write report.html of a run (its last eval) or of a cross-validation directory.
+    Report(ReportArgs),
+    /// Learning-rate finder: an exponential sweep on a fresh model, lr_find.csv and lr_find.png.
+    LrFind(LrFindArgs),
+    /// Average a run's last N epoch checkpoints (or weights files) into its `average`
+    /// checkpoint, with BatchNorm statistics recomputed on its training part.
+    Average(AverageArgs),
     /// Inspect and prepare ImageFolder datasets.
     #[command(subcommand)]
     Data(DataCommand),
+}
+
+/// The rule of `lr-find`'s suggestion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SuggestArg {
+    /// fastai's valley: in the longest descent of the smoothed loss, 1/3 + 1/6 of the way along.
+    Valley,
+    /// Where the smoothed loss falls fastest against log(lr).
+    Steepest,
+}
+
+impl From<SuggestArg> for resnext_train::lr_find::SuggestRule {
+    fn from(s: SuggestArg) -> Self {
+        match s {
+            SuggestArg::Valley => Self::Valley,
+            SuggestArg::Steepest => Self::Steepest,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The sweep trains a fresh model of the config (or --init-weights) through the \
+training step itself, with the learning rate growing exponentially from --start-lr to --end-lr; it \
+stops when the smoothed loss exceeds 4 times its best or the loss is not finite. Nothing is written \
+but --out/lr_find.csv and --out/lr_find.png; --out may not be a run or cross-validation directory."
+)]
+pub struct LrFindArgs {
+    #[command(flatten)]
+    pub training: TrainingArgs,
+    /// The folder for lr_find.csv and lr_find.png (created when absent).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 1e-7)]
+    pub start_lr: f64,
+    #[arg(long, default_value_t = 10.0)]
+    pub end_lr: f64,
+    /// Optimiser steps of the sweep (at most: it stops at divergence).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    pub steps: u32,
+    /// How the suggested learning rate is read off the curve.
+    #[arg(long, value_enum, default_value = "valley")]
+    pub suggest: SuggestArg,
 }
 
 #[derive(Debug, Args)]
@@ -388,6 +444,9 @@ pub struct TrainingArgs {
     pub epochs: Option<usize>,
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Gradient accumulation: step the optimiser every N batches (overrides train.accumulate).
+    #[arg(long, value_name = "N")]
+    pub accumulate: Option<usize>,
     /// Override any config key: --set optim.lr=0.001 (repeatable).
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub sets: Vec<String>,
@@ -420,6 +479,7 @@ impl TrainingArgs {
             device: self.device,
             precision: self.precision.map(Into::into),
             channels_last: self.channels_last,
+            accumulate: self.accumulate,
         };
         TrainConfig::load_with(self.config.as_deref(), &self.sets, &overrides)
     }
@@ -521,9 +581,51 @@ pub struct ConvertArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "The weights are averaged with equal weight, BatchNorm's running statistics are \
+recomputed by one pass over the run's training part (training transform, no mixing), the average is \
+validated and saved as RUN/average.safetensors with average.json; evaluate it with \
+`resnext eval --run RUN --checkpoint average`. --last N takes the run's last N epoch-NNN.safetensors, \
+which train.keep_checkpoints = K keeps."
+)]
+pub struct AverageArgs {
+    /// The run directory (its config and split rebuild the model and the data).
+    pub run: PathBuf,
+    /// Average the run's last N kept epoch checkpoints.
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "files",
+        required_unless_present = "files"
+    )]
+    pub last: Option<usize>,
+    /// Weights files of the run's model to average instead.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
+}
+
+#[derive(Debug, Args)]
 pub struct PlotArgs {
     /// The run directory.
     pub run: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "One self-contained page (inline figures, no script, no request; readable on a phone): the data, the config, the metrics with their intervals, training curves, confusion matrix, ROC and PR curves with bootstrap bands, reliability, the operating point, subgroups, the most confident errors with Grad-CAM, a model card."
+)]
+pub struct ReportArgs {
+    /// A run directory (with eval.json) or a cross-validation directory (with cv.json).
+    pub dir: PathBuf,
+    /// Where to write the page (default: DIR/report.html).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// How many of the most confident errors the gallery shows (0: none; no model is loaded).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub gallery: u16,
 }
 
 #[derive(Debug, Subcommand)]
@@ -740,14 +842,25 @@ pub struct CvArgs {
     /// 0.125 is the paper's 70:10 of train to validation.
     #[arg(long, default_value_t = 0.125)]
     pub val: f64,
-    /// The positive class (by name) of `--operating-point`.
-    #[arg(long, requires = "operating_point")]
+    /// The positive class (by name) of `--operating-point` and `--pauc-min-tpr`.
+    #[arg(long)]
     pub positive: Option<String>,
     /// A threshold for --positive (`sensitivity=0.95`, `specificity=0.90` or `youden`), chosen
     /// on out-of-fold predictions: the summary reports each fold at the threshold chosen on the
     /// other folds, and the threshold chosen on all of them.
     #[arg(long, requires = "positive")]
     pub operating_point: Option<String>,
+    /// Report the partial ROC-AUC of --positive above this sensitivity (e.g. 0.8) over the
+    /// pooled out-of-fold predictions.
+    #[arg(long, requires = "positive")]
+    pub pauc_min_tpr: Option<f64>,
+    /// A CSV of image metadata: a column `path` (as in folds.json) and any others; with --by,
+    /// every pooled out-of-fold metric per subgroup.
+    #[arg(long, requires = "by")]
+    pub metadata: Option<PathBuf>,
+    /// The metadata column whose values are the subgroups (skin tone, site, source).
+    #[arg(long, requires = "metadata")]
+    pub by: Option<String>,
     #[command(flatten)]
     pub intervals: IntervalArgs,
 }

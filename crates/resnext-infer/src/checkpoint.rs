@@ -20,6 +20,11 @@ pub enum Checkpoint {
     Best,
     /// The last finished epoch.
     Last,
+    /// Stochastic weight averaging's average (`train.swa`), its BatchNorm statistics recomputed.
+    Swa,
+    /// The average of saved epoch checkpoints (`resnext average`), its BatchNorm statistics
+    /// recomputed.
+    Average,
 }
 
 impl Checkpoint {
@@ -27,6 +32,8 @@ impl Checkpoint {
         match self {
             Checkpoint::Best => "best",
             Checkpoint::Last => "last",
+            Checkpoint::Swa => "swa",
+            Checkpoint::Average => "average",
         }
     }
 }
@@ -43,10 +50,12 @@ impl std::str::FromStr for Checkpoint {
         match s {
             "best" => Ok(Checkpoint::Best),
             "last" => Ok(Checkpoint::Last),
+            "swa" => Ok(Checkpoint::Swa),
+            "average" => Ok(Checkpoint::Average),
             other => Err(InferError::UnknownChoice {
                 what: "checkpoint",
                 got: other.to_string(),
-                expected: "best or last",
+                expected: "best, last, swa or average",
             }),
         }
     }

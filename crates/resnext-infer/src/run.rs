@@ -8,10 +8,15 @@
 //! | `metrics.csv` | one row per finished epoch |
 //! | `best.safetensors` / `best.json` | weights of the best validation accuracy and their sidecar |
 //! | `last.safetensors` / `last.json` | weights after the last finished epoch and their sidecar |
+//! | `swa.safetensors` / `swa.json` | stochastic weight averaging's average (`train.swa`) |
+//! | `average.safetensors` / `average.json` | the average of epoch checkpoints (`resnext average`) |
+//! | `epoch-NNN.safetensors` | an epoch's weights, the last `train.keep_checkpoints` kept |
 //! | `checkpoint.safetensors` | the resume point: weights, optimiser, EMA and loop state |
 //! | `eval.json` | the last evaluation report ([`EvalReport`]) |
 //! | `curves.png`, `confusion_matrix.png`, `roc.png`, `reliability.png` | figures (`Run::plot`, feature `plot`) |
 //! | `predictions.json` | a cross-validation fold's test predictions (`resnext cv`) |
+//! | `eval_predictions.json` | each image's probabilities of the last evaluation (`eval.json`'s part) |
+//! | `report.html` | the evaluation as one self-contained page (`resnext eval`, `resnext report`) |
 //!
 //! The `.safetensors` weights carry torchvision's names (with `num_batches_tracked`), so
 //! `torchvision.models.resnext50_32x4d(num_classes=2).load_state_dict(load_file(...), strict=True)`
@@ -47,11 +52,16 @@ pub enum RunFile {
     Predictions,
     /// The advisory lock of a process writing the run (holds its pid).
     Lock,
+    /// Each image's probabilities of the last evaluation.
+    EvalPredictions,
+    /// The evaluation as one self-contained HTML page.
+    Report,
 }
 
 impl RunFile {
-    /// Every file a run directory holds.
-    pub const ALL: [RunFile; 15] = [
+    /// Every file a run directory holds, but [`RunFile::Report`]: a cross-validation directory
+    /// has a `report.html` too, and these lists tell the two kinds apart (`owned.rs` adds it).
+    pub const ALL: [RunFile; 20] = [
         RunFile::Config,
         RunFile::Split,
         RunFile::Metrics,
@@ -59,6 +69,10 @@ impl RunFile {
         RunFile::Weights(Checkpoint::Last),
         RunFile::Sidecar(Checkpoint::Best),
         RunFile::Sidecar(Checkpoint::Last),
+        RunFile::Weights(Checkpoint::Swa),
+        RunFile::Sidecar(Checkpoint::Swa),
+        RunFile::Weights(Checkpoint::Average),
+        RunFile::Sidecar(Checkpoint::Average),
         RunFile::Resume,
         RunFile::Eval,
         RunFile::Curves,
@@ -67,6 +81,7 @@ impl RunFile {
         RunFile::Reliability,
         RunFile::Predictions,
         RunFile::Lock,
+        RunFile::EvalPredictions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +93,10 @@ impl RunFile {
             RunFile::Weights(Checkpoint::Last) => "last.safetensors",
             RunFile::Sidecar(Checkpoint::Best) => "best.json",
             RunFile::Sidecar(Checkpoint::Last) => "last.json",
+            RunFile::Weights(Checkpoint::Swa) => "swa.safetensors",
+            RunFile::Sidecar(Checkpoint::Swa) => "swa.json",
+            RunFile::Weights(Checkpoint::Average) => "average.safetensors",
+            RunFile::Sidecar(Checkpoint::Average) => "average.json",
             RunFile::Resume => "checkpoint.safetensors",
             RunFile::Eval => "eval.json",
             RunFile::Curves => "curves.png",
@@ -86,6 +105,8 @@ impl RunFile {
             RunFile::Reliability => "reliability.png",
             RunFile::Predictions => "predictions.json",
             RunFile::Lock => "run.lock",
+            RunFile::EvalPredictions => "eval_predictions.json",
+            RunFile::Report => "report.html",
         }
     }
 }
@@ -191,6 +212,30 @@ impl Run {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Where epoch `epoch`'s weights are kept (`train.keep_checkpoints`): `epoch-NNN.safetensors`.
+    pub fn epoch_weights(&self, epoch: usize) -> PathBuf {
+        self.dir.join(format!("epoch-{epoch:03}.safetensors"))
+    }
+
+    /// The kept epoch weights ([`Self::epoch_weights`]), by epoch, oldest first.
+    pub fn kept_epochs(&self) -> Result<Vec<(usize, PathBuf)>, InferError> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|source| InferError::ReadIo {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let mut out: Vec<(usize, PathBuf)> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let n = name.strip_prefix("epoch-")?.strip_suffix(".safetensors")?;
+                let epoch = n.parse::<usize>().ok()?;
+                (self.epoch_weights(epoch) == e.path()).then(|| (epoch, e.path()))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     /// Takes the run's write lock, or fails at once naming the process that holds it. Every

@@ -314,10 +314,31 @@ pub struct TrainSection {
     /// run's `config.toml` (a run resumes on any number). Absent means one.
     #[serde(skip_serializing_if = "is_one")]
     pub ranks: usize,
+    /// Gradient accumulation: the optimiser steps once every this many batches, on the
+    /// gradients of one batch of `accumulate`·`data.batch_size` (BatchNorm still normalises
+    /// each batch with its own statistics). 1 (default) steps every batch.
+    #[serde(skip_serializing_if = "is_one")]
+    pub accumulate: usize,
+    /// Writes TensorBoard event files into the run's `tb/` folder (per step, per epoch, the
+    /// hyper-parameters and images; [`crate::tensorboard`]). Off by default.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tensorboard: bool,
+    /// Stochastic weight averaging from `start_epoch` at learning rate `lr` (the `swa`
+    /// checkpoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swa: Option<crate::swa::SwaConfig>,
+    /// Keep the weights of the last this many epochs as `epoch-NNN.safetensors` (for
+    /// `resnext average`); 0 (default) keeps none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub keep_checkpoints: usize,
 }
 
 fn is_one(n: &usize) -> bool {
     *n == 1
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Default for TrainSection {
@@ -338,6 +359,10 @@ impl Default for TrainSection {
             batchnorm: BatchNormMode::default(),
             sync_batchnorm: false,
             ranks: 1,
+            accumulate: 1,
+            tensorboard: false,
+            swa: None,
+            keep_checkpoints: 0,
         }
     }
 }
@@ -358,6 +383,8 @@ pub struct Overrides {
     pub precision: Option<PrecisionChoice>,
     /// `--channels-last`: `train.channels_last`.
     pub channels_last: Option<LayoutChoice>,
+    /// `--accumulate`: `train.accumulate`.
+    pub accumulate: Option<usize>,
 }
 
 impl Overrides {
@@ -380,6 +407,9 @@ impl Overrides {
         if let Some(l) = self.channels_last {
             c.train.channels_last = l;
         }
+        if let Some(n) = self.accumulate {
+            c.train.accumulate = n;
+        }
     }
 
     /// The flag that set `key`, if one did.
@@ -387,6 +417,7 @@ impl Overrides {
         match key {
             "train.epochs" => self.epochs.map(|e| format!("--epochs {e}")),
             "data.batch_size" => self.batch_size.map(|b| format!("--batch-size {b}")),
+            "train.accumulate" => self.accumulate.map(|n| format!("--accumulate {n}")),
             _ => None,
         }
     }
@@ -541,6 +572,19 @@ impl TrainConfig {
         }
         check(t.epochs >= 1, "train.epochs", "must be at least 1")?;
         check(t.ranks >= 1, "train.ranks", "must be at least 1")?;
+        if let Some(swa) = &t.swa {
+            swa.validate(t.epochs)?;
+        }
+        check(
+            t.keep_checkpoints <= 10_000,
+            "train.keep_checkpoints",
+            "must be at most 10000",
+        )?;
+        check(
+            (1..=65536).contains(&t.accumulate),
+            "train.accumulate",
+            &format!("must be between 1 and 65536, got {}", t.accumulate),
+        )?;
         check(
             t.epochs <= 1_000_000,
             "train.epochs",

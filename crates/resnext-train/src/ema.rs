@@ -6,6 +6,8 @@ use tch::{Kind, TchError, Tensor};
 
 pub struct Ema {
     decay: f64,
+    /// The prefix of the saved state's names (`ema.`; SWA's running average is `swa.`).
+    prefix: &'static str,
     /// (name, live variable, averaged copy)
     pairs: Vec<(String, Tensor, Tensor)>,
 }
@@ -29,7 +31,17 @@ impl Ema {
                 (n, v, c)
             })
             .collect();
-        Self { decay, pairs }
+        Self {
+            decay,
+            prefix: "ema",
+            pairs,
+        }
+    }
+
+    /// The same average saved under `prefix.` instead of `ema.`.
+    pub fn named(mut self, prefix: &'static str) -> Self {
+        self.prefix = prefix;
+        self
     }
 
     pub fn decay(&self) -> f64 {
@@ -37,11 +49,17 @@ impl Ema {
     }
 
     pub fn update(&mut self) -> Result<(), TchError> {
+        self.update_with(self.decay)
+    }
+
+    /// One update with decay `decay` instead of the fixed one (an equal-weight running average
+    /// of n + 1 weights is `decay` = n / (n + 1)).
+    pub fn update_with(&mut self, decay: f64) -> Result<(), TchError> {
         tch::no_grad(|| {
             for (_, live, avg) in &mut self.pairs {
                 if live.is_floating_point() {
-                    avg.f_mul_scalar_(self.decay).map(drop)?;
-                    avg.f_add_(&(live.detach() * (1.0 - self.decay)))
+                    avg.f_mul_scalar_(decay).map(drop)?;
+                    avg.f_add_(&live.detach().f_mul_scalar(1.0 - decay)?)
                         .map(drop)?;
                 } else {
                     avg.f_copy_(live).map(drop)?;
@@ -68,7 +86,7 @@ impl Ema {
             .iter()
             .map(|(n, _, a)| {
                 (
-                    format!("ema.{n}"),
+                    format!("{}.{n}", self.prefix),
                     a.to_device(tch::Device::Cpu).contiguous(),
                 )
             })
@@ -83,7 +101,7 @@ impl Ema {
     ) -> Result<(), TchError> {
         tch::no_grad(|| {
             for (n, _, a) in &mut self.pairs {
-                let key = format!("ema.{n}");
+                let key = format!("{}.{n}", self.prefix);
                 let t = tensors.get(&key).ok_or_else(|| {
                     TchError::FileFormat(format!("the resume checkpoint lacks {key}"))
                 })?;

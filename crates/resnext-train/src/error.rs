@@ -29,6 +29,9 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
     #[error(transparent)]
     Output(#[from] resnext_io::WriteError),
+    /// A TensorBoard log that cannot be written (`path` is its folder or its event file).
+    #[error("TensorBoard log {path}: {reason}")]
+    TensorBoard { path: PathBuf, reason: String },
     #[error("cannot read {path}: {source}")]
     ReadIo {
         path: PathBuf,
@@ -36,6 +39,14 @@ pub enum TrainError {
     },
     #[error("cannot read {path}: {reason}")]
     Read { path: PathBuf, reason: String },
+    #[error("cannot remove {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Checkpoints that `resnext average` cannot average (too few, another model's).
+    #[error("cannot average: {0}")]
+    Average(String),
     #[error("{dir} is not a run directory: {reason}")]
     NotARun { dir: PathBuf, reason: &'static str },
     #[error("{0} already holds a run; continue it with --resume {0} or choose another --out")]

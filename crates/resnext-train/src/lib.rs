@@ -28,10 +28,15 @@
 //! - [`schedule`]: constant, step and cosine learning rates with linear warmup.
 //! - [`loss`]: cross-entropy on logits with label smoothing and soft targets.
 //! - [`ema`]: an exponential moving average of the weights.
+//! - [`swa`]: stochastic weight averaging and BatchNorm's statistics pass.
+//! - [`average`]: averaging saved checkpoints (`resnext average`).
 //! - [`resume`]: the resume point's loop state, saved and loaded with the weights.
 //! - [`trainer`]: the loop (building it, one step, early stopping, the observer).
+//! - [`tensorboard`]: TensorBoard event files (`train.tensorboard = true`), and their writer.
+//! - [`lr_find`]: the learning-rate finder (an exponential sweep, fastai's valley or steepest).
 //! - [`memory`]: keeping freed memory in the process between steps (glibc malloc tuning).
 
+pub mod average;
 pub mod component;
 pub mod config;
 pub mod cv;
@@ -40,15 +45,18 @@ pub mod ema;
 pub mod error;
 pub mod fnv;
 pub mod loss;
+pub mod lr_find;
 pub mod memory;
 pub mod optim;
 pub mod resume;
 pub mod schedule;
+pub mod swa;
+pub mod tensorboard;
 pub mod trainer;
 
 // Inference lives in resnext-infer; its modules keep their paths here (`resnext_train::run`, …).
 #[cfg(feature = "plot")]
-pub use resnext_infer::plot;
+pub use resnext_infer::{plot, report};
 pub use resnext_infer::{
     checkpoint, compare, device, evaluate, explain, metric, owned, precision, predictor, progress,
     run, run_eval, subgroups,

@@ -195,11 +195,19 @@ impl From<ScheduleSection> for toml::Table {
     }
 }
 
+/// Optimiser steps in an epoch of `batches` batches when the optimiser steps every `accumulate`
+/// of them (the last step takes what is left): the schedule's unit, ceil(batches / accumulate).
+pub fn steps_per_epoch(batches: usize, accumulate: usize) -> usize {
+    batches.div_ceil(accumulate.max(1))
+}
+
 #[derive(Debug, Clone)]
 pub struct Schedule {
     cfg: ScheduleSection,
     base_lr: f64,
     epochs: usize,
+    /// `train.swa`: from the start of this epoch (1-based) on, this learning rate.
+    swa: Option<(usize, f64)>,
 }
 
 impl Schedule {
@@ -208,11 +216,24 @@ impl Schedule {
             cfg: cfg.clone(),
             base_lr,
             epochs,
+            swa: None,
         }
+    }
+
+    /// The schedule held at `lr` from the start of epoch `start_epoch` (1-based) on: SWA's
+    /// constant learning rate.
+    pub fn with_swa(mut self, start_epoch: usize, lr: f64) -> Self {
+        self.swa = Some((start_epoch, lr));
+        self
     }
 
     /// The learning rate at fractional epoch `t` (0 at the start of training).
     pub fn lr(&self, t: f64) -> f64 {
+        if let Some((start, lr)) = self.swa {
+            if t >= start.saturating_sub(1) as f64 {
+                return lr;
+            }
+        }
         let c = &self.cfg;
         let base = match &c.rule {
             ScheduleRule::Constant => self.base_lr,
@@ -244,6 +265,15 @@ mod tests {
     }
 
     #[test]
+    fn an_epoch_counts_optimiser_steps() {
+        assert_eq!(steps_per_epoch(10, 1), 10);
+        assert_eq!(steps_per_epoch(10, 4), 3);
+        assert_eq!(steps_per_epoch(12, 4), 3);
+        assert_eq!(steps_per_epoch(3, 8), 1);
+        assert_eq!(steps_per_epoch(0, 4), 0);
+    }
+
+    #[test]
     fn shapes() {
         let c = Schedule::new(&sched(""), 0.1, 10);
         assert_eq!(c.lr(0.0), 0.1);
@@ -265,5 +295,10 @@ mod tests {
         assert!((w.lr(1.0) - 0.5).abs() < 1e-12);
         assert!((w.lr(2.0) - 1.0).abs() < 1e-12);
         assert!(w.lr(7.0) < 1.0 && w.lr(7.0) > 0.4);
+        // SWA holds its learning rate from the start of its first epoch
+        let swa =
+            Schedule::new(&sched("name = \"cosine\"\nmin_lr = 0.0"), 1.0, 10).with_swa(8, 0.05);
+        assert_eq!(swa.lr(6.99), cos.lr(6.99));
+        assert_eq!((swa.lr(7.0), swa.lr(9.5)), (0.05, 0.05));
     }
 }

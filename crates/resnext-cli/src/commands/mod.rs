@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod average;
 mod bench;
 mod compare;
 mod convert;
@@ -7,8 +8,10 @@ mod cv;
 mod data;
 mod eval;
 mod export;
+mod lr_find;
 mod plot;
 mod predict;
+mod report;
 mod serve;
 mod summary;
 mod train;
@@ -42,5 +45,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(a) => serve::run(a),
         Command::Cv(a) => cv::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Report(a) => report::run(a),
+        Command::LrFind(a) => lr_find::run(a),
+        Command::Average(a) => average::run(a),
     }
 }

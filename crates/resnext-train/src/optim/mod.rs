@@ -160,9 +160,22 @@ impl Optimizer {
         loss: &Tensor,
         sync: Option<&SyncBatchNorm>,
     ) -> Result<(), TrainError> {
+        self.backward_into(loss, sync, false)
+    }
+
+    /// [`Self::backward_with`]; with `accumulate`, the gradients are added to those of the
+    /// backward passes since the last step (gradient accumulation's later micro-batches).
+    pub fn backward_into(
+        &mut self,
+        loss: &Tensor,
+        sync: Option<&SyncBatchNorm>,
+        accumulate: bool,
+    ) -> Result<(), TrainError> {
         // The last step's gradients go first, so they never coexist with the new ones.
-        for s in &mut self.slots {
-            s.grad = None;
+        if !accumulate {
+            for s in &mut self.slots {
+                s.grad = None;
+            }
         }
         let frozen = self.frozen;
         let params: Vec<&Tensor> = self
@@ -177,7 +190,15 @@ impl Optimizer {
         };
         let active = self.slots.iter_mut().filter(|s| Self::active(frozen, s));
         for (s, g) in active.zip(grads) {
-            s.grad = g.defined().then_some(g);
+            if !g.defined() {
+                continue;
+            }
+            match &mut s.grad {
+                Some(sum) if accumulate => {
+                    tch::no_grad(|| sum.f_add_(&g).map(drop))?;
+                }
+                slot => *slot = Some(g),
+            }
         }
         Ok(())
     }

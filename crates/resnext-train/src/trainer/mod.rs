@@ -9,11 +9,12 @@
 
 pub mod early_stopping;
 pub mod observer;
-mod start;
+pub(crate) mod start;
 pub mod step;
+pub(crate) mod sweep;
 
 pub use early_stopping::EarlyStopping;
-pub use observer::{Observer, Silent, StartInfo};
+pub use observer::{Observer, Silent, StartInfo, StepInfo};
 
 use crate::config::TrainConfig;
 use crate::dist::Comm;
@@ -40,7 +41,7 @@ use resnext_model::ResNeXt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-use step::{optimisation_step, LossScaler, StepAt, StepConfig, StepDist};
+use step::{apply_step, LossScaler, StepAt, StepConfig, StepDist};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -78,6 +79,8 @@ pub struct Trainer {
     lock: Option<RunLock>,
     /// The processes of a data-parallel job ([`crate::dist::Single`] for one).
     comm: Comm,
+    /// `train.swa`'s running average.
+    swa: Option<crate::swa::Swa>,
     /// Synchronised BatchNorm (`train.sync_batchnorm` on several processes).
     sync_bn: Option<Arc<SyncBatchNorm>>,
     /// Index in the whole validation part of this rank's first validation image.
@@ -168,6 +171,20 @@ impl Trainer {
 
     /// Trains until `train.epochs` (or early stopping).
     pub fn fit(&mut self, obs: &mut dyn Observer) -> Result<Outcome, TrainError> {
+        // `train.tensorboard`: the run's `tb/` events beside what `obs` reports (rank 0)
+        let mut tb = crate::tensorboard::observer::for_run(
+            &self.cfg,
+            self.run.dir(),
+            &self.split.classes,
+            self.writes(),
+        )?;
+        let mut tee = crate::tensorboard::observer::Tee(obs, tb.as_mut());
+        let fitted = self.fit_observed(&mut tee);
+        crate::tensorboard::observer::finish(tb, fitted.is_ok())?;
+        fitted
+    }
+
+    fn fit_observed(&mut self, obs: &mut crate::tensorboard::observer::Tee<'_>) -> Result<Outcome, TrainError> {
         let params: i64 = self
             .vs
             .trainable_variables()
@@ -199,8 +216,14 @@ impl Trainer {
             let row = self.run_epoch(epoch, obs)?;
             let is_best = row.val_acc > self.state.best_val_acc;
             self.check_replicas(epoch)?;
+            if let Some(swa) = &mut self.swa {
+                if swa.config().averages(epoch) {
+                    swa.update()?;
+                }
+            }
             self.commit_epoch(&row, is_best)?;
             obs.on_epoch(&row, is_best);
+            obs.take_error()?;
             if stopping.should_stop(&self.state) {
                 obs.on_note(&format!(
                     "early stopping: no improvement of {:?} for {} epochs",
@@ -210,6 +233,7 @@ impl Trainer {
                 break;
             }
         }
+        self.finish_swa(obs)?;
         Ok(Outcome {
             best_epoch: self.state.best_epoch,
             best_val_acc: self.state.best_val_acc,
@@ -225,6 +249,7 @@ impl Trainer {
         let lr_at_start = self.schedule.lr((epoch - 1) as f64);
         let train = self.train_epoch(epoch, obs)?;
         let val = self.validate(epoch, obs)?;
+        obs.on_validated(epoch, &val);
         Ok(EpochRow {
             epoch,
             train_loss: train.running.loss(),
@@ -240,7 +265,9 @@ impl Trainer {
     }
 
     /// The training part of an epoch, over every process: its loss and accuracy, and where the
-    /// time went.
+    /// time went. The optimiser steps once per `train.accumulate` micro-batches (the loader's
+    /// batches); the epoch's last step takes the micro-batches that are left, so every epoch
+    /// ends on a step boundary, where the resume point is written.
     fn train_epoch(
         &mut self,
         epoch: usize,
@@ -250,30 +277,57 @@ impl Trainer {
         obs.on_epoch_start(epoch, num_batches);
         let frozen = self.frozen_at(epoch);
         self.opt.set_frozen(frozen);
+        let accumulate = self.cfg.train.accumulate.max(1);
+        let steps = crate::schedule::steps_per_epoch(num_batches, accumulate);
         let mut part = TrainPart::default();
         let started = Instant::now();
         let mut batches = self.train.epoch(epoch as u64).enumerate();
-        loop {
-            let asked = Instant::now();
-            let Some((bi, batch)) = batches.next() else {
+        let mut step = 0;
+        let mut group = Vec::with_capacity(accumulate);
+        let mut exhausted = false;
+        let mut step_started = Instant::now();
+        while !exhausted {
+            group.clear();
+            while group.len() < accumulate {
+                let asked = Instant::now();
+                let Some((bi, batch)) = batches.next() else {
+                    exhausted = true;
+                    break;
+                };
+                part.data_wait += asked.elapsed();
+                group.push((bi, batch?));
+            }
+            if group.is_empty() {
                 break;
-            };
-            part.data_wait += asked.elapsed();
-            let batch = batch?;
-            let at = StepAt {
-                epoch,
-                batch: bi + 1,
-            };
-            let t = (epoch - 1) as f64 + bi as f64 / num_batches.max(1) as f64;
-            let Some((loss, correct, reduce)) =
-                self.train_step(&batch, at, t, !frozen.batchnorm)?
-            else {
-                continue;
-            };
+            }
+            // the schedule counts optimiser steps
+            let t = (epoch - 1) as f64 + step as f64 / steps.max(1) as f64;
+            step += 1;
+            let (results, reduce) = self.train_step(&group, epoch, t, !frozen.batchnorm)?;
             part.reduce += reduce;
-            part.running.add(loss, correct, batch.len());
-            tracing::debug!(epoch, batch = bi + 1, num_batches, loss, "train step");
-            obs.on_batch(epoch, bi + 1, part.running.loss(), part.running.acc());
+            let (mut step_loss, mut step_images) = (0.0, 0);
+            for ((bi, batch), result) in group.iter().zip(results) {
+                let Some((loss, correct)) = result else {
+                    continue;
+                };
+                part.running.add(loss, correct, batch.len());
+                (step_loss, step_images) = (step_loss + loss * batch.len() as f64, step_images + batch.len());
+                tracing::debug!(epoch, batch = bi + 1, num_batches, loss, "train step");
+                obs.on_batch(epoch, bi + 1, part.running.loss(), part.running.acc());
+            }
+            if step_images > 0 {
+                obs.on_step(&StepInfo {
+                    epoch,
+                    batch: group.last().map_or(0, |g| g.0 + 1),
+                    batches: num_batches,
+                    loss: step_loss / step_images as f64,
+                    lr: self.schedule.lr(t),
+                    images: step_images,
+                    seconds: step_started.elapsed().as_secs_f64(),
+                    batch_data: &group[0].1,
+                });
+                step_started = Instant::now();
+            }
         }
         part.seconds = started.elapsed().as_secs_f64();
         self.average_running_stats()?;
@@ -289,83 +343,128 @@ impl Trainer {
         Ok(part)
     }
 
-    /// One optimisation step on this process's `batch` of the global batch, at fractional epoch
-    /// `t`: the batch's loss, its correct predictions and the time summing gradients took; `None`
-    /// when the global batch is skipped (BatchNorm cannot take the statistics of one sample:
-    /// PyTorch refuses it, the unbiased running variance would become infinite; the sample
-    /// reappears next epoch, and every process skips together).
+    /// One optimisation step on this process's micro-batches `group` (`(index, batch)`, each its
+    /// share of a global batch), at fractional epoch `t`: each micro-batch's loss and correct
+    /// predictions, and the time summing gradients took. Each micro-batch's loss is weighted by
+    /// its share of the whole step's (the sum of the sample weights of every micro-batch on every
+    /// process), so `accumulate` micro-batches of B give the gradients of one batch of
+    /// `accumulate`·B, class weights and mixup's soft targets included; the gradients are summed
+    /// across processes once, at the step. A micro-batch is `None` when its global batch is
+    /// skipped (BatchNorm cannot take the statistics of one sample: PyTorch refuses it, the
+    /// unbiased running variance would become infinite; the sample reappears next epoch, and
+    /// every process skips together); when all are, the step is.
+    #[allow(clippy::type_complexity)]
     fn train_step(
         &mut self,
-        batch: &resnext_data::Batch,
-        at: StepAt,
+        group: &[(usize, resnext_data::Batch)],
+        epoch: usize,
         t: f64,
         bn_learns: bool,
-    ) -> Result<Option<(f64, f64, std::time::Duration)>, TrainError> {
+    ) -> Result<(Vec<Option<(f64, f64)>>, std::time::Duration), TrainError> {
         let classes = self.split.classes.len();
         let (precision, channels_last, device) = (
             self.numerics.precision,
             self.numerics.channels_last,
             self.device,
         );
-        let soft = batch.soft_targets(classes);
-        // this process's images and class weight, and the global batch's
-        let local_weight = match &self.class_weight_values {
-            Some(w) => soft
-                .rows()
-                .into_iter()
-                .map(|q| q.iter().zip(w).map(|(&p, &c)| p as f64 * c).sum::<f64>())
-                .sum(),
-            None => batch.len() as f64,
-        };
-        let all = self.comm.gather_f64(&[batch.len() as f64, local_weight])?;
-        let global_len: f64 = all.iter().map(|v| v[0]).sum();
-        let min_len = all.iter().map(|v| v[0]).fold(f64::INFINITY, f64::min);
-        let global_weight: f64 = all.iter().map(|v| v[1]).sum();
+        let softs: Vec<_> = group.iter().map(|(_, b)| b.soft_targets(classes)).collect();
+        // this process's images and loss weight per micro-batch, and every process's
+        let mut local = Vec::with_capacity(2 * group.len());
+        for ((_, batch), soft) in group.iter().zip(&softs) {
+            local.push(batch.len() as f64);
+            local.push(step::loss_weight(
+                soft.view(),
+                self.class_weight_values.as_deref(),
+            ));
+        }
+        let all = self.comm.gather_f64(&local)?;
         // one process's batch, or its share in the BatchNorm statistics of every process
         let min_share = if self.sync_bn.is_some() { 1.0 } else { 2.0 };
-        if global_len < 2.0 || min_len < min_share {
-            tracing::debug!(
-                epoch = at.epoch,
-                batch = at.batch,
-                "skipped a training batch of fewer than 2 images (per process without sync_batchnorm)"
-            );
-            return Ok(None);
-        }
-        tracing::debug!(
-            rank = self.comm.rank(),
-            epoch = at.epoch,
-            batch = at.batch,
-            samples = ?batch.indices,
-            "batch"
-        );
-        let x = prepare_input(batch_tensor(batch)?, precision, channels_last, device)?;
-        let soft = soft
-            .as_slice()
-            .ok_or(TrainError::BatchLayout("contiguous targets"))?;
-        let targets = Tensor::f_from_slice(soft)?
-            .f_view([batch.len() as i64, classes as i64])?
-            .f_to_device(device)?;
-        let logits = with_autocast(precision, device, || self.net.f_forward_t(&x, bn_learns))?;
-        let loss = weighted_soft_cross_entropy(
-            &logits,
-            &targets,
-            self.cfg.train.label_smoothing,
-            self.class_weights.as_ref(),
-        )?;
-        let loss_value = loss.f_double_value(&[])?;
-        if !loss_value.is_finite() {
-            return Err(TrainError::NonFinite {
-                epoch: at.epoch,
-                batch: at.batch,
-                value: loss_value,
-            });
-        }
-        // this process's share of the global batch's mean loss; the shares' gradients add up
-        let share = loss.f_mul_scalar(local_weight / global_weight)?;
+        let kept: Vec<bool> = (0..group.len())
+            .map(|i| {
+                let global_len: f64 = all.iter().map(|v| v[2 * i]).sum();
+                let min_len = all.iter().map(|v| v[2 * i]).fold(f64::INFINITY, f64::min);
+                global_len >= 2.0 && min_len >= min_share
+            })
+            .collect();
+        let step_weight: f64 = (0..group.len())
+            .filter(|&i| kept[i])
+            .map(|i| all.iter().map(|v| v[2 * i + 1]).sum::<f64>())
+            .sum();
         let fp16 = precision == crate::config::Precision::Fp16;
-        let stepped = optimisation_step(
+        let mut results = Vec::with_capacity(group.len());
+        let mut last_at = None;
+        for (i, ((bi, batch), soft)) in group.iter().zip(&softs).enumerate() {
+            let at = StepAt {
+                epoch,
+                batch: bi + 1,
+            };
+            if !kept[i] {
+                tracing::debug!(
+                    epoch,
+                    batch = at.batch,
+                    "skipped a training batch of fewer than 2 images (per process without sync_batchnorm)"
+                );
+                results.push(None);
+                continue;
+            }
+            tracing::debug!(
+                rank = self.comm.rank(),
+                epoch,
+                batch = at.batch,
+                samples = ?batch.indices,
+                "batch"
+            );
+            let x = prepare_input(batch_tensor(batch)?, precision, channels_last, device)?;
+            let soft = soft
+                .as_slice()
+                .ok_or(TrainError::BatchLayout("contiguous targets"))?;
+            let targets = Tensor::f_from_slice(soft)?
+                .f_view([batch.len() as i64, classes as i64])?
+                .f_to_device(device)?;
+            let logits = with_autocast(precision, device, || self.net.f_forward_t(&x, bn_learns))?;
+            let loss = weighted_soft_cross_entropy(
+                &logits,
+                &targets,
+                self.cfg.train.label_smoothing,
+                self.class_weights.as_ref(),
+            )?;
+            let loss_value = loss.f_double_value(&[])?;
+            if !loss_value.is_finite() {
+                return Err(TrainError::NonFinite {
+                    epoch,
+                    batch: at.batch,
+                    value: loss_value,
+                });
+            }
+            // this process's share of the step's mean loss; the shares' gradients add up
+            let share = loss.f_mul_scalar(local[2 * i + 1] / step_weight)?;
+            let backward = step::micro_backward(
+                &mut self.opt,
+                &share,
+                fp16.then_some(&self.scaler),
+                self.sync_bn.as_deref(),
+                last_at.is_some(),
+            );
+            if let Some(sync) = &self.sync_bn {
+                sync.clear();
+            }
+            backward?;
+            last_at = Some(at);
+            let pred = logits.detach().f_argmax(1, false)?;
+            let want = targets.f_argmax(1, false)?;
+            let correct = pred
+                .f_eq_tensor(&want)?
+                .f_to_kind(Kind::Float)?
+                .f_sum(Kind::Float)?
+                .f_double_value(&[])?;
+            results.push(Some((loss_value, correct)));
+        }
+        let Some(at) = last_at else {
+            return Ok((results, std::time::Duration::ZERO));
+        };
+        let stepped = apply_step(
             &mut self.opt,
-            &share,
             self.schedule.lr(t),
             StepConfig {
                 clip_grad_norm: self.cfg.optim.clip_grad_norm,
@@ -377,19 +476,8 @@ impl Trainer {
                 comm: self.comm.as_ref(),
                 sync_batchnorm: self.sync_bn.as_deref(),
             }),
-        );
-        if let Some(sync) = &self.sync_bn {
-            sync.clear();
-        }
-        let reduce = stepped?.reduce.elapsed;
-        let pred = logits.detach().f_argmax(1, false)?;
-        let want = targets.f_argmax(1, false)?;
-        let correct = pred
-            .f_eq_tensor(&want)?
-            .f_to_kind(Kind::Float)?
-            .f_sum(Kind::Float)?
-            .f_double_value(&[])?;
-        Ok(Some((loss_value, correct, reduce)))
+        )?;
+        Ok((results, stepped.reduce.elapsed))
     }
 
     /// Validation of an epoch (with the EMA's weights when there is one): every process
@@ -530,6 +618,7 @@ impl Trainer {
             }
             save_weights(&self.vs, &self.run.path(RunFile::Weights(Checkpoint::Last)))?;
             self.run.write_info(Checkpoint::Last, &info)?;
+            self.keep_epoch_weights(row.epoch)?;
             Ok(())
         })();
         if let Some(ema) = &mut self.ema {
@@ -545,6 +634,117 @@ impl Trainer {
         Ok(())
     }
 
+    /// `train.keep_checkpoints = K`: the weights of epoch `epoch` (those validated and saved as
+    /// `last`) as `epoch-NNN.safetensors`, and those of epochs before the last K removed.
+    fn keep_epoch_weights(&self, epoch: usize) -> Result<(), TrainError> {
+        let keep = self.cfg.train.keep_checkpoints;
+        if keep == 0 {
+            return Ok(());
+        }
+        save_weights(&self.vs, &self.run.epoch_weights(epoch))?;
+        for (e, path) in self.run.kept_epochs()? {
+            if e + keep <= epoch {
+                std::fs::remove_file(&path).map_err(|source| TrainError::Remove {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `train.swa`'s end: the average with BatchNorm statistics recomputed over the training
+    /// part, validated, saved as the `swa` checkpoint (rank 0); the live weights are restored.
+    /// Run again when a finished run resumes, so a run killed here still gets it.
+    fn finish_swa(&mut self, obs: &mut dyn Observer) -> Result<(), TrainError> {
+        let Some(swa) = &mut self.swa else {
+            return Ok(());
+        };
+        if swa.count() == 0 {
+            obs.on_note(&format!(
+                "swa: no epoch reached train.swa.start_epoch {}; no swa checkpoint",
+                swa.config().start_epoch
+            ));
+            return Ok(());
+        }
+        swa.swap()?;
+        let saved = self.save_swa(obs);
+        if let Some(swa) = &mut self.swa {
+            swa.swap()?;
+        }
+        saved
+    }
+
+    /// [`Self::finish_swa`] with the average in the live weights.
+    fn save_swa(&mut self, obs: &mut dyn Observer) -> Result<(), TrainError> {
+        let epoch = self.state.epoch;
+        let count = self.swa.as_ref().map_or(0, |s| s.count());
+        let batchnorm = if self.frozen_at(epoch).batchnorm {
+            "BatchNorm frozen, its statistics kept".to_string()
+        } else {
+            let (images, batches) = self.recompute_batchnorm()?;
+            format!("BatchNorm statistics from {images} training images ({batches} batches)")
+        };
+        // validated as they are saved: the average's weights, not the EMA's
+        let ema = self.ema.take();
+        let preds = self.validate(epoch, obs);
+        self.ema = ema;
+        let preds = preds?;
+        if self.writes() {
+            let mut row = self.info.metrics.clone();
+            if let Some(last) = self.state.history.last() {
+                row = last.clone();
+            }
+            row.val_loss = preds.loss;
+            row.val_acc = preds.accuracy();
+            let info = CheckpointInfo {
+                epoch,
+                metrics: row,
+                ..self.info.clone()
+            };
+            save_weights(&self.vs, &self.run.path(RunFile::Weights(Checkpoint::Swa)))?;
+            self.run.write_info(Checkpoint::Swa, &info)?;
+        }
+        obs.on_note(&format!(
+            "swa: the average of {count} epochs' weights, {batchnorm}: val_acc {:.2}% -> {}",
+            preds.accuracy() * 100.0,
+            self.run.path(RunFile::Weights(Checkpoint::Swa)).display()
+        ));
+        Ok(())
+    }
+
+    /// BatchNorm's running statistics recomputed for the live weights with one pass over this
+    /// process's share of the training part (training transform, no mixing), averaged over the
+    /// processes: the images and batches of this process's pass.
+    fn recompute_batchnorm(&mut self) -> Result<(usize, usize), TrainError> {
+        let shard = crate::dist::shard::Shard {
+            rank: self.comm.rank(),
+            ranks: self.comm.size(),
+        };
+        let loader = start::batchnorm_loader(&self.cfg, &self.split, self.data_threads, shard)?;
+        // each process its own statistics (no collective per batch), averaged below
+        let sync = self.sync_bn.take();
+        self.net.set_sync_batchnorm(None);
+        let opts = RunOptions {
+            device: self.device,
+            precision: self.numerics.precision,
+            channels_last: self.numerics.channels_last,
+            tta: false,
+        };
+        let used = crate::swa::batchnorm_pass(
+            &self.net,
+            &self.vs,
+            &loader,
+            self.state.epoch as u64 + 1,
+            opts,
+        );
+        self.net.set_sync_batchnorm(sync.clone());
+        self.sync_bn = sync;
+        let used = used?;
+        self.average_running_stats()?;
+        Ok(used)
+    }
+
     /// Weights, optimiser, EMA and loss scale: everything of the resume point but the loop state.
     fn resume_tensors(&self) -> Result<Vec<(String, Tensor)>, TrainError> {
         let mut tensors: Vec<(String, Tensor)> = resnext_model::weights::state_dict(&self.vs)
@@ -554,6 +754,9 @@ impl Trainer {
         tensors.extend(self.opt.state_tensors());
         if let Some(ema) = &self.ema {
             tensors.extend(ema.state_tensors());
+        }
+        if let Some(swa) = &self.swa {
+            tensors.extend(swa.state_tensors());
         }
         tensors.push((
             "loss_scale".into(),

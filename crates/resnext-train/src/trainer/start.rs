@@ -250,6 +250,9 @@ impl Trainer {
         if let Some(ema) = &mut t.ema {
             ema.load_state(tensors)?;
         }
+        if let Some(swa) = &mut t.swa {
+            swa.load_state(tensors)?;
+        }
         if let Some(s) = tensors.get("loss_scale") {
             t.scaler = LossScaler::with_scale(s.f_double_value(&[0])?);
         }
@@ -314,11 +317,7 @@ impl Trainer {
             cfg.train.threads
         };
         tch::set_num_threads(torch_threads as i32);
-        let data_threads = match (cfg.data.threads, device) {
-            (0, Device::Cpu) => (cores() / 4).max(1),
-            (0, _) => cores().saturating_sub(1).max(1),
-            (n, _) => n,
-        };
+        let data_threads = data_threads(&cfg, device);
         tch::manual_seed(cfg.train.seed as i64);
         let root = cfg.data.root.clone();
         let classes = split.classes.clone();
@@ -347,29 +346,14 @@ impl Trainer {
         // validation is sharded by contiguous ranges; the predictions are gathered
         let val_range = shard.range(all_val.len());
         let val_samples = all_val[val_range.clone()].to_vec();
-        let mut lc = LoaderConfig::new(cfg.data.batch_size, classes.len());
-        lc.shuffle = true;
-        lc.drop_last = cfg.data.drop_last;
-        lc.seed = cfg.train.seed;
-        lc.threads = data_threads;
-        lc.prefetch = cfg.data.prefetch;
-        lc.cache = cfg.data.cache;
-        lc.on_bad_image = cfg.data.on_bad_image;
-        lc.mix = cfg.data.mix.clone();
-        lc.pixels = PixelType::F32;
-        lc.shard = shard;
+        let lc = train_loader_config(&cfg, classes.len(), data_threads, shard);
         let train = Loader::new(
             &root,
             &train_samples,
             Transform::new(cfg.data.train_transform.clone())?,
             lc.clone(),
         )?;
-        let mut vc = lc;
-        vc.shard = Shard::whole();
-        vc.shuffle = false;
-        vc.drop_last = false;
-        vc.mix = None;
-        vc.batch_size = cfg.data.eval_batch_size.unwrap_or(cfg.data.batch_size);
+        let vc = eval_loader_config(lc, &cfg);
         let eval_t = Transform::new(cfg.data.eval_transform.clone())?;
         let val = Loader::new(&root, &val_samples, eval_t.clone(), vc)?;
         let trainable: Vec<(String, Tensor)> = vs
@@ -390,7 +374,15 @@ impl Trainer {
             }
             None => None,
         };
-        let schedule = Schedule::new(&cfg.schedule, cfg.optim.lr, cfg.train.epochs);
+        let mut schedule = Schedule::new(&cfg.schedule, cfg.optim.lr, cfg.train.epochs);
+        if let Some(s) = &cfg.train.swa {
+            schedule = schedule.with_swa(s.start_epoch, s.lr);
+        }
+        let swa = cfg
+            .train
+            .swa
+            .clone()
+            .map(|s| crate::swa::Swa::new(s, vs.variables().into_iter().collect()));
         let ema = cfg
             .train
             .ema_decay
@@ -449,10 +441,93 @@ impl Trainer {
             lock,
             comm,
             sync_bn,
+            swa,
             val_offset: val_range.start,
             numerics,
         })
     }
+}
+
+/// Decoding threads: `data.threads`, or from the cores (a quarter of them on the CPU, which
+/// libtorch needs too).
+pub(crate) fn data_threads(cfg: &TrainConfig, device: Device) -> usize {
+    match (cfg.data.threads, device) {
+        (0, Device::Cpu) => (cores() / 4).max(1),
+        (0, _) => cores().saturating_sub(1).max(1),
+        (n, _) => n,
+    }
+}
+
+/// The training loader's settings: shuffled, `data.*`'s batch size, caching and mixing, this
+/// process's `shard`.
+pub(crate) fn train_loader_config(
+    cfg: &TrainConfig,
+    classes: usize,
+    threads: usize,
+    shard: Shard,
+) -> LoaderConfig {
+    let mut lc = LoaderConfig::new(cfg.data.batch_size, classes);
+    lc.shuffle = true;
+    lc.drop_last = cfg.data.drop_last;
+    lc.seed = cfg.train.seed;
+    lc.threads = threads;
+    lc.prefetch = cfg.data.prefetch;
+    lc.cache = cfg.data.cache;
+    lc.on_bad_image = cfg.data.on_bad_image;
+    lc.mix = cfg.data.mix.clone();
+    lc.pixels = PixelType::F32;
+    lc.shard = shard;
+    lc
+}
+
+/// The validation loader's settings from the training loader's `lc`: in order, unmixed, every
+/// image, `data.eval_batch_size`.
+pub(crate) fn eval_loader_config(mut lc: LoaderConfig, cfg: &TrainConfig) -> LoaderConfig {
+    lc.shard = Shard::whole();
+    lc.shuffle = false;
+    lc.drop_last = false;
+    lc.mix = None;
+    lc.batch_size = cfg.data.eval_batch_size.unwrap_or(cfg.data.batch_size);
+    lc
+}
+
+/// The validation part's loader with the eval transform (the whole part, one process).
+pub(crate) fn validation_loader(
+    cfg: &TrainConfig,
+    split: &Split,
+    threads: usize,
+) -> Result<Loader, TrainError> {
+    let root = &cfg.data.root;
+    let samples = split.samples_with(&split.val, root, cfg.data.follow_links)?;
+    let lc = train_loader_config(cfg, split.classes.len(), threads, Shard::whole());
+    Ok(Loader::new(
+        root,
+        &samples,
+        Transform::new(cfg.data.eval_transform.clone())?,
+        eval_loader_config(lc, cfg),
+    )?)
+}
+
+/// The loader of a BatchNorm statistics pass ([`crate::swa::recompute_batchnorm`]): the
+/// training part with the training transform, as training saw it but without mixing, every
+/// batch kept.
+pub(crate) fn batchnorm_loader(
+    cfg: &TrainConfig,
+    split: &Split,
+    threads: usize,
+    shard: Shard,
+) -> Result<Loader, TrainError> {
+    let root = &cfg.data.root;
+    let samples = split.samples_with(&split.train, root, cfg.data.follow_links)?;
+    let mut lc = train_loader_config(cfg, split.classes.len(), threads, shard);
+    lc.mix = None;
+    lc.drop_last = false;
+    Ok(Loader::new(
+        root,
+        &samples,
+        Transform::new(cfg.data.train_transform.clone())?,
+        lc,
+    )?)
 }
 
 /// What rank 0 sends the other ranks at the start of a job.

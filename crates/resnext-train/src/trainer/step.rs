@@ -54,6 +54,21 @@ impl LossScaler {
     }
 }
 
+/// The weight of a micro-batch in the step's mean loss: the sum over its samples of
+/// `Σ_c target_c · w_c` with class weights `w` (as [`crate::loss::weighted_soft_cross_entropy`]
+/// weights its mean), or its number of samples without. A micro-batch's loss (its weighted
+/// mean) times its weight over the step's total weight is its share of the step's loss.
+pub fn loss_weight(soft: ndarray::ArrayView2<'_, f32>, class_weights: Option<&[f64]>) -> f64 {
+    match class_weights {
+        Some(w) => soft
+            .rows()
+            .into_iter()
+            .map(|q| q.iter().zip(w).map(|(&p, &c)| p as f64 * c).sum::<f64>())
+            .sum(),
+        None => soft.nrows() as f64,
+    }
+}
+
 /// The settings of a step that do not change between steps.
 #[derive(Debug, Clone, Copy)]
 pub struct StepConfig {
@@ -86,7 +101,7 @@ pub struct StepOutcome {
 }
 
 /// Backward through `loss`, the gradients summed across processes under `dist`, and one update
-/// at learning rate `lr`.
+/// at learning rate `lr`: [`micro_backward`] then [`apply_step`].
 #[allow(clippy::too_many_arguments)]
 pub fn optimisation_step(
     opt: &mut Optimizer,
@@ -99,22 +114,49 @@ pub fn optimisation_step(
     dist: Option<StepDist<'_>>,
 ) -> Result<StepOutcome, TrainError> {
     let sync = dist.and_then(|d| d.sync_batchnorm);
-    let mut outcome = StepOutcome::default();
-    let mut backward = |opt: &mut Optimizer, loss: &Tensor| -> Result<(), TrainError> {
-        opt.backward_with(loss, sync)?;
-        if let Some(d) = dist {
-            outcome.reduce = sum_gradients(d.comm, opt, BUCKET_BYTES)?;
-        }
-        Ok(())
-    };
+    micro_backward(opt, loss, scaler.as_deref(), sync, false)?;
+    apply_step(opt, lr, cfg, scaler, ema, at, dist)
+}
+
+/// Backward through one micro-batch's `loss` (its share of the optimiser step's loss: gradient
+/// accumulation sums the shares' gradients), multiplied by fp16's loss scale when there is one.
+/// `accumulate` adds to the gradients of the micro-batches before it since the last step; the
+/// first micro-batch of a step passes false. Nothing is summed across processes here: that is
+/// once per step, in [`apply_step`].
+pub fn micro_backward(
+    opt: &mut Optimizer,
+    loss: &Tensor,
+    scaler: Option<&LossScaler>,
+    sync: Option<&SyncBatchNorm>,
+    accumulate: bool,
+) -> Result<(), TrainError> {
     match scaler {
-        Some(scaler) => {
-            backward(opt, &(loss * scaler.scale))?;
-            if !scaler.unscale(opt)? {
-                return Ok(outcome);
-            }
+        Some(scaler) => opt.backward_into(&loss.f_mul_scalar(scaler.scale)?, sync, accumulate),
+        None => opt.backward_into(loss, sync, accumulate),
+    }
+}
+
+/// The update after a step's backward passes ([`micro_backward`]): the gradients summed across
+/// processes under `dist` (once per step), fp16's unscaling and overflow check, clipping (once,
+/// on the accumulated gradients), the update at learning rate `lr`, the finite-weights check
+/// and the EMA update (once per step).
+pub fn apply_step(
+    opt: &mut Optimizer,
+    lr: f64,
+    cfg: StepConfig,
+    scaler: Option<&mut LossScaler>,
+    ema: Option<&mut Ema>,
+    at: StepAt,
+    dist: Option<StepDist<'_>>,
+) -> Result<StepOutcome, TrainError> {
+    let mut outcome = StepOutcome::default();
+    if let Some(d) = dist {
+        outcome.reduce = sum_gradients(d.comm, opt, BUCKET_BYTES)?;
+    }
+    if let Some(scaler) = scaler {
+        if !scaler.unscale(opt)? {
+            return Ok(outcome);
         }
-        None => backward(opt, loss)?,
     }
     if let Some(max) = cfg.clip_grad_norm {
         opt.clip_grad_norm(max)?;
@@ -131,4 +173,75 @@ pub fn optimisation_step(
     }
     outcome.updated = true;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::weighted_soft_cross_entropy;
+    use crate::optim::config::OptimSection;
+    use tch::{nn, nn::Module, Device, Kind};
+
+    /// The gradients of a linear model (no BatchNorm) after backward passes over `parts` of the
+    /// rows, each weighted by its share of the whole, as the trainer weights micro-batches.
+    fn grads_over(parts: &[std::ops::Range<usize>], class_weights: Option<&[f64]>) -> Vec<Tensor> {
+        tch::manual_seed(7);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let lin = nn::linear(vs.root() / "fc", 5, 3, Default::default());
+        let params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        let mut opt = Optimizer::new(&OptimSection::default(), params, &[]);
+        let x = Tensor::randn([10, 5], (Kind::Float, Device::Cpu));
+        // soft targets (as mixup makes them) and class weights
+        let raw = Tensor::rand([10, 3], (Kind::Float, Device::Cpu));
+        let targets = &raw / raw.sum_dim_intlist(1, true, Kind::Float);
+        let soft: ndarray::Array2<f32> = ndarray::Array2::from_shape_vec(
+            (10, 3),
+            Vec::<f32>::try_from(targets.view(-1)).unwrap(),
+        )
+        .unwrap();
+        let w = class_weights
+            .map(|w| Tensor::from_slice(&w.iter().map(|&v| v as f32).collect::<Vec<_>>()));
+        let weight = |r: &std::ops::Range<usize>| {
+            loss_weight(soft.slice(ndarray::s![r.clone(), ..]), class_weights)
+        };
+        let total: f64 = parts.iter().map(weight).sum();
+        for (i, r) in parts.iter().enumerate() {
+            let (xs, ts) = (
+                x.narrow(0, r.start as i64, r.len() as i64),
+                targets.narrow(0, r.start as i64, r.len() as i64),
+            );
+            let loss =
+                weighted_soft_cross_entropy(&lin.forward(&xs), &ts, 0.1, w.as_ref()).unwrap();
+            let share = loss * (weight(r) / total);
+            micro_backward(&mut opt, &share, None, None, i > 0).unwrap();
+        }
+        opt.active_grads_mut()
+            .map(|(_, g)| g.as_ref().unwrap().copy())
+            .collect()
+    }
+
+    #[test]
+    fn accumulated_micro_batches_give_the_big_batch_gradients() {
+        for weights in [None, Some(&[1.0, 3.0, 0.5][..])] {
+            let big = grads_over(&[0..10], weights);
+            // four micro-batches of 3, 3, 3 and 1 (an epoch's last, smaller one)
+            let micro = grads_over(&[0..3, 3..6, 6..9, 9..10], weights);
+            assert_eq!(big.len(), 2);
+            for (b, m) in big.iter().zip(&micro) {
+                let diff = (b - m).abs().max().double_value(&[]);
+                assert!(
+                    diff < 1e-5,
+                    "gradients differ by {diff} (class weights {weights:?})"
+                );
+                assert!(
+                    b.abs().max().double_value(&[]) > 1e-3,
+                    "a zero gradient tests nothing"
+                );
+            }
+            // without accumulating, only the last micro-batch's gradient would be left
+            let last = grads_over(&[9..10], weights);
+            let diff = (&big[0] - &last[0]).abs().max().double_value(&[]);
+            assert!(diff > 1e-4, "the test cannot tell accumulation from none");
+        }
+    }
 }
