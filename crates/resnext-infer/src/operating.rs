@@ -4,7 +4,9 @@
 
 use crate::checkpoint::{Checkpoint, CheckpointInfo};
 use crate::error::InferError;
-use crate::metric::operating_point::{choose, class_index, partial_auc, report, OperatingPoint};
+use crate::metric::operating_point::{
+    choose, class_index, partial_auc, report, OperatingPoint, PartialAuc,
+};
 use crate::metric::report::EvalReport;
 use crate::progress::Progress;
 use crate::run::{Run, SplitPart};
@@ -98,5 +100,18 @@ impl Run {
             reason,
         })?;
         self.write_info(which, &info)
+    }
+}
+
+impl PartialAuc {
+    /// The printed line (`eval` and `cv`).
+    pub fn line(&self) -> String {
+        format!(
+            "partial AUC of `{}` above sensitivity {} (range 0 to {:.2}): {}",
+            self.positive,
+            self.min_tpr,
+            1.0 - self.min_tpr,
+            self.pauc.map_or("n/a".to_string(), |i| i.to_string())
+        )
     }
 }

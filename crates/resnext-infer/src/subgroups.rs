@@ -106,3 +106,28 @@ pub fn subgroups(
         })
         .collect()
 }
+
+/// A subgroup as one printed line (`eval` and `cv`): its size, flagged when small, and its
+/// accuracy, sensitivity, specificity and ROC-AUC with their intervals.
+pub fn line(g: &Subgroup) -> String {
+    let m = g.intervals.as_ref().map(|i| i.metrics);
+    let pick = |f: fn(&resnext_stats::Metrics) -> Option<resnext_stats::Interval>| {
+        m.and_then(|m| f(&m))
+            .map_or("n/a".to_string(), |i| i.to_string())
+    };
+    format!(
+        "{} = {} ({} images{}): accuracy {}, sensitivity {}, specificity {}, ROC-AUC {}",
+        g.column,
+        g.value,
+        g.n,
+        if g.small {
+            format!(", under {MIN_SUBGROUP}: too few to read")
+        } else {
+            String::new()
+        },
+        pick(|m| m.accuracy),
+        pick(|m| m.sensitivity),
+        pick(|m| m.specificity),
+        pick(|m| m.roc_auc)
+    )
+}

@@ -26,7 +26,7 @@ use resnext_infer::evaluate::RunOptions;
 use resnext_infer::metric::{EvalReport, Report};
 use resnext_infer::progress::Progress;
 use resnext_infer::run::{Run, RunFile, SplitPart};
-use resnext_infer::run_eval::EvalOptions;
+use resnext_infer::run_eval::{EvalOptions, SamplePrediction};
 use resnext_io::write_atomic;
 use resnext_model::weights::WeightsFile;
 use serde::{Deserialize, Serialize};
@@ -117,6 +117,14 @@ pub struct CvSummary {
     /// threshold chosen on the other folds' predictions of its repeat, never on its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operating_point: Option<resnext_infer::metric::operating_point::AtOperatingPoint>,
+    /// With `--positive` and `--pauc-min-tpr`: the partial ROC-AUC of the pooled out-of-fold
+    /// predictions above that sensitivity, with its patient interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_auc: Option<resnext_infer::metric::operating_point::PartialAuc>,
+    /// With `--metadata` and `--by`: every metric of the pooled out-of-fold predictions per
+    /// value of the column, with its patient interval and its size.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subgroups: Vec<resnext_infer::subgroups::Subgroup>,
 }
 
 /// How to cross-validate: the folds, the repeats, the validation share of each fold's training
@@ -169,6 +177,10 @@ pub struct CrossValidation {
     bootstrap: resnext_infer::run_eval::BootstrapOptions,
     /// `--positive` and `--operating-point`.
     operating: Option<(String, String)>,
+    /// `--positive` and `--pauc-min-tpr`.
+    pauc: Option<(String, f64)>,
+    /// `--by` and each image's value of that column (`--metadata`).
+    subgroups: Option<(String, std::collections::HashMap<String, String>)>,
 }
 
 impl CrossValidation {
@@ -189,6 +201,31 @@ impl CrossValidation {
             })?;
         self.operating = Some((positive, criterion));
         Ok(self)
+    }
+
+    /// The partial ROC-AUC of class `positive` above sensitivity `min_tpr` (in [0, 1)) over the
+    /// pooled out-of-fold predictions. Both are checked now, before any fold trains.
+    pub fn with_partial_auc(mut self, positive: String, min_tpr: f64) -> Result<Self, TrainError> {
+        resnext_infer::metric::operating_point::class_index(&self.folds.classes, &positive)?;
+        if !(0.0..1.0).contains(&min_tpr) {
+            return Err(TrainError::InvalidValue {
+                key: "--pauc-min-tpr",
+                reason: format!("{min_tpr} must be in [0, 1)"),
+            });
+        }
+        self.pauc = Some((positive, min_tpr));
+        Ok(self)
+    }
+
+    /// Every metric of the pooled out-of-fold predictions per value of `column`, each image's
+    /// value in `metadata` (`resnext_infer::subgroups::read_metadata`).
+    pub fn with_subgroups(
+        mut self,
+        column: String,
+        metadata: std::collections::HashMap<String, String>,
+    ) -> Self {
+        self.subgroups = Some((column, metadata));
+        self
     }
 
     /// Each fold's images decided at the threshold chosen on the other folds' predictions of
@@ -332,6 +369,8 @@ impl CrossValidation {
             init_weights: settings.init_weights.clone(),
             bootstrap: Default::default(),
             operating: None,
+            pauc: None,
+            subgroups: None,
         })
     }
 
@@ -455,6 +494,7 @@ impl CrossValidation {
         let mut all_labels = Vec::new();
         let mut all_groups = Vec::new();
         let mut all_folds: Vec<FoldId> = Vec::new();
+        let mut all_paths = Vec::new();
         let group_of: std::collections::HashMap<&str, &str> = self
             .folds
             .images
@@ -525,6 +565,7 @@ impl CrossValidation {
                         .get(p.path.as_str())
                         .map_or_else(|| p.path.clone(), |g| g.to_string()),
                 );
+                all_paths.push(p.path);
                 all_probs.push(p.probs);
                 all_labels.push(p.label);
             }
@@ -545,8 +586,45 @@ impl CrossValidation {
             )?),
             None => None,
         };
+        let partial_auc = match &self.pauc {
+            Some((positive, min_tpr)) => Some(resnext_infer::metric::operating_point::partial_auc(
+                &all_probs,
+                &all_labels,
+                &all_groups,
+                resnext_infer::metric::operating_point::class_index(&classes, positive)?,
+                positive,
+                *min_tpr,
+                &self.bootstrap,
+            )?),
+            None => None,
+        };
+        let subgroups = match &self.subgroups {
+            Some((column, metadata)) => {
+                let preds: Vec<SamplePrediction> = all_paths
+                    .iter()
+                    .zip(&all_probs)
+                    .zip(&all_labels)
+                    .map(|((path, probs), &label)| SamplePrediction {
+                        path: path.clone(),
+                        label,
+                        probs: probs.clone(),
+                        logits: Vec::new(),
+                    })
+                    .collect();
+                resnext_infer::subgroups::subgroups(
+                    column,
+                    metadata,
+                    &preds,
+                    &all_groups,
+                    &self.bootstrap,
+                )
+            }
+            None => Vec::new(),
+        };
         let summary = CvSummary {
             operating_point,
+            partial_auc,
+            subgroups,
             classes: classes.clone(),
             mean: aggregate(&fold_metrics, false),
             std: aggregate(&fold_metrics, true),

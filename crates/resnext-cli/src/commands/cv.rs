@@ -33,6 +33,13 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
     if let (Some(p), Some(c)) = (&a.positive, &a.operating_point) {
         cv = cv.with_operating_point(p.clone(), c.clone())?;
     }
+    if let (Some(p), Some(t)) = (&a.positive, a.pauc_min_tpr) {
+        cv = cv.with_partial_auc(p.clone(), t)?;
+    }
+    if let (Some(file), Some(column)) = (&a.metadata, &a.by) {
+        let meta = resnext_train::subgroups::read_metadata(file, column)?;
+        cv = cv.with_subgroups(column.clone(), meta);
+    }
     let ids: Vec<FoldId> = match a.fold {
         Some(fold) => vec![FoldId {
             repeat: a.repeat,
@@ -100,6 +107,12 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
             op.point.threshold,
             op.point.chosen_on_images
         );
+    }
+    for g in &summary.subgroups {
+        println!("pooled out-of-fold, {}", resnext_train::subgroups::line(g));
+    }
+    if let Some(p) = &summary.partial_auc {
+        println!("pooled out-of-fold, {}", p.line());
     }
     let plots: Vec<CvFoldPlot> = summary
         .folds

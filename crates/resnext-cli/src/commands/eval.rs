@@ -70,37 +70,10 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         );
     }
     for g in &report.subgroups {
-        let m = g.intervals.as_ref().map(|i| i.metrics);
-        let pick = |f: fn(&resnext_train::run_eval::Metrics) -> Option<Interval>| {
-            show(&m.and_then(|m| f(&m)))
-        };
-        println!(
-            "{} = {} ({} images{}): accuracy {}, sensitivity {}, specificity {}, ROC-AUC {}",
-            g.column,
-            g.value,
-            g.n,
-            if g.small {
-                format!(
-                    ", under {}: too few to read",
-                    resnext_train::subgroups::MIN_SUBGROUP
-                )
-            } else {
-                String::new()
-            },
-            pick(|m| m.accuracy),
-            pick(|m| m.sensitivity),
-            pick(|m| m.specificity),
-            pick(|m| m.roc_auc)
-        );
+        println!("{}", resnext_train::subgroups::line(g));
     }
     if let Some(p) = &report.partial_auc {
-        println!(
-            "partial AUC of `{}` above sensitivity {} (range 0 to {:.2}): {}",
-            p.positive,
-            p.min_tpr,
-            1.0 - p.min_tpr,
-            show(&p.pauc)
-        );
+        println!("{}", p.line());
     }
     if lock.is_some() {
         let path = run.save_eval(&report)?;
