@@ -161,6 +161,8 @@ fn transform_config() -> impl Strategy<Value = TransformConfig> {
             random_resized_crop,
             hflip,
             vflip,
+            trivial_augment: None,
+            rand_augment: None,
             color_jitter,
             random_erasing,
             mean,

@@ -73,8 +73,63 @@ fn default_erase_ratio() -> [f64; 2] {
     [0.3, 3.3]
 }
 
+/// TrivialAugmentWide (torchvision's `TrivialAugmentWide`): one operation, drawn uniformly, at a
+/// magnitude bin drawn uniformly, with the wide ranges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrivialAugmentConfig {
+    /// Magnitude bins (torchvision's `num_magnitude_bins`), 2..=256.
+    #[serde(default = "default_aug_bins")]
+    pub bins: u32,
+}
+
+impl Default for TrivialAugmentConfig {
+    fn default() -> Self {
+        Self {
+            bins: default_aug_bins(),
+        }
+    }
+}
+
+/// RandAugment (torchvision's `RandAugment`): `n` operations drawn uniformly, each at magnitude
+/// bin `m` of `bins`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandAugmentConfig {
+    /// Operations per image (torchvision's `num_ops`), 1..=16.
+    #[serde(default = "default_ra_n")]
+    pub n: u32,
+    /// Magnitude bin (torchvision's `magnitude`), 0..=bins-1.
+    #[serde(default = "default_ra_m")]
+    pub m: u32,
+    /// Magnitude bins (torchvision's `num_magnitude_bins`), 2..=256.
+    #[serde(default = "default_aug_bins")]
+    pub bins: u32,
+}
+
+impl Default for RandAugmentConfig {
+    fn default() -> Self {
+        Self {
+            n: default_ra_n(),
+            m: default_ra_m(),
+            bins: default_aug_bins(),
+        }
+    }
+}
+
+fn default_aug_bins() -> u32 {
+    31
+}
+fn default_ra_n() -> u32 {
+    2
+}
+fn default_ra_m() -> u32 {
+    9
+}
+
 /// A transform pipeline. Stages run in this order: random_resized_crop, or resize then
-/// center_crop; flips; colour jitter; to float and normalise; random erasing.
+/// center_crop; flips; trivial_augment or rand_augment; colour jitter; to float and normalise;
+/// random erasing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransformConfig {
@@ -94,6 +149,10 @@ pub struct TransformConfig {
     pub hflip: f64,
     #[serde(default)]
     pub vflip: f64,
+    #[serde(default)]
+    pub trivial_augment: Option<TrivialAugmentConfig>,
+    #[serde(default)]
+    pub rand_augment: Option<RandAugmentConfig>,
     #[serde(default)]
     pub color_jitter: Option<ColorJitterConfig>,
     #[serde(default)]
@@ -122,6 +181,8 @@ impl TransformConfig {
             random_resized_crop: None,
             hflip: 0.0,
             vflip: 0.0,
+            trivial_augment: None,
+            rand_augment: None,
             color_jitter: None,
             random_erasing: None,
             mean: IMAGENET_MEAN,
@@ -210,6 +271,37 @@ impl TransformConfig {
                 ));
             }
         }
+        if self.trivial_augment.is_some() && self.rand_augment.is_some() {
+            return bad("give trivial_augment or rand_augment, not both".into());
+        }
+        let check_bins = |bins: u32, stage: &str| {
+            if (2..=256).contains(&bins) {
+                Ok(())
+            } else {
+                Err(DataError::InvalidTransform(format!(
+                    "{stage}.bins = {bins} must be between 2 and 256"
+                )))
+            }
+        };
+        if let Some(t) = &self.trivial_augment {
+            check_bins(t.bins, "trivial_augment")?;
+        }
+        if let Some(r) = &self.rand_augment {
+            check_bins(r.bins, "rand_augment")?;
+            if !(1..=16).contains(&r.n) {
+                return bad(format!(
+                    "rand_augment.n = {} must be between 1 and 16 (operations per image)",
+                    r.n
+                ));
+            }
+            if r.m >= r.bins {
+                return bad(format!(
+                    "rand_augment.m = {} must be at most bins - 1 = {}",
+                    r.m,
+                    r.bins - 1
+                ));
+            }
+        }
         if let Some(j) = &self.color_jitter {
             if [j.brightness, j.contrast, j.saturation, j.hue]
                 .iter()
@@ -247,6 +339,8 @@ impl TransformConfig {
         self.random_resized_crop.is_some()
             || self.hflip > 0.0
             || self.vflip > 0.0
+            || self.trivial_augment.is_some()
+            || self.rand_augment.is_some()
             || self.color_jitter.is_some()
             || self.random_erasing.as_ref().is_some_and(|e| e.p > 0.0)
     }

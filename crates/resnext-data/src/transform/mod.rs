@@ -1,23 +1,28 @@
 //! The per-sample pipeline, built from config, with torchvision's semantics: resize (exact size as
 //! the original tutorial, or shorter side), center crop, RandomResizedCrop (Szegedy et al. 2015),
-//! horizontal/vertical flips, colour jitter, ImageNet normalisation and Random Erasing (Zhong et
+//! horizontal/vertical flips, TrivialAugmentWide (Müller and Hutter 2021) or RandAugment (Cubuk et
+//! al. 2020), colour jitter, ImageNet normalisation and Random Erasing (Zhong et
 //! al. 2020). Randomness comes from a stream keyed by (seed, epoch, sample index)
 //! ([`crate::rng::stream`]), so the output does not depend on the thread count.
 //!
 //! - [`config`]: the configs and their validation;
 //! - [`geometry`]: resize sizes, centre crop, RandomResizedCrop's box;
+//! - [`autoaugment`]: TrivialAugmentWide and RandAugment, torchvision's operations on uint8;
 //! - [`color`]: colour jitter;
 //! - [`erasing`]: Random Erasing;
 //! - this module: the pipeline that runs them.
 
+pub mod autoaugment;
 pub mod color;
 pub mod config;
 pub mod erasing;
 pub mod geometry;
 pub mod layout;
 
+pub use autoaugment::{apply_op, AugmentOp, MagnitudeSpace};
 pub use config::{
-    ColorJitterConfig, EraseValue, RandomErasingConfig, RandomResizedCropConfig, TransformConfig,
+    ColorJitterConfig, EraseValue, RandAugmentConfig, RandomErasingConfig, RandomResizedCropConfig,
+    TransformConfig, TrivialAugmentConfig,
 };
 pub use geometry::{center_crop, random_resized_crop_box, shorter_side_size};
 pub use layout::Layout;
@@ -25,6 +30,7 @@ pub use layout::Layout;
 use crate::error::DataError;
 use crate::resize::{resize_crop, CropBox};
 use crate::rng::Rng;
+use autoaugment::{rand_augment, trivial_augment};
 use color::color_jitter;
 use erasing::{erase_box, index, random_erasing};
 use image::RgbImage;
@@ -82,6 +88,12 @@ impl Transform {
         }
         if rng_flip(rng, c.vflip) {
             image::imageops::flip_vertical_in_place(&mut out);
+        }
+        if let Some(t) = &c.trivial_augment {
+            trivial_augment(&mut out, t, rng);
+        }
+        if let Some(r) = &c.rand_augment {
+            rand_augment(&mut out, r, rng);
         }
         if let Some(j) = &c.color_jitter {
             color_jitter(&mut out, j, rng);
