@@ -221,6 +221,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)] // one part: the big batch
     fn accumulated_micro_batches_give_the_big_batch_gradients() {
         for weights in [None, Some(&[1.0, 3.0, 0.5][..])] {
             let big = grads_over(&[0..10], weights);
