@@ -407,6 +407,14 @@ pub struct TrainArgs {
     /// Continue the run in this directory where it stopped (takes --epochs and --device only).
     #[arg(long, conflicts_with_all = ["config", "data", "out", "batch_size", "sets", "init_weights", "key", "precision", "channels_last"])]
     pub resume: Option<PathBuf>,
+    /// The positive class (by name) of `--operating-point`.
+    #[arg(long, requires = "operating_point")]
+    pub positive: Option<String>,
+    /// At the end of training, choose a threshold for --positive on the validation part
+    /// (`sensitivity=0.95`, `specificity=0.90` or `youden`), report it on the test part when
+    /// there is one, and store it in best.json: `predict` and `serve` then answer with a decision.
+    #[arg(long, requires = "positive")]
+    pub operating_point: Option<String>,
 }
 
 /// The confidence intervals of `eval` and `cv`.

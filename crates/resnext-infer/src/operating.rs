@@ -5,7 +5,7 @@
 use crate::checkpoint::{Checkpoint, CheckpointInfo};
 use crate::error::InferError;
 use crate::metric::operating_point::{
-    choose, class_index, partial_auc, report, OperatingPoint, PartialAuc,
+    choose, class_index, partial_auc, report, AtOperatingPoint, OperatingPoint, PartialAuc,
 };
 use crate::metric::report::EvalReport;
 use crate::progress::Progress;
@@ -20,7 +20,55 @@ fn split(preds: &[SamplePrediction]) -> (Vec<Vec<f64>>, Vec<usize>) {
     )
 }
 
+/// Checks a requested operating point before any work is done: `positive` is one of `classes`
+/// and `criterion` parses.
+pub fn check_request(
+    classes: &[String],
+    positive: &str,
+    criterion: &str,
+) -> Result<(), InferError> {
+    class_index(classes, positive)?;
+    criterion
+        .parse::<resnext_stats::Criterion>()
+        .map_err(|e| InferError::InvalidValue {
+            key: "--operating-point",
+            reason: e.to_string(),
+        })?;
+    Ok(())
+}
+
 impl Run {
+    /// The operating point for class `positive` by `criterion`, chosen on the validation part
+    /// with `opts`' checkpoint and run options (its part is ignored; no intervals).
+    pub fn choose_on_val(
+        &self,
+        opts: &EvalOptions,
+        positive: &str,
+        criterion: &str,
+        progress: &dyn Progress,
+    ) -> Result<OperatingPoint, InferError> {
+        if opts.run.tta {
+            return Err(InferError::InvalidValue {
+                key: "--operating-point",
+                reason:
+                    "decides on the image itself (predict and serve), so it is chosen without --tta"
+                        .into(),
+            });
+        }
+        let val = EvalOptions {
+            part: SplitPart::Val,
+            bootstrap: BootstrapOptions {
+                n_resamples: 0,
+                ..opts.bootstrap
+            },
+            ..opts.clone()
+        };
+        let (out, val_preds) = self.evaluate_with_predictions(&val, progress)?;
+        let p = class_index(&out.classes, positive)?;
+        let (vp, vl) = split(&val_preds);
+        choose(&vp, &vl, p, positive, criterion, SplitPart::Val.name())
+    }
+
     /// Evaluates `opts.part` at an operating point chosen by `criterion` for class `positive`
     /// on the validation part (so the part evaluated must not be it), and with the partial AUC
     /// above `pauc_min_tpr` when given. Nothing is written; [`Run::store_operating_point`]
@@ -33,14 +81,6 @@ impl Run {
         pauc_min_tpr: Option<f64>,
         progress: &dyn Progress,
     ) -> Result<(EvalReport, Vec<SamplePrediction>), InferError> {
-        if opts.run.tta && criterion.is_some() {
-            return Err(InferError::InvalidValue {
-                key: "--operating-point",
-                reason:
-                    "decides on the image itself (predict and serve), so it is chosen without --tta"
-                        .into(),
-            });
-        }
         let (mut out, preds) = self.evaluate_with_predictions(opts, progress)?;
         let p = class_index(&out.classes, positive)?;
         let groups = self.groups_of(&preds)?;
@@ -52,17 +92,7 @@ impl Run {
                     reason: "is chosen on the validation part, so it is reported on another: give --split test (or train)".into(),
                 });
             }
-            let val = EvalOptions {
-                part: SplitPart::Val,
-                bootstrap: BootstrapOptions {
-                    n_resamples: 0,
-                    ..opts.bootstrap
-                },
-                ..opts.clone()
-            };
-            let (_, val_preds) = self.evaluate_with_predictions(&val, progress)?;
-            let (vp, vl) = split(&val_preds);
-            let point = choose(&vp, &vl, p, positive, criterion, SplitPart::Val.name())?;
+            let point = self.choose_on_val(opts, positive, criterion, progress)?;
             out.operating_point = Some(report(
                 &point,
                 &probs,
@@ -112,6 +142,29 @@ impl PartialAuc {
             self.min_tpr,
             1.0 - self.min_tpr,
             self.pauc.map_or("n/a".to_string(), |i| i.to_string())
+        )
+    }
+}
+
+impl AtOperatingPoint {
+    /// The printed line (`eval` and `train`): the threshold, where it was chosen, and the
+    /// figures with their intervals on the part reported on.
+    pub fn line(&self) -> String {
+        let show =
+            |v: &Option<resnext_stats::Interval>| v.map_or("n/a".to_string(), |i| i.to_string());
+        format!(
+            "operating point {} for `{}`: threshold {:.4} chosen on {} ({} images); on {} ({} images): sensitivity {}, specificity {}, PPV {}, NPV {}",
+            self.point.criterion,
+            self.point.positive,
+            self.point.threshold,
+            self.point.chosen_on,
+            self.point.chosen_on_images,
+            self.reported_on,
+            self.images,
+            show(&self.sensitivity),
+            show(&self.specificity),
+            show(&self.ppv),
+            show(&self.npv)
         )
     }
 }

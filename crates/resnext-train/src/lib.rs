@@ -58,8 +58,8 @@ pub mod trainer;
 #[cfg(feature = "plot")]
 pub use resnext_infer::{plot, report};
 pub use resnext_infer::{
-    checkpoint, compare, device, evaluate, explain, metric, owned, precision, predictor, progress,
-    run, run_eval, subgroups,
+    checkpoint, compare, device, evaluate, explain, metric, operating, owned, precision, predictor,
+    progress, run, run_eval, subgroups,
 };
 
 pub use checkpoint::Checkpoint;

@@ -51,23 +51,8 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
     if let Some(i) = &report.intervals {
         print!("{}", i.table(&report.classes));
     }
-    use resnext_train::metric::operating_point::Interval;
-    let show = |v: &Option<Interval>| v.map_or("n/a".to_string(), |i| i.to_string());
     if let Some(op) = &report.operating_point {
-        println!(
-            "operating point {} for `{}`: threshold {:.4} chosen on {} ({} images); on {} ({} images): sensitivity {}, specificity {}, PPV {}, NPV {}",
-            op.point.criterion,
-            op.point.positive,
-            op.point.threshold,
-            op.point.chosen_on,
-            op.point.chosen_on_images,
-            op.reported_on,
-            op.images,
-            show(&op.sensitivity),
-            show(&op.specificity),
-            show(&op.ppv),
-            show(&op.npv)
-        );
+        println!("{}", op.line());
     }
     for g in &report.subgroups {
         println!("{}", resnext_train::subgroups::line(g));

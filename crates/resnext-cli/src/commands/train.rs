@@ -43,6 +43,11 @@ fn train(a: TrainArgs, job: &Job) -> Result<ExitCode> {
         trainer
     };
     let dir = trainer.run_dir().display().to_string();
+    if let (Some(p), Some(c)) = (&a.positive, &a.operating_point) {
+        // checked before any epoch: a typo costs no training
+        let classes = trainer.run().split()?.classes;
+        resnext_train::operating::check_request(&classes, p, c)?;
+    }
     if !trainer.writes() {
         // ranks other than 0 train in silence; rank 0 reports, writes, evaluates and plots
         trainer.fit(&mut resnext_train::trainer::Silent)?;
@@ -94,7 +99,48 @@ fn train(a: TrainArgs, job: &Job) -> Result<ExitCode> {
     if let Err(e) = run.plot(&bars) {
         eprintln!("warning: plots not drawn: {e}");
     }
+    if let (Some(p), Some(c)) = (&a.positive, &a.operating_point) {
+        operating_point(&run, &opts, p, c, &bars)
+            .context("training finished, but the operating point was not chosen")?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The operating point chosen on the validation part with the best checkpoint, reported on the
+/// test part when the split has one (never on the part it was chosen on), stored in best.json.
+fn operating_point(
+    run: &resnext_train::Run,
+    opts: &EvalOptions,
+    positive: &str,
+    criterion: &str,
+    bars: &Bars,
+) -> Result<()> {
+    let test = EvalOptions {
+        part: resnext_train::SplitPart::Test,
+        ..opts.clone()
+    };
+    let point = if run.split()?.test.is_empty() {
+        let point = run.choose_on_val(opts, positive, criterion, bars)?;
+        println!(
+            "operating point {} for `{positive}`: threshold {:.4} chosen on val ({} images); no test part to report it on (data.test = 0)",
+            point.criterion, point.threshold, point.chosen_on_images
+        );
+        point
+    } else {
+        let (report, _) = run.evaluate_at(&test, positive, Some(criterion), None, bars)?;
+        let at = report
+            .operating_point
+            .context("evaluate_at returned no operating point")?;
+        println!("{}", at.line());
+        at.point
+    };
+    run.store_operating_point(Checkpoint::Best, &point)?;
+    println!(
+        "-> {}: predict and serve decide at threshold {:.4}",
+        run.path(RunFile::Sidecar(Checkpoint::Best)).display(),
+        point.threshold
+    );
+    Ok(())
 }
 
 /// Progress bars with ETA on a terminal; plain lines otherwise (a line per quarter of the
