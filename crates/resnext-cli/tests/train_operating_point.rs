@@ -78,11 +78,10 @@ fn train_chooses_the_operating_point_on_val_and_reports_it_on_test() {
         split["test"].as_array().unwrap().len(),
     );
     assert!(
-        printed.contains(&format!(
-            "operating point sensitivity=0.5 for `dots`: threshold"
-        )) && printed.contains(&format!(
-            "chosen on val ({n_val} images); on test ({n_test} images): sensitivity"
-        )),
+        printed.contains("operating point sensitivity=0.5 for `dots`: threshold")
+            && printed.contains(&format!(
+                "chosen on val ({n_val} images); on test ({n_test} images): sensitivity"
+            )),
         "{printed}"
     );
     let op = read_json(&r.join("best.json"))["operating_point"].clone();
