@@ -9,6 +9,7 @@ Run with the setup venv (torch 2.13, torchvision 0.28):
   range, blue confined to 40..200 (so autocontrast and equalize have work to do), and a flat block.
 - odd.rgb: a 23x16 image in the same layout, where the geometric operations sample exact half
   pixels (grid_sample rounds them half to even), with a flat blue channel.
+- stress.rgb: a 97x80 image for two cases that decide details of torch's arithmetic (below).
 - cases.bin: the outputs, each the size of its input in the same layout, one after another.
 - index.json: the image size; torchvision's magnitude tables (TrivialAugmentWide with 31 bins,
   RandAugment with 31 bins for this image size), each value the float32 that torchvision reads,
@@ -34,6 +35,7 @@ OUT = os.path.join(
 )
 W, H = 32, 24
 OW, OH = 23, 16
+SW, SH = 97, 80
 BINS = 31
 
 
@@ -62,6 +64,19 @@ def odd():
     """23x16 HWC uint8: an odd width, a flat blue channel."""
     px = [((x * 11 + y * 5) % 256, (x * y * 3 + 17) % 256, 77) for y in range(OH) for x in range(OW)]
     return torch.tensor(px, dtype=torch.uint8).reshape(OH, OW, 3)
+
+
+def stress():
+    """97x80 HWC uint8: a red gradient to 252, LCG noise in green, a blue ramp."""
+    state = 777
+
+    def rand():
+        nonlocal state
+        state = (state * 1103515245 + 12345) % (1 << 31)
+        return state >> 16
+
+    px = [(x * 255 // SW, rand() % 256, (x + y) * 3 % 200 + 30) for y in range(SH) for x in range(SW)]
+    return torch.tensor(px, dtype=torch.uint8).reshape(SH, SW, 3)
 
 
 def tables():
@@ -104,7 +119,8 @@ def main():
         if mags.ndim == 0:
             add(op, 0.0, "none", None)
         elif signed:
-            for b in signed_bins:
+            # translations are integer shifts: one bin says as much as three
+            for b in [17] if op.startswith("Translate") else signed_bins:
                 m = float(mags[b].item())
                 add(op, m, "wide", b)
                 add(op, -m, "wide", b)
@@ -126,6 +142,13 @@ def main():
     for op in ["AutoContrast", "Equalize", "Contrast", "Sharpness"]:
         m = float(wide[op][0][22].item()) if wide[op][0].ndim else 0.0
         add(op, m, "wide" if m else "none", 22 if m else None, ochw, "odd")
+    # a 97x80 image where two details decide pixels: at this angle one sampling point falls on
+    # a half pixel only through grid_sample's fused multiply-add (x + 1)·(W/2) − 0.5 (found by
+    # searching random angles), and red tops out at 252, where autocontrast's 255 / (max − min),
+    # a reciprocal times 255 in torch, truncates otherwise than a division
+    schw = stress().permute(2, 0, 1).contiguous()
+    add("Rotate", -36.87620354312017, "search", None, schw, "stress")
+    add("AutoContrast", 0.0, "none", None, schw, "stress")
     # RandAugment's default magnitude (9) for every op with a magnitude, one sign each
     for k, (op, (mags, signed)) in enumerate(rand.items()):
         if mags.ndim == 0:
@@ -137,11 +160,14 @@ def main():
         f.write(hwc.numpy().tobytes())
     with open(os.path.join(OUT, "odd.rgb"), "wb") as f:
         f.write(odd().numpy().tobytes())
+    with open(os.path.join(OUT, "stress.rgb"), "wb") as f:
+        f.write(stress().numpy().tobytes())
     with open(os.path.join(OUT, "cases.bin"), "wb") as f:
         f.write(b"".join(blobs))
     index = {
         "width": W, "height": H, "bins": BINS,
-        "inputs": {"main": ["input.rgb", W, H], "odd": ["odd.rgb", OW, OH]},
+        "inputs": {"main": ["input.rgb", W, H], "odd": ["odd.rgb", OW, OH],
+                   "stress": ["stress.rgb", SW, SH]},
         "torch": torch.__version__, "tables": tabs, "cases": cases,
     }
     # one line per table and per case: small and readable in a diff

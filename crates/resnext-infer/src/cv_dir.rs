@@ -18,10 +18,14 @@ pub enum CvFile {
     Oof,
     Summary,
     Figure,
+    /// The cross-validation as one self-contained HTML page.
+    Report,
 }
 
 impl CvFile {
-    /// Every file a cross-validation directory holds besides its folds' run directories.
+    /// Every file a cross-validation directory holds besides its folds' run directories, but
+    /// [`CvFile::Report`]: a run has a `report.html` too, and these lists tell the two kinds
+    /// apart (`owned.rs` adds it).
     pub const ALL: [CvFile; 5] = [
         CvFile::Settings,
         CvFile::Folds,
@@ -37,6 +41,7 @@ impl CvFile {
             CvFile::Oof => "oof.csv",
             CvFile::Summary => "cv.json",
             CvFile::Figure => "cv.png",
+            CvFile::Report => "report.html",
         }
     }
 }

@@ -8,10 +8,12 @@
 //! - grey levels: `0.2989·R + 0.587·G + 0.114·B` in f32, truncated; contrast blends with their
 //!   mean (exact up to 65,793 pixels, where torchvision's f32 sum of integers is exact too);
 //! - sharpness: the 3×3 kernel (1, centre 5)/13, rounded, the border left as it is;
-//! - autocontrast: `(x − min)·(255 / (max − min))` per channel in f32, truncated;
+//! - autocontrast: `(x − min)·scale` per channel in f32, truncated, where `scale` is
+//!   `(1 / (max − min))·255` (Python's `255 / tensor` is a reciprocal times 255);
 //! - equalize: torchvision's histogram steps per channel, in integers;
 //! - shear, translate, rotate: torchvision's inverse affine matrix (f64), its sampling grid in f32
-//!   and `grid_sample`'s nearest pixel (round half to even), zeros outside;
+//!   (`(x·a + y·b) + c`), `grid_sample`'s unnormalisation as a fused multiply-add
+//!   `(g + 1)·(W/2) − 0.5` and its nearest pixel (round half to even), zeros outside;
 //! - magnitudes: `torch.linspace` in f32 (with its fused multiply-add), posterize's bits rounded
 //!   half to even.
 
@@ -316,7 +318,7 @@ fn autocontrast(img: &mut RgbImage) {
         let lo = channel().min().unwrap_or(0) as f32;
         let hi = channel().max().unwrap_or(0) as f32;
         let (lo, scale) = if hi > lo {
-            (lo, 255.0f32 / (hi - lo))
+            (lo, (1.0f32 / (hi - lo)) * 255.0)
         } else {
             (0.0, 1.0)
         };
@@ -380,7 +382,7 @@ fn inverse_affine(
 
 /// torchvision's tensor `affine`/`rotate` with nearest interpolation and zero fill: the matrix
 /// in f32, `_gen_affine_grid`'s normalised grid, `grid_sample`'s unnormalisation
-/// (align_corners = false) and round half to even.
+/// (align_corners = false, fused as libtorch's CPU kernel does) and round half to even.
 fn warp(img: &RgbImage, m: [f64; 6]) -> RgbImage {
     let (w, h) = (img.width(), img.height());
     let t = m.map(|v| v as f32);
@@ -403,8 +405,8 @@ fn warp(img: &RgbImage, m: [f64; 6]) -> RgbImage {
             let x = ox as f32 + x0;
             let gx = x * r[0][0] + y * r[1][0] + r[2][0];
             let gy = x * r[0][1] + y * r[1][1] + r[2][1];
-            let ix = ((gx + 1.0) * sw - 0.5).round_ties_even();
-            let iy = ((gy + 1.0) * sh - 0.5).round_ties_even();
+            let ix = (gx + 1.0).mul_add(sw, -0.5).round_ties_even();
+            let iy = (gy + 1.0).mul_add(sh, -0.5).round_ties_even();
             if ix >= 0.0 && ix < w as f32 && iy >= 0.0 && iy < h as f32 {
                 let s = (iy as usize * w as usize + ix as usize) * 3;
                 let d = (oy as usize * w as usize + ox as usize) * 3;
