@@ -28,6 +28,7 @@
 //! - [`cv_dir`]: the file names of a cross-validation directory.
 //! - [`progress`]: how long operations report progress.
 //! - [`plot`] (feature `plot`): PNG figures of a run.
+//! - [`report`] (feature `plot`): `report.html`, a run's or a cross-validation's page.
 //!
 //! No module depends on one listed after it that depends back on it: `run` knows no consumer.
 
@@ -46,6 +47,8 @@ pub mod plot;
 pub mod precision;
 pub mod predictor;
 pub mod progress;
+#[cfg(feature = "plot")]
+pub mod report;
 pub mod run;
 pub mod run_eval;
 pub mod subgroups;

@@ -17,9 +17,16 @@ pub fn owner(path: &Path) -> Option<(PathBuf, &'static str)> {
     let cv = dir.join(CvFile::Folds.name()).is_file();
     let own = RunFile::ALL
         .iter()
+        .chain(&[RunFile::Report])
         .map(|f| f.name())
         .filter(|_| run)
-        .chain(CvFile::ALL.iter().map(|f| f.name()).filter(|_| cv))
+        .chain(
+            CvFile::ALL
+                .iter()
+                .chain(&[CvFile::Report])
+                .map(|f| f.name())
+                .filter(|_| cv),
+        )
         .find(|n| *n == name)?;
     Some((dir.to_path_buf(), own))
 }

@@ -2,6 +2,9 @@
 //! tutorial's figure (accuracy and loss, train vs validation), and, from `eval.json`, the
 //! confusion matrix as a heatmap with counts and the binary ROC curve. Behind the `plot` feature,
 //! so that users who only train do not build plotters.
+//!
+//! Each figure is drawn on any plotters backend ([`DrawingArea`] of a `DrawingBackend`): a PNG
+//! here, an SVG string for `report.html` ([`svg`]), from the same drawing code.
 
 use crate::error::InferError;
 use crate::metric::{EpochRow, ReliabilityBin};
@@ -10,7 +13,7 @@ use crate::run::{Run, RunFile};
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
-fn register_font() -> Result<(), InferError> {
+pub(crate) fn register_font() -> Result<(), InferError> {
     static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *ONCE.get_or_init(|| {
         plotters::style::register_font(
@@ -51,7 +54,9 @@ pub fn plot_run(run: &Run, progress: &dyn Progress) -> Result<Vec<PathBuf>, Infe
         progress.advance(1);
         Ok(p)
     };
-    written.push(draw(RunFile::Curves, &|p| draw_curves(&rows, p))?);
+    written.push(draw(RunFile::Curves, &|t| {
+        draw_curves(&t.area(CURVES_SIZE), &rows)
+    })?);
     if let Some(e) = &eval {
         let title = format!("Confusion matrix ({} split)", e.split);
         let cm: Vec<Vec<u64>> = e
@@ -61,7 +66,7 @@ pub fn plot_run(run: &Run, progress: &dyn Progress) -> Result<Vec<PathBuf>, Infe
             .map(|r| r.iter().map(|&v| v as u64).collect())
             .collect();
         written.push(draw(RunFile::ConfusionMatrix, &|t| {
-            draw_confusion(&e.classes, &cm, &title, t)
+            draw_confusion(&t.area(confusion_size(cm.len())), &e.classes, &cm, &title)
         })?);
         if let (Some(pts), Some(auc)) = (&e.roc_curve, e.report.roc_auc) {
             let positive = e
@@ -69,12 +74,14 @@ pub fn plot_run(run: &Run, progress: &dyn Progress) -> Result<Vec<PathBuf>, Infe
                 .get(1)
                 .cloned()
                 .unwrap_or_else(|| "class 1".into());
-            written.push(draw(RunFile::Roc, &|t| draw_roc(pts, auc, &positive, t))?);
+            written.push(draw(RunFile::Roc, &|t| {
+                draw_roc(&t.area(SQUARE_SIZE), pts, auc, &positive)
+            })?);
         }
         if let Some(bins) = &e.reliability {
             let ece = e.report.ece.unwrap_or(0.0);
             written.push(draw(RunFile::Reliability, &|t| {
-                let root = t.area((760, 700));
+                let root = t.area(SQUARE_SIZE);
                 root.fill(&WHITE)?;
                 draw_reliability(
                     &root,
@@ -91,7 +98,34 @@ pub fn plot_run(run: &Run, progress: &dyn Progress) -> Result<Vec<PathBuf>, Infe
     Ok(written)
 }
 
-type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+pub(crate) type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// The size of the training curves' figure.
+pub(crate) const CURVES_SIZE: (u32, u32) = (1400, 560);
+/// The size of the ROC, PR and reliability figures.
+pub(crate) const SQUARE_SIZE: (u32, u32) = (760, 700);
+
+/// A drawing area of any backend.
+pub(crate) type AreaOf<DB> = DrawingArea<DB, plotters::coord::Shift>;
+
+/// A figure of `size` drawn by `draw` as an SVG document (text as `<text>` in the reader's
+/// sans-serif, escaped by plotters).
+pub(crate) fn svg(
+    size: (u32, u32),
+    draw: impl FnOnce(&AreaOf<SVGBackend>) -> DrawResult,
+) -> Result<String, InferError> {
+    register_font()?;
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
+        root.fill(&WHITE)
+            .map_err(|e| InferError::Plot(e.to_string()))?;
+        draw(&root).map_err(|e| InferError::Plot(e.to_string()))?;
+        root.present()
+            .map_err(|e| InferError::Plot(e.to_string()))?;
+    }
+    Ok(out)
+}
 
 /// What a figure is drawn on: an RGB buffer that becomes a PNG in memory, written to its file by
 /// the one writer (`resnext_io`), so a figure is complete or absent and never replaces what is
@@ -138,8 +172,12 @@ fn atomic_png(out: &Path, draw: impl FnOnce(&mut Canvas) -> DrawResult) -> DrawR
     Ok(())
 }
 
-fn draw_curves(rows: &[EpochRow], out: &mut Canvas) -> DrawResult {
-    let root = out.area((1400, 560));
+/// The training curves (accuracy and loss per epoch, train and validation) on an area of
+/// [`CURVES_SIZE`].
+pub(crate) fn draw_curves<DB: DrawingBackend>(root: &AreaOf<DB>, rows: &[EpochRow]) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 2));
     let max_epoch = rows.iter().map(|r| r.epoch).max().unwrap_or(1) as f64;
@@ -227,17 +265,31 @@ fn draw_curves(rows: &[EpochRow], out: &mut Canvas) -> DrawResult {
     Ok(())
 }
 
-fn draw_confusion(
+/// The cell side of a confusion matrix of `k` classes.
+fn confusion_cell(k: usize) -> u32 {
+    (520 / k.max(1)).clamp(60, 200) as u32
+}
+
+/// The size of the confusion matrix's figure for `k` classes.
+pub(crate) fn confusion_size(k: usize) -> (u32, u32) {
+    let side = confusion_cell(k) * k.max(1) as u32;
+    (side + 330, side + 220)
+}
+
+/// The confusion matrix (rows: true class) with counts and row percentages, on an area of
+/// [`confusion_size`].
+pub(crate) fn draw_confusion<DB: DrawingBackend>(
+    root: &AreaOf<DB>,
     classes: &[String],
     cm: &[Vec<u64>],
     title: &str,
-    out: &mut Canvas,
-) -> DrawResult {
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     let k = cm.len().max(1);
-    let cell = (520 / k).clamp(60, 200) as u32;
+    let cell = confusion_cell(k);
     let side = cell * k as u32;
-    let (w, h) = (side + 330, side + 220);
-    let root = out.area((w, h));
     root.fill(&WHITE)?;
     root.draw(&Text::new(
         title.to_string(),
@@ -324,10 +376,17 @@ fn draw_confusion(
     Ok(())
 }
 
-fn draw_roc(points: &[(f64, f64)], auc: f64, positive: &str, out: &mut Canvas) -> DrawResult {
-    let root = out.area((760, 700));
+fn draw_roc<DB: DrawingBackend>(
+    root: &AreaOf<DB>,
+    points: &[(f64, f64)],
+    auc: f64,
+    positive: &str,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(root)
         .caption(
             format!("ROC curve (positive class: {positive})"),
             ("sans-serif", 26),
@@ -367,10 +426,18 @@ fn draw_roc(points: &[(f64, f64)], auc: f64, positive: &str, out: &mut Canvas) -
     Ok(())
 }
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+type Area<'a> = AreaOf<BitMapBackend<'a>>;
 
 /// Accuracy against confidence per bin, with the diagonal of perfect calibration.
-fn draw_reliability(area: &Area, bins: &[ReliabilityBin], ece: f64, title: &str) -> DrawResult {
+pub(crate) fn draw_reliability<DB: DrawingBackend>(
+    area: &AreaOf<DB>,
+    bins: &[ReliabilityBin],
+    ece: f64,
+    title: &str,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     let mut chart = ChartBuilder::on(area)
         .caption(format!("{title}: ECE {ece:.3}"), ("sans-serif", 24))
         .margin(20)
@@ -413,6 +480,62 @@ pub struct CvFoldPlot {
     pub roc_curve: Option<Vec<(f64, f64)>>,
 }
 
+/// Each fold's accuracy, macro F1, ROC-AUC and ECE as bars.
+pub(crate) fn draw_fold_metrics<DB: DrawingBackend>(
+    area: &AreaOf<DB>,
+    folds: &[CvFoldPlot],
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let metrics: [(&str, RGBColor); 4] = [
+        ("accuracy", BLUE),
+        ("macro F1", GREEN),
+        ("ROC-AUC", MAGENTA),
+        ("ECE", RED),
+    ];
+    let n = folds.len().max(1);
+    let mut chart = ChartBuilder::on(area)
+        .caption("per-fold test metrics", ("sans-serif", 24))
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0.0..n as f64, 0.0..1.05f64)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            folds.get(i).map(|f| f.name.clone()).unwrap_or_default()
+        })
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    for (m, (name, color)) in metrics.iter().enumerate() {
+        let value = |f: &CvFoldPlot| match m {
+            0 => f.accuracy,
+            1 => f.macro_f1,
+            2 => f.roc_auc.unwrap_or(0.0),
+            _ => f.ece,
+        };
+        chart
+            .draw_series(folds.iter().enumerate().map(|(i, f)| {
+                let x0 = i as f64 + 0.1 + m as f64 * 0.2;
+                Rectangle::new([(x0, 0.0), (x0 + 0.18, value(f))], color.mix(0.7).filled())
+            }))?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    Ok(())
+}
+
 /// `cv.png`: per-fold metrics, the pooled confusion matrix, one ROC curve per fold and the pooled
 /// reliability diagram.
 pub fn plot_cv(
@@ -433,54 +556,7 @@ pub fn plot_cv(
             crate::metric::calibration::ece_of(pooled_reliability),
             "Pooled reliability",
         )?;
-        // per-fold metrics
-        let metrics: [(&str, RGBColor); 4] = [
-            ("accuracy", BLUE),
-            ("macro F1", GREEN),
-            ("ROC-AUC", MAGENTA),
-            ("ECE", RED),
-        ];
-        let n = folds.len().max(1);
-        let mut chart = ChartBuilder::on(&parts[0])
-            .caption("per-fold test metrics", ("sans-serif", 24))
-            .margin(20)
-            .x_label_area_size(45)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0.0..n as f64, 0.0..1.05f64)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n + 1)
-            .x_label_formatter(&|x| {
-                let i = x.floor() as usize;
-                folds.get(i).map(|f| f.name.clone()).unwrap_or_default()
-            })
-            .label_style(("sans-serif", 14))
-            .draw()?;
-        for (m, (name, color)) in metrics.iter().enumerate() {
-            let value = |f: &CvFoldPlot| match m {
-                0 => f.accuracy,
-                1 => f.macro_f1,
-                2 => f.roc_auc.unwrap_or(0.0),
-                _ => f.ece,
-            };
-            chart
-                .draw_series(folds.iter().enumerate().map(|(i, f)| {
-                    let x0 = i as f64 + 0.1 + m as f64 * 0.2;
-                    Rectangle::new([(x0, 0.0), (x0 + 0.18, value(f))], color.mix(0.7).filled())
-                }))?
-                .label(*name)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
-                });
-        }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 16))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+        draw_fold_metrics(&parts[0], folds)?;
         // pooled confusion matrix
         let area = &parts[1];
         area.draw(&Text::new(

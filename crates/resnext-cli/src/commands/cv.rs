@@ -1,6 +1,6 @@
 //! `resnext cv`: grouped, stratified k-fold cross-validation on top of `resnext_train::cv`.
 //! Runs the folds that are not done (or only `--fold`), then, once all are, writes `oof.csv`,
-//! `cv.json` and `cv.png` and prints the table.
+//! `cv.json`, `cv.png` and `report.html` and prints the table.
 
 use super::train::Progress;
 use crate::args::CvArgs;
@@ -144,5 +144,10 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
         cv.path(CvFile::Oof).display(),
         png.display()
     );
+    let opts = resnext_train::report::ReportOptions::default();
+    match super::report::write_cv(&a.out, None, &opts) {
+        Ok(p) => println!("-> {}", p.display()),
+        Err(e) => eprintln!("warning: report.html not written: {e:#}"),
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,13 @@
 //! `resnext eval`: the classification report of a run on its val, test or every image, printed
-//! as a table and written to `<run>/eval.json`; `--calibrate` fits and stores a temperature.
+//! as a table and written to `<run>/eval.json` (each image's prediction to
+//! `eval_predictions.json`, the page to `report.html`); `--calibrate` fits and stores a
+//! temperature.
 
 use crate::args::EvalArgs;
 use crate::progress::Bars;
 use anyhow::Result;
+use resnext_train::report::predictions::EvalPredictions;
+use resnext_train::report::ReportOptions;
 use resnext_train::{EvalOptions, Run};
 use std::process::ExitCode;
 
@@ -63,6 +67,12 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
     if lock.is_some() {
         let path = run.save_eval(&report)?;
         println!("-> {}", path.display());
+        // each image's prediction, for the report's curve bands and gallery
+        let root = match &opts.data {
+            Some(d) => d.clone(),
+            None => run.info(opts.checkpoint)?.data_root,
+        };
+        run.save_eval_predictions(&EvalPredictions::of(&report, &preds, root))?;
         if let Some(op) = &report.operating_point {
             run.store_operating_point(opts.checkpoint, &op.point)?;
             println!(
@@ -71,6 +81,12 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
                     .display(),
                 op.point.threshold
             );
+        }
+    }
+    if lock.is_some() {
+        match super::report::write_run(&run, None, &ReportOptions::default()) {
+            Ok(p) => println!("-> {}", p.display()),
+            Err(e) => eprintln!("warning: report.html not written: {e:#}"),
         }
     }
     if a.calibrate {

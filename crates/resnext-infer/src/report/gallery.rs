@@ -1,0 +1,125 @@
+//! The gallery of the most confident errors: the wrongly classified images with the highest
+//! probability of their (wrong) predicted class, each with its Grad-CAM overlay of that class
+//! (what drove the error), small PNGs inline as `data:` URIs.
+
+use super::html::{base64, esc};
+use crate::checkpoint::Checkpoint;
+use crate::cv_dir::PredictionRow;
+use crate::evaluate::RunOptions;
+use crate::metric::argmax;
+use crate::predictor::Predictor;
+use crate::run::Run;
+use std::path::PathBuf;
+
+/// A wrong prediction and where to explain it from.
+#[derive(Debug, Clone)]
+pub struct ErrorCase {
+    /// The run whose checkpoint made it (a cross-validation's fold).
+    pub run: Run,
+    pub checkpoint: Checkpoint,
+    /// The data root its path is relative to.
+    pub data_root: PathBuf,
+    pub row: PredictionRow,
+    /// Where it comes from (a fold's name), or empty.
+    pub source: String,
+}
+
+impl ErrorCase {
+    /// The predicted class and its probability.
+    pub fn predicted(&self) -> (usize, f64) {
+        let c = argmax(&self.row.probs);
+        (c, self.row.probs.get(c).copied().unwrap_or(0.0))
+    }
+}
+
+/// The errors among `rows`, most confident first (ties by path), at most `limit`.
+pub fn most_confident_errors(cases: Vec<ErrorCase>, limit: usize) -> Vec<ErrorCase> {
+    let mut errors: Vec<ErrorCase> = cases
+        .into_iter()
+        .filter(|c| argmax(&c.row.probs) != c.row.label)
+        .collect();
+    errors.sort_by(|a, b| {
+        b.predicted()
+            .1
+            .total_cmp(&a.predicted().1)
+            .then_with(|| a.row.path.cmp(&b.row.path))
+    });
+    errors.truncate(limit);
+    errors
+}
+
+/// The Grad-CAM overlay (PNG, longest side at most `side`) of `case`'s predicted class.
+fn overlay(
+    predictor: &Predictor,
+    case: &ErrorCase,
+    side: u32,
+) -> Result<Vec<u8>, crate::InferError> {
+    let path = resnext_data::safe_path::resolve_under(&case.data_root, &case.row.path)?;
+    let image = resnext_data::decode_file(&path, resnext_data::DecodeLimits::default())?;
+    let heatmap = predictor.explain(&image, Some(case.predicted().0))?;
+    let mut bytes = Vec::new();
+    heatmap
+        .overlay_at_most(&image, side)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .map_err(|e| crate::InferError::Encode(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// The gallery's HTML: one captioned overlay per case (a note where it cannot be drawn).
+pub fn gallery_html(cases: &[ErrorCase], classes: &[String], side: u32) -> String {
+    let name = |c: usize| {
+        classes
+            .get(c)
+            .cloned()
+            .unwrap_or_else(|| format!("class {c}"))
+    };
+    let mut predictors: Vec<(PathBuf, Checkpoint, Result<Predictor, String>)> = Vec::new();
+    let mut out = String::from("<div class=\"gallery\">");
+    for (k, case) in cases.iter().enumerate() {
+        let key = (case.run.dir().to_path_buf(), case.checkpoint);
+        let at = match predictors
+            .iter()
+            .position(|(d, c, _)| *d == key.0 && *c == key.1)
+        {
+            Some(i) => i,
+            None => {
+                let p = case
+                    .run
+                    .predictor(case.checkpoint, RunOptions::cpu())
+                    .map_err(|e| e.to_string());
+                predictors.push((key.0, key.1, p));
+                predictors.len() - 1
+            }
+        };
+        let picture = match &predictors[at].2 {
+            Ok(p) => overlay(p, case, side).map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        };
+        let (pred, p) = case.predicted();
+        let body = match picture {
+            Ok(png) => format!(
+                "<img src=\"data:image/png;base64,{}\" alt=\"Grad-CAM of {} on {}\">",
+                base64(&png),
+                esc(&name(pred)),
+                esc(&case.row.path)
+            ),
+            Err(e) => format!("<p class=\"note\">no overlay: {}</p>", esc(&e)),
+        };
+        let source = if case.source.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", esc(&case.source))
+        };
+        out.push_str(&format!(
+            "<figure id=\"error-{k}\">{body}<figcaption><strong>{}</strong> called <strong>{}</strong> (p = {p:.3}){source}<br>{}</figcaption></figure>",
+            esc(&name(case.row.label)),
+            esc(&name(pred)),
+            esc(&case.row.path)
+        ));
+    }
+    out.push_str("</div>");
+    out
+}

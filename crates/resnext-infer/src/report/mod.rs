@@ -1,0 +1,876 @@
+//! `report.html`: an evaluation (a run directory) or a cross-validation (a cv directory) as one
+//! self-contained page that people open instead of reading JSON. Figures are inline SVG, the
+//! Grad-CAM overlays inline PNG `data:` URIs, the stylesheet inline; the page has no script and
+//! its Content-Security-Policy allows no request at all. It reads on a phone (one column, tables
+//! scroll sideways).
+//!
+//! Every number in the tables is read from the struct serialised to `eval.json` or `cv.json`
+//! (nothing computed a second time) and tagged with its JSON pointer there (`html.rs`). What
+//! those files do not hold is read from beside them: `metrics.csv` (training curves),
+//! `split.json` or `folds.json` (the data), the config, and each image's probabilities
+//! (`eval_predictions.json`, a fold's `predictions.json`) for the ROC and PR bands (patient
+//! bootstrap, [`resnext_stats::curve_bands`], with `eval.json`'s resamples and seed) and the
+//! gallery of the most confident errors (Grad-CAM of the predicted class, `gallery.rs`).
+//!
+//! - [`Run::report_html`] / [`Run::write_report`]: a run's page, from what is on disk.
+//! - [`CvReport`], [`cv_report_html`], [`write_cv_report`]: a cross-validation's page, from its
+//!   `cv.json` contents (which the training crate defines) and its directory.
+
+pub mod figures;
+pub mod gallery;
+pub mod html;
+pub mod predictions;
+pub mod sections;
+
+use crate::checkpoint::Checkpoint;
+/// A fold's directory name, for [`CvRow::name`].
+pub use crate::cv_dir::fold_name;
+use crate::cv_dir::{CvDir, PredictionRow};
+use crate::error::InferError;
+use crate::metric::operating_point::{AtOperatingPoint, PartialAuc};
+use crate::metric::subgroup::Subgroup;
+use crate::metric::ReliabilityBin;
+use crate::plot::CvFoldPlot;
+use crate::run::{Run, RunFile};
+use figures::{Banded, Curve};
+use gallery::ErrorCase;
+use html::{count, esc, figure, inline_svg, num, opt_num, table, Page};
+use resnext_stats::{BootstrapOptions, CurveBands, Groups, Mode, Summary};
+use sections::{Card, PartCounts};
+use std::path::{Path, PathBuf};
+
+/// How much the page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportOptions {
+    /// The most confident errors shown (0: no gallery, no model loaded).
+    pub gallery: usize,
+    /// The longest side of a gallery overlay, in pixels.
+    pub overlay_side: u32,
+    /// Points of the ROC and PR bands' grid.
+    pub band_points: usize,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        Self {
+            gallery: 8,
+            overlay_side: 256,
+            band_points: 51,
+        }
+    }
+}
+
+/// The classes whose curves are drawn: the positive one of a binary problem, every class of a
+/// multi-class one.
+fn banded_classes(
+    intervals: Option<&Summary>,
+    op: Option<&AtOperatingPoint>,
+    k: usize,
+) -> Vec<usize> {
+    if k == 2 {
+        let positive = op
+            .map(|o| o.point.positive_index)
+            .or(intervals.and_then(|s| match s.mode {
+                Mode::Binary { positive, .. } => Some(positive),
+                Mode::Multiclass => None,
+            }))
+            .unwrap_or(1);
+        vec![positive.min(1)]
+    } else {
+        (0..k).collect()
+    }
+}
+
+/// Per-image predictions and their patients.
+struct Scored {
+    probs: Vec<Vec<f64>>,
+    labels: Vec<usize>,
+    groups: Vec<String>,
+}
+
+/// The ROC and PR figures with their bands, from per-image predictions and their patients.
+fn curve_figures(
+    scored: &Scored,
+    classes: &[String],
+    which: &[usize],
+    intervals: Option<&Summary>,
+    at: &str,
+    opts: &ReportOptions,
+) -> String {
+    let bootstrap = intervals.map_or(BootstrapOptions::default(), |s| s.bootstrap);
+    let (probs, labels) = (&scored.probs, &scored.labels);
+    let g = match Groups::new(&scored.groups) {
+        Ok(g) => g,
+        Err(e) => return format!("<p class=\"note\">no curves: {}</p>", esc(&e.to_string())),
+    };
+    let mut bands: Vec<(usize, CurveBands)> = Vec::new();
+    let mut notes = String::new();
+    for &c in which {
+        match resnext_stats::curve_bands(probs, labels, c, Some(&g), &bootstrap, opts.band_points) {
+            Ok(b) => bands.push((c, b)),
+            Err(e) => {
+                notes += &format!(
+                    "<p class=\"note\">no curve of {}: {}</p>",
+                    esc(&classes[c]),
+                    esc(&e.to_string())
+                )
+            }
+        }
+    }
+    if bands.is_empty() {
+        return notes;
+    }
+    let name = |c: usize| classes.get(c).cloned().unwrap_or_default();
+    // the legends' AUCs are the intervals' (eval.json), not recomputed
+    let auc_of = |c: usize, roc: bool| -> Option<resnext_stats::Interval> {
+        let s = intervals?;
+        match s.mode {
+            Mode::Binary { .. } => {
+                if roc {
+                    s.metrics.roc_auc
+                } else {
+                    s.metrics.pr_auc
+                }
+            }
+            Mode::Multiclass => {
+                let pc = s.per_class.iter().find(|p| p.class == c)?;
+                if roc {
+                    pc.roc_auc
+                } else {
+                    pc.pr_auc
+                }
+            }
+        }
+    };
+    let legend = |c: usize, roc: bool| match auc_of(c, roc) {
+        Some(i) => format!(
+            "{} ({} {:.3} [{:.3}, {:.3}])",
+            name(c),
+            if roc { "AUC" } else { "AP" },
+            i.estimate,
+            i.low,
+            i.high
+        ),
+        None => name(c),
+    };
+    let level = bootstrap.level * 100.0;
+    let caption = |what: &str| {
+        format!(
+            "{what}, with pointwise {level:.0}% bootstrap bands (shaded) over {} patients, {} resamples, seed {}{}.",
+            g.len(),
+            bootstrap.n_resamples,
+            bootstrap.seed,
+            if intervals.is_none() { " (the defaults: this evaluation stored no intervals)" } else { "" }
+        )
+    };
+    let mut out = notes;
+    for (curve, id, title, what) in [
+        (
+            Curve::Roc,
+            "fig-roc",
+            "ROC curve",
+            "ROC curve (vertical averaging)",
+        ),
+        (
+            Curve::Pr,
+            "fig-pr",
+            "Precision-recall curve",
+            "Precision-recall curve (interpolated precision)",
+        ),
+    ] {
+        let items: Vec<Banded> = bands
+            .iter()
+            .map(|(c, b)| Banded {
+                bands: b,
+                label: legend(*c, curve == Curve::Roc),
+            })
+            .collect();
+        let svg = figures::banded(curve, title, &items);
+        let legend_values: String = bands
+            .iter()
+            .filter_map(|(c, _)| {
+                let i = auc_of(*c, curve == Curve::Roc)?;
+                let key = if curve == Curve::Roc {
+                    "roc_auc"
+                } else {
+                    "pr_auc"
+                };
+                let ptr = match intervals.map(|s| s.mode) {
+                    Some(Mode::Binary { .. }) => format!("{at}/metrics/{key}"),
+                    _ => {
+                        let k = intervals?.per_class.iter().position(|p| p.class == *c)?;
+                        format!("{at}/per_class/{k}/{key}")
+                    }
+                };
+                Some(format!(
+                    " {}: {}",
+                    esc(&name(*c)),
+                    html::interval(&ptr, &Some(i))
+                ))
+            })
+            .collect();
+        out += &match svg {
+            Ok(s) => figure(
+                id,
+                &inline_svg(&s),
+                &format!("{}{legend_values}", caption(what)),
+            ),
+            Err(e) => format!("<p class=\"note\">{}</p>", esc(&e.to_string())),
+        };
+    }
+    out
+}
+
+fn svg_or_note(id: &str, svg: Result<String, InferError>, caption: &str) -> String {
+    match svg {
+        Ok(s) => figure(id, &inline_svg(&s), caption),
+        Err(e) => format!(
+            "<p class=\"note\">figure not drawn: {}</p>",
+            esc(&e.to_string())
+        ),
+    }
+}
+
+/// The reliability section: the diagram and its bins' numbers.
+fn reliability_section(
+    bins: &[ReliabilityBin],
+    ece: Option<f64>,
+    at: &str,
+    ece_at: &str,
+) -> String {
+    let mut out = svg_or_note(
+        "fig-reliability",
+        figures::reliability(bins, ece.unwrap_or(0.0), "Reliability"),
+        "Accuracy against confidence (top-class probability) per bin; the diagonal is perfect calibration.",
+    );
+    out += &format!("<p>ECE (15 bins): {}.</p>", opt_num(ece_at, ece));
+    let rows: Vec<Vec<String>> = bins
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.count > 0)
+        .map(|(i, b)| {
+            vec![
+                format!("{:.3}–{:.3}", b.lower, b.upper),
+                count(&format!("{at}/{i}/count"), b.count),
+                num(&format!("{at}/{i}/confidence"), b.confidence),
+                num(&format!("{at}/{i}/accuracy"), b.accuracy),
+            ]
+        })
+        .collect();
+    out += "<details><summary>the bins</summary>";
+    out += &table(
+        "reliability-table",
+        &[
+            "confidence".into(),
+            "images".into(),
+            "mean confidence".into(),
+            "accuracy".into(),
+        ],
+        &rows,
+    );
+    out += "</details>";
+    out
+}
+
+fn gallery_section(cases: &[ErrorCase], classes: &[String], opts: &ReportOptions) -> String {
+    if cases.is_empty() {
+        return figure(
+            "fig-gallery",
+            "<p class=\"note\">no errors to show.</p>",
+            "The most confident errors.",
+        );
+    }
+    figure(
+        "fig-gallery",
+        &gallery::gallery_html(cases, classes, opts.overlay_side),
+        &format!(
+            "The {} most confident errors (highest probability of the wrong class), each with the Grad-CAM of the class it was called: red is what drove that call; the dimmed border is what the network did not see.",
+            cases.len()
+        ),
+    )
+}
+
+/// The name of a checkpoint's model for the card.
+fn model_line(run: &Run, which: Checkpoint) -> String {
+    match run.info(which) {
+        Ok(info) => format!(
+            "ResNeXt {} (layers {:?}, {} groups × {} channels), {}×{} input, {} weights of epoch {}.",
+            esc(&format!("{:?}", info.model.arch)),
+            info.model.layers,
+            info.model.groups,
+            info.model.width_per_group,
+            info.image_size[0],
+            info.image_size[1],
+            which.name(),
+            info.epoch
+        ),
+        Err(e) => format!("unknown ({})", esc(&e.to_string())),
+    }
+}
+
+fn folder_name(p: &Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+impl Run {
+    /// The page of the run's last evaluation (`eval.json`), from what is on disk.
+    pub fn report_html(&self, opts: &ReportOptions) -> Result<String, InferError> {
+        let e = self.eval_report()?.ok_or_else(|| InferError::NotARun {
+            dir: self.dir().to_path_buf(),
+            reason: "it has no eval.json yet: run `resnext eval` first",
+        })?;
+        let classes = &e.classes;
+        let mut page = Page::default();
+        let split = self.split().ok();
+        let config = self.read_text(RunFile::Config).ok();
+        // the data
+        let mut parts = Vec::new();
+        if let Some(s) = &split {
+            for (name, paths) in [("train", &s.train), ("val", &s.val), ("test", &s.test)] {
+                let groups = self.groups_of_paths(paths)?;
+                parts.push(PartCounts::of(name, paths, &groups, classes));
+            }
+        }
+        let mut data = format!(
+            "<p>{} classes: {}. Patients are the run's <code>data.group_regex</code> groups{}.</p>",
+            classes.len(),
+            classes
+                .iter()
+                .map(|c| format!("<strong>{}</strong>", esc(c)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if self.group_regex().is_some() {
+                ""
+            } else {
+                " (none set: each image its own)"
+            }
+        );
+        data += &match &split {
+            Some(_) => sections::data_table(&parts, classes, "part"),
+            None => "<p class=\"note\">no split.json</p>".into(),
+        };
+        page.section("data", "Data", data);
+        page.section(
+            "config",
+            "Config",
+            sections::config_block(
+                "config.toml: the fully resolved training config",
+                config.as_deref(),
+            ),
+        );
+        // the metrics
+        let mut metrics = format!(
+            "<p>The <strong>{}</strong> part, {} weights{}.</p>",
+            esc(&e.split),
+            e.checkpoint.name(),
+            if e.tta {
+                ", with flip test-time augmentation"
+            } else {
+                ""
+            }
+        );
+        metrics += &match &e.intervals {
+            Some(s) => sections::intervals_tables("/intervals", s, classes),
+            None => "<p class=\"note\">no intervals (evaluated with --bootstrap 0, or one class only).</p>".into(),
+        };
+        metrics += "<h3>Classification report</h3>";
+        metrics += &sections::report_tables(&e.report);
+        page.section("metrics", "Metrics", metrics);
+        // training curves
+        let rows = self.metrics().unwrap_or_default();
+        page.section(
+            "curves",
+            "Training curves",
+            if rows.is_empty() {
+                "<p class=\"note\">no epochs in metrics.csv</p>".into()
+            } else {
+                svg_or_note(
+                    "fig-curves",
+                    figures::curves(&rows),
+                    "Accuracy and loss per epoch, train and validation (metrics.csv).",
+                )
+            },
+        );
+        page.section(
+            "confusion",
+            "Confusion matrix",
+            svg_or_note(
+                "fig-confusion",
+                figures::confusion(classes, &e.report.confusion_matrix, &format!("Confusion matrix ({} part)", e.split)),
+                "Rows: true class; columns: predicted class; each cell its count and the share of its row.",
+            ),
+        );
+        // the curves and the gallery need each image's prediction
+        let preds = self.predictions_of(&e)?;
+        let curves = match &preds {
+            Some(p) => {
+                let (probs, labels) = p.probs_labels();
+                let paths: Vec<String> = p.images.iter().map(|r| r.path.clone()).collect();
+                let scored = Scored {
+                    probs,
+                    labels,
+                    groups: self.groups_of_paths(&paths)?,
+                };
+                let which = banded_classes(
+                    e.intervals.as_ref(),
+                    e.operating_point.as_ref(),
+                    classes.len(),
+                );
+                curve_figures(
+                    &scored,
+                    classes,
+                    &which,
+                    e.intervals.as_ref(),
+                    "/intervals",
+                    opts,
+                )
+            }
+            None => "<p class=\"note\">no per-image predictions of this evaluation (eval_predictions.json): run <code>resnext eval</code> again for the curves and the gallery.</p>".into(),
+        };
+        page.section("roc-pr", "ROC and precision-recall", curves);
+        page.section(
+            "calibration",
+            "Reliability",
+            match &e.reliability {
+                Some(bins) => reliability_section(bins, e.report.ece, "/reliability", "/ece"),
+                None => "<p class=\"note\">no reliability bins in this eval.json</p>".into(),
+            },
+        );
+        page.section(
+            "operating-point",
+            "Operating point",
+            match &e.operating_point {
+                Some(op) => sections::operating_point("/operating_point", op, e.partial_auc.as_ref()),
+                None => "<p class=\"note\">none chosen: <code>resnext eval --positive CLASS --operating-point sensitivity=0.95|specificity=0.90|youden</code> chooses one on the validation part.</p>".into(),
+            },
+        );
+        page.section(
+            "subgroups",
+            "Subgroups",
+            if e.subgroups.is_empty() {
+                "<p class=\"note\">none: <code>resnext eval --metadata FILE.csv --by COLUMN</code> reports every metric per group (skin tone, site, source).</p>".into()
+            } else {
+                sections::subgroups(&e.subgroups)
+            },
+        );
+        let gallery = match (&preds, opts.gallery) {
+            (Some(p), n) if n > 0 => {
+                let root = match &p.data_root {
+                    Some(r) => r.clone(),
+                    None => self
+                        .info(e.checkpoint)
+                        .map(|i| i.data_root)
+                        .unwrap_or_default(),
+                };
+                let cases = p
+                    .images
+                    .iter()
+                    .map(|row| ErrorCase {
+                        run: self.clone(),
+                        checkpoint: e.checkpoint,
+                        data_root: root.clone(),
+                        row: row.clone(),
+                        source: String::new(),
+                    })
+                    .collect();
+                gallery_section(&gallery::most_confident_errors(cases, n), classes, opts)
+            }
+            _ => "<p class=\"note\">no gallery (no per-image predictions, or a gallery of 0).</p>"
+                .into(),
+        };
+        page.section("errors", "Most confident errors", gallery);
+        let train = parts.iter().find(|p| p.name == "train");
+        let card = Card {
+            classes,
+            model: model_line(self, e.checkpoint),
+            training: match (train, self.info(e.checkpoint)) {
+                (Some(t), Ok(info)) => format!(
+                    "{} images of {} patients from the folder <code>{}</code> ({}).",
+                    t.images,
+                    t.patients,
+                    esc(&folder_name(&info.data_root)),
+                    classes
+                        .iter()
+                        .zip(&t.per_class)
+                        .map(|(c, n)| format!("{}: {n}", esc(c)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => "unknown (no split.json or sidecar).".into(),
+            },
+            evaluation: format!(
+                "The {} part: {} images{}.",
+                esc(&e.split),
+                e.report.samples,
+                e.intervals
+                    .as_ref()
+                    .and_then(|s| s.metrics.accuracy)
+                    .map_or(String::new(), |a| format!(
+                        " of {} patients; accuracy {a}",
+                        e.intervals.as_ref().map_or(0, |s| s.groups)
+                    ))
+            ),
+            accuracy: e.intervals.as_ref().and_then(|s| s.metrics.accuracy),
+            subgroups: !e.subgroups.is_empty(),
+        };
+        page.section("model-card", "Model card", sections::model_card(&card));
+        Ok(page.render(
+            &format!("Evaluation of {}", folder_name(self.dir())),
+            &format!(
+                "{} part, {} images, {} weights",
+                e.split,
+                e.report.samples,
+                e.checkpoint.name()
+            ),
+        ))
+    }
+
+    /// Writes the run's page to `out` (default `report.html` in the run); returns the path.
+    pub fn write_report(
+        &self,
+        out: Option<&Path>,
+        opts: &ReportOptions,
+    ) -> Result<PathBuf, InferError> {
+        let path = out.map_or_else(|| self.path(RunFile::Report), Path::to_path_buf);
+        let html = self.report_html(opts)?;
+        resnext_io::write_atomic(&path, html.as_bytes())?;
+        Ok(path)
+    }
+}
+
+/// One row of a cross-validation's metrics (a fold, their mean or std, the pooled ones), as
+/// `cv.json` holds it at `pointer`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CvRow {
+    pub name: String,
+    pub pointer: String,
+    pub n: Option<usize>,
+    pub accuracy: f64,
+    pub macro_precision: f64,
+    pub macro_recall: f64,
+    pub macro_f1: f64,
+    pub roc_auc: Option<f64>,
+    pub ece: Option<f64>,
+}
+
+/// A fold's run directory.
+#[derive(Debug, Clone, PartialEq)]
+struct CvFold {
+    name: String,
+    dir: PathBuf,
+    repeat: usize,
+    fold: usize,
+}
+
+/// What a cross-validation's page shows: `cv.json`'s contents (the training crate's
+/// `CvSummary`, given field by field) and its directory, whose `folds.json` and folds'
+/// predictions are read ([`CvDir`]).
+#[derive(Debug, Clone)]
+pub struct CvReport<'a> {
+    pub dir: &'a Path,
+    pub classes: &'a [String],
+    pub folds: Vec<CvRow>,
+    pub mean: CvRow,
+    pub std: CvRow,
+    pub pooled: CvRow,
+    pub confusion_matrix: &'a [Vec<usize>],
+    pub reliability: &'a [ReliabilityBin],
+    pub intervals: Option<&'a Summary>,
+    pub operating_point: Option<&'a AtOperatingPoint>,
+    pub partial_auc: Option<&'a PartialAuc>,
+    pub subgroups: &'a [Subgroup],
+}
+
+fn cv_metrics_table(rows: &[&CvRow]) -> String {
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let p = &r.pointer;
+            vec![
+                esc(&r.name),
+                r.n.map_or(String::new(), |n| count(&format!("{p}/n"), n)),
+                num(&format!("{p}/accuracy"), r.accuracy),
+                num(&format!("{p}/macro_precision"), r.macro_precision),
+                num(&format!("{p}/macro_recall"), r.macro_recall),
+                num(&format!("{p}/macro_f1"), r.macro_f1),
+                opt_num(&format!("{p}/roc_auc"), r.roc_auc),
+                opt_num(&format!("{p}/ece"), r.ece),
+            ]
+        })
+        .collect();
+    table(
+        "folds-table",
+        &[
+            "fold".into(),
+            "images".into(),
+            "accuracy".into(),
+            "macro precision".into(),
+            "macro recall".into(),
+            "macro F1".into(),
+            "ROC-AUC".into(),
+            "ECE".into(),
+        ],
+        &body,
+    )
+}
+
+/// The page of a cross-validation.
+pub fn cv_report_html(cv: &CvReport, opts: &ReportOptions) -> Result<String, InferError> {
+    let classes = cv.classes;
+    let mut page = Page::default();
+    let dir = CvDir::open(cv.dir)?;
+    let folds = &dir.folds;
+    let fold_runs: Vec<CvFold> = (0..folds.repeats)
+        .flat_map(|repeat| (0..folds.k).map(move |fold| (repeat, fold)))
+        .map(|(repeat, fold)| {
+            let name = fold_name(folds.repeats, repeat, fold);
+            CvFold {
+                dir: cv.dir.join(&name),
+                name,
+                repeat,
+                fold,
+            }
+        })
+        .collect();
+    // the data: each fold's test images
+    let parts: Vec<PartCounts> = fold_runs
+        .iter()
+        .map(|f| {
+            let imgs: Vec<&resnext_data::folds::FoldImage> = folds
+                .images
+                .iter()
+                .filter(|i| i.folds.get(f.repeat) == Some(&f.fold))
+                .collect();
+            let paths: Vec<String> = imgs.iter().map(|i| i.path.clone()).collect();
+            let groups: Vec<String> = imgs.iter().map(|i| i.group.clone()).collect();
+            PartCounts::of(&f.name, &paths, &groups, classes)
+        })
+        .collect();
+    let all_paths: Vec<String> = folds.images.iter().map(|i| i.path.clone()).collect();
+    let all_groups: Vec<String> = folds.images.iter().map(|i| i.group.clone()).collect();
+    let all = PartCounts::of("all", &all_paths, &all_groups, classes);
+    let mut data = format!(
+        "<p>{} classes: {}. {} images of {} patients in {} folds{}; every patient's images are in one fold (folds.json).</p>",
+        classes.len(),
+        classes.iter().map(|c| format!("<strong>{}</strong>", esc(c))).collect::<Vec<_>>().join(", "),
+        all.images,
+        all.patients,
+        folds.k,
+        if folds.repeats > 1 { format!(", {} repeats", folds.repeats) } else { String::new() }
+    );
+    let mut rows = parts.clone();
+    rows.push(all.clone());
+    data += &sections::data_table(&rows, classes, "test fold");
+    page.section("data", "Data", data);
+    let settings =
+        std::fs::read_to_string(cv.dir.join(crate::cv_dir::CvFile::Settings.name())).ok();
+    page.section(
+        "config",
+        "Config",
+        sections::config_block(
+            "cv.toml: the settings every fold trains with",
+            settings.as_deref(),
+        ),
+    );
+    let mut metrics = String::from("<h3>Pooled out-of-fold predictions</h3>");
+    metrics += &match cv.intervals {
+        Some(s) => sections::intervals_tables("/pooled/intervals", s, classes),
+        None => "<p class=\"note\">no intervals (--bootstrap 0, or one class only).</p>".into(),
+    };
+    metrics += "<h3>Each fold's test metrics</h3>";
+    let mut table_rows: Vec<&CvRow> = cv.folds.iter().collect();
+    table_rows.extend([&cv.mean, &cv.std, &cv.pooled]);
+    metrics += &cv_metrics_table(&table_rows);
+    let plots: Vec<CvFoldPlot> = cv
+        .folds
+        .iter()
+        .map(|f| CvFoldPlot {
+            name: f.name.clone(),
+            accuracy: f.accuracy,
+            macro_f1: f.macro_f1,
+            roc_auc: f.roc_auc,
+            ece: f.ece.unwrap_or(0.0),
+            roc_curve: None,
+        })
+        .collect();
+    metrics += &svg_or_note(
+        "fig-folds",
+        figures::fold_metrics(&plots),
+        "Each fold's test accuracy, macro F1, ROC-AUC and ECE.",
+    );
+    page.section("metrics", "Metrics", metrics);
+    // each fold's training curves
+    let mut curves = String::new();
+    for (i, f) in fold_runs.iter().enumerate() {
+        let rows = Run::at(&f.dir).metrics().unwrap_or_default();
+        curves += &if rows.is_empty() {
+            format!("<p class=\"note\">{}: no epochs</p>", esc(&f.name))
+        } else {
+            svg_or_note(
+                &format!("fig-curves-{i}"),
+                figures::curves(&rows),
+                &format!("{}: accuracy and loss per epoch.", esc(&f.name)),
+            )
+        };
+    }
+    page.section("curves", "Training curves", curves);
+    page.section(
+        "confusion",
+        "Confusion matrix",
+        svg_or_note(
+            "fig-confusion",
+            figures::confusion(classes, cv.confusion_matrix, "Pooled confusion matrix"),
+            "Every fold's test predictions together. Rows: true class; columns: predicted class.",
+        ),
+    );
+    // the pooled out-of-fold predictions, with their patients (folds.json's groups)
+    let groups = dir.groups();
+    let curves = if dir.predictions.is_empty() {
+        "<p class=\"note\">no out-of-fold predictions.</p>".to_string()
+    } else {
+        let scored = Scored {
+            probs: dir
+                .predictions
+                .iter()
+                .map(|p| p.prediction.probs.clone())
+                .collect(),
+            labels: dir.predictions.iter().map(|p| p.prediction.label).collect(),
+            groups,
+        };
+        let which = banded_classes(cv.intervals, cv.operating_point, classes.len());
+        curve_figures(
+            &scored,
+            classes,
+            &which,
+            cv.intervals,
+            "/pooled/intervals",
+            opts,
+        )
+    };
+    page.section("roc-pr", "ROC and precision-recall", curves);
+    page.section(
+        "calibration",
+        "Reliability",
+        reliability_section(
+            cv.reliability,
+            cv.pooled.ece,
+            "/pooled/reliability",
+            "/pooled/ece",
+        ),
+    );
+    page.section(
+        "operating-point",
+        "Operating point",
+        match cv.operating_point {
+            Some(op) => format!(
+                "<p class=\"note\">Cross-fitted: each fold was decided at the threshold chosen on the other folds' out-of-fold predictions; the threshold below, to deploy, is chosen on all of them.</p>{}",
+                sections::operating_point("/operating_point", op, cv.partial_auc)
+            ),
+            None => "<p class=\"note\">none chosen: <code>resnext cv --positive CLASS --operating-point SPEC</code>.</p>".into(),
+        },
+    );
+    page.section(
+        "subgroups",
+        "Subgroups",
+        if cv.subgroups.is_empty() {
+            "<p class=\"note\">none: <code>resnext cv --metadata FILE.csv --by COLUMN</code> reports every metric of the pooled out-of-fold predictions per group.</p>".into()
+        } else {
+            sections::subgroups(cv.subgroups)
+        },
+    );
+    let gallery = if opts.gallery > 0 {
+        let cases: Vec<ErrorCase> = dir
+            .predictions
+            .iter()
+            .map(|p| {
+                let name = fold_name(folds.repeats, p.repeat, p.fold);
+                let run = Run::at(cv.dir.join(&name));
+                let root = run
+                    .info(Checkpoint::Best)
+                    .map(|i| i.data_root)
+                    .unwrap_or_default();
+                let s = &p.prediction;
+                ErrorCase {
+                    run,
+                    checkpoint: Checkpoint::Best,
+                    data_root: root,
+                    row: PredictionRow {
+                        path: s.path.clone(),
+                        label: s.label,
+                        probs: s.probs.clone(),
+                    },
+                    source: name,
+                }
+            })
+            .collect();
+        gallery_section(
+            &gallery::most_confident_errors(cases, opts.gallery),
+            classes,
+            opts,
+        )
+    } else {
+        "<p class=\"note\">no gallery (a gallery of 0).</p>".into()
+    };
+    page.section("errors", "Most confident errors", gallery);
+    let first = fold_runs.first().map(|f| Run::at(&f.dir));
+    let card = Card {
+        classes,
+        model: first.as_ref().map_or_else(
+            || "unknown".into(),
+            |r| {
+                format!(
+                    "{} Each fold trains its own model of these settings.",
+                    model_line(r, Checkpoint::Best)
+                )
+            },
+        ),
+        training: format!(
+            "{} images of {} patients ({}); each fold's model trains on the other folds.",
+            all.images,
+            all.patients,
+            classes
+                .iter()
+                .zip(&all.per_class)
+                .map(|(c, n)| format!("{}: {n}", esc(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        evaluation: format!(
+            "{}-fold cross-validation: {} out-of-fold predictions{}.",
+            folds.k,
+            cv.pooled.n.unwrap_or(0),
+            cv.intervals
+                .and_then(|s| s.metrics.accuracy)
+                .map_or(String::new(), |a| format!("; pooled accuracy {a}"))
+        ),
+        accuracy: cv.intervals.and_then(|s| s.metrics.accuracy),
+        subgroups: false,
+    };
+    page.section("model-card", "Model card", sections::model_card(&card));
+    Ok(page.render(
+        &format!("Cross-validation {}", folder_name(cv.dir)),
+        &format!(
+            "{} folds, {} out-of-fold predictions",
+            folds.k,
+            cv.pooled.n.unwrap_or(0)
+        ),
+    ))
+}
+
+/// Writes a cross-validation's page to `out` (default `report.html` in its directory).
+pub fn write_cv_report(
+    cv: &CvReport,
+    out: Option<&Path>,
+    opts: &ReportOptions,
+) -> Result<PathBuf, InferError> {
+    let path = out.map_or_else(
+        || cv.dir.join(crate::cv_dir::CvFile::Report.name()),
+        Path::to_path_buf,
+    );
+    let html = cv_report_html(cv, opts)?;
+    resnext_io::write_atomic(&path, html.as_bytes())?;
+    Ok(path)
+}
