@@ -180,12 +180,14 @@ pub fn run(flags: &Setup) -> Result<PathBuf> {
 /// `openapi-spec-validator`; resnext-stats' reference test recomputes every point estimate
 /// with scikit-learn and statsmodels (`scripts/sklearn_reference.py`). None imports torch, so
 /// they work in the CPU venv too.
-pub const CHECKERS: [&str; 5] = [
+pub const CHECKERS: [&str; 6] = [
     "onnx==1.23.2",
     "onnxruntime==1.32.0",
     "openapi-spec-validator==0.9.0",
     "scikit-learn==1.9.1",
     "statsmodels==0.15.0",
+    // reads the TensorBoard event files back (scripts/read_tensorboard.py)
+    "tensorboard==2.21.0",
 ];
 const CHECKERS_MARKER: &str = ".resnext-checkers";
 
@@ -201,7 +203,7 @@ fn install_checkers(venv: &Path) -> Result<()> {
         venv.display()
     );
     ensure_python_packages(&CHECKERS)
-        .context("the test checkers (ONNX, ONNX Runtime, openapi-spec-validator, scikit-learn, statsmodels) could not be installed from PyPI")?;
+        .context("the test checkers (ONNX, ONNX Runtime, openapi-spec-validator, scikit-learn, statsmodels, tensorboard) could not be installed from PyPI")?;
     resnext_io::write_atomic(&marker, CHECKERS.join(" ").as_bytes())?;
     Ok(())
 }

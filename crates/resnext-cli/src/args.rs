@@ -208,7 +208,7 @@ pub enum Command {
 pub enum SuggestArg {
     /// fastai's valley: in the longest descent of the smoothed loss, 1/3 + 1/6 of the way along.
     Valley,
-    /// Where the smoothed loss falls fastest against log(lr).
+    /// Where the smoothed loss falls fastest against log(lr), before its minimum.
     Steepest,
 }
 

@@ -651,3 +651,125 @@ impl Run {
         plot_run(self, progress)
     }
 }
+
+/// A figure of `size` drawn by `draw`, as PNG bytes.
+fn png_of(
+    size: (u32, u32),
+    draw: impl FnOnce(&AreaOf<BitMapBackend>) -> DrawResult,
+) -> Result<Vec<u8>, InferError> {
+    register_font()?;
+    let failed = |e: Box<dyn std::error::Error>| InferError::Plot(e.to_string());
+    let mut canvas = Canvas::new();
+    {
+        let root = canvas.area(size);
+        draw(&root).map_err(failed)?;
+        root.present()
+            .map_err(|e| InferError::Plot(e.to_string()))?;
+    }
+    canvas.png().map_err(failed)
+}
+
+/// The confusion matrix (rows: true class) as `confusion_matrix.png` draws it: PNG bytes and
+/// their size (TensorBoard's per-epoch image).
+pub fn confusion_matrix_png(
+    classes: &[String],
+    cm: &[Vec<u64>],
+    title: &str,
+) -> Result<(Vec<u8>, (u32, u32)), InferError> {
+    let size = confusion_size(cm.len());
+    let png = png_of(size, |root| draw_confusion(root, classes, cm, title))?;
+    Ok((png, size))
+}
+
+/// The learning-rate finder's curve: `(lr, loss, smoothed loss)` per step on a logarithmic
+/// learning-rate axis, and the suggested rate (with its rule's name) as a vertical line; PNG
+/// bytes.
+pub fn lr_find_png(
+    points: &[(f64, f64, f64)],
+    suggestion: Option<(f64, &str)>,
+) -> Result<Vec<u8>, InferError> {
+    let finite = |v: &f64| v.is_finite() && *v > 0.0;
+    let lrs: Vec<f64> = points.iter().map(|p| p.0).filter(finite).collect();
+    let smoothed: Vec<f64> = points
+        .iter()
+        .map(|p| p.2)
+        .filter(|v| v.is_finite())
+        .collect();
+    let (x_lo, x_hi) = lrs
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (x_lo, x_hi) = if lrs.is_empty() || x_hi <= x_lo {
+        (1e-7, 10.0)
+    } else {
+        (x_lo, x_hi)
+    };
+    // the smoothed curve sets the scale: the raw losses near divergence would flatten it
+    let lo = smoothed.iter().copied().fold(f64::MAX, f64::min);
+    let first = smoothed.first().copied().unwrap_or(1.0);
+    let hi = smoothed
+        .iter()
+        .copied()
+        .fold(f64::MIN, f64::max)
+        .min(first.abs() * 2.0 + 1e-9);
+    let (y_lo, y_hi) = if smoothed.is_empty() || hi <= lo {
+        (0.0, 1.0)
+    } else {
+        let pad = (hi - lo) * 0.08;
+        (lo - pad, hi + pad)
+    };
+    png_of(SQUARE_SIZE, |root| {
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption("Learning-rate finder", ("sans-serif", 26))
+            .margin(20)
+            .x_label_area_size(55)
+            .y_label_area_size(70)
+            .build_cartesian_2d((x_lo..x_hi).log_scale(), y_lo..y_hi)?;
+        chart
+            .configure_mesh()
+            .x_desc("learning rate (log scale)")
+            .y_desc("training loss")
+            .x_label_formatter(&|v| format!("{v:.0e}"))
+            .axis_desc_style(("sans-serif", 22))
+            .label_style(("sans-serif", 18))
+            .draw()?;
+        let inside = |y: f64| y.is_finite() && (y_lo..=y_hi).contains(&y);
+        chart
+            .draw_series(LineSeries::new(
+                points
+                    .iter()
+                    .filter(|p| finite(&p.0) && inside(p.1))
+                    .map(|p| (p.0, p.1)),
+                BLUE.mix(0.3).stroke_width(1),
+            ))?
+            .label("loss")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLUE.mix(0.3)));
+        chart
+            .draw_series(LineSeries::new(
+                points
+                    .iter()
+                    .filter(|p| finite(&p.0) && inside(p.2))
+                    .map(|p| (p.0, p.2)),
+                BLUE.stroke_width(3),
+            ))?
+            .label("smoothed")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLUE.stroke_width(3)));
+        if let Some((lr, rule)) = suggestion.filter(|s| finite(&s.0)) {
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(lr, y_lo), (lr, y_hi)],
+                    RED.stroke_width(2),
+                ))?
+                .label(format!("suggested ({rule}): {lr:.2e}"))
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], RED.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 20))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()?;
+        Ok(())
+    })
+}

@@ -28,6 +28,22 @@ pub const CSV_HEADER: &str =
     "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_s,data_wait_s,allreduce_s";
 
 impl EpochRow {
+    /// Every value after `epoch`, named by its `metrics.csv` column, in the file's order
+    /// (TensorBoard's per-epoch scalars).
+    pub fn values(&self) -> [(&'static str, f64); 9] {
+        [
+            ("train_loss", self.train_loss),
+            ("train_acc", self.train_acc),
+            ("val_loss", self.val_loss),
+            ("val_acc", self.val_acc),
+            ("lr", self.lr),
+            ("seconds", self.seconds),
+            ("images_per_s", self.images_per_s),
+            ("data_wait_s", self.data_wait_s),
+            ("allreduce_s", self.allreduce_s),
+        ]
+    }
+
     pub fn csv(&self) -> String {
         format!(
             "{},{:.6},{:.6},{:.6},{:.6},{:.6e},{:.3},{:.3},{:.3},{:.3}",
@@ -105,6 +121,13 @@ pub fn parse_metrics_csv(text: &str) -> Vec<EpochRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_named_as_the_csv_columns() {
+        let row = EpochRow::parse_csv("1,0,0,0,0,0,0,0,0,0").unwrap();
+        let names: Vec<&str> = row.values().iter().map(|v| v.0).collect();
+        assert_eq!(names.join(","), CSV_HEADER.trim_start_matches("epoch,"));
+    }
 
     #[test]
     fn csv_round_trip() {

@@ -184,7 +184,10 @@ impl Trainer {
         fitted
     }
 
-    fn fit_observed(&mut self, obs: &mut crate::tensorboard::observer::Tee<'_>) -> Result<Outcome, TrainError> {
+    fn fit_observed(
+        &mut self,
+        obs: &mut crate::tensorboard::observer::Tee<'_>,
+    ) -> Result<Outcome, TrainError> {
         let params: i64 = self
             .vs
             .trainable_variables()
@@ -311,7 +314,10 @@ impl Trainer {
                     continue;
                 };
                 part.running.add(loss, correct, batch.len());
-                (step_loss, step_images) = (step_loss + loss * batch.len() as f64, step_images + batch.len());
+                (step_loss, step_images) = (
+                    step_loss + loss * batch.len() as f64,
+                    step_images + batch.len(),
+                );
                 tracing::debug!(epoch, batch = bi + 1, num_batches, loss, "train step");
                 obs.on_batch(epoch, bi + 1, part.running.loss(), part.running.acc());
             }
