@@ -5,31 +5,17 @@
 
 mod common;
 
-use common::{ok, run, stderr, synth, tiny_config};
+use common::{ok, run, stderr, synth, tiny_config, tiny_cv};
 use std::path::Path;
-
-/// Synthetic images grouped ten by ten within a class (`checker_000`, `checker_001`, ...).
-const GROUPS: &str = r#"--set=data.group_regex="^([a-z]+_\\d{3})""#;
 
 fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
 fn cv(cfg: &Path, out: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "cv",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        GROUPS,
-        "--folds",
-        "3",
-        "--bootstrap",
-        "0",
-    ];
+    let mut args = vec!["--bootstrap", "0"];
     args.extend_from_slice(extra);
-    ok(&args);
+    tiny_cv(cfg, out, &args);
 }
 
 /// A copy of cv directory `from` (folds.json, cv.json and every fold's predictions.json) at

@@ -5,12 +5,9 @@
 
 mod common;
 
-use common::{ok, synth, tiny_config};
+use common::{synth, tiny_config, tiny_cv};
 use std::collections::HashMap;
 use std::path::Path;
-
-/// Synthetic images grouped ten by ten within a class (`checker_000`, `checker_001`, ...).
-const GROUPS: &str = r#"--set=data.group_regex="^([a-z]+_\\d{3})""#;
 
 fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
@@ -35,26 +32,22 @@ fn cv_reports_subgroups_and_the_partial_auc_over_out_of_fold_predictions() {
     let meta = dir.path().join("meta.csv");
     std::fs::write(&meta, csv).unwrap();
     let out = dir.path().join("cv");
-    let printed = ok(&[
-        "cv",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        GROUPS,
-        "--folds",
-        "3",
-        "--bootstrap",
-        "200",
-        "--metadata",
-        meta.to_str().unwrap(),
-        "--by",
-        "tone",
-        "--positive",
-        "dots",
-        "--pauc-min-tpr",
-        "0.8",
-    ]);
+    let printed = tiny_cv(
+        &cfg,
+        &out,
+        &[
+            "--bootstrap",
+            "200",
+            "--metadata",
+            meta.to_str().unwrap(),
+            "--by",
+            "tone",
+            "--positive",
+            "dots",
+            "--pauc-min-tpr",
+            "0.8",
+        ],
+    );
     assert!(
         printed.contains("pooled out-of-fold, tone = A (24 images"),
         "{printed}"

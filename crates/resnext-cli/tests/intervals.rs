@@ -4,11 +4,8 @@
 
 mod common;
 
-use common::{ok, synth, tiny_config};
+use common::{ok, synth, tiny_config, tiny_cv, GROUPS};
 use std::path::Path;
-
-/// Synthetic images grouped ten by ten within a class (`checker_000`, `checker_001`, ...).
-const GROUPS: &str = r#"--set=data.group_regex="^([a-z]+_\\d{3})""#;
 
 fn eval_json(run: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(run.join("eval.json")).unwrap()).unwrap()
@@ -89,22 +86,18 @@ fn cv_reports_intervals_over_the_pooled_out_of_fold_predictions() {
     let data = synth(dir.path(), 12);
     let cfg = tiny_config(dir.path(), &data, 1, "");
     let out = dir.path().join("cv");
-    let printed = ok(&[
-        "cv",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        GROUPS,
-        "--folds",
-        "3",
-        "--bootstrap",
-        "200",
-        "--positive",
-        "dots",
-        "--operating-point",
-        "youden",
-    ]);
+    let printed = tiny_cv(
+        &cfg,
+        &out,
+        &[
+            "--bootstrap",
+            "200",
+            "--positive",
+            "dots",
+            "--operating-point",
+            "youden",
+        ],
+    );
     assert!(
         printed.contains("pooled out-of-fold, 95% intervals"),
         "{printed}"

@@ -59,6 +59,30 @@ pub struct PredictionRow {
     pub probs: Vec<f64>,
 }
 
+impl PredictionsFile {
+    /// Reads a fold's `predictions.json`, every row checked against `classes` (its label one
+    /// of them, one probability for each).
+    pub fn read(path: &Path, classes: usize) -> Result<PredictionsFile, InferError> {
+        let bytes = resnext_data::safe_path::read_regular(path)?;
+        let file: PredictionsFile =
+            serde_json::from_slice(&bytes).map_err(|e| InferError::Read {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        if let Some(p) = file
+            .images
+            .iter()
+            .find(|p| p.label >= classes || p.probs.len() != classes)
+        {
+            return Err(InferError::Read {
+                path: path.to_path_buf(),
+                reason: format!("a prediction of {} does not fit {classes} classes", p.path),
+            });
+        }
+        Ok(file)
+    }
+}
+
 impl From<&[SamplePrediction]> for PredictionsFile {
     fn from(p: &[SamplePrediction]) -> Self {
         Self {
@@ -128,23 +152,7 @@ impl CvDir {
                         reason: "this fold is not finished (no predictions.json); run `resnext cv` again to finish it",
                     });
                 }
-                let bytes = resnext_data::safe_path::read_regular(&path)?;
-                let file: PredictionsFile =
-                    serde_json::from_slice(&bytes).map_err(|e| InferError::Read {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
-                for p in file.images {
-                    if p.label >= folds.classes.len() || p.probs.len() != folds.classes.len() {
-                        return Err(InferError::Read {
-                            path: path.clone(),
-                            reason: format!(
-                                "a prediction of {} does not fit {} classes",
-                                p.path,
-                                folds.classes.len()
-                            ),
-                        });
-                    }
+                for p in PredictionsFile::read(&path, folds.classes.len())?.images {
                     predictions.push(OutOfFold {
                         repeat,
                         fold,

@@ -1,8 +1,12 @@
 """Reference values for resnext-stats' tests, computed with numpy, scipy and scikit-learn.
 
-Run: python3 crates/resnext-stats/tests/reference.py  (numpy 2.4, scipy 1.17, scikit-learn 1.9)
+Run: python3 crates/resnext-stats/tests/reference.py  (numpy 2.4, scipy 1.17, scikit-learn 1.9,
+and statsmodels 0.15, which scripts/sklearn_reference.py imports: the setup venv's Python has them)
 The data sets are printed as Rust literals and pasted, with the values, into tests/*.rs.
 """
+
+import pathlib
+import sys
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -19,6 +23,10 @@ from sklearn.metrics import (
 )
 from sklearn.preprocessing import label_binarize
 
+# the ISIC 2024 metric, verbatim, lives beside the live reference check
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "scripts"))
+from sklearn_reference import isic_pauc  # noqa: E402
+
 
 def rust(name, values):
     if isinstance(values[0], (int, np.integer)):
@@ -26,22 +34,6 @@ def rust(name, values):
     else:
         body = ", ".join(repr(float(v)) for v in values)
     print(f"const {name}: [{'usize' if isinstance(values[0], (int, np.integer)) else 'f64'}; {len(values)}] = [{body}];")
-
-
-def isic_pauc(y, s, min_tpr):
-    """The ISIC 2024 challenge metric (its score() function, Kaggle), verbatim apart from names."""
-    v_gt = abs(np.asarray(y) - 1)
-    v_pred = -1.0 * np.asarray(s)
-    max_fpr = abs(1 - min_tpr)
-    fpr, tpr, _ = roc_curve(v_gt, v_pred, sample_weight=None)
-    if max_fpr is None or max_fpr == 1:
-        return auc(fpr, tpr)
-    stop = np.searchsorted(fpr, max_fpr, "right")
-    x_interp = [fpr[stop - 1], fpr[stop]]
-    y_interp = [tpr[stop - 1], tpr[stop]]
-    tpr = np.append(tpr[:stop], np.interp(max_fpr, x_interp, y_interp))
-    fpr = np.append(fpr[:stop], max_fpr)
-    return auc(fpr, tpr)
 
 
 print("// ---- binary with ties (auc.rs, binary.rs)")

@@ -17,26 +17,15 @@ use std::process::{Command, Stdio};
 const TOL: f64 = 1e-9;
 const DELONG_TOL: f64 = 1e-6;
 
-/// The setup venv's Python: `.libtorch` (`LIBTORCH`, which `.cargo/config.toml` sets for
-/// every crate) is `<venv>/lib/python3.X/site-packages/torch`, as the export and serve tests
-/// find it; None, with a counted skip, when it is absent or lacks the reference packages.
+/// The setup venv's Python with the reference packages (`LIBTORCH`, which `.cargo/config.toml`
+/// sets for every crate, is the venv's torch), or None with a counted skip.
 fn reference_python() -> Option<PathBuf> {
-    let libtorch = Path::new(option_env!("LIBTORCH").unwrap_or(""));
-    let python = libtorch
-        .join("lib/../../../../..")
-        .canonicalize()
-        .map(|venv| venv.join("bin/python"))
-        .unwrap_or_default();
-    let ok = Command::new(&python)
-        .args(["-c", "import sklearn, statsmodels, scipy, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        resnext_testkit::skip(
-            "needs the setup venv's Python with scikit-learn and statsmodels (cargo xtask setup installs them)",
-        );
-    }
-    ok.then_some(python)
+    let lib = option_env!("LIBTORCH").map_or(String::new(), |l| format!("{l}/lib"));
+    resnext_testkit::venv_python(
+        &lib,
+        "sklearn, statsmodels, scipy, numpy",
+        "needs the setup venv's Python with scikit-learn and statsmodels (cargo xtask setup installs them)",
+    )
 }
 
 /// The script's answers to `cases`, one per case.

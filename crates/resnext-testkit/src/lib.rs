@@ -4,7 +4,8 @@
 //! - [`shared`]: data in `../shared` (the MSLD photos), found through `RESNEXT_SHARED`;
 //! - [`can_mount_tmpfs`]: whether a small file system can be mounted to fill it (full-disk tests);
 //! - [`tiny_config_text`]: the training config of a tiny model that the tests train;
-//! - [`proptest_cases`]: the case count of the fuzz properties, `PROPTEST_CASES` or a default.
+//! - [`proptest_cases`]: the case count of the fuzz properties, `PROPTEST_CASES` or a default;
+//! - [`venv_python`]: the setup venv's Python, when it has the checkers a test needs.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -37,6 +38,33 @@ pub fn skip(reason: &str) {
             );
         }
     }
+}
+
+/// The setup venv's Python when it imports `modules` (as `import` lists them: `"a, b"`); else
+/// `None` with a counted [`skip`] saying `why`. `libtorch_lib` is libtorch's `lib/` folder
+/// (`RESNEXT_LIBTORCH_LIB`, or `LIBTORCH` + `/lib`): `.libtorch` is
+/// `<venv>/lib/python3.X/site-packages/torch`, and the venv's folder is resolved on disk
+/// (Python finds its venv from the path it was started by, read lexically).
+pub fn venv_python(libtorch_lib: &str, modules: &str, why: &str) -> Option<PathBuf> {
+    let python = (!libtorch_lib.is_empty())
+        .then(|| {
+            PathBuf::from(libtorch_lib)
+                .join("../../../../..")
+                .canonicalize()
+                .ok()
+        })
+        .flatten()
+        .map(|venv| venv.join("bin/python"));
+    let ok = python.as_ref().is_some_and(|p| {
+        Command::new(p)
+            .args(["-c", &format!("import {modules}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !ok {
+        skip(why);
+    }
+    python.filter(|_| ok)
 }
 
 /// A fixture committed in the repository, `rel` under `crates/resnext-model/tests/fixtures`

@@ -520,13 +520,7 @@ impl CrossValidation {
                 dir: self.dir(id),
                 reason: "its eval.json went missing",
             })?;
-            let path = run.path(RunFile::Predictions);
-            let bytes = resnext_data::safe_path::read_regular(&path)?;
-            let file: PredictionsFile =
-                serde_json::from_slice(&bytes).map_err(|e| TrainError::Read {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
+            let file = PredictionsFile::read(&run.path(RunFile::Predictions), classes.len())?;
             fold_metrics.push(FoldMetrics {
                 repeat: id.repeat,
                 fold: id.fold,
@@ -535,16 +529,6 @@ impl CrossValidation {
             });
             curves.push(report.roc_curve.clone());
             for p in file.images {
-                if p.label >= classes.len() || p.probs.len() != classes.len() {
-                    return Err(TrainError::Read {
-                        path: path.clone(),
-                        reason: format!(
-                            "a prediction of {} does not fit {} classes",
-                            p.path,
-                            classes.len()
-                        ),
-                    });
-                }
                 let pred = resnext_infer::metric::argmax(&p.probs);
                 let mut line = format!(
                     "{},{},{},{},{}",

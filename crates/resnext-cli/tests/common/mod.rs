@@ -55,6 +55,25 @@ pub fn tiny_config(dir: &Path, root: &Path, epochs: usize, extra: &str) -> PathB
     p
 }
 
+/// Groups the images of [`synth`] ten by ten within a class (`checker_000`, `checker_001`, ...).
+pub const GROUPS: &str = r#"--set=data.group_regex="^([a-z]+_\\d{3})""#;
+
+/// `resnext cv` of `cfg` into `out`, three folds grouped by [`GROUPS`], then `extra`; its stdout.
+pub fn tiny_cv(cfg: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "cv",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        GROUPS,
+        "--folds",
+        "3",
+    ];
+    args.extend_from_slice(extra);
+    ok(&args)
+}
+
 /// A synthetic dataset from `resnext data synth`.
 pub fn synth(dir: &Path, per_class: usize) -> PathBuf {
     let out = dir.join("synth data");
