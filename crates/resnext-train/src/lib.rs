@@ -55,12 +55,12 @@ pub mod tensorboard;
 pub mod trainer;
 
 // Inference lives in resnext-infer; its modules keep their paths here (`resnext_train::run`, …).
-#[cfg(feature = "plot")]
-pub use resnext_infer::{plot, report};
 pub use resnext_infer::{
     checkpoint, compare, device, evaluate, explain, metric, operating, owned, precision, predictor,
     progress, run, run_eval, subgroups,
 };
+#[cfg(feature = "plot")]
+pub use resnext_infer::{plot, report};
 
 pub use checkpoint::Checkpoint;
 pub use config::{Precision, TrainConfig};
