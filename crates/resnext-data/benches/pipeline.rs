@@ -5,7 +5,9 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use resnext_data::decode::{decode_bytes, DecodeLimits};
 use resnext_data::resize::resize;
 use resnext_data::rng::Rng;
-use resnext_data::transform::{ColorJitterConfig, Layout, RandomErasingConfig};
+use resnext_data::transform::{
+    ColorJitterConfig, Layout, RandAugmentConfig, RandomErasingConfig, TrivialAugmentConfig,
+};
 use resnext_data::{Loader, LoaderConfig, Transform, TransformConfig};
 use std::path::PathBuf;
 
@@ -56,6 +58,20 @@ fn benches(c: &mut Criterion) {
                     saturation: 0.4,
                     hue: 0.1,
                 }),
+                ..TransformConfig::resize_exact(224)
+            },
+        ),
+        (
+            "trivial_augment",
+            TransformConfig {
+                trivial_augment: Some(TrivialAugmentConfig::default()),
+                ..TransformConfig::resize_exact(224)
+            },
+        ),
+        (
+            "rand_augment n=2 m=9",
+            TransformConfig {
+                rand_augment: Some(RandAugmentConfig::default()),
                 ..TransformConfig::resize_exact(224)
             },
         ),

@@ -9,8 +9,8 @@ use proptest::prelude::*;
 use resnext_data::decode::{decode_bytes, DecodeLimits};
 use resnext_data::rng::Rng;
 use resnext_data::transform::{
-    ColorJitterConfig, EraseValue, Layout, RandomErasingConfig, RandomResizedCropConfig, Transform,
-    TransformConfig,
+    ColorJitterConfig, EraseValue, Layout, RandAugmentConfig, RandomErasingConfig,
+    RandomResizedCropConfig, Transform, TransformConfig, TrivialAugmentConfig,
 };
 
 /// The committed images of every kind the decoder supports: seeds for mutation.
@@ -150,10 +150,22 @@ fn transform_config() -> impl Strategy<Value = TransformConfig> {
             1 => (any::<[f32; 3]>(), any::<[f32; 3]>()),
         ],
     );
-    (geometry, colour).prop_map(
+    // bins, n and m past their bounds too: those configs must be refused, not panic
+    let augment = (
+        prop::option::of((0u32..300).prop_map(|bins| TrivialAugmentConfig { bins })),
+        prop::option::of(
+            (0u32..20, 0u32..40, 0u32..40).prop_map(|(n, m, bins)| RandAugmentConfig {
+                n,
+                m,
+                bins,
+            }),
+        ),
+    );
+    (geometry, colour, augment).prop_map(
         |(
             (resize, resize_shorter, center_crop, random_resized_crop),
             (hflip, vflip, color_jitter, random_erasing, (mean, std)),
+            (trivial_augment, rand_augment),
         )| TransformConfig {
             resize,
             resize_shorter,
@@ -161,8 +173,8 @@ fn transform_config() -> impl Strategy<Value = TransformConfig> {
             random_resized_crop,
             hflip,
             vflip,
-            trivial_augment: None,
-            rand_augment: None,
+            trivial_augment,
+            rand_augment,
             color_jitter,
             random_erasing,
             mean,
