@@ -86,7 +86,7 @@ mod tests {
             "the test suite's skip log, appended to by every test binary",
         ),
         (
-            "crates/resnext-train/src/tensorboard/mod.rs",
+            "crates/resnext-train/src/tensorboard/writer.rs",
             "OpenOptions::new()",
             "a TensorBoard event file is a stream, appended to as training goes and read live by \
              TensorBoard; created exclusively (create_new) in a `tb` folder that is no link",

@@ -6,7 +6,7 @@
 //! (`config`), and a grid of the first step's augmented training inputs, de-normalised
 //! (`train/inputs`).
 
-use super::{flatten_toml, EventWriter, SessionStatus};
+use super::writer::{flatten_toml, EventWriter, SessionStatus};
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::trainer::observer::{Observer, StepInfo};
@@ -175,13 +175,12 @@ impl Observer for TensorBoard {
     }
 }
 
+/// PNG bytes and the image's width and height.
+pub type Png = (Vec<u8>, (u32, u32));
+
 /// Up to [`INPUT_GRID_IMAGES`] images of `batch`, de-normalised with `mean` and `std` (u8
 /// batches are pixels already), as one PNG grid with 2-pixel gaps; `None` for an empty batch.
-pub fn input_grid(
-    batch: &Batch,
-    mean: [f32; 3],
-    std: [f32; 3],
-) -> Result<Option<(Vec<u8>, (u32, u32))>, TrainError> {
+pub fn input_grid(batch: &Batch, mean: [f32; 3], std: [f32; 3]) -> Result<Option<Png>, TrainError> {
     let nchw = batch.layout == resnext_data::Layout::Nchw;
     let dims = match &batch.images {
         BatchImages::F32(a) => a.dim(),
