@@ -87,8 +87,11 @@ fn tensorboard_events_match_metrics_csv() {
         "--out",
         run.to_str().unwrap(),
     ]);
+    assert_eq!(event_files(&run.join("tb")).len(), 1);
+    // a resumed run adds its own file; the steps go on
+    ok(&["train", "--resume", run.to_str().unwrap(), "--epochs", "3"]);
     let files = event_files(&run.join("tb"));
-    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files.len(), 2, "{files:?}");
     let tb = read_back(&python, &run.join("tb"));
     let scalars = &tb["scalars"];
 
@@ -97,7 +100,7 @@ fn tensorboard_events_match_metrics_csv() {
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
     for (c, name) in header.iter().enumerate().skip(1) {
         let series = scalars[format!("epoch/{name}")]
             .as_array()
@@ -114,13 +117,13 @@ fn tensorboard_events_match_metrics_csv() {
         }
     }
     let ece = scalars["epoch/val_ece"].as_array().unwrap();
-    assert_eq!(ece.len(), 2);
+    assert_eq!(ece.len(), 3);
     assert!(ece
         .iter()
         .all(|p| (0.0..=1.0).contains(&p[1].as_f64().unwrap())));
 
     // per step: one of each per optimiser step (36 training images in batches of 8: 5 steps an
-    // epoch, none of one image), steps growing
+    // epoch, none of one image), steps growing across the resume
     let split: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("split.json")).unwrap()).unwrap();
     let train = split["train"].as_array().unwrap().len();
@@ -129,7 +132,7 @@ fn tensorboard_events_match_metrics_csv() {
         let series = scalars[tag]
             .as_array()
             .unwrap_or_else(|| panic!("no {tag}"));
-        assert_eq!(series.len(), 2 * per_epoch, "{tag}");
+        assert_eq!(series.len(), 3 * per_epoch, "{tag}");
         let steps: Vec<i64> = series.iter().map(|p| p[0].as_i64().unwrap()).collect();
         assert!(steps.windows(2).all(|w| w[0] < w[1]), "{tag}: {steps:?}");
         assert!(series.iter().all(|p| p[1].as_f64().unwrap() > 0.0), "{tag}");
@@ -139,12 +142,12 @@ fn tensorboard_events_match_metrics_csv() {
         .iter()
         .all(|p| (p[1].as_f64().unwrap() - 0.001).abs() < 1e-9));
 
-    // images: the augmented inputs once, the confusion matrix each epoch; all decode
+    // images: the augmented inputs once a session, the confusion matrix each epoch; all decode
     let images = &tb["images"];
     let inputs = images["train/inputs"].as_array().unwrap();
-    assert_eq!(inputs.len(), 1);
+    assert_eq!(inputs.len(), 2);
     let cms = images["val/confusion_matrix"].as_array().unwrap();
-    assert_eq!(cms.len(), 2);
+    assert_eq!(cms.len(), 3);
     for img in inputs.iter().chain(cms) {
         assert_eq!(img["decodes"], true, "{img}");
     }

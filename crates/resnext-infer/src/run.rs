@@ -17,10 +17,12 @@
 //! | `predictions.json` | a cross-validation fold's test predictions (`resnext cv`) |
 //! | `eval_predictions.json` | each image's probabilities of the last evaluation (`eval.json`'s part) |
 //! | `report.html` | the evaluation as one self-contained page (`resnext eval`, `resnext report`) |
+//! | `tb/` | TensorBoard's event files (`train.tensorboard`), appended to as training goes |
 //!
 //! The `.safetensors` weights carry torchvision's names (with `num_batches_tracked`), so
 //! `torchvision.models.resnext50_32x4d(num_classes=2).load_state_dict(load_file(...), strict=True)`
-//! accepts them. Every file is written atomically: a temporary file, flushed, then renamed.
+//! accepts them. Every file is written atomically: a temporary file, flushed, then renamed (but
+//! TensorBoard's event files, a stream).
 //!
 //! `Run` describes the directory and reads and writes its files; what is built from it lives
 //! with its consumer (`Run::predictor` in `predictor.rs`, `Run::evaluate` and `Run::calibrate` in
@@ -56,12 +58,14 @@ pub enum RunFile {
     EvalPredictions,
     /// The evaluation as one self-contained HTML page.
     Report,
+    /// The folder of TensorBoard's event files (`train.tensorboard`).
+    TensorBoard,
 }
 
 impl RunFile {
     /// Every file a run directory holds, but [`RunFile::Report`]: a cross-validation directory
     /// has a `report.html` too, and these lists tell the two kinds apart (`owned.rs` adds it).
-    pub const ALL: [RunFile; 20] = [
+    pub const ALL: [RunFile; 21] = [
         RunFile::Config,
         RunFile::Split,
         RunFile::Metrics,
@@ -82,6 +86,7 @@ impl RunFile {
         RunFile::Predictions,
         RunFile::Lock,
         RunFile::EvalPredictions,
+        RunFile::TensorBoard,
     ];
 
     pub fn name(self) -> &'static str {
@@ -105,6 +110,7 @@ impl RunFile {
             RunFile::Reliability => "reliability.png",
             RunFile::Predictions => "predictions.json",
             RunFile::Lock => "run.lock",
+            RunFile::TensorBoard => "tb",
             RunFile::EvalPredictions => "eval_predictions.json",
             RunFile::Report => "report.html",
         }

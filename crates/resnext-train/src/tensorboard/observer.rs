@@ -229,9 +229,6 @@ pub fn input_grid(batch: &Batch, mean: [f32; 3], std: [f32; 3]) -> Result<Option
     Ok(Some((png, (gw as u32, gh as u32))))
 }
 
-/// The folder of a run directory that holds its TensorBoard events.
-pub const RUN_FOLDER: &str = "tb";
-
 /// A run's TensorBoard observer when `train.tensorboard` is on and this process writes the run
 /// (`writes`: rank 0): a new event file in `run_dir/tb/`.
 pub fn for_run(
@@ -243,7 +240,8 @@ pub fn for_run(
     if !(cfg.train.tensorboard && writes) {
         return Ok(None);
     }
-    TensorBoard::create(&run_dir.join(RUN_FOLDER), cfg, classes).map(Some)
+    let dir = resnext_infer::run::Run::at(run_dir).path(resnext_infer::run::RunFile::TensorBoard);
+    TensorBoard::create(&dir, cfg, classes).map(Some)
 }
 
 /// Ends a run's TensorBoard session (when there is one): success or failure, flushed.
