@@ -11,7 +11,6 @@ mod common;
 use common::{ok, synth, tiny_config};
 use fantoccini::{Client, ClientBuilder};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Synthetic images grouped ten by ten within a class (`checker_000`, `checker_001`, ...).
@@ -46,65 +45,6 @@ fn check_file(html: &str) {
         html.contains("rings&lt;b&gt;&amp;amp;"),
         "the class name escaped"
     );
-}
-
-fn find_program(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    names.iter().find_map(|n| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(n))
-            .find(|p| p.is_file())
-    })
-}
-
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
-fn start_driver(program: &Path) -> (Driver, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(program)
-        .arg(format!("--port={port}"))
-        .arg("--allowed-ips=127.0.0.1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let driver = Driver(child);
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "chromedriver did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (driver, port)
-}
-
-/// Chromium and chromedriver, or a recorded skip.
-fn browser() -> Option<(PathBuf, PathBuf)> {
-    match (
-        find_program(&["chromedriver"]),
-        find_program(&["chromium", "chromium-browser", "google-chrome"]),
-    ) {
-        (Some(d), Some(c)) => Some((d, c)),
-        _ => {
-            resnext_testkit::skip(
-                "needs headless Chromium and chromedriver: run `cargo xtask setup --browser`",
-            );
-            None
-        }
-    }
 }
 
 /// The browser console's entries since the last call (chromedriver's log endpoint, over a plain
@@ -169,10 +109,11 @@ fn check_in_browser(
     min_numbers: usize,
     shots: &Path,
 ) {
-    let Some((driver, chromium)) = browser() else {
+    let Some((driver, chromium)) = common::browser::chromium() else {
         return;
     };
-    let (_driver, port) = start_driver(&driver);
+    let driver = common::browser::Driver::start(&driver);
+    let port = driver.port;
     // a page that breaks the same policy: its console error must be seen
     let control = page.with_file_name("control.html");
     std::fs::write(
@@ -488,7 +429,7 @@ fn a_cv_report_is_one_offline_page_whose_numbers_are_cv_json() {
     let cfg = tiny_config(&dir, &data, 1, "");
     let out = dir.join("cv");
     let o = out.to_str().unwrap();
-    let printed = ok(&[
+    let args = [
         "cv",
         "--config",
         cfg.to_str().unwrap(),
@@ -503,7 +444,8 @@ fn a_cv_report_is_one_offline_page_whose_numbers_are_cv_json() {
         "dots",
         "--operating-point",
         "youden",
-    ]);
+    ];
+    let printed = ok(&args);
     let page = out.join("report.html");
     assert!(
         printed.contains(&format!("-> {}", page.display())),
@@ -515,22 +457,7 @@ fn a_cv_report_is_one_offline_page_whose_numbers_are_cv_json() {
     ok(&["report", o]);
     assert_eq!(std::fs::read_to_string(&page).unwrap(), html);
     // the page is no reason to refuse running the same cv again
-    let again = ok(&[
-        "cv",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        o,
-        GROUPS,
-        "--folds",
-        "3",
-        "--bootstrap",
-        "200",
-        "--positive",
-        "dots",
-        "--operating-point",
-        "youden",
-    ]);
+    let again = ok(&args);
     assert!(again.contains("report.html"), "{again}");
     let cv = read_json(&out.join("cv.json"));
     check_in_browser(

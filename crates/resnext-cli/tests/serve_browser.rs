@@ -8,65 +8,11 @@ mod common;
 use common::server::{images, tiny_run, Served};
 use fantoccini::{ClientBuilder, Locator};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn find_program(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    names.iter().find_map(|n| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(n))
-            .find(|p| p.is_file())
-    })
-}
-
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_driver(program: &Path) -> (Driver, String) {
-    let port = free_port();
-    let child = Command::new(program)
-        .arg(format!("--port={port}"))
-        .arg("--allowed-ips=127.0.0.1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let driver = Driver(child);
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "chromedriver did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (driver, format!("http://127.0.0.1:{port}"))
-}
 
 #[test]
 fn the_page_classifies_an_uploaded_photo_and_shows_the_overlay() {
-    let (Some(driver), Some(chromium)) = (
-        find_program(&["chromedriver"]),
-        find_program(&["chromium", "chromium-browser", "google-chrome"]),
-    ) else {
-        resnext_testkit::skip(
-            "needs headless Chromium and chromedriver: run `cargo xtask setup --browser`",
-        );
+    let Some((driver, chromium)) = common::browser::chromium() else {
         return;
     };
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("serve-browser");
@@ -90,7 +36,8 @@ fn the_page_classifies_an_uploaded_photo_and_shows_the_overlay() {
     let label = expected["label"].as_str().unwrap().to_owned();
 
     let server = Served::start(&["--run", run.to_str().unwrap()], &[]);
-    let (_driver, url) = start_driver(&driver);
+    let driver = common::browser::Driver::start(&driver);
+    let url = driver.url();
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

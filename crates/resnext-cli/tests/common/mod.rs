@@ -106,5 +106,6 @@ pub fn metrics_rows(run: &Path) -> Vec<Vec<String>> {
     csv_rows(&csv)
 }
 
+pub mod browser;
 pub mod http;
 pub mod server;
