@@ -194,6 +194,7 @@ fn swa_resumes_like_an_uninterrupted_run_and_average_keeps_all_but_statistics() 
     // ...which is not just the last epoch's weights (a lost count would make it so)
     let from_last = max_diff(&swa(&straight), &straight.join("last.safetensors"), true);
     assert!(from_last > 1e-4, "the average equals the last weights");
+    eprintln!("swa: resumed vs uninterrupted {resumed_diff:.3e}, average vs last {from_last:.3e}");
     // evaluated like best and last
     let ev = ok(&[
         "eval",

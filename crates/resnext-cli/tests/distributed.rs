@@ -489,3 +489,42 @@ fn a_build_without_mpi_refuses_to_be_one_of_several_ranks() {
     assert!(err.contains("built without MPI"), "{err}");
     assert!(!out.exists(), "nothing is written");
 }
+
+#[test]
+fn accumulation_on_two_ranks_equals_one_process() {
+    let Some(mpi) = mpirun(2) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // 24 training images: 3 micro-batches of the global batch 8, one step of 2 and one of 1
+    let data = synth(tmp.path(), 8);
+    let cfg = three_steps(tmp.path(), &data, "sync_batchnorm = true\naccumulate = 2");
+    let one = tmp.path().join("one");
+    let two = tmp.path().join("two");
+    ok(&["train", "--config", s(&cfg), "--out", s(&one)]);
+    let job = run_ok(mpi, &["train", "--config", s(&cfg), "--out", s(&two)]);
+    let (a, b) = (
+        tensors(&one.join("last.safetensors")),
+        tensors(&two.join("last.safetensors")),
+    );
+    let (d, at) = largest_difference(&a, &b);
+    assert!(
+        d <= SAME_FUNCTION,
+        "accumulating on 2 ranks differs from 1 process by {d} in {at}"
+    );
+    // two optimiser steps on both: ranks accumulate locally and sum once per step
+    let steps = |run: &Path| {
+        let bytes = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let t = st.tensor("optim.step").unwrap();
+        i64::from_le_bytes(t.data()[..8].try_into().unwrap())
+    };
+    assert_eq!((steps(&one), steps(&two)), (2, 2), "{}", stderr(&job));
+    // and differs from stepping every batch, so the comparison can fail
+    let every = tmp.path().join("every");
+    let cfg1 = three_steps(tmp.path(), &data, "sync_batchnorm = true");
+    ok(&["train", "--config", s(&cfg1), "--out", s(&every)]);
+    let (apart, _) = largest_difference(&a, &tensors(&every.join("last.safetensors")));
+    assert!(
+        apart > 1e3 * SAME_FUNCTION,
+        "accumulation changed nothing ({apart})"
+    );
+}
