@@ -421,6 +421,61 @@ fn a_run_report_is_one_offline_page_whose_numbers_are_eval_json() {
 }
 
 #[test]
+fn a_binary_run_report_bands_the_positive_class() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-binary");
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = data(&dir, 30);
+    for c in ["dots", "stripes"] {
+        std::fs::remove_dir_all(data.join(c)).unwrap();
+    }
+    let cfg = tiny_config(&dir, &data, 1, "");
+    let run = dir.join("run");
+    let (c, r) = (cfg.to_str().unwrap(), run.to_str().unwrap());
+    ok(&[
+        "train",
+        "--config",
+        c,
+        "--out",
+        r,
+        GROUPS,
+        "--set",
+        "data.test=0.25",
+    ]);
+    ok(&["eval", "--run", r, "--split", "test", "--bootstrap", "200"]);
+    let page = run.join("report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    check_file(&html);
+    // one curve a figure: the positive class (1), its AUC in the legend
+    let eval = read_json(&run.join("eval.json"));
+    assert_eq!(
+        eval["intervals"]["mode"]["kind"], "binary",
+        "{}",
+        eval["intervals"]
+    );
+    check_in_browser(
+        &page,
+        &eval,
+        &[
+            "fig-curves",
+            "fig-confusion",
+            "fig-roc",
+            "fig-pr",
+            "fig-reliability",
+            "fig-gallery",
+        ],
+        &[
+            "/roc_auc",
+            "/intervals/metrics/roc_auc/estimate",
+            "/intervals/metrics/pr_auc/high",
+            "/intervals/calibration/0/intercept/low",
+        ],
+        60,
+        &dir.join("report"),
+    );
+}
+
+#[test]
 fn a_cv_report_is_one_offline_page_whose_numbers_are_cv_json() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-cv");
     std::fs::remove_dir_all(&dir).ok();
