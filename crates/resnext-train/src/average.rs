@@ -8,7 +8,7 @@ use crate::config::TrainConfig;
 use crate::dist::shard::Shard;
 use crate::error::TrainError;
 use crate::swa::{batchnorm_pass, mean_state};
-use crate::trainer::start::{batchnorm_loader, data_threads, validation_loader};
+use crate::trainer::loaders::{batchnorm_loader, data_threads, validation_loader};
 use resnext_infer::checkpoint::{Checkpoint, CheckpointInfo};
 use resnext_infer::evaluate::{predict_loader, RunOptions};
 use resnext_infer::progress::Progress;

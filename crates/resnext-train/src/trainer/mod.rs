@@ -3,13 +3,15 @@
 //! original tutorial), write the last checkpoint and an atomic resume point.
 //!
 //! - [`start`]: building the loop, fresh or resumed;
+//! - [`loaders`]: the loaders built from a config and a split;
 //! - [`step`]: one optimisation step (loss scaling, clipping, EMA, finite weights);
 //! - [`early_stopping`]: when to stop before `train.epochs`;
 //! - [`observer`]: what the loop reports as it goes.
 
 pub mod early_stopping;
+pub(crate) mod loaders;
 pub mod observer;
-pub(crate) mod start;
+mod start;
 pub mod step;
 pub(crate) mod sweep;
 
@@ -727,7 +729,7 @@ impl Trainer {
             rank: self.comm.rank(),
             ranks: self.comm.size(),
         };
-        let loader = start::batchnorm_loader(&self.cfg, &self.split, self.data_threads, shard)?;
+        let loader = loaders::batchnorm_loader(&self.cfg, &self.split, self.data_threads, shard)?;
         // each process its own statistics (no collective per batch), averaged below
         let sync = self.sync_bn.take();
         self.net.set_sync_batchnorm(None);

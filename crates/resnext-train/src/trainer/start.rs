@@ -1,6 +1,7 @@
 //! Building the loop: a fresh run (scan, split, model, optimiser, loaders, the epoch-0 resume
 //! point) or a resumed one (config, split and state from the run directory).
 
+use super::loaders::{cores, data_threads, eval_loader_config, train_loader_config};
 use super::step::LossScaler;
 use super::Trainer;
 use crate::config::TrainConfig;
@@ -10,10 +11,9 @@ use crate::error::TrainError;
 use crate::optim::Optimizer;
 use crate::resume::{LoopState, ResumePoint};
 use crate::schedule::Schedule;
-use resnext_data::loader::PixelType;
 use resnext_data::scan::scan;
 use resnext_data::split::Split;
-use resnext_data::{Loader, LoaderConfig, Transform};
+use resnext_data::{Loader, Transform};
 use resnext_infer::checkpoint::CheckpointInfo;
 use resnext_infer::device::DeviceChoice;
 use resnext_infer::metric::{metrics_csv, EpochRow};
@@ -26,13 +26,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use tch::nn::VarStore;
-use tch::{Device, Tensor};
-
-fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
+use tch::Tensor;
 
 impl Trainer {
     /// Starts a fresh run in `run_dir`, refusing to overwrite a run that is already there.
@@ -446,88 +440,6 @@ impl Trainer {
             numerics,
         })
     }
-}
-
-/// Decoding threads: `data.threads`, or from the cores (a quarter of them on the CPU, which
-/// libtorch needs too).
-pub(crate) fn data_threads(cfg: &TrainConfig, device: Device) -> usize {
-    match (cfg.data.threads, device) {
-        (0, Device::Cpu) => (cores() / 4).max(1),
-        (0, _) => cores().saturating_sub(1).max(1),
-        (n, _) => n,
-    }
-}
-
-/// The training loader's settings: shuffled, `data.*`'s batch size, caching and mixing, this
-/// process's `shard`.
-pub(crate) fn train_loader_config(
-    cfg: &TrainConfig,
-    classes: usize,
-    threads: usize,
-    shard: Shard,
-) -> LoaderConfig {
-    let mut lc = LoaderConfig::new(cfg.data.batch_size, classes);
-    lc.shuffle = true;
-    lc.drop_last = cfg.data.drop_last;
-    lc.seed = cfg.train.seed;
-    lc.threads = threads;
-    lc.prefetch = cfg.data.prefetch;
-    lc.cache = cfg.data.cache;
-    lc.on_bad_image = cfg.data.on_bad_image;
-    lc.mix = cfg.data.mix.clone();
-    lc.pixels = PixelType::F32;
-    lc.shard = shard;
-    lc
-}
-
-/// The validation loader's settings from the training loader's `lc`: in order, unmixed, every
-/// image, `data.eval_batch_size`.
-pub(crate) fn eval_loader_config(mut lc: LoaderConfig, cfg: &TrainConfig) -> LoaderConfig {
-    lc.shard = Shard::whole();
-    lc.shuffle = false;
-    lc.drop_last = false;
-    lc.mix = None;
-    lc.batch_size = cfg.data.eval_batch_size.unwrap_or(cfg.data.batch_size);
-    lc
-}
-
-/// The validation part's loader with the eval transform (the whole part, one process).
-pub(crate) fn validation_loader(
-    cfg: &TrainConfig,
-    split: &Split,
-    threads: usize,
-) -> Result<Loader, TrainError> {
-    let root = &cfg.data.root;
-    let samples = split.samples_with(&split.val, root, cfg.data.follow_links)?;
-    let lc = train_loader_config(cfg, split.classes.len(), threads, Shard::whole());
-    Ok(Loader::new(
-        root,
-        &samples,
-        Transform::new(cfg.data.eval_transform.clone())?,
-        eval_loader_config(lc, cfg),
-    )?)
-}
-
-/// The loader of a BatchNorm statistics pass ([`crate::swa::recompute_batchnorm`]): the
-/// training part with the training transform, as training saw it but without mixing, every
-/// batch kept.
-pub(crate) fn batchnorm_loader(
-    cfg: &TrainConfig,
-    split: &Split,
-    threads: usize,
-    shard: Shard,
-) -> Result<Loader, TrainError> {
-    let root = &cfg.data.root;
-    let samples = split.samples_with(&split.train, root, cfg.data.follow_links)?;
-    let mut lc = train_loader_config(cfg, split.classes.len(), threads, shard);
-    lc.mix = None;
-    lc.drop_last = false;
-    Ok(Loader::new(
-        root,
-        &samples,
-        Transform::new(cfg.data.train_transform.clone())?,
-        lc,
-    )?)
 }
 
 /// What rank 0 sends the other ranks at the start of a job.
