@@ -17,7 +17,7 @@
 use crate::auc::Ranked;
 use crate::bootstrap::{bootstrap_many, counts, BootstrapOptions, Groups};
 use crate::error::StatsError;
-use crate::input::{check, check_both, check_len, check_positive};
+use crate::input::{check, check_both, check_positive};
 use serde::{Deserialize, Serialize};
 
 /// A curve's value at one abscissa on the whole set, and its band.
@@ -123,17 +123,7 @@ pub fn curve_bands(
         )));
     }
     let n = probs.len();
-    let singletons;
-    let groups = match groups {
-        Some(g) => {
-            check_len("groups", n, g.images())?;
-            g
-        }
-        None => {
-            singletons = Groups::singletons(n)?;
-            &singletons
-        }
-    };
+    let groups = &*Groups::or_singletons(groups, n)?;
     let grid: Vec<f64> = (0..points)
         .map(|i| i as f64 / (points - 1) as f64)
         .collect();

@@ -53,6 +53,20 @@ impl Groups {
         })
     }
 
+    /// `groups`, checked to have `images` images, or (None) every image its own group.
+    pub(crate) fn or_singletons(
+        groups: Option<&Groups>,
+        images: usize,
+    ) -> Result<std::borrow::Cow<'_, Groups>, StatsError> {
+        match groups {
+            Some(g) => {
+                crate::input::check_len("groups", images, g.images())?;
+                Ok(std::borrow::Cow::Borrowed(g))
+            }
+            None => Ok(std::borrow::Cow::Owned(Groups::singletons(images)?)),
+        }
+    }
+
     /// The number of groups.
     pub fn len(&self) -> usize {
         self.members.len()

@@ -24,7 +24,7 @@ use crate::binary::Confusion;
 use crate::bootstrap::{bootstrap_many, counts, BootstrapOptions, Groups, Interval};
 use crate::calibration::Outcome;
 use crate::error::StatsError;
-use crate::input::{check, check_len, check_positive};
+use crate::input::{check, check_positive};
 use crate::multiclass::Prepared;
 use serde::{Deserialize, Serialize};
 
@@ -184,17 +184,7 @@ pub fn summary(
 ) -> Result<Summary, StatsError> {
     let classes = check(probs, labels)?;
     let n = probs.len();
-    let singletons;
-    let groups = match groups {
-        Some(g) => {
-            check_len("groups", n, g.images())?;
-            g
-        }
-        None => {
-            singletons = Groups::singletons(n)?;
-            &singletons
-        }
-    };
+    let groups = &*Groups::or_singletons(groups, n)?;
     let (mode, calibrated) = if classes == 2 {
         let (positive, threshold) = (options.positive, options.threshold);
         check_positive(positive, classes)?;
