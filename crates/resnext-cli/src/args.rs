@@ -405,7 +405,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Continue the run in this directory where it stopped (takes --epochs and --device only).
-    #[arg(long, conflicts_with_all = ["config", "data", "out", "batch_size", "sets", "init_weights", "key", "precision", "channels_last"])]
+    #[arg(long, conflicts_with_all = ["config", "data", "out", "batch_size", "sets", "init_weights", "key", "precision", "channels_last", "accumulate"])]
     pub resume: Option<PathBuf>,
     /// The positive class (by name) of `--operating-point`.
     #[arg(long, requires = "operating_point")]

@@ -129,6 +129,17 @@ fn accumulation_steps_once_per_group_and_prints_training_quarters() {
         ],
         "--accumulate 0",
     );
+    // a run keeps its accumulation when resumed
+    refused(
+        &[
+            "train",
+            "--resume",
+            out.to_str().unwrap(),
+            "--accumulate",
+            "2",
+        ],
+        "cannot be used with '--accumulate <N>'",
+    );
 }
 
 #[test]
