@@ -185,6 +185,16 @@ mod tests {
     /// The gradients of a linear model (no BatchNorm) after backward passes over `parts` of the
     /// rows, each weighted by its share of the whole, as the trainer weights micro-batches.
     fn grads_over(parts: &[std::ops::Range<usize>], class_weights: Option<&[f64]>) -> Vec<Tensor> {
+        grads_scaled(parts, class_weights, None)
+    }
+
+    /// [`grads_over`] with fp16's loss scaling: each micro-batch's backward scaled, the
+    /// accumulated gradients unscaled (and checked) once.
+    fn grads_scaled(
+        parts: &[std::ops::Range<usize>],
+        class_weights: Option<&[f64]>,
+        mut scaler: Option<LossScaler>,
+    ) -> Vec<Tensor> {
         tch::manual_seed(7);
         let vs = nn::VarStore::new(Device::Cpu);
         let lin = nn::linear(vs.root() / "fc", 5, 3, Default::default());
@@ -213,7 +223,10 @@ mod tests {
             let loss =
                 weighted_soft_cross_entropy(&lin.forward(&xs), &ts, 0.1, w.as_ref()).unwrap();
             let share = loss * (weight(r) / total);
-            micro_backward(&mut opt, &share, None, None, i > 0).unwrap();
+            micro_backward(&mut opt, &share, scaler.as_ref(), None, i > 0).unwrap();
+        }
+        if let Some(s) = &mut scaler {
+            assert!(s.unscale(&mut opt).unwrap(), "no overflow at this scale");
         }
         opt.active_grads_mut()
             .map(|(_, g)| g.as_ref().unwrap().copy())
@@ -238,6 +251,16 @@ mod tests {
                     b.abs().max().double_value(&[]) > 1e-3,
                     "a zero gradient tests nothing"
                 );
+            }
+            // fp16's loss scale multiplies each micro-batch and is removed once, at the step
+            let scaled = grads_scaled(
+                &[0..3, 3..6, 6..9, 9..10],
+                weights,
+                Some(LossScaler::with_scale(1024.0)),
+            );
+            for (b, m) in big.iter().zip(&scaled) {
+                let diff = (b - m).abs().max().double_value(&[]);
+                assert!(diff < 1e-5, "scaled gradients differ by {diff}");
             }
             // without accumulating, only the last micro-batch's gradient would be left
             let last = grads_over(&[9..10], weights);
