@@ -256,7 +256,8 @@ pub fn finish(tb: Option<TensorBoard>, ok: bool) -> Result<(), TrainError> {
     }
 }
 
-/// The caller's observer and the TensorBoard one, each told everything.
+/// The caller's observer and the TensorBoard one, each told everything (a method added to
+/// [`Observer`] is forwarded here too, or the caller's observer would stop hearing it).
 pub struct Tee<'a>(pub &'a mut dyn Observer, pub Option<&'a mut TensorBoard>);
 
 impl Tee<'_> {
