@@ -217,3 +217,34 @@ fn cv_writes_one_event_file_per_fold_and_tb_must_be_a_folder() {
     );
     assert_eq!(std::fs::read(run.join("tb")).unwrap(), b"not a folder");
 }
+
+#[test]
+fn with_accumulation_there_is_one_step_scalar_per_optimiser_step() {
+    let Some(python) = tensorboard_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 12);
+    let cfg = tiny_config(dir.path(), &data, 2, "tensorboard = true\naccumulate = 2");
+    let run = dir.path().join("run");
+    ok(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    let split: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("split.json")).unwrap()).unwrap();
+    let batches = split["train"].as_array().unwrap().len().div_ceil(8);
+    let tb = read_back(&python, &run.join("tb"));
+    let steps: Vec<i64> = tb["scalars"]["train/loss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_i64().unwrap())
+        .collect();
+    // ceil(batches / 2) steps an epoch, each at its last batch
+    assert_eq!(steps.len(), 2 * batches.div_ceil(2), "{steps:?}");
+    assert_eq!(*steps.last().unwrap(), 2 * batches as i64, "{steps:?}");
+}
