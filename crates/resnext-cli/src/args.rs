@@ -850,6 +850,10 @@ pub struct CvArgs {
     /// 0.125 is the paper's 70:10 of train to validation.
     #[arg(long, default_value_t = 0.125)]
     pub val: f64,
+    /// The checkpoint each fold is tested with: `best` (by validation accuracy), `last`, or
+    /// `swa` (needs `train.swa`)
+    #[arg(long, value_enum, default_value_t = CheckpointArg::Best)]
+    pub checkpoint: CheckpointArg,
     /// The positive class (by name) of `--operating-point` and `--pauc-min-tpr`.
     #[arg(long)]
     pub positive: Option<String>,

@@ -137,6 +137,8 @@ pub struct CvSettings {
     /// stopping); it becomes the folds' `data.val`.
     pub val: f64,
     pub init_weights: Option<WeightsFile>,
+    /// The checkpoint each fold is tested with (`swa` needs `train.swa`).
+    pub checkpoint: Checkpoint,
 }
 
 impl Default for CvSettings {
@@ -146,6 +148,7 @@ impl Default for CvSettings {
             repeats: 1,
             val: 0.125,
             init_weights: None,
+            checkpoint: Checkpoint::Best,
         }
     }
 }
@@ -174,6 +177,8 @@ pub struct CrossValidation {
     folds: Folds,
     val: f64,
     init_weights: Option<WeightsFile>,
+    /// The checkpoint each fold is tested with.
+    checkpoint: Checkpoint,
     bootstrap: resnext_infer::run_eval::BootstrapOptions,
     /// `--positive` and `--operating-point`.
     operating: Option<(String, String)>,
@@ -298,6 +303,22 @@ impl CrossValidation {
         }
         // each fold's config.toml records the validation share it really used
         cfg.data.val = val;
+        match settings.checkpoint {
+            Checkpoint::Best | Checkpoint::Last => {}
+            Checkpoint::Swa if cfg.train.swa.is_some() => {}
+            Checkpoint::Swa => {
+                return Err(TrainError::InvalidValue {
+                    key: "--checkpoint",
+                    reason: "swa needs train.swa = { start_epoch, lr } in the config".into(),
+                })
+            }
+            Checkpoint::Average => {
+                return Err(TrainError::InvalidValue {
+                    key: "--checkpoint",
+                    reason: "a fold has no `average` checkpoint (that is `resnext average`'s); use best, last or swa".into(),
+                })
+            }
+        }
         let folder = scan(&cfg.data.root)?;
         if resnext_data::safe_path::is_inside(out, &cfg.data.root) {
             return Err(TrainError::RunInsideData {
@@ -367,6 +388,7 @@ impl CrossValidation {
             folds,
             val,
             init_weights: settings.init_weights.clone(),
+            checkpoint: settings.checkpoint,
             bootstrap: Default::default(),
             operating: None,
             pauc: None,
@@ -418,7 +440,8 @@ impl CrossValidation {
         }
     }
 
-    /// Trains (or resumes) one fold, then evaluates its best checkpoint on its test fold and
+    /// Trains (or resumes) one fold, then evaluates its checkpoint (`best` unless
+    /// [`CvSettings::checkpoint`] says otherwise) on its test fold and
     /// writes `predictions.json` and `eval.json`. A done fold is left as it is.
     pub fn run_fold(
         &self,
@@ -452,7 +475,7 @@ impl CrossValidation {
         let cfg = trainer.config().clone();
         let opts = EvalOptions {
             part: SplitPart::Test,
-            checkpoint: Checkpoint::Best,
+            checkpoint: self.checkpoint,
             run: RunOptions {
                 device: trainer.device(),
                 precision: trainer.numerics().precision,
@@ -707,6 +730,10 @@ fn settings_toml(cfg: &TrainConfig, s: &CvSettings) -> Result<String, TrainError
     let mut cv = toml::Table::new();
     cv.insert("folds".into(), (s.folds as i64).into());
     cv.insert("repeats".into(), (s.repeats as i64).into());
+    // written only when not the default, so that cv.toml of earlier versions compares equal
+    if s.checkpoint != Checkpoint::Best {
+        cv.insert("checkpoint".into(), s.checkpoint.name().into());
+    }
     if let Some(w) = &s.init_weights {
         cv.insert(
             "init_weights".into(),

@@ -27,6 +27,7 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
         repeats: a.repeats,
         val: a.val,
         init_weights: a.training.init_weights(),
+        checkpoint: a.checkpoint.into(),
     };
     let mut cv =
         CrossValidation::prepare(cfg, &a.out, &settings)?.with_bootstrap(a.intervals.options());
