@@ -50,6 +50,11 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// A note (HTML) in the page's muted style.
+pub fn note(html: &str) -> String {
+    format!("<p class=\"note\">{html}</p>")
+}
+
 /// A number from the report's JSON file at `pointer`, shown with 4 decimals.
 pub fn num(pointer: &str, v: f64) -> String {
     format!(

@@ -34,10 +34,22 @@ use crate::plot::CvFoldPlot;
 use crate::run::{Run, RunFile};
 use figures::{Banded, Curve};
 use gallery::ErrorCase;
-use html::{count, esc, figure, inline_svg, num, opt_num, table, Page};
+use html::{count, esc, figure, inline_svg, note, num, opt_num, table, Page};
 use resnext_stats::{BootstrapOptions, CurveBands, Groups, Mode, Summary};
 use sections::{Card, PartCounts};
 use std::path::{Path, PathBuf};
+
+const CONFUSION_CAPTION: &str =
+    "Rows: true class; columns: predicted class; each cell its count and the share of its row.";
+
+// What a section says when the files have nothing for it (HTML).
+const NO_INTERVALS: &str = "no intervals (evaluated with --bootstrap 0, or one class only).";
+const NO_PREDICTIONS: &str = "no per-image predictions of this evaluation (eval_predictions.json): run <code>resnext eval</code> again for the curves and the gallery.";
+const NO_OPERATING_POINT: &str = "none chosen: <code>resnext eval --positive CLASS --operating-point sensitivity=0.95|specificity=0.90|youden</code> chooses one on the validation part.";
+const NO_SUBGROUPS: &str = "none: <code>resnext eval --metadata FILE.csv --by COLUMN</code> reports every metric per group (skin tone, site, source).";
+const NO_CV_OPERATING_POINT: &str =
+    "none chosen: <code>resnext cv --positive CLASS --operating-point SPEC</code>.";
+const NO_CV_SUBGROUPS: &str = "none: <code>resnext cv --metadata FILE.csv --by COLUMN</code> reports every metric of the pooled out-of-fold predictions per group.";
 
 /// How much the page shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,11 +349,7 @@ impl Run {
         let mut data = format!(
             "<p>{} classes: {}. Patients are the run's <code>data.group_regex</code> groups{}.</p>",
             classes.len(),
-            classes
-                .iter()
-                .map(|c| format!("<strong>{}</strong>", esc(c)))
-                .collect::<Vec<_>>()
-                .join(", "),
+            sections::class_list(classes),
             if self.group_regex().is_some() {
                 ""
             } else {
@@ -350,7 +358,7 @@ impl Run {
         );
         data += &match &split {
             Some(_) => sections::data_table(&parts, classes, "part"),
-            None => "<p class=\"note\">no split.json</p>".into(),
+            None => note("no split.json"),
         };
         page.section("data", "Data", data);
         page.section(
@@ -374,7 +382,7 @@ impl Run {
         );
         metrics += &match &e.intervals {
             Some(s) => sections::intervals_tables("/intervals", s, classes),
-            None => "<p class=\"note\">no intervals (evaluated with --bootstrap 0, or one class only).</p>".into(),
+            None => note(NO_INTERVALS),
         };
         metrics += "<h3>Classification report</h3>";
         metrics += &sections::report_tables(&e.report);
@@ -385,7 +393,7 @@ impl Run {
             "curves",
             "Training curves",
             if rows.is_empty() {
-                "<p class=\"note\">no epochs in metrics.csv</p>".into()
+                note("no epochs in metrics.csv")
             } else {
                 svg_or_note(
                     "fig-curves",
@@ -399,8 +407,12 @@ impl Run {
             "Confusion matrix",
             svg_or_note(
                 "fig-confusion",
-                figures::confusion(classes, &e.report.confusion_matrix, &format!("Confusion matrix ({} part)", e.split)),
-                "Rows: true class; columns: predicted class; each cell its count and the share of its row.",
+                figures::confusion(
+                    classes,
+                    &e.report.confusion_matrix,
+                    &format!("Confusion matrix ({} part)", e.split),
+                ),
+                CONFUSION_CAPTION,
             ),
         );
         // the curves and the gallery need each image's prediction
@@ -428,7 +440,7 @@ impl Run {
                     opts,
                 )
             }
-            None => "<p class=\"note\">no per-image predictions of this evaluation (eval_predictions.json): run <code>resnext eval</code> again for the curves and the gallery.</p>".into(),
+            None => note(NO_PREDICTIONS),
         };
         page.section("roc-pr", "ROC and precision-recall", curves);
         page.section(
@@ -436,22 +448,24 @@ impl Run {
             "Reliability",
             match &e.reliability {
                 Some(bins) => reliability_section(bins, e.report.ece, "/reliability", "/ece"),
-                None => "<p class=\"note\">no reliability bins in this eval.json</p>".into(),
+                None => note("no reliability bins in this eval.json"),
             },
         );
         page.section(
             "operating-point",
             "Operating point",
             match &e.operating_point {
-                Some(op) => sections::operating_point("/operating_point", op, e.partial_auc.as_ref()),
-                None => "<p class=\"note\">none chosen: <code>resnext eval --positive CLASS --operating-point sensitivity=0.95|specificity=0.90|youden</code> chooses one on the validation part.</p>".into(),
+                Some(op) => {
+                    sections::operating_point("/operating_point", op, e.partial_auc.as_ref())
+                }
+                None => note(NO_OPERATING_POINT),
             },
         );
         page.section(
             "subgroups",
             "Subgroups",
             if e.subgroups.is_empty() {
-                "<p class=\"note\">none: <code>resnext eval --metadata FILE.csv --by COLUMN</code> reports every metric per group (skin tone, site, source).</p>".into()
+                note(NO_SUBGROUPS)
             } else {
                 sections::subgroups(&e.subgroups)
             },
@@ -655,7 +669,7 @@ pub fn cv_report_html(cv: &CvReport, opts: &ReportOptions) -> Result<String, Inf
     let mut data = format!(
         "<p>{} classes: {}. {} images of {} patients in {} folds{}; every patient's images are in one fold (folds.json).</p>",
         classes.len(),
-        classes.iter().map(|c| format!("<strong>{}</strong>", esc(c))).collect::<Vec<_>>().join(", "),
+        sections::class_list(classes),
         all.images,
         all.patients,
         folds.k,
@@ -678,7 +692,7 @@ pub fn cv_report_html(cv: &CvReport, opts: &ReportOptions) -> Result<String, Inf
     let mut metrics = String::from("<h3>Pooled out-of-fold predictions</h3>");
     metrics += &match cv.intervals {
         Some(s) => sections::intervals_tables("/pooled/intervals", s, classes),
-        None => "<p class=\"note\">no intervals (--bootstrap 0, or one class only).</p>".into(),
+        None => note("no intervals (--bootstrap 0, or one class only)."),
     };
     metrics += "<h3>Each fold's test metrics</h3>";
     let mut table_rows: Vec<&CvRow> = cv.folds.iter().collect();
@@ -729,7 +743,7 @@ pub fn cv_report_html(cv: &CvReport, opts: &ReportOptions) -> Result<String, Inf
     // the pooled out-of-fold predictions, with their patients (folds.json's groups)
     let groups = dir.groups();
     let curves = if dir.predictions.is_empty() {
-        "<p class=\"note\">no out-of-fold predictions.</p>".to_string()
+        note("no out-of-fold predictions.")
     } else {
         let scored = Scored {
             probs: dir
@@ -769,14 +783,14 @@ pub fn cv_report_html(cv: &CvReport, opts: &ReportOptions) -> Result<String, Inf
                 "<p class=\"note\">Cross-fitted: each fold was decided at the threshold chosen on the other folds' out-of-fold predictions; the threshold below, to deploy, is chosen on all of them.</p>{}",
                 sections::operating_point("/operating_point", op, cv.partial_auc)
             ),
-            None => "<p class=\"note\">none chosen: <code>resnext cv --positive CLASS --operating-point SPEC</code>.</p>".into(),
+            None => note(NO_CV_OPERATING_POINT),
         },
     );
     page.section(
         "subgroups",
         "Subgroups",
         if cv.subgroups.is_empty() {
-            "<p class=\"note\">none: <code>resnext cv --metadata FILE.csv --by COLUMN</code> reports every metric of the pooled out-of-fold predictions per group.</p>".into()
+            note(NO_CV_SUBGROUPS)
         } else {
             sections::subgroups(cv.subgroups)
         },
@@ -812,7 +826,7 @@ pub fn cv_report_html(cv: &CvReport, opts: &ReportOptions) -> Result<String, Inf
             opts,
         )
     } else {
-        "<p class=\"note\">no gallery (a gallery of 0).</p>".into()
+        note("no gallery (a gallery of 0).")
     };
     page.section("errors", "Most confident errors", gallery);
     let first = fold_runs.first().map(|f| Run::at(&f.dir));

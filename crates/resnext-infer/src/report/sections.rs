@@ -38,6 +38,15 @@ impl PartCounts {
     }
 }
 
+/// The class names, escaped and in bold, separated by commas.
+pub fn class_list(classes: &[String]) -> String {
+    classes
+        .iter()
+        .map(|c| format!("<strong>{}</strong>", esc(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The data table: one row per part or fold.
 pub fn data_table(parts: &[PartCounts], classes: &[String], first: &str) -> String {
     let mut header = vec![esc(first), "images".into(), "patients".into()];
@@ -371,12 +380,7 @@ pub struct Card<'a> {
 
 /// The model card: intended use, model, training data, evaluation, limitations.
 pub fn model_card(c: &Card) -> String {
-    let classes = c
-        .classes
-        .iter()
-        .map(|s| format!("<strong>{}</strong>", esc(s)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let classes = class_list(c.classes);
     let width = c.accuracy.map_or(String::new(), |i| {
         format!(
             " The accuracy's {:.0}% interval is {:.1} points wide: a smaller test set, or one patient more or less, moves it.",
