@@ -484,6 +484,7 @@ fn a_cv_report_is_one_offline_page_whose_numbers_are_cv_json() {
     let cfg = tiny_config(&dir, &data, 1, "");
     let out = dir.join("cv");
     let o = out.to_str().unwrap();
+    let meta = metadata(&dir, &data);
     let args = [
         "cv",
         "--config",
@@ -499,6 +500,12 @@ fn a_cv_report_is_one_offline_page_whose_numbers_are_cv_json() {
         "dots",
         "--operating-point",
         "youden",
+        "--pauc-min-tpr",
+        "0.8",
+        "--metadata",
+        meta.to_str().unwrap(),
+        "--by",
+        "site",
     ];
     let printed = ok(&args);
     let page = out.join("report.html");
@@ -536,6 +543,8 @@ fn a_cv_report_is_one_offline_page_whose_numbers_are_cv_json() {
             "/mean/macro_f1",
             "/std/accuracy",
             "/operating_point/threshold",
+            "/partial_auc/pauc/estimate",
+            "/subgroups/1/intervals/metrics/accuracy/low",
             "/pooled/reliability/",
         ],
         60,
