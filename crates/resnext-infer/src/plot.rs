@@ -4,7 +4,7 @@
 //! so that users who only train do not build plotters.
 //!
 //! Each figure is drawn on any plotters backend ([`DrawingArea`] of a `DrawingBackend`): a PNG
-//! here, an SVG string for `report.html` ([`svg`]), from the same drawing code.
+//! here, an SVG string for `report.html` (`svg`), from the same drawing code.
 
 use crate::error::InferError;
 use crate::metric::{EpochRow, ReliabilityBin};

@@ -1,5 +1,5 @@
 //! Pointwise bootstrap bands of the ROC and precision-recall curves of one class against the
-//! rest, resampling patients as [`crate::bootstrap`] does.
+//! rest, resampling patients as [`mod@crate::bootstrap`] does.
 //!
 //! Each curve is read at a grid of evenly spaced abscissae (`points` from 0 to 1):
 //!
