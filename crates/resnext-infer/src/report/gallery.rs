@@ -123,3 +123,38 @@ pub fn gallery_html(cases: &[ErrorCase], classes: &[String], side: u32) -> Strin
     out.push_str("</div>");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(path: &str, label: usize, probs: [f64; 2]) -> ErrorCase {
+        ErrorCase {
+            run: Run::at("run"),
+            checkpoint: Checkpoint::Best,
+            data_root: PathBuf::from("data"),
+            row: PredictionRow {
+                path: path.into(),
+                label,
+                probs: probs.to_vec(),
+            },
+            source: String::new(),
+        }
+    }
+
+    #[test]
+    fn errors_come_most_confident_first_and_bounded() {
+        let cases = vec![
+            case("a", 0, [0.9, 0.1]), // right
+            case("b", 0, [0.4, 0.6]),
+            case("c", 1, [0.95, 0.05]),
+            case("d", 0, [0.2, 0.8]),
+            case("e", 0, [0.2, 0.8]),
+        ];
+        let got: Vec<String> = most_confident_errors(cases, 3)
+            .into_iter()
+            .map(|c| c.row.path)
+            .collect();
+        assert_eq!(got, ["c", "d", "e"]);
+    }
+}

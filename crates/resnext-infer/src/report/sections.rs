@@ -408,3 +408,23 @@ pub fn model_card(c: &Card) -> String {
         c.model, c.training, c.evaluation
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_count_images_patients_and_classes() {
+        let classes = ["a".to_string(), "b<".to_string()];
+        let paths = ["a/1.png", "a/2.png", "b</3.png", "x/4.png"].map(String::from);
+        let groups = ["p1", "p1", "p2", "p3"].map(String::from);
+        let p = PartCounts::of("test", &paths, &groups, &classes);
+        assert_eq!((p.images, p.patients, p.per_class), (4, 3, vec![2, 1]));
+        let t = data_table(
+            &[PartCounts::of("t", &paths, &groups, &classes)],
+            &classes,
+            "part",
+        );
+        assert!(t.contains("<th>b&lt;</th>") && !t.contains("b<"), "{t}");
+    }
+}
