@@ -340,3 +340,54 @@ fn subgroups_get_every_metric_with_their_size() {
         common::stderr(&o)
     );
 }
+
+#[test]
+fn binary_intervals_are_of_the_class_named_positive() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 24);
+    for c in ["dots", "stripes"] {
+        std::fs::remove_dir_all(data.join(c)).unwrap();
+    }
+    // classes: checker (0), rings (1)
+    let cfg = tiny_config(dir.path(), &data, 1, "");
+    let run = dir.path().join("run");
+    let (c, r) = (cfg.to_str().unwrap(), run.to_str().unwrap());
+    ok(&["train", "--config", c, "--out", r, GROUPS]);
+    let base = ["eval", "--run", r, "--split", "all", "--bootstrap", "200"];
+    let printed = ok(&base);
+    assert!(
+        printed.contains("positive class `rings` at 0.5"),
+        "{printed}"
+    );
+    let e = eval_json(&run);
+    assert_eq!(e["intervals"]["mode"]["positive"], 1, "{}", e["intervals"]);
+    let mut named = base.to_vec();
+    named.extend(["--positive", "checker", "--pauc-min-tpr", "0.8"]);
+    let printed = ok(&named);
+    assert!(
+        printed.contains("positive class `checker` at 0.5"),
+        "{printed}"
+    );
+    let e = eval_json(&run);
+    let i = &e["intervals"];
+    assert_eq!(i["mode"]["positive"], 0, "{i}");
+    // its sensitivity is checker's recall, its specificity rings' recall
+    let recall = |class: &str| {
+        e["per_class"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["class"] == class)
+            .unwrap()["recall"]
+            .as_f64()
+            .unwrap()
+    };
+    for (interval, class) in [("sensitivity", "checker"), ("specificity", "rings")] {
+        let est = i["metrics"][interval]["estimate"].as_f64().unwrap();
+        let want = recall(class);
+        assert!(
+            (est - want).abs() < 1e-9,
+            "{interval} {est} != {class}'s recall {want}: {e}"
+        );
+    }
+}

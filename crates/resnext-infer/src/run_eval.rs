@@ -52,6 +52,9 @@ pub struct EvalOptions {
     pub fold_bn: bool,
     /// The confidence intervals: resamples (0: none) and seed; patients are resampled.
     pub bootstrap: resnext_stats::BootstrapOptions,
+    /// Binary problems: the class (by name) whose sensitivity, PPV, … the intervals report
+    /// (`--positive`); `None` is the second class.
+    pub positive: Option<String>,
 }
 
 impl Default for EvalOptions {
@@ -64,6 +67,7 @@ impl Default for EvalOptions {
             data: None,
             fold_bn: false,
             bootstrap: resnext_stats::BootstrapOptions::default(),
+            positive: None,
         }
     }
 }
@@ -110,6 +114,11 @@ impl Run {
         lc.pixels = PixelType::F32;
         let loader = Loader::new(&root, &samples, predictor.transform().clone(), lc)?;
         let preds = predict_loader(predictor.net(), &loader, opts.run, progress)?;
+        let positive = opts
+            .positive
+            .as_deref()
+            .map(|p| crate::metric::operating_point::class_index(&info.classes, p))
+            .transpose()?;
         let report =
             Report::from_predictions(&info.classes, &preds.probs, &preds.labels, preds.loss);
         let roc = (info.classes.len() == 2).then(|| {
@@ -145,6 +154,7 @@ impl Run {
                     &preds.probs,
                     &preds.labels,
                     &opts.bootstrap,
+                    positive,
                 )?,
                 operating_point: None,
                 partial_auc: None,
@@ -163,6 +173,7 @@ impl Run {
         probs: &[Vec<f64>],
         labels: &[usize],
         bootstrap: &resnext_stats::BootstrapOptions,
+        positive: Option<usize>,
     ) -> Result<Option<resnext_stats::Summary>, InferError> {
         let rel: Vec<String> = indices
             .iter()
@@ -173,6 +184,7 @@ impl Run {
             labels,
             &self.groups_of_paths(&rel)?,
             bootstrap,
+            positive,
         ))
     }
 
@@ -251,22 +263,25 @@ impl Run {
     }
 }
 
-/// Every metric of `probs` with its bootstrap interval over `groups` (one per image); `None`
-/// with no resamples, or when the statistics are undefined (one class present), which
-/// `tracing` reports.
+/// Every metric of `probs` with its bootstrap interval over `groups` (one per image), binary
+/// ones of class `positive` (`None`: the second class); `None` with no resamples, or when the
+/// statistics are undefined (one class present), which `tracing` reports.
 pub fn intervals(
     probs: &[Vec<f64>],
     labels: &[usize],
     groups: &[String],
     bootstrap: &resnext_stats::BootstrapOptions,
+    positive: Option<usize>,
 ) -> Option<resnext_stats::Summary> {
     if bootstrap.n_resamples == 0 || probs.is_empty() {
         return None;
     }
     let summary = resnext_stats::Groups::new(groups).and_then(|g| {
+        let defaults = resnext_stats::SummaryOptions::default();
         let options = resnext_stats::SummaryOptions {
             bootstrap: *bootstrap,
-            ..resnext_stats::SummaryOptions::default()
+            positive: positive.unwrap_or(defaults.positive),
+            ..defaults
         };
         resnext_stats::summary(probs, labels, Some(&g), &options)
     });

@@ -82,6 +82,7 @@ pub fn subgroups(
     preds: &[SamplePrediction],
     groups: &[String],
     bootstrap: &BootstrapOptions,
+    positive: Option<usize>,
 ) -> Vec<Subgroup> {
     let mut by: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, p) in preds.iter().enumerate() {
@@ -101,7 +102,7 @@ pub fn subgroups(
                 value,
                 n: idx.len(),
                 small: idx.len() < MIN_SUBGROUP,
-                intervals: intervals(&probs, &labels, &g, bootstrap),
+                intervals: intervals(&probs, &labels, &g, bootstrap, positive),
             }
         })
         .collect()

@@ -486,6 +486,12 @@ impl CrossValidation {
             data: None,
             fold_bn: false,
             bootstrap: self.bootstrap,
+            positive: self
+                .operating
+                .as_ref()
+                .map(|(p, _)| p)
+                .or(self.pauc.as_ref().map(|(p, _)| p))
+                .cloned(),
         };
         let run = trainer.run().clone();
         let _lock = trainer.into_lock();
@@ -582,6 +588,14 @@ impl CrossValidation {
             csv.push_str(line);
         }
         let pooled_report = Report::from_predictions(&classes, &all_probs, &all_labels, 0.0);
+        // binary intervals of the class the user named (operating point or partial AUC)
+        let positive = self
+            .operating
+            .as_ref()
+            .map(|(p, _)| p)
+            .or(self.pauc.as_ref().map(|(p, _)| p))
+            .map(|p| resnext_infer::metric::operating_point::class_index(&classes, p))
+            .transpose()?;
         let operating_point = match &self.operating {
             Some((positive, criterion)) => Some(self.cross_fitted(
                 positive,
@@ -624,6 +638,7 @@ impl CrossValidation {
                     &preds,
                     &all_groups,
                     &self.bootstrap,
+                    positive,
                 )
             }
             None => Vec::new(),
@@ -650,6 +665,7 @@ impl CrossValidation {
                     &all_labels,
                     &all_groups,
                     &self.bootstrap,
+                    positive,
                 ),
             },
         };

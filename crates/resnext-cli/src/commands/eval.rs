@@ -21,6 +21,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
         data: a.data,
         fold_bn: a.fold_bn,
         bootstrap: a.intervals.options(),
+        positive: a.positive.clone(),
     };
     // a writer: refused at once while another process writes the run
     let lock = if a.no_write { None } else { Some(run.lock()?) };
@@ -43,12 +44,18 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
     };
     if let (Some(file), Some(column)) = (&a.metadata, &a.by) {
         let meta = resnext_train::subgroups::read_metadata(file, column)?;
+        let positive = a
+            .positive
+            .as_deref()
+            .map(|p| resnext_train::metric::operating_point::class_index(&report.classes, p))
+            .transpose()?;
         report.subgroups = resnext_train::subgroups::subgroups(
             column,
             &meta,
             &preds,
             &run.groups_of(&preds)?,
             &opts.bootstrap,
+            positive,
         );
     }
     print!("{}", report.report.table());

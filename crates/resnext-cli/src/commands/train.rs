@@ -81,6 +81,7 @@ fn train(a: TrainArgs, job: &Job) -> Result<ExitCode> {
             tta: false,
         },
         batch_size: cfg.data.eval_batch_size.unwrap_or(cfg.data.batch_size),
+        positive: a.positive.clone(),
         ..EvalOptions::default()
     };
     // the run stays locked until its report and plots are written
