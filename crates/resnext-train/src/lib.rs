@@ -40,6 +40,7 @@ pub mod average;
 pub mod component;
 pub mod config;
 pub mod cv;
+pub mod cv_report;
 pub mod dist;
 pub mod ema;
 pub mod error;
