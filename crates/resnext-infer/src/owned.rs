@@ -15,6 +15,17 @@ pub fn owner(path: &Path) -> Option<(PathBuf, &'static str)> {
     let dir = resolved.parent()?;
     let run = dir.join(RunFile::Config.name()).is_file();
     let cv = dir.join(CvFile::Folds.name()).is_file();
+    // a run's kept epoch weights (`train.keep_checkpoints`) and its TensorBoard event files
+    if run && crate::run::epoch_of(name).is_some() {
+        return Some((dir.to_path_buf(), "epoch-NNN.safetensors"));
+    }
+    if let Some(run_dir) = dir.parent() {
+        if dir.file_name().and_then(|n| n.to_str()) == Some(RunFile::TensorBoard.name())
+            && run_dir.join(RunFile::Config.name()).is_file()
+        {
+            return Some((run_dir.to_path_buf(), "tb/"));
+        }
+    }
     let own = RunFile::ALL
         .iter()
         .chain(&[RunFile::Report])
@@ -41,5 +52,24 @@ pub fn refuse_owned(path: &Path, flag: &str) -> Result<(), crate::error::InferEr
             name,
         }),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_epoch_weights_and_event_files_are_the_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
+        resnext_io::write_atomic(&run.join(RunFile::Config.name()), b"").unwrap();
+        let epoch = run.join("epoch-007.safetensors");
+        assert_eq!(owner(&epoch).map(|o| o.1), Some("epoch-NNN.safetensors"));
+        std::fs::create_dir(run.join(RunFile::TensorBoard.name())).unwrap();
+        let event = run.join("tb").join("events.out.tfevents.1.host.2");
+        assert_eq!(owner(&event).map(|o| o.1), Some("tb/"));
+        assert_eq!(owner(&run.join("epoch-x.safetensors")), None);
+        assert_eq!(owner(&run.join("mine.safetensors")), None);
     }
 }

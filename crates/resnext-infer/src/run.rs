@@ -176,6 +176,16 @@ pub struct Run {
     dir: PathBuf,
 }
 
+/// The epoch of a kept epoch weights file's name (`epoch-NNN.safetensors`,
+/// [`Run::epoch_weights`]), None for any other name.
+pub fn epoch_of(name: &str) -> Option<usize> {
+    let n = name.strip_prefix("epoch-")?.strip_suffix(".safetensors")?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
 impl Run {
     /// Opens an existing run directory (one that holds a config or a sidecar).
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, InferError> {
@@ -235,8 +245,7 @@ impl Run {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
-                let n = name.strip_prefix("epoch-")?.strip_suffix(".safetensors")?;
-                let epoch = n.parse::<usize>().ok()?;
+                let epoch = epoch_of(&name)?;
                 (self.epoch_weights(epoch) == e.path()).then(|| (epoch, e.path()))
             })
             .collect();
