@@ -6,8 +6,15 @@ use resnext_model::weights::WeightsFile;
 use resnext_model::Arch;
 use resnext_train::config::Overrides;
 use resnext_train::precision::{LayoutChoice, PrecisionChoice};
-use resnext_train::{Checkpoint, DeviceChoice, Precision, SplitPart, TrainConfig, TrainError};
+use resnext_train::{
+    Checkpoint, Criterion, DeviceChoice, Precision, SplitPart, TrainConfig, TrainError,
+};
 use std::path::PathBuf;
+
+/// `--operating-point`: `sensitivity=T`, `specificity=T` or `youden`, parsed with the flag.
+fn parse_criterion(s: &str) -> Result<Criterion, String> {
+    s.parse::<Criterion>().map_err(|e| e.to_string())
+}
 
 /// An architecture preset, or `custom` with explicit shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -413,8 +420,8 @@ pub struct TrainArgs {
     /// At the end of training, choose a threshold for --positive on the validation part
     /// (`sensitivity=0.95`, `specificity=0.90` or `youden`), report it on the test part when
     /// there is one, and store it in best.json: `predict` and `serve` then answer with a decision.
-    #[arg(long, requires = "positive")]
-    pub operating_point: Option<String>,
+    #[arg(long, requires = "positive", value_parser = parse_criterion)]
+    pub operating_point: Option<Criterion>,
 }
 
 /// The confidence intervals of `eval` and `cv`.
@@ -542,8 +549,8 @@ pub struct EvalArgs {
     /// Choose a threshold for --positive on the validation part (`sensitivity=0.95`,
     /// `specificity=0.90` or `youden`), report it on --split (not val), and store it in the
     /// sidecar: `predict` and `serve` then answer with a decision.
-    #[arg(long, requires = "positive")]
-    pub operating_point: Option<String>,
+    #[arg(long, requires = "positive", value_parser = parse_criterion)]
+    pub operating_point: Option<Criterion>,
     /// Report the partial ROC-AUC of --positive above this sensitivity (e.g. 0.8).
     #[arg(long, requires = "positive")]
     pub pauc_min_tpr: Option<f64>,
@@ -860,8 +867,8 @@ pub struct CvArgs {
     /// A threshold for --positive (`sensitivity=0.95`, `specificity=0.90` or `youden`), chosen
     /// on out-of-fold predictions: the summary reports each fold at the threshold chosen on the
     /// other folds, and the threshold chosen on all of them.
-    #[arg(long, requires = "positive")]
-    pub operating_point: Option<String>,
+    #[arg(long, requires = "positive", value_parser = parse_criterion)]
+    pub operating_point: Option<Criterion>,
     /// Report the partial ROC-AUC of --positive above this sensitivity (e.g. 0.8) over the
     /// pooled out-of-fold predictions.
     #[arg(long, requires = "positive")]

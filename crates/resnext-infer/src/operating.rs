@@ -11,7 +11,7 @@ use crate::metric::report::EvalReport;
 use crate::progress::Progress;
 use crate::run::{Run, SplitPart};
 use crate::run_eval::{EvalOptions, SamplePrediction};
-use resnext_stats::BootstrapOptions;
+use resnext_stats::{BootstrapOptions, Criterion};
 
 fn split(preds: &[SamplePrediction]) -> (Vec<Vec<f64>>, Vec<usize>) {
     (
@@ -21,20 +21,9 @@ fn split(preds: &[SamplePrediction]) -> (Vec<Vec<f64>>, Vec<usize>) {
 }
 
 /// Checks a requested operating point before any work is done: `positive` is one of `classes`
-/// and `criterion` parses.
-pub fn check_request(
-    classes: &[String],
-    positive: &str,
-    criterion: &str,
-) -> Result<(), InferError> {
-    class_index(classes, positive)?;
-    criterion
-        .parse::<resnext_stats::Criterion>()
-        .map_err(|e| InferError::InvalidValue {
-            key: "--operating-point",
-            reason: e.to_string(),
-        })?;
-    Ok(())
+/// (its criterion is parsed with the flag).
+pub fn check_request(classes: &[String], positive: &str) -> Result<(), InferError> {
+    class_index(classes, positive).map(|_| ())
 }
 
 impl Run {
@@ -44,7 +33,7 @@ impl Run {
         &self,
         opts: &EvalOptions,
         positive: &str,
-        criterion: &str,
+        criterion: Criterion,
         progress: &dyn Progress,
     ) -> Result<OperatingPoint, InferError> {
         if opts.run.tta {
@@ -77,7 +66,7 @@ impl Run {
         &self,
         opts: &EvalOptions,
         positive: &str,
-        criterion: Option<&str>,
+        criterion: Option<Criterion>,
         pauc_min_tpr: Option<f64>,
         progress: &dyn Progress,
     ) -> Result<(EvalReport, Vec<SamplePrediction>), InferError> {

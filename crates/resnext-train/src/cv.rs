@@ -181,7 +181,7 @@ pub struct CrossValidation {
     checkpoint: Checkpoint,
     bootstrap: resnext_infer::run_eval::BootstrapOptions,
     /// `--positive` and `--operating-point`.
-    operating: Option<(String, String)>,
+    operating: Option<(String, resnext_stats::Criterion)>,
     /// `--positive` and `--pauc-min-tpr`.
     pauc: Option<(String, f64)>,
     /// `--by` and each image's value of that column (`--metadata`).
@@ -195,15 +195,9 @@ impl CrossValidation {
     pub fn with_operating_point(
         mut self,
         positive: String,
-        criterion: String,
+        criterion: resnext_stats::Criterion,
     ) -> Result<Self, TrainError> {
         resnext_infer::metric::operating_point::class_index(&self.folds.classes, &positive)?;
-        criterion
-            .parse::<resnext_stats::Criterion>()
-            .map_err(|e| TrainError::InvalidValue {
-                key: "--operating-point",
-                reason: e.to_string(),
-            })?;
         self.operating = Some((positive, criterion));
         Ok(self)
     }
@@ -238,7 +232,7 @@ impl CrossValidation {
     fn cross_fitted(
         &self,
         positive: &str,
-        criterion: &str,
+        criterion: resnext_stats::Criterion,
         probs: &[Vec<f64>],
         labels: &[usize],
         groups: &[String],
@@ -599,7 +593,7 @@ impl CrossValidation {
         let operating_point = match &self.operating {
             Some((positive, criterion)) => Some(self.cross_fitted(
                 positive,
-                criterion,
+                *criterion,
                 &all_probs,
                 &all_labels,
                 &all_groups,

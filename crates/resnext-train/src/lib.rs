@@ -72,6 +72,8 @@ pub use metric::{EvalReport, Report};
 pub use predictor::{Prediction, Predictor, Preprocessor};
 pub use progress::{NoProgress, Progress};
 pub use resnext_infer::InferError;
+/// How `--operating-point` chooses a threshold (`sensitivity=T`, `specificity=T`, `youden`).
+pub use resnext_stats::Criterion;
 pub use run::{Run, RunFile, SplitPart};
 pub use run_eval::EvalOptions;
 pub use trainer::{EpochRow, Observer, Trainer};

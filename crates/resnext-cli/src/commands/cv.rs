@@ -31,8 +31,8 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
     };
     let mut cv =
         CrossValidation::prepare(cfg, &a.out, &settings)?.with_bootstrap(a.intervals.options());
-    if let (Some(p), Some(c)) = (&a.positive, &a.operating_point) {
-        cv = cv.with_operating_point(p.clone(), c.clone())?;
+    if let (Some(p), Some(c)) = (&a.positive, a.operating_point) {
+        cv = cv.with_operating_point(p.clone(), c)?;
     }
     if let (Some(p), Some(t)) = (&a.positive, a.pauc_min_tpr) {
         cv = cv.with_partial_auc(p.clone(), t)?;

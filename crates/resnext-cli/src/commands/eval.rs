@@ -35,7 +35,7 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
             run.evaluate_at(
                 &opts,
                 positive,
-                a.operating_point.as_deref(),
+                a.operating_point,
                 a.pauc_min_tpr,
                 &Bars::new(),
             )?

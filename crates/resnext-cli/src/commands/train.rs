@@ -43,10 +43,11 @@ fn train(a: TrainArgs, job: &Job) -> Result<ExitCode> {
         trainer
     };
     let dir = trainer.run_dir().display().to_string();
-    if let (Some(p), Some(c)) = (&a.positive, &a.operating_point) {
-        // checked before any epoch: a typo costs no training
+    if let (Some(p), Some(_)) = (&a.positive, &a.operating_point) {
+        // checked before any epoch: a typo costs no training (the criterion is parsed with
+        // the flag)
         let classes = trainer.run().split()?.classes;
-        resnext_train::operating::check_request(&classes, p, c)?;
+        resnext_train::operating::check_request(&classes, p)?;
     }
     if !trainer.writes() {
         // ranks other than 0 train in silence; rank 0 reports, writes, evaluates and plots
@@ -100,7 +101,7 @@ fn train(a: TrainArgs, job: &Job) -> Result<ExitCode> {
     if let Err(e) = run.plot(&bars) {
         eprintln!("warning: plots not drawn: {e}");
     }
-    if let (Some(p), Some(c)) = (&a.positive, &a.operating_point) {
+    if let (Some(p), Some(c)) = (&a.positive, a.operating_point) {
         operating_point(&run, &opts, p, c, &bars)
             .context("training finished, but the operating point was not chosen")?;
     }
@@ -113,7 +114,7 @@ fn operating_point(
     run: &resnext_train::Run,
     opts: &EvalOptions,
     positive: &str,
-    criterion: &str,
+    criterion: resnext_train::Criterion,
     bars: &Bars,
 ) -> Result<()> {
     let test = EvalOptions {

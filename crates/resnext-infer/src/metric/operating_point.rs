@@ -130,10 +130,9 @@ pub fn choose(
     labels: &[usize],
     positive: usize,
     positive_name: &str,
-    criterion: &str,
+    c: Criterion,
     chosen_on: &str,
 ) -> Result<OperatingPoint, InferError> {
-    let c: Criterion = criterion.parse().map_err(stats_err)?;
     let op = resnext_stats::choose(probs, labels, positive, c).map_err(stats_err)?;
     Ok(OperatingPoint {
         positive: positive_name.to_string(),
