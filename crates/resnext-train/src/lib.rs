@@ -40,6 +40,7 @@ pub mod average;
 pub mod component;
 pub mod config;
 pub mod cv;
+#[cfg(feature = "plot")]
 pub mod cv_report;
 pub mod dist;
 pub mod ema;
