@@ -41,7 +41,8 @@ impl CvFile {
             CvFile::Oof => "oof.csv",
             CvFile::Summary => "cv.json",
             CvFile::Figure => "cv.png",
-            CvFile::Report => "report.html",
+            // the same page name as a run's
+            CvFile::Report => RunFile::Report.name(),
         }
     }
 }
