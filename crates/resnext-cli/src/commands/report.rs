@@ -16,9 +16,10 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
         ..ReportOptions::default()
     };
     if let Some(out) = &a.out {
-        // not over another of a run's or a cross-validation's own files
-        if let Some((_, name)) = resnext_train::owned::owner(out) {
-            if name != CvFile::Report.name() {
+        // not over a run's or a cross-validation's own files, but DIR's own report.html
+        if let Some((owner, name)) = resnext_train::owned::owner(out) {
+            let same = |p: &Path| resnext_io::resolve(p).unwrap_or_else(|| p.to_path_buf());
+            if name != CvFile::Report.name() || same(&owner) != same(&a.dir) {
                 resnext_train::owned::refuse_owned(out, "--out")?;
             }
         }
