@@ -87,6 +87,17 @@ impl LrFindSettings {
                 ),
             );
         }
+        if !(self.end_lr / self.start_lr).is_finite() {
+            // the rates grow by powers of this ratio: an infinite one makes every rate after
+            // the first infinite
+            return bad(
+                "--end-lr".into(),
+                format!(
+                    "{} / --start-lr {} is too large a range (not a finite number)",
+                    self.end_lr, self.start_lr
+                ),
+            );
+        }
         if !(2..=100_000).contains(&self.steps) {
             return bad(
                 "--steps".into(),
@@ -369,5 +380,11 @@ mod tests {
             ..LrFindSettings::default()
         };
         assert!(s.validate().unwrap_err().to_string().contains("--steps"));
+        let s = LrFindSettings {
+            start_lr: 1e-310,
+            end_lr: 1e10,
+            ..LrFindSettings::default()
+        };
+        assert!(s.validate().unwrap_err().to_string().contains("--end-lr"));
     }
 }
