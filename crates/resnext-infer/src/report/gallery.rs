@@ -76,28 +76,33 @@ pub fn gallery_html(cases: &[ErrorCase], classes: &[String], side: u32) -> Strin
             .cloned()
             .unwrap_or_else(|| format!("class {c}"))
     };
-    let mut predictors: Vec<(PathBuf, Checkpoint, Result<Predictor, String>)> = Vec::new();
-    let mut out = String::from("<div class=\"gallery\">");
-    for (k, case) in cases.iter().enumerate() {
+    // one model in memory at a time: the overlays are drawn run by run (a cross-validation's
+    // errors come from every fold), then shown in the cases' order
+    let mut order: Vec<usize> = (0..cases.len()).collect();
+    order.sort_by_key(|&k| (cases[k].run.dir(), cases[k].checkpoint.name()));
+    let mut pictures: Vec<Option<Result<Vec<u8>, String>>> = vec![None; cases.len()];
+    let mut current: Option<((PathBuf, Checkpoint), Result<Predictor, String>)> = None;
+    for k in order {
+        let case = &cases[k];
         let key = (case.run.dir().to_path_buf(), case.checkpoint);
-        let at = match predictors
-            .iter()
-            .position(|(d, c, _)| *d == key.0 && *c == key.1)
-        {
-            Some(i) => i,
-            None => {
-                let p = case
-                    .run
-                    .predictor(case.checkpoint, RunOptions::cpu())
-                    .map_err(|e| e.to_string());
-                predictors.push((key.0, key.1, p));
-                predictors.len() - 1
-            }
-        };
-        let picture = match &predictors[at].2 {
+        if current.as_ref().map(|(c, _)| c) != Some(&key) {
+            // the last run's model is dropped before the next is loaded
+            drop(current.take());
+            let p = case
+                .run
+                .predictor(case.checkpoint, RunOptions::cpu())
+                .map_err(|e| e.to_string());
+            current = Some((key, p));
+        }
+        pictures[k] = current.as_ref().map(|(_, p)| match p {
             Ok(p) => overlay(p, case, side).map_err(|e| e.to_string()),
             Err(e) => Err(e.clone()),
-        };
+        });
+    }
+    drop(current);
+    let mut out = String::from("<div class=\"gallery\">");
+    for (k, (case, picture)) in cases.iter().zip(pictures).enumerate() {
+        let picture = picture.unwrap_or_else(|| Err("not drawn".into()));
         let (pred, p) = case.predicted();
         let body = match picture {
             Ok(png) => format!(
