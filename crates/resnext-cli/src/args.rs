@@ -858,10 +858,11 @@ pub struct CvArgs {
     #[arg(long, default_value_t = 0.125)]
     pub val: f64,
     /// The checkpoint each fold is tested with: `best` (by validation accuracy), `last`, or
-    /// `swa` (needs `train.swa`)
+    /// `swa` (needs `train.swa`).
     #[arg(long, value_enum, default_value_t = CheckpointArg::Best)]
     pub checkpoint: CheckpointArg,
-    /// The positive class (by name) of `--operating-point` and `--pauc-min-tpr`.
+    /// The positive class (by name) of the binary intervals (class 1 without it), of
+    /// `--operating-point` and of `--pauc-min-tpr`.
     #[arg(long)]
     pub positive: Option<String>,
     /// A threshold for --positive (`sensitivity=0.95`, `specificity=0.90` or `youden`), chosen

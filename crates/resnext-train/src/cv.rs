@@ -184,6 +184,8 @@ pub struct CrossValidation {
     operating: Option<(String, resnext_stats::Criterion)>,
     /// `--positive` and `--pauc-min-tpr`.
     pauc: Option<(String, f64)>,
+    /// `--positive` alone: the class of the binary intervals (as `eval --positive`).
+    positive: Option<String>,
     /// `--by` and each image's value of that column (`--metadata`).
     subgroups: Option<(String, std::collections::HashMap<String, String>)>,
 }
@@ -214,6 +216,23 @@ impl CrossValidation {
         }
         self.pauc = Some((positive, min_tpr));
         Ok(self)
+    }
+
+    /// The positive class (by name) of the folds' and the pooled binary intervals, as
+    /// `eval --positive` names it; checked now, before any fold trains.
+    pub fn with_positive(mut self, positive: String) -> Result<Self, TrainError> {
+        resnext_infer::metric::operating_point::class_index(&self.folds.classes, &positive)?;
+        self.positive = Some(positive);
+        Ok(self)
+    }
+
+    /// The class `--positive` names: given alone, or with the operating point or the partial
+    /// AUC.
+    fn positive_class(&self) -> Option<&String> {
+        self.positive
+            .as_ref()
+            .or(self.operating.as_ref().map(|(p, _)| p))
+            .or(self.pauc.as_ref().map(|(p, _)| p))
     }
 
     /// Every metric of the pooled out-of-fold predictions per value of `column`, each image's
@@ -386,6 +405,7 @@ impl CrossValidation {
             bootstrap: Default::default(),
             operating: None,
             pauc: None,
+            positive: None,
             subgroups: None,
         })
     }
@@ -480,12 +500,7 @@ impl CrossValidation {
             data: None,
             fold_bn: false,
             bootstrap: self.bootstrap,
-            positive: self
-                .operating
-                .as_ref()
-                .map(|(p, _)| p)
-                .or(self.pauc.as_ref().map(|(p, _)| p))
-                .cloned(),
+            positive: self.positive_class().cloned(),
         };
         let run = trainer.run().clone();
         let _lock = trainer.into_lock();
@@ -584,10 +599,7 @@ impl CrossValidation {
         let pooled_report = Report::from_predictions(&classes, &all_probs, &all_labels, 0.0);
         // binary intervals of the class the user named (operating point or partial AUC)
         let positive = self
-            .operating
-            .as_ref()
-            .map(|(p, _)| p)
-            .or(self.pauc.as_ref().map(|(p, _)| p))
+            .positive_class()
             .map(|p| resnext_infer::metric::operating_point::class_index(&classes, p))
             .transpose()?;
         let operating_point = match &self.operating {

@@ -31,6 +31,9 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
     };
     let mut cv =
         CrossValidation::prepare(cfg, &a.out, &settings)?.with_bootstrap(a.intervals.options());
+    if let Some(p) = &a.positive {
+        cv = cv.with_positive(p.clone())?;
+    }
     if let (Some(p), Some(c)) = (&a.positive, a.operating_point) {
         cv = cv.with_operating_point(p.clone(), c)?;
     }
