@@ -182,8 +182,11 @@ impl Trainer {
         )?;
         let mut tee = crate::tensorboard::observer::Tee(obs, tb.as_mut());
         let fitted = self.fit_observed(&mut tee);
-        crate::tensorboard::observer::finish(tb, fitted.is_ok())?;
-        fitted
+        let finished = crate::tensorboard::observer::finish(tb, fitted.is_ok());
+        // training's own error first: an event file that cannot be closed does not hide it
+        let outcome = fitted?;
+        finished?;
+        Ok(outcome)
     }
 
     fn fit_observed(
