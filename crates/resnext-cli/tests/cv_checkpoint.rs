@@ -30,6 +30,10 @@ fn cv_tests_every_fold_with_the_chosen_checkpoint() {
     }
     let toml = std::fs::read_to_string(out.join("cv.toml")).unwrap();
     assert!(toml.contains("checkpoint = \"swa\""), "{toml}");
+    // the page explains the folds with the checkpoint that tested them
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.contains("swa weights of epoch"), "{page}");
+    assert!(!page.contains("best weights of epoch"), "{page}");
 
     // the same directory with another checkpoint is refused, naming the key
     let o = run(&[

@@ -302,6 +302,18 @@ fn gallery_section(cases: &[ErrorCase], classes: &[String], opts: &ReportOptions
     )
 }
 
+/// The checkpoint a cross-validation's fold was tested with (its `eval.json`: `best` unless
+/// `cv --checkpoint` said otherwise) and the data root of its images.
+fn fold_checkpoint(run: &Run) -> (Checkpoint, PathBuf) {
+    let which = run
+        .eval_report()
+        .ok()
+        .flatten()
+        .map_or(Checkpoint::Best, |r| r.checkpoint);
+    let root = run.info(which).map(|i| i.data_root).unwrap_or_default();
+    (which, root)
+}
+
 /// The name of a checkpoint's model for the card.
 fn model_line(run: &Run, which: Checkpoint) -> String {
     match run.info(which) {
@@ -795,21 +807,26 @@ pub fn cv_report_html(cv: &CvReport, opts: &ReportOptions) -> Result<String, Inf
             sections::subgroups(cv.subgroups)
         },
     );
+    // the checkpoint each fold was tested with (`cv --checkpoint`, its eval.json) and its data
+    let tested: std::collections::HashMap<&str, (Checkpoint, PathBuf)> = fold_runs
+        .iter()
+        .map(|f| (f.name.as_str(), fold_checkpoint(&Run::at(&f.dir))))
+        .collect();
     let gallery = if opts.gallery > 0 {
         let cases: Vec<ErrorCase> = dir
             .predictions
             .iter()
             .map(|p| {
                 let name = fold_name(folds.repeats, p.repeat, p.fold);
+                let (checkpoint, root) = tested
+                    .get(name.as_str())
+                    .cloned()
+                    .unwrap_or((Checkpoint::Best, PathBuf::new()));
                 let run = Run::at(cv.dir.join(&name));
-                let root = run
-                    .info(Checkpoint::Best)
-                    .map(|i| i.data_root)
-                    .unwrap_or_default();
                 let s = &p.prediction;
                 ErrorCase {
                     run,
-                    checkpoint: Checkpoint::Best,
+                    checkpoint,
                     data_root: root,
                     row: PredictionRow {
                         path: s.path.clone(),
@@ -837,7 +854,7 @@ pub fn cv_report_html(cv: &CvReport, opts: &ReportOptions) -> Result<String, Inf
             |r| {
                 format!(
                     "{} Each fold trains its own model of these settings.",
-                    model_line(r, Checkpoint::Best)
+                    model_line(r, fold_checkpoint(r).0)
                 )
             },
         ),
