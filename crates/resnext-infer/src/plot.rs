@@ -406,6 +406,29 @@ where
         .draw_series(LineSeries::new(points.to_vec(), RED.stroke_width(3)))?
         .label(format!("model (AUC = {auc:.3})"))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], RED.stroke_width(3)));
+    draw_chance(&mut chart)?;
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 20))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// A ROC chart's chance diagonal, grey, labelled `chance` (the PNG's and the report's).
+pub(crate) fn draw_chance<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     chart
         .draw_series(LineSeries::new(
             vec![(0.0, 0.0), (1.0, 1.0)],
@@ -415,14 +438,6 @@ where
         .legend(|(x, y)| {
             PathElement::new(vec![(x, y), (x + 24, y)], BLACK.mix(0.5).stroke_width(2))
         });
-    chart
-        .configure_series_labels()
-        .label_font(("sans-serif", 20))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
-    root.present()?;
     Ok(())
 }
 

@@ -120,15 +120,7 @@ where
             });
     }
     if curve == Curve::Roc {
-        chart
-            .draw_series(LineSeries::new(
-                vec![(0.0, 0.0), (1.0, 1.0)],
-                BLACK.mix(0.5).stroke_width(2),
-            ))?
-            .label("chance")
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], BLACK.mix(0.5).stroke_width(2))
-            });
+        crate::plot::draw_chance(&mut chart)?;
     }
     chart
         .configure_series_labels()
