@@ -176,6 +176,14 @@ impl FoldConfig {
 }
 
 impl Folds {
+    /// Each image's group (patient), by its relative path.
+    pub fn group_of(&self) -> std::collections::HashMap<&str, &str> {
+        self.images
+            .iter()
+            .map(|i| (i.path.as_str(), i.group.as_str()))
+            .collect()
+    }
+
     /// The split of one fold: its test part, and a grouped train/val split of the rest
     /// (`val` of the rest, seeded by the repeat and fold).
     pub fn split(

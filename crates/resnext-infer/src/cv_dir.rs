@@ -179,12 +179,7 @@ impl CvDir {
     /// The patient (`folds.json`'s group) of each prediction, in order; an image `folds.json`
     /// does not list is its own.
     pub fn groups(&self) -> Vec<String> {
-        let group_of: std::collections::HashMap<&str, &str> = self
-            .folds
-            .images
-            .iter()
-            .map(|i| (i.path.as_str(), i.group.as_str()))
-            .collect();
+        let group_of = self.folds.group_of();
         self.predictions
             .iter()
             .map(|p| {

@@ -533,12 +533,7 @@ impl CrossValidation {
         let mut all_groups = Vec::new();
         let mut all_folds: Vec<FoldId> = Vec::new();
         let mut all_paths = Vec::new();
-        let group_of: std::collections::HashMap<&str, &str> = self
-            .folds
-            .images
-            .iter()
-            .map(|i| (i.path.as_str(), i.group.as_str()))
-            .collect();
+        let group_of = self.folds.group_of();
         let mut csv = String::from("path,repeat,fold,true,pred");
         for c in &classes {
             csv.push(',');
