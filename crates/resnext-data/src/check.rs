@@ -33,13 +33,8 @@ pub struct CheckReport {
     pub skipped: Vec<(PathBuf, String)>,
 }
 
-/// Scans `root` and decodes every image in parallel.
-pub fn check(root: &Path, limits: DecodeLimits) -> Result<CheckReport, DataError> {
-    check_with(root, limits, &|_| {}, &|_| {})
-}
-
-/// [`check`], telling `begin` the number of images once scanned and calling `done(1)` from the
-/// workers after each image (for progress).
+/// Scans `root` and decodes every image in parallel, telling `begin` the number of images once
+/// scanned and calling `done(1)` from the workers after each image (for progress).
 pub fn check_with(
     root: &Path,
     limits: DecodeLimits,

@@ -68,7 +68,7 @@ fn decode_inner(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, String> 
     if bytes.is_empty() {
         return Err("empty file (0 bytes)".into());
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
     let format = reader.format().ok_or("not a recognised image format")?;
@@ -79,7 +79,6 @@ fn decode_inner(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, String> 
     l.max_image_width = Some(limits.max_width);
     l.max_image_height = Some(limits.max_height);
     l.max_alloc = Some(limits.max_alloc);
-    let mut reader = reader;
     reader.limits(l);
     let mut decoder = reader.into_decoder().map_err(|e| match e {
         // the decoder's own check of the sides, before it says what they are
@@ -101,16 +100,14 @@ fn decode_inner(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, String> 
     check_size(w, h, decoder.color_type(), rotates, limits)
         .map_err(|e| format!("{format:?}: {e}"))?;
     let img = image::DynamicImage::from_decoder(decoder).map_err(|e| format!("{format:?}: {e}"))?;
+    let rgb8 = |img: image::DynamicImage| match img {
+        image::DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.to_rgb8(),
+    };
     // to RGB8 first, so that a rotation copies 3 bytes a pixel, not the decoder's 8
-    let mut img = image::DynamicImage::ImageRgb8(match img {
-        image::DynamicImage::ImageRgb8(rgb) => rgb,
-        other => other.to_rgb8(),
-    });
+    let mut img = image::DynamicImage::ImageRgb8(rgb8(img));
     img.apply_orientation(orientation);
-    Ok(match img {
-        image::DynamicImage::ImageRgb8(rgb) => rgb,
-        other => other.to_rgb8(),
-    })
+    Ok(rgb8(img))
 }
 
 /// Refuses, from the header alone, an image larger than the limits: its sides, its pixel count,

@@ -9,8 +9,8 @@
 
 use crate::error::DataError;
 use crate::rng::{stream, Rng};
-use crate::scan::{ImageFolder, Sample};
-use crate::split::{load_json, majority_class, rel_string, save_json, Split, SplitConfig};
+use crate::scan::ImageFolder;
+use crate::split::{by_majority_class, load_json, rel_string, save_json, Split, SplitConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -77,14 +77,7 @@ impl FoldConfig {
             group_regex: self.group_regex.clone(),
             ..SplitConfig::default()
         };
-        let regex = split_cfg.validate()?;
-        let mut groups: BTreeMap<String, Vec<&Sample>> = BTreeMap::new();
-        for s in &folder.samples {
-            groups
-                .entry(SplitConfig::group_key(regex.as_ref(), s))
-                .or_default()
-                .push(s);
-        }
+        let groups = SplitConfig::groups(split_cfg.validate()?.as_ref(), folder);
         if groups.len() < self.k {
             return Err(DataError::InvalidSplit(format!(
                 "{} folds need at least {} groups; {} has {}",
@@ -127,11 +120,7 @@ impl FoldConfig {
             }
         }
         // groups by majority class (ties to the lower index), as the train/val split does
-        let mut by_class: Vec<Vec<(&String, &Vec<&Sample>)>> = vec![Vec::new(); n_classes];
-        for (key, members) in &groups {
-            let class = majority_class(members, n_classes);
-            by_class[class].push((key, members));
-        }
+        let by_class = by_majority_class(&groups, n_classes);
         let mut fold_of: BTreeMap<&String, Vec<usize>> = BTreeMap::new();
         for repeat in 0..self.repeats {
             let mut totals = vec![0usize; self.k];
@@ -224,22 +213,6 @@ impl Folds {
         Ok(split)
     }
 
-    /// Checks that these folds were made from `folder` (same images and classes).
-    pub fn check_folder(&self, folder: &ImageFolder) -> Result<(), DataError> {
-        let mut have: Vec<String> = folder.samples.iter().map(|s| rel_string(&s.path)).collect();
-        have.sort();
-        let want: Vec<&str> = self.images.iter().map(|i| i.path.as_str()).collect();
-        if self.classes != folder.classes || have != want {
-            return Err(DataError::InvalidSplit(format!(
-                "the folds were made from other images than {} holds now ({} images then, {} now)",
-                folder.root.display(),
-                want.len(),
-                have.len()
-            )));
-        }
-        Ok(())
-    }
-
     /// Writes `folds.json` atomically.
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
         save_json(self, path)
@@ -253,6 +226,7 @@ impl Folds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::Sample;
     use std::collections::{HashMap, HashSet};
     use std::path::PathBuf;
 

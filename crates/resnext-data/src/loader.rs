@@ -258,6 +258,11 @@ impl Loader {
         &self.shared.config
     }
 
+    /// The decoding threads it runs (`threads`, or one per core for 0).
+    pub fn threads(&self) -> usize {
+        self.shared.pool.current_num_threads()
+    }
+
     /// The sample order of an epoch.
     pub fn order(&self, epoch: u64) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.shared.items.len()).collect();
@@ -387,40 +392,24 @@ impl Shared {
         batch_index: u64,
         indices: &[usize],
     ) -> Result<Batch, DataError> {
-        let [h, w] = self.transform.size();
-        let n = indices.len();
         let cfg = &self.config;
-        let shape = |n: usize| match cfg.layout {
-            Layout::Nchw => (n, 3, h as usize, w as usize),
-            Layout::Nhwc => (n, h as usize, w as usize, 3),
-        };
-        let seed = cfg.seed;
         let mut skipped = Vec::new();
-        let mut keep = vec![true; n];
-        let (images, kept_n) = match cfg.pixels {
-            PixelType::F32 => {
-                let buf = self.recycle_rx.try_recv().unwrap_or_default();
-                let (a, kept) = self.build(
-                    buf,
-                    (epoch, indices),
-                    shape,
-                    &mut keep,
-                    &mut skipped,
-                    |t, img, slot, rng| t.write_f32(img, slot, cfg.layout, rng),
-                )?;
-                (BatchImages::F32(a), kept)
-            }
-            PixelType::U8 => {
-                let (a, kept) = self.build(
-                    Vec::new(),
-                    (epoch, indices),
-                    shape,
-                    &mut keep,
-                    &mut skipped,
-                    |t, img, slot, rng| t.write_u8(img, slot, cfg.layout, rng),
-                )?;
-                (BatchImages::U8(a), kept)
-            }
+        let mut keep = vec![true; indices.len()];
+        let mut images = match cfg.pixels {
+            PixelType::F32 => BatchImages::F32(self.build(
+                self.recycle_rx.try_recv().unwrap_or_default(),
+                (epoch, indices),
+                &mut keep,
+                &mut skipped,
+                |t, img, slot, rng| t.write_f32(img, slot, cfg.layout, rng),
+            )?),
+            PixelType::U8 => BatchImages::U8(self.build(
+                Vec::new(),
+                (epoch, indices),
+                &mut keep,
+                &mut skipped,
+                |t, img, slot, rng| t.write_u8(img, slot, cfg.layout, rng),
+            )?),
         };
         let kept_indices: Vec<usize> = indices
             .iter()
@@ -428,12 +417,10 @@ impl Shared {
             .filter(|(_, &k)| k)
             .map(|(&i, _)| i)
             .collect();
-        debug_assert_eq!(kept_indices.len(), kept_n);
         let labels: Vec<usize> = kept_indices.iter().map(|&i| self.items[i].1).collect();
-        let mut images = images;
         let targets = match (&cfg.mix, &mut images) {
             (Some(m), BatchImages::F32(a)) if m.enabled() => {
-                let mut rng = Rng::keyed(seed, &[crate::rng::stream::MIX, epoch, batch_index]);
+                let mut rng = Rng::keyed(cfg.seed, &[crate::rng::stream::MIX, epoch, batch_index]);
                 Some(mix_batch(
                     a,
                     cfg.layout,
@@ -458,18 +445,19 @@ impl Shared {
     }
 
     /// Decodes and transforms each sample of the batch into its slot of `buf` (resized to fit) on
-    /// the pool, applies the bad-image policy, and shapes the kept slots as the batch array.
+    /// the pool, applies the bad-image policy (a skipped sample is logged, added to `skipped`
+    /// and cleared in `keep`), and shapes the kept slots as the batch array.
     fn build<T: Copy + Default + Send>(
         &self,
         mut buf: Vec<T>,
         (epoch, indices): (u64, &[usize]),
-        shape: impl Fn(usize) -> (usize, usize, usize, usize),
         keep: &mut [bool],
         skipped: &mut Vec<(PathBuf, String)>,
         write: impl Fn(&Transform, &RgbImage, &mut [T], &mut Rng) + Sync,
-    ) -> Result<(Array4<T>, usize), DataError> {
+    ) -> Result<Array4<T>, DataError> {
         let [h, w] = self.transform.size();
-        let per = 3 * h as usize * w as usize;
+        let (h, w) = (h as usize, w as usize);
+        let per = 3 * h * w;
         let seed = self.config.seed;
         buf.resize(indices.len() * per, T::default());
         let results: Vec<Result<(), DataError>> = self.pool.install(|| {
@@ -490,19 +478,6 @@ impl Shared {
                 })
                 .collect()
         });
-        self.settle(results, indices, keep, skipped)?;
-        let kept = compact(&mut buf, per, keep);
-        let array = Array4::from_shape_vec(shape(kept), buf).expect("buffer size matches");
-        Ok((array, kept))
-    }
-
-    fn settle(
-        &self,
-        results: Vec<Result<(), DataError>>,
-        indices: &[usize],
-        keep: &mut [bool],
-        skipped: &mut Vec<(PathBuf, String)>,
-    ) -> Result<(), DataError> {
         for (k, r) in results.into_iter().enumerate() {
             if let Err(e) = r {
                 match self.config.on_bad_image {
@@ -516,7 +491,12 @@ impl Shared {
                 }
             }
         }
-        Ok(())
+        let n = compact(&mut buf, per, keep);
+        let shape = match self.config.layout {
+            Layout::Nchw => (n, 3, h, w),
+            Layout::Nhwc => (n, h, w, 3),
+        };
+        Ok(Array4::from_shape_vec(shape, buf).expect("buffer size matches"))
     }
 }
 

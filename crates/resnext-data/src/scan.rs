@@ -57,12 +57,10 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
 
 /// True when the file name has one of [`IMAGE_EXTENSIONS`].
 pub fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .map(|e| {
-            let e = e.to_string_lossy().to_ascii_lowercase();
-            IMAGE_EXTENSIONS.contains(&e.as_str())
-        })
-        .unwrap_or(false)
+    path.extension().is_some_and(|e| {
+        let e = e.to_string_lossy().to_ascii_lowercase();
+        IMAGE_EXTENSIONS.contains(&e.as_str())
+    })
 }
 
 /// Scans `root`. Errors: missing root, no class folders, a single class, a class without images.
@@ -82,10 +80,7 @@ pub fn scan(root: &Path) -> Result<ImageFolder, DataError> {
             continue;
         }
         // `metadata` follows symlinks, as torchvision's `entry.is_dir()` does.
-        let is_dir = std::fs::metadata(entry.path())
-            .map(|m| m.is_dir())
-            .unwrap_or(false);
-        if is_dir {
+        if std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
             classes.push(
                 name.into_string()
                     .map_err(|_| DataError::NonUtf8Class(entry.path()))?,

@@ -12,23 +12,15 @@ use std::path::{Path, PathBuf};
 
 /// How to split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SplitConfig {
     /// Fraction of each class for validation.
-    #[serde(default = "default_val")]
     pub val: f64,
     /// Fraction of each class for a held-out test part.
-    #[serde(default)]
     pub test: f64,
-    #[serde(default)]
     pub seed: u64,
     /// A regex whose first capture group, applied to the file name, is the group key.
-    #[serde(default)]
     pub group_regex: Option<String>,
-}
-
-fn default_val() -> f64 {
-    0.2
 }
 
 impl Default for SplitConfig {
@@ -93,6 +85,18 @@ impl SplitConfig {
         key
     }
 
+    /// The samples of `folder` by their group key.
+    pub(crate) fn groups<'a>(
+        regex: Option<&Regex>,
+        folder: &'a ImageFolder,
+    ) -> BTreeMap<String, Vec<&'a Sample>> {
+        let mut groups: BTreeMap<String, Vec<&Sample>> = BTreeMap::new();
+        for s in &folder.samples {
+            groups.entry(Self::group_key(regex, s)).or_default().push(s);
+        }
+        groups
+    }
+
     /// The group of a relative path (`class/file`): `g:` and the regex's first capture on the
     /// file name, or `f:` and the path itself (its own group).
     fn key_of(regex: Option<&Regex>, rel: &str) -> String {
@@ -117,27 +121,17 @@ impl SplitConfig {
     /// shuffled with the seed and dealt to test, then val, then train until each part holds its
     /// share of images. Depends only on the sorted sample list and the seed.
     pub fn split(&self, folder: &ImageFolder) -> Result<Split, DataError> {
-        let regex = self.validate()?;
-        let mut groups: BTreeMap<String, Vec<&Sample>> = BTreeMap::new();
-        for s in &folder.samples {
-            groups
-                .entry(Self::group_key(regex.as_ref(), s))
-                .or_default()
-                .push(s);
-        }
-        let mut by_class: Vec<Vec<(&String, &Vec<&Sample>)>> =
-            vec![Vec::new(); folder.classes.len()];
-        for (key, members) in &groups {
-            let class = majority_class(members, folder.classes.len());
-            by_class[class].push((key, members));
-        }
+        let groups = Self::groups(self.validate()?.as_ref(), folder);
         let mut split = Split {
             classes: folder.classes.clone(),
             train: vec![],
             val: vec![],
             test: vec![],
         };
-        for (class, mut class_groups) in by_class.into_iter().enumerate() {
+        for (class, mut class_groups) in by_majority_class(&groups, folder.classes.len())
+            .into_iter()
+            .enumerate()
+        {
             let total: usize = class_groups.iter().map(|g| g.1.len()).sum();
             let mut rng = Rng::keyed(self.seed, &[crate::rng::stream::SPLIT, class as u64]);
             rng.shuffle(&mut class_groups);
@@ -170,18 +164,26 @@ impl SplitConfig {
     }
 }
 
-/// The class most of a group's samples have; ties go to the lower index.
-pub(crate) fn majority_class(members: &[&Sample], n_classes: usize) -> usize {
-    let mut counts = vec![0usize; n_classes];
-    for s in members {
-        counts[s.label] += 1;
+/// `groups` by class: each under the class most of its samples have (ties go to the lower
+/// index).
+pub(crate) fn by_majority_class<'g, 'a>(
+    groups: &'g BTreeMap<String, Vec<&'a Sample>>,
+    n_classes: usize,
+) -> Vec<Vec<(&'g String, &'g Vec<&'a Sample>)>> {
+    let mut by_class = vec![Vec::new(); n_classes];
+    for (key, members) in groups {
+        let mut counts = vec![0usize; n_classes];
+        for s in members {
+            counts[s.label] += 1;
+        }
+        let class = counts
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
+            .map_or(0, |c| c.0);
+        by_class[class].push((key, members));
     }
-    counts
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
-        .map(|c| c.0)
-        .unwrap_or(0)
+    by_class
 }
 
 /// Writes `value` as pretty JSON, atomically (a temporary file, then a rename).
@@ -278,7 +280,6 @@ impl Split {
                         ))
                     })?;
                 if follow_links {
-                    crate::safe_path::check_relative(p)?;
                     if !std::fs::metadata(root.join(p)).is_ok_and(|m| m.is_file()) {
                         return Err(DataError::InvalidSplit(format!(
                             "`{p}` is in the split but not a file under {}",

@@ -34,12 +34,8 @@ impl Acc {
     }
 }
 
-/// Mean and (population) std of every pixel of every image, decoded in parallel.
-pub fn channel_stats(paths: &[PathBuf], limits: DecodeLimits) -> Result<ChannelStats, DataError> {
-    channel_stats_with(paths, limits, &|_| {})
-}
-
-/// [`channel_stats`], calling `done(1)` from the workers after each image (for progress).
+/// Mean and (population) std of every pixel of every image, decoded in parallel, calling
+/// `done(1)` from the workers after each image (for progress).
 pub fn channel_stats_with(
     paths: &[PathBuf],
     limits: DecodeLimits,

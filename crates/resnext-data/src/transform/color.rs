@@ -49,40 +49,34 @@ pub(crate) fn color_jitter(img: &mut RgbImage, j: &ColorJitterConfig, rng: &mut 
     let s = (j.saturation > 0.0).then(|| factor(rng, j.saturation));
     let h = (j.hue > 0.0).then(|| rng.range(-j.hue, j.hue) as f32);
     for op in order {
-        match op {
-            ColorOp::Brightness => {
-                if let Some(f) = b {
-                    for v in img.iter_mut() {
-                        *v = blend(0.0, *v as f32, f);
+        match (op, b, c, s, h) {
+            (ColorOp::Brightness, Some(f), ..) => {
+                for v in img.iter_mut() {
+                    *v = blend(0.0, *v as f32, f);
+                }
+            }
+            (ColorOp::Contrast, _, Some(f), ..) => {
+                let n = (img.width() * img.height()).max(1) as f32;
+                let mean = (img.as_raw().chunks_exact(3).map(luma).sum::<f32>() / n).round();
+                for v in img.iter_mut() {
+                    *v = blend(mean, *v as f32, f);
+                }
+            }
+            (ColorOp::Saturation, _, _, Some(f), _) => {
+                for px in img.as_mut().chunks_exact_mut(3) {
+                    let l = luma(px).round();
+                    for v in px.iter_mut() {
+                        *v = blend(l, *v as f32, f);
                     }
                 }
             }
-            ColorOp::Contrast => {
-                if let Some(f) = c {
-                    let n = (img.width() * img.height()).max(1) as f32;
-                    let mean = (img.as_raw().chunks_exact(3).map(luma).sum::<f32>() / n).round();
-                    for v in img.iter_mut() {
-                        *v = blend(mean, *v as f32, f);
-                    }
+            (ColorOp::Hue, .., Some(shift)) => {
+                for px in img.as_mut().chunks_exact_mut(3) {
+                    shift_hue(px, shift);
                 }
             }
-            ColorOp::Saturation => {
-                if let Some(f) = s {
-                    for px in img.as_mut().chunks_exact_mut(3) {
-                        let l = luma(px).round();
-                        for v in px.iter_mut() {
-                            *v = blend(l, *v as f32, f);
-                        }
-                    }
-                }
-            }
-            ColorOp::Hue => {
-                if let Some(shift) = h {
-                    for px in img.as_mut().chunks_exact_mut(3) {
-                        shift_hue(px, shift);
-                    }
-                }
-            }
+            // a jitter of 0 leaves its stage out
+            _ => {}
         }
     }
 }

@@ -28,16 +28,12 @@ fn default_rrc_ratio() -> [f64; 2] {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ColorJitterConfig {
-    #[serde(default)]
     pub brightness: f64,
-    #[serde(default)]
     pub contrast: f64,
-    #[serde(default)]
     pub saturation: f64,
     /// At most 0.5.
-    #[serde(default)]
     pub hue: f64,
 }
 
@@ -51,131 +47,92 @@ pub enum EraseValue {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct RandomErasingConfig {
-    #[serde(default = "default_erase_p")]
     pub p: f64,
-    #[serde(default = "default_erase_scale")]
     pub scale: [f64; 2],
-    #[serde(default = "default_erase_ratio")]
     pub ratio: [f64; 2],
-    #[serde(default)]
     pub value: EraseValue,
 }
 
-fn default_erase_p() -> f64 {
-    0.5
-}
-fn default_erase_scale() -> [f64; 2] {
-    [0.02, 0.33]
-}
-fn default_erase_ratio() -> [f64; 2] {
-    [0.3, 3.3]
+impl Default for RandomErasingConfig {
+    fn default() -> Self {
+        Self {
+            p: 0.5,
+            scale: [0.02, 0.33],
+            ratio: [0.3, 3.3],
+            value: EraseValue::Zero,
+        }
+    }
 }
 
 /// TrivialAugmentWide (torchvision's `TrivialAugmentWide`): one operation, drawn uniformly, at a
 /// magnitude bin drawn uniformly, with the wide ranges.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct TrivialAugmentConfig {
     /// Magnitude bins (torchvision's `num_magnitude_bins`), 2..=256.
-    #[serde(default = "default_aug_bins")]
     pub bins: u32,
 }
 
 impl Default for TrivialAugmentConfig {
     fn default() -> Self {
-        Self {
-            bins: default_aug_bins(),
-        }
+        Self { bins: 31 }
     }
 }
 
 /// RandAugment (torchvision's `RandAugment`): `n` operations drawn uniformly, each at magnitude
 /// bin `m` of `bins`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct RandAugmentConfig {
     /// Operations per image (torchvision's `num_ops`), 1..=16.
-    #[serde(default = "default_ra_n")]
     pub n: u32,
     /// Magnitude bin (torchvision's `magnitude`), 0..=bins-1.
-    #[serde(default = "default_ra_m")]
     pub m: u32,
     /// Magnitude bins (torchvision's `num_magnitude_bins`), 2..=256.
-    #[serde(default = "default_aug_bins")]
     pub bins: u32,
 }
 
 impl Default for RandAugmentConfig {
     fn default() -> Self {
         Self {
-            n: default_ra_n(),
-            m: default_ra_m(),
-            bins: default_aug_bins(),
+            n: 2,
+            m: 9,
+            bins: TrivialAugmentConfig::default().bins,
         }
     }
-}
-
-fn default_aug_bins() -> u32 {
-    31
-}
-fn default_ra_n() -> u32 {
-    2
-}
-fn default_ra_m() -> u32 {
-    9
 }
 
 /// A transform pipeline. Stages run in this order: random_resized_crop, or resize then
 /// center_crop; flips; trivial_augment or rand_augment; colour jitter; to float and normalise;
 /// random erasing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct TransformConfig {
     /// Resize to exactly [height, width] (torchvision `Resize([h, w])`).
-    #[serde(default)]
     pub resize: Option<[u32; 2]>,
     /// Resize so the shorter side has this length (torchvision `Resize(n)`).
-    #[serde(default)]
     pub resize_shorter: Option<u32>,
     /// [height, width].
-    #[serde(default)]
     pub center_crop: Option<[u32; 2]>,
-    #[serde(default)]
     pub random_resized_crop: Option<RandomResizedCropConfig>,
     /// Probability of a horizontal flip.
-    #[serde(default)]
     pub hflip: f64,
-    #[serde(default)]
     pub vflip: f64,
-    #[serde(default)]
     pub trivial_augment: Option<TrivialAugmentConfig>,
-    #[serde(default)]
     pub rand_augment: Option<RandAugmentConfig>,
-    #[serde(default)]
     pub color_jitter: Option<ColorJitterConfig>,
-    #[serde(default)]
     pub random_erasing: Option<RandomErasingConfig>,
-    #[serde(default = "default_mean")]
     pub mean: [f32; 3],
-    #[serde(default = "default_std")]
     pub std: [f32; 3],
 }
 
-fn default_mean() -> [f32; 3] {
-    IMAGENET_MEAN
-}
-fn default_std() -> [f32; 3] {
-    IMAGENET_STD
-}
-
-impl TransformConfig {
-    /// The original tutorial's transform (train and eval alike): resize to exactly size×size,
-    /// ImageNet normalisation.
-    pub fn resize_exact(size: u32) -> Self {
+/// No stage, ImageNet normalisation: what the keys a section leaves out take.
+impl Default for TransformConfig {
+    fn default() -> Self {
         Self {
-            resize: Some([size, size]),
+            resize: None,
             resize_shorter: None,
             center_crop: None,
             random_resized_crop: None,
@@ -187,6 +144,17 @@ impl TransformConfig {
             random_erasing: None,
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
+        }
+    }
+}
+
+impl TransformConfig {
+    /// The original tutorial's transform (train and eval alike): resize to exactly size×size,
+    /// ImageNet normalisation.
+    pub fn resize_exact(size: u32) -> Self {
+        Self {
+            resize: Some([size, size]),
+            ..Self::default()
         }
     }
 
