@@ -10,13 +10,9 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Arch {
-    #[serde(rename = "resnext50_32x4d")]
     Resnext50_32x4d,
-    #[serde(rename = "resnext101_32x8d")]
     Resnext101_32x8d,
-    #[serde(rename = "resnext101_64x4d")]
     Resnext101_64x4d,
-    #[serde(rename = "resnet50")]
     Resnet50,
     Custom,
 }
@@ -216,11 +212,6 @@ impl ModelConfig {
             }
         }
         n + in_ch * self.num_classes.max(0) as u64 + self.num_classes.max(0) as u64
-    }
-
-    /// Channels of the features that reach the classifier head.
-    pub fn feature_channels(&self) -> i64 {
-        512 * crate::block::EXPANSION
     }
 }
 

@@ -208,37 +208,26 @@ impl BatchNorm2d {
                     .map(drop)
             })?;
         }
-        if xs.kind() == Kind::Double && self.weight.kind() != Kind::Double {
-            return self.forward_f64(xs, train);
-        }
-        // ATen's CPU and CUDA batch_norm accept a bf16/fp16 input with fp32 parameters and
-        // statistics, so the running statistics stay in fp32 under mixed precision.
-        Tensor::f_batch_norm(
-            xs,
-            Some(&self.weight),
-            Some(&self.bias),
-            Some(&self.running_mean),
-            Some(&self.running_var),
-            train,
-            BN_MOMENTUM,
-            BN_EPS,
-            true,
-        )
-    }
-}
-
-impl BatchNorm2d {
-    /// A float64 input over float32 parameters (ATen's batch_norm wants one dtype for both):
-    /// parameters and statistics in float64 for the call, the statistics copied back.
-    fn forward_f64(&self, xs: &Tensor, train: bool) -> Result<Tensor, TchError> {
-        let w = self.weight.f_to_kind(Kind::Double)?;
-        let b = self.bias.f_to_kind(Kind::Double)?;
-        let (mean, var) = tch::no_grad(|| -> Result<(Tensor, Tensor), TchError> {
-            Ok((
-                self.running_mean.f_to_kind(Kind::Double)?,
-                self.running_var.f_to_kind(Kind::Double)?,
-            ))
-        })?;
+        // A float64 input over float32 parameters (ATen's batch_norm wants one dtype for both):
+        // parameters and statistics in float64 for the call, the statistics copied back.
+        // Otherwise as they are: ATen's CPU and CUDA batch_norm accept a bf16/fp16 input with
+        // fp32 parameters and statistics, so the running statistics stay in fp32 under mixed
+        // precision.
+        let double = xs.kind() == Kind::Double && self.weight.kind() != Kind::Double;
+        let [w, b, mean, var] = if double {
+            let w = self.weight.f_to_kind(Kind::Double)?;
+            let b = self.bias.f_to_kind(Kind::Double)?;
+            let stats = |t: &Tensor| tch::no_grad(|| t.f_to_kind(Kind::Double));
+            [w, b, stats(&self.running_mean)?, stats(&self.running_var)?]
+        } else {
+            [
+                &self.weight,
+                &self.bias,
+                &self.running_mean,
+                &self.running_var,
+            ]
+            .map(Tensor::shallow_clone)
+        };
         let out = Tensor::f_batch_norm(
             xs,
             Some(&w),
@@ -250,7 +239,7 @@ impl BatchNorm2d {
             BN_EPS,
             true,
         )?;
-        if train {
+        if double && train {
             tch::no_grad(|| -> Result<(), TchError> {
                 self.running_mean.shallow_clone().f_copy_(&mean)?;
                 self.running_var.shallow_clone().f_copy_(&var)

@@ -35,20 +35,17 @@ impl ParamRole {
         bias: false,
     };
     pub const BIAS: ParamRole = ParamRole {
-        head: false,
-        norm: false,
         bias: true,
+        ..Self::WEIGHT
     };
     /// A BatchNorm weight or bias.
     pub const NORM: ParamRole = ParamRole {
-        head: false,
         norm: true,
-        bias: false,
+        ..Self::WEIGHT
     };
     pub const HEAD: ParamRole = ParamRole {
         head: true,
-        norm: false,
-        bias: false,
+        ..Self::WEIGHT
     };
 }
 

@@ -86,6 +86,13 @@ fn compute_kind(t: &Tensor) -> Kind {
     }
 }
 
+/// `v` as a tensor of `kind` on `device`.
+fn tensor_of(v: &[f64], kind: Kind, device: tch::Device) -> Result<Tensor, TchError> {
+    Tensor::f_from_slice(v)?
+        .f_to_kind(kind)?
+        .f_to_device(device)
+}
+
 /// Per-channel sums of `t` ([N, C, H, W]) in f64, as a Vec.
 fn channel_sums(t: &Tensor) -> Result<Vec<f64>, TchError> {
     let s = t.f_sum_dim_intlist([0i64, 2, 3].as_slice(), false, Kind::Double)?;
@@ -136,30 +143,21 @@ impl SyncBatchNorm {
             .zip(&mean)
             .map(|(sq, m)| (sq / count - m * m).max(0.0))
             .collect();
-        let device = xs.device();
-        let as_tensor = |v: &[f64]| -> Result<Tensor, TchError> {
-            Tensor::f_from_slice(v)?
-                .f_to_kind(kind)?
-                .f_to_device(device)
-        };
-        let mean_t = as_tensor(&mean)?;
-        let var_t = as_tensor(&var)?;
+        let mean_t = tensor_of(&mean, kind, xs.device())?;
+        let var_t = tensor_of(&var, kind, xs.device())?;
         let invstd = per_channel(&var_t.f_add_scalar(bn.eps)?.f_rsqrt()?)?;
         let xhat = tch::no_grad(|| x.f_sub(&per_channel(&mean_t)?)?.f_mul(&invstd))?;
         tch::no_grad(|| -> Result<(), TchError> {
             let unbiased = var_t.f_mul_scalar(count / (count - 1.0))?;
             let m = bn.momentum;
             let stats_kind = bn.running_mean.kind();
-            bn.running_mean
-                .shallow_clone()
-                .f_mul_scalar_(1.0 - m)?
-                .f_add_(&mean_t.f_mul_scalar(m)?.f_to_kind(stats_kind)?)
-                .map(drop)?;
-            bn.running_var
-                .shallow_clone()
-                .f_mul_scalar_(1.0 - m)?
-                .f_add_(&unbiased.f_mul_scalar(m)?.f_to_kind(stats_kind)?)
-                .map(drop)?;
+            for (running, batch) in [(bn.running_mean, &mean_t), (bn.running_var, &unbiased)] {
+                running
+                    .shallow_clone()
+                    .f_mul_scalar_(1.0 - m)?
+                    .f_add_(&batch.f_mul_scalar(m)?.f_to_kind(stats_kind)?)
+                    .map(drop)?;
+            }
             bn.num_batches_tracked
                 .shallow_clone()
                 .f_add_scalar_(1)
@@ -223,14 +221,7 @@ impl SyncBatchNorm {
             self.reducer.sum(&mut sums)?;
             let mean_g: Vec<f64> = sums[..c].iter().map(|s| s / cut.count).collect();
             let mean_gx: Vec<f64> = sums[c..].iter().map(|s| s / cut.count).collect();
-            let device = g.device();
-            let t = |v: &[f64]| -> Result<Tensor, TchError> {
-                per_channel(
-                    &Tensor::f_from_slice(v)?
-                        .f_to_kind(kind)?
-                        .f_to_device(device)?,
-                )
-            };
+            let t = |v: &[f64]| per_channel(&tensor_of(v, kind, g.device())?);
             let grad_in = tch::no_grad(|| -> Result<Tensor, TchError> {
                 g.f_sub(&t(&mean_g)?)?
                     .f_sub(&cut.xhat.f_detach()?.f_mul(&t(&mean_gx)?)?)?

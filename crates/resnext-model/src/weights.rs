@@ -324,20 +324,25 @@ pub fn write_tensors_atomic(tensors: &[(String, Tensor)], path: &Path) -> Result
 
 /// PyTorch's name of a dtype (`float32`, `int64`, ...), as in a `state_dict` manifest.
 pub fn dtype_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Float => "float32",
-        Kind::Double => "float64",
-        Kind::Half => "float16",
-        Kind::BFloat16 => "bfloat16",
-        Kind::Int64 => "int64",
-        Kind::Int => "int32",
-        Kind::Int16 => "int16",
-        Kind::Int8 => "int8",
-        Kind::Uint8 => "uint8",
-        Kind::Bool => "bool",
-        _ => "other",
-    }
+    KINDS.iter().find(|k| k.0 == kind).map_or("other", |k| k.2)
 }
+
+/// The tensor kinds a weights file stores: their safetensors dtype and their name.
+const KINDS: [(Kind, safetensors::Dtype, &str); 10] = {
+    use safetensors::Dtype;
+    [
+        (Kind::Float, Dtype::F32, "float32"),
+        (Kind::Double, Dtype::F64, "float64"),
+        (Kind::Half, Dtype::F16, "float16"),
+        (Kind::BFloat16, Dtype::BF16, "bfloat16"),
+        (Kind::Int64, Dtype::I64, "int64"),
+        (Kind::Int, Dtype::I32, "int32"),
+        (Kind::Int16, Dtype::I16, "int16"),
+        (Kind::Int8, Dtype::I8, "int8"),
+        (Kind::Uint8, Dtype::U8, "uint8"),
+        (Kind::Bool, Dtype::BOOL, "bool"),
+    ]
+};
 
 /// Stores every 4-D weight (the convolutions) in channels-last memory order, in place: the same
 /// values and shapes, strides N, H, W, C. With channels-last inputs the convolutions then need no
@@ -369,24 +374,14 @@ struct TensorView {
 
 impl TensorView {
     fn new(t: &Tensor) -> Result<Self, ModelError> {
-        use safetensors::Dtype;
-        let dtype = match t.kind() {
-            Kind::Float => Dtype::F32,
-            Kind::Double => Dtype::F64,
-            Kind::Half => Dtype::F16,
-            Kind::BFloat16 => Dtype::BF16,
-            Kind::Int64 => Dtype::I64,
-            Kind::Int => Dtype::I32,
-            Kind::Int16 => Dtype::I16,
-            Kind::Int8 => Dtype::I8,
-            Kind::Uint8 => Dtype::U8,
-            Kind::Bool => Dtype::BOOL,
-            other => {
-                return Err(ModelError::InvalidConfig(format!(
-                    "cannot store a tensor of kind {other:?}"
-                )))
-            }
-        };
+        let kind = t.kind();
+        let dtype = KINDS
+            .iter()
+            .find(|k| k.0 == kind)
+            .map(|k| k.1)
+            .ok_or_else(|| {
+                ModelError::InvalidConfig(format!("cannot store a tensor of kind {kind:?}"))
+            })?;
         let tensor = t.f_to_device(tch::Device::Cpu)?.f_contiguous()?;
         let shape: Vec<usize> = tensor.size().iter().map(|&d| d as usize).collect();
         let len = tensor.numel() * t.kind().elt_size_in_bytes();
