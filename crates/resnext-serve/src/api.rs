@@ -43,26 +43,22 @@ pub async fn healthz() -> Json<Status> {
     (status = 200, description = "`{\"status\": \"ready\"}`", body = Status),
     (status = 503, description = "the model is loading, or failed to load", body = ErrorBody)))]
 pub async fn readyz(State(st): State<Arc<AppState>>) -> Result<Json<Status>, ApiError> {
-    st.model().map(|_| {
-        Json(Status {
-            status: Health::Ready,
-        })
-    })
+    st.model()?;
+    Ok(Json(Status {
+        status: Health::Ready,
+    }))
 }
 
 /// Prometheus counters.
 #[utoipa::path(get, path = Route::Metrics.path(), responses((status = 200,
     description = "the text exposition format 0.0.4", content_type = "text/plain", body = String)))]
-pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+pub async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     let ready = matches!(*st.readiness.borrow(), Readiness::Ready(_));
+    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
     (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
+        [(header::CONTENT_TYPE, content_type)],
         st.metrics.render(ready),
     )
-        .into_response()
 }
 
 /// The model: its sidecar without server paths, and how the server runs it.
@@ -159,15 +155,13 @@ pub fn parse_query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
 
 /// `top_k`: 1 to the number of classes.
 fn top_k(v: Option<&str>, classes: usize) -> Result<Option<usize>, ApiError> {
-    let Some(v) = v else {
-        return Ok(None);
-    };
-    match v.parse::<usize>() {
-        Ok(k) if (1..=classes).contains(&k) && !v.starts_with('+') => Ok(Some(k)),
+    v.map(|v| match v.parse::<usize>() {
+        Ok(k) if (1..=classes).contains(&k) && !v.starts_with('+') => Ok(k),
         _ => Err(ApiError::bad_request(format!(
             "top_k `{v}` is not a whole number from 1 to {classes}"
         ))),
-    }
+    })
+    .transpose()
 }
 
 /// A boolean parameter: `true`/`1` or `false`/`0`; absent is false, and an empty value (`tta=`,
@@ -184,37 +178,30 @@ fn flag(v: Option<&str>, name: &str) -> Result<bool, ApiError> {
 
 /// `class` of `/v1/explain`: a class index or a class name.
 fn class(v: Option<&str>, meta: &ModelMeta) -> Result<Option<usize>, ApiError> {
-    let Some(v) = v else {
-        return Ok(None);
-    };
     let n = meta.classes.len();
-    if let Ok(i) = v.parse::<usize>() {
-        if i < n && !v.starts_with('+') {
-            return Ok(Some(i));
-        }
-    }
-    if let Some(i) = meta.classes.iter().position(|c| c == v) {
-        return Ok(Some(i));
-    }
-    Err(ApiError::bad_request(format!(
-        "class `{v}` is neither a class index (0..{n}) nor a class name"
-    )))
+    v.map(|v| {
+        v.parse::<usize>()
+            .ok()
+            .filter(|&i| i < n && !v.starts_with('+'))
+            .or_else(|| meta.classes.iter().position(|c| c == v))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "class `{v}` is neither a class index (0..{n}) nor a class name"
+                ))
+            })
+    })
+    .transpose()
 }
 
 /// The image bytes of a request: its body, or the `file` field of a multipart form.
 async fn image_bytes(st: &AppState, req: Request) -> Result<Bytes, ApiError> {
-    let media_type = req
+    let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
-        .map(|v| {
-            let v = String::from_utf8_lossy(v.as_bytes());
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
+        .map_or(String::new(), |v| {
+            String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase()
+        });
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
     if media_type.starts_with("multipart/") && media_type != "multipart/form-data" {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -322,15 +309,14 @@ fn busy(st: &AppState) -> ApiError {
     ))
 }
 
-fn send(st: &AppState, job: Job) -> Result<(), ApiError> {
+/// Queues the job that `job` makes with its reply channel, and waits for the model thread's answer.
+async fn ask<T>(st: &AppState, job: impl FnOnce(oneshot::Sender<T>) -> Job) -> Result<T, ApiError> {
+    let (reply, rx) = oneshot::channel();
     st.jobs
-        .try_send(job)
-        .map_err(|_| ApiError::busy("the model thread is not taking requests"))
-}
-
-async fn answer<T>(rx: oneshot::Receiver<Result<T, ApiError>>) -> Result<T, ApiError> {
+        .try_send(job(reply))
+        .map_err(|_| ApiError::busy("the model thread is not taking requests"))?;
     rx.await
-        .map_err(|_| ApiError::internal("the model thread stopped before answering"))?
+        .map_err(|_| ApiError::internal("the model thread stopped before answering"))
 }
 
 /// Classifies an image.
@@ -359,17 +345,13 @@ pub async fn predict(
         Ok((pre.input(&img), permit))
     })
     .await?;
-    let (reply, rx) = oneshot::channel();
-    send(
-        &st,
-        Job::Predict {
-            input,
-            tta,
-            reply,
-            permit,
-        },
-    )?;
-    let p = answer(rx).await?;
+    let p = ask(&st, |reply| Job::Predict {
+        input,
+        tta,
+        reply,
+        permit,
+    })
+    .await??;
     let label = |i: usize| meta.classes.get(i).cloned().unwrap_or_default();
     let top_k = k.map(|k| {
         p.top_k(k)
@@ -413,21 +395,14 @@ pub async fn explain(State(st): State<Arc<AppState>>, req: Request) -> Result<Re
     let bytes = image_bytes(&st, req).await?;
     let permit = admit(&st.metrics, st.config.queue).ok_or_else(|| busy(&st))?;
     let limits = st.config.decode;
-    let (img, permit) = blocking(move || Ok((decode(&bytes, limits)?, permit))).await?;
-    let (reply, rx) = oneshot::channel();
-    let img = Arc::new(img);
-    send(
-        &st,
-        Job::Explain {
-            image: img.clone(),
-            class,
-            reply,
-            permit,
-        },
-    )?;
-    let (heatmap, permit) = rx
-        .await
-        .map_err(|_| ApiError::internal("the model thread stopped before answering"))?;
+    let (img, permit) = blocking(move || Ok((Arc::new(decode(&bytes, limits)?), permit))).await?;
+    let (heatmap, permit) = ask(&st, |reply| Job::Explain {
+        image: img.clone(),
+        class,
+        reply,
+        permit,
+    })
+    .await?;
     let heatmap = heatmap?;
     let explained = heatmap.class;
     // drawn at most MAX_OVERLAY_SIDE pixels a side, still inside the request's place

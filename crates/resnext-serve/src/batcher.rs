@@ -108,12 +108,12 @@ where
         .spawn(move || {
             let predictor = match std::panic::catch_unwind(AssertUnwindSafe(load)) {
                 Ok(Ok(p)) => p,
-                Ok(Err(e)) => {
-                    ready.send_replace(Readiness::Failed(format!("{e:#}")));
-                    return;
-                }
-                Err(_) => {
-                    ready.send_replace(Readiness::Failed("loading the model panicked".into()));
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => format!("{e:#}"),
+                        _ => "loading the model panicked".into(),
+                    };
+                    ready.send_replace(Readiness::Failed(why));
                     return;
                 }
             };
@@ -149,16 +149,12 @@ fn serve_jobs(p: &Predictor, policy: BatchPolicy, jobs: &Receiver<Job>, metrics:
             let on_their_way = metrics.queue_depth.load(Ordering::Acquire) > taken.len();
             let until = if on_their_way { extended } else { deadline };
             match jobs.recv_deadline(until) {
-                Ok(Job::Stop) => {
+                Ok(Job::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     stopping = true;
                     break;
                 }
                 Ok(j) => taken.push(j),
                 Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => {
-                    stopping = true;
-                    break;
-                }
             }
         }
         run_jobs(p, taken, metrics);
@@ -199,32 +195,24 @@ fn run_jobs(p: &Predictor, jobs: Vec<Job>, metrics: &Metrics) {
             .into_iter()
             .map(|(i, r, permit)| (i, (r, permit)))
             .unzip();
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| p.predict_inputs(&inputs, tta)));
-        match result {
-            // each place in the queue is given back before the answer goes out, so that a client
-            // who has its answer never sees its own request still counted
-            Ok(Ok(preds)) => {
-                for ((reply, permit), pred) in replies.into_iter().zip(preds) {
-                    drop(permit);
-                    // the requester may have gone (timeout, disconnect): nothing to tell
-                    reply.send(Ok(pred)).ok();
-                }
-            }
-            Ok(Err(e)) => {
-                let e = ApiError::from(e);
-                for (reply, permit) in replies {
-                    drop(permit);
-                    reply.send(Err(e.clone())).ok();
-                }
-            }
-            Err(_) => {
-                for (reply, permit) in replies {
-                    drop(permit);
-                    reply
-                        .send(Err(ApiError::internal("the forward pass panicked")))
-                        .ok();
-                }
-            }
+        let mut preds =
+            match std::panic::catch_unwind(AssertUnwindSafe(|| p.predict_inputs(&inputs, tta))) {
+                Ok(r) => r.map(Vec::into_iter).map_err(ApiError::from),
+                Err(_) => Err(ApiError::internal("the forward pass panicked")),
+            };
+        // each place in the queue is given back before the answer goes out, so that a client
+        // who has its answer never sees its own request still counted
+        for (reply, permit) in replies {
+            drop(permit);
+            let answer = match &mut preds {
+                Ok(preds) => match preds.next() {
+                    Some(pred) => Ok(pred),
+                    None => continue,
+                },
+                Err(e) => Err(e.clone()),
+            };
+            // the requester may have gone (timeout, disconnect): nothing to tell
+            reply.send(answer).ok();
         }
     }
     for (image, class, reply, permit) in explains {

@@ -76,17 +76,13 @@ impl Default for ServeConfig {
 impl ServeConfig {
     pub fn validate(&self) -> Result<(), ServeError> {
         let bad = |what: String| Err(ServeError::Config(what));
-        if self.max_batch == 0 || self.max_batch > MAX_BATCH {
-            return bad(format!(
-                "max_batch {} is out of range (1..={MAX_BATCH})",
-                self.max_batch
-            ));
-        }
-        if self.queue == 0 || self.queue > MAX_QUEUE {
-            return bad(format!(
-                "queue {} is out of range (1..={MAX_QUEUE})",
-                self.queue
-            ));
+        for (name, n, top) in [
+            ("max_batch", self.max_batch, MAX_BATCH),
+            ("queue", self.queue, MAX_QUEUE),
+        ] {
+            if !(1..=top).contains(&n) {
+                return bad(format!("{name} {n} is out of range (1..={top})"));
+            }
         }
         if self.max_body == 0 {
             return bad("max_body must be at least 1 byte".into());
@@ -159,10 +155,8 @@ fn check_origin(origin: &str) -> Result<(), &'static str> {
             None => return Err("an unclosed [ in the host"),
         }
     } else {
-        match rest.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (rest, None),
-        }
+        rest.split_once(':')
+            .map_or((rest, None), |(h, p)| (h, Some(p)))
     };
     let host_ok = !host.is_empty()
         && host
@@ -173,12 +167,11 @@ fn check_origin(origin: &str) -> Result<(), &'static str> {
         return Err("the host must be a name or an address (letters, digits, - and .)");
     }
     if let Some(p) = port {
-        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        if p.len() > 5
+            || !p.bytes().all(|b| b.is_ascii_digit())
+            || !matches!(p.parse::<u32>(), Ok(1..=65535))
+        {
             return Err("the port must be a number from 1 to 65535");
-        }
-        match p.parse::<u32>() {
-            Ok(1..=65535) => {}
-            _ => return Err("the port must be a number from 1 to 65535"),
         }
         if p == default_port {
             return Err("browsers leave the scheme's default port out of the origin");

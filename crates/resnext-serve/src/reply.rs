@@ -141,53 +141,49 @@ impl Serialize for DeviceName {
 impl ModelReply {
     pub fn of(p: &Predictor, classes: Vec<String>) -> Self {
         let opts = p.options();
-        let serving = Serving {
-            precision: opts.precision,
-            channels_last: opts.channels_last,
-            device: DeviceName(opts.device),
-        };
-        let Some(info) = p.info() else {
-            let model = p.net().config().clone();
-            return Self {
-                model,
-                classes,
-                trained: None,
-                serving,
-            };
-        };
-        // every field named: one added to the sidecar is a decision here, not a leak
-        let CheckpointInfo {
-            model,
-            classes: _,
-            image_size,
-            mean,
-            std,
-            eval_transform,
-            data_root: _,
-            epoch,
-            metrics,
-            temperature,
-            precision,
-            channels_last,
-            operating_point,
-        } = info.clone();
-        let trained = Trained {
-            image_size,
-            mean,
-            std,
-            eval_transform,
-            epoch,
-            metrics,
-            temperature,
-            precision,
-            channels_last,
-            operating_point,
+        let (model, trained) = match p.info() {
+            None => (p.net().config().clone(), None),
+            Some(info) => {
+                // every field named: one added to the sidecar is a decision here, not a leak
+                let CheckpointInfo {
+                    model,
+                    classes: _,
+                    image_size,
+                    mean,
+                    std,
+                    eval_transform,
+                    data_root: _,
+                    epoch,
+                    metrics,
+                    temperature,
+                    precision,
+                    channels_last,
+                    operating_point,
+                } = info.clone();
+                let trained = Trained {
+                    image_size,
+                    mean,
+                    std,
+                    eval_transform,
+                    epoch,
+                    metrics,
+                    temperature,
+                    precision,
+                    channels_last,
+                    operating_point,
+                };
+                (model, Some(trained))
+            }
         };
         Self {
             model,
             classes,
-            trained: Some(trained),
-            serving,
+            trained,
+            serving: Serving {
+                precision: opts.precision,
+                channels_last: opts.channels_last,
+                device: DeviceName(opts.device),
+            },
         }
     }
 }

@@ -108,11 +108,10 @@ impl Server {
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
         });
-        let router = router(state.clone());
         Ok(Self {
+            router: router(state.clone()),
             listener,
             state,
-            router,
             worker,
         })
     }
@@ -125,19 +124,10 @@ impl Server {
         ReadyWatch(self.state.readiness.clone())
     }
 
-    pub fn metrics(&self) -> Arc<Metrics> {
-        self.state.metrics.clone()
-    }
-
     /// Serves until `shutdown` completes, then drains (in-flight requests finish within
     /// `drain_timeout`, new ones get 503), closes the connections and stops the model thread.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
-        let Server {
-            listener,
-            state,
-            router,
-            worker,
-        } = self;
+        let state = self.state;
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(state.config.header_timeout)
@@ -150,10 +140,10 @@ impl Server {
         let mut drain_until: Option<Instant> = None;
         loop {
             tokio::select! {
-                accepted = listener.accept() => match accepted {
+                accepted = self.listener.accept() => match accepted {
                     Ok((stream, _peer)) => {
                         stream.set_nodelay(true).ok();
-                        let service = TowerToHyperService::new(router.clone());
+                        let service = TowerToHyperService::new(self.router.clone());
                         let io = TokioIo::new(JsonErrors::new(stream));
                         let conn = http.serve_connection(io, service);
                         let conn = graceful.watch(conn);
@@ -181,8 +171,8 @@ impl Server {
                 }
             }
         }
-        drop(listener);
-        drop(router);
+        drop(self.listener);
+        drop(self.router);
         // idle keep-alive connections close now; busy ones were drained above
         if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
             .await
@@ -194,7 +184,7 @@ impl Server {
         tokio::task::spawn_blocking(move || {
             // the thread ends on Stop, or when it finds the channel closed
             jobs.send(Job::Stop).ok();
-            worker.join().ok();
+            self.worker.join().ok();
         })
         .await
         .map_err(|e| ServeError::Io(std::io::Error::other(e)))?;

@@ -56,11 +56,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for JsonErrors<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
         let before = buf.filled().len();
-        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
-        if !this.started && buf.filled().len() > before {
-            this.started = true;
+        ready!(Pin::new(&mut self.io).poll_read(cx, buf))?;
+        if !self.started && buf.filled().len() > before {
+            self.started = true;
             if buf.filled()[before..].starts_with(b"PRI * HTTP/2.0") {
                 // answer in HTTP/1.1, which the client may read, and end the reading: hyper then
                 // shuts the connection down, which writes the answer first
@@ -68,7 +67,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for JsonErrors<T> {
                     error: "this server speaks HTTP/1.1 only, not HTTP/2".into(),
                 })
                 .unwrap_or_default();
-                this.pending = format!(
+                self.pending = format!(
                     "HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 )
@@ -86,26 +85,23 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for JsonErrors<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        ready!(this.poll_pending(cx))?;
+        ready!(self.poll_pending(cx))?;
         if let Some(answer) = rewrite(buf) {
             // the whole head is taken now; hyper flushes (or shuts down) next, which writes it
-            this.pending = answer;
+            self.pending = answer;
             return Poll::Ready(Ok(buf.len()));
         }
-        Pin::new(&mut this.io).poll_write(cx, buf)
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        ready!(this.poll_pending(cx))?;
-        Pin::new(&mut this.io).poll_flush(cx)
+        ready!(self.poll_pending(cx))?;
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        ready!(this.poll_pending(cx))?;
-        Pin::new(&mut this.io).poll_shutdown(cx)
+        ready!(self.poll_pending(cx))?;
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 
     /// One buffer a write (hyper then flattens its writes), so that an answer's head comes whole.
@@ -137,21 +133,17 @@ fn rewrite(buf: &[u8]) -> Option<Vec<u8>> {
         }
         _ => return None,
     };
-    let headers: Vec<&str> = lines.collect();
-    let mut empty = false;
-    for h in &headers {
-        let (name, value) = h.split_once(':')?;
-        if name.eq_ignore_ascii_case("content-type") {
-            return None;
-        }
-        if name.eq_ignore_ascii_case("content-length") {
-            if value.trim() != "0" {
-                return None;
-            }
-            empty = true;
-        }
-    }
-    if !empty {
+    let headers: Vec<(&str, &str)> = lines.map(|h| h.split_once(':')).collect::<Option<_>>()?;
+    let is = |name: &str, wanted: &str| name.eq_ignore_ascii_case(wanted);
+    let lengths: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| is(n, "content-length"))
+        .map(|(_, v)| v.trim())
+        .collect();
+    if lengths.is_empty()
+        || lengths.iter().any(|v| *v != "0")
+        || headers.iter().any(|(n, _)| is(n, "content-type"))
+    {
         return None;
     }
     let body = serde_json::to_string(&ErrorBody { error: message }).unwrap_or_default();
@@ -159,14 +151,8 @@ fn rewrite(buf: &[u8]) -> Option<Vec<u8>> {
         "{status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
         body.len()
     );
-    for h in headers {
-        if !h
-            .split_once(':')
-            .is_some_and(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        {
-            out.push_str(h);
-            out.push_str("\r\n");
-        }
+    for (name, value) in headers.iter().filter(|(n, _)| !is(n, "content-length")) {
+        out.push_str(&format!("{name}:{value}\r\n"));
     }
     out.push_str("\r\n");
     out.push_str(&body);
