@@ -88,20 +88,17 @@ impl Sidecar {
     /// The ONNX `metadata_props`: every field, JSON values as strings.
     pub fn metadata(&self) -> Vec<(String, String)> {
         let json = serde_json::to_value(self).unwrap_or_default();
-        json.as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| {
-                        let v = match v {
-                            serde_json::Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        };
-                        (k.clone(), v)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        let fields = json.as_object().into_iter().flatten();
+        fields.map(|(k, v)| (k.clone(), text(v))).collect()
     }
+}
+
+/// Where [`export`] writes the sidecar of `out`: `out` with `.json` appended to its name.
+pub fn sidecar_path(out: &Path) -> PathBuf {
+    let mut path = out.as_os_str().to_owned();
+    path.push(".json");
+    path.into()
 }
 
 /// Exports `predictor` to `out` (atomically) and writes `out.json`; returns the sidecar.
@@ -148,9 +145,7 @@ pub fn export(
         fold_bn: opts.fold_bn,
         opset: (opts.format == Format::Onnx).then_some(opts.opset),
     };
-    let mut json_path = out.as_os_str().to_owned();
-    json_path.push(".json");
-    let json_path = PathBuf::from(json_path);
+    let json_path = sidecar_path(out);
     // a refused output (a directory, a device, a missing folder) costs nothing: both are checked
     // before anything is computed
     resnext_io::check_target(out)?;
