@@ -1,6 +1,7 @@
 //! The training config: TOML with sections `[model]`, `[data]`, `[optim]`, `[schedule]`,
 //! `[train]`; unknown keys are errors that name them. `--set section.key=value` overrides any key.
 
+use crate::component::{below_one, check, positive};
 use crate::error::TrainError;
 use resnext_data::mix::MixConfig;
 use resnext_data::{BadImagePolicy, SplitConfig, TransformConfig};
@@ -87,28 +88,13 @@ impl ClassWeights {
         match self {
             ClassWeights::None => Ok(None),
             ClassWeights::Named(NamedWeights::Balanced) => {
-                let n: usize = counts.iter().sum();
-                let k = counts.len() as f64;
-                Ok(Some(
-                    counts
-                        .iter()
-                        .map(|&c| {
-                            if c == 0 {
-                                0.0
-                            } else {
-                                n as f64 / (k * c as f64)
-                            }
-                        })
-                        .collect(),
-                ))
+                let (n, k) = (counts.iter().sum::<usize>() as f64, counts.len() as f64);
+                let weight = |c: usize| if c == 0 { 0.0 } else { n / (k * c as f64) };
+                Ok(Some(counts.iter().map(|&c| weight(c)).collect()))
             }
             ClassWeights::List(w) => {
-                if w.len() != counts.len() {
-                    return Err(TrainError::InvalidValue {
-                        key: "loss.class_weights",
-                        reason: format!("has {} weights for {} classes", w.len(), counts.len()),
-                    });
-                }
+                let reason = format!("has {} weights for {} classes", w.len(), counts.len());
+                check(w.len() == counts.len(), "loss.class_weights", &reason)?;
                 Ok(Some(w.clone()))
             }
         }
@@ -165,29 +151,24 @@ impl Default for ModelSection {
 
 impl ModelSection {
     pub fn to_config(&self, num_classes: i64) -> Result<ModelConfig, TrainError> {
-        let mut c = if self.arch == Arch::Custom {
-            match (self.layers, self.groups, self.width_per_group) {
-                (Some(l), Some(g), Some(w)) => ModelConfig::custom(l, g, w, num_classes),
-                _ => {
-                    return Err(TrainError::InvalidValue {
-                        key: "model.arch",
-                        reason:
-                            "\"custom\" needs model.layers, model.groups and model.width_per_group"
-                                .into(),
-                    })
-                }
-            }
-        } else {
-            if self.layers.is_some() || self.groups.is_some() || self.width_per_group.is_some() {
-                return Err(TrainError::InvalidValue {
-                    key: "model.arch",
-                    reason: format!(
-                        "model.layers/groups/width_per_group go with arch = \"custom\", not {}",
-                        self.arch
-                    ),
-                });
-            }
-            ModelConfig::from_arch(self.arch, num_classes)?
+        let custom = self.arch == Arch::Custom;
+        let shape = (self.layers, self.groups, self.width_per_group);
+        check(
+            !custom || matches!(shape, (Some(_), Some(_), Some(_))),
+            "model.arch",
+            "\"custom\" needs model.layers, model.groups and model.width_per_group",
+        )?;
+        check(
+            custom || shape == (None, None, None),
+            "model.arch",
+            &format!(
+                "model.layers/groups/width_per_group go with arch = \"custom\", not {}",
+                self.arch
+            ),
+        )?;
+        let mut c = match shape {
+            (Some(l), Some(g), Some(w)) if custom => ModelConfig::custom(l, g, w, num_classes),
+            _ => ModelConfig::from_arch(self.arch, num_classes)?,
         };
         c.zero_init_residual = self.zero_init_residual;
         c.validate()?;
@@ -390,26 +371,14 @@ pub struct Overrides {
 impl Overrides {
     fn apply(&self, c: &mut TrainConfig) {
         if let Some(d) = &self.data_root {
-            c.data.root = d.clone();
+            c.data.root.clone_from(d);
         }
-        if let Some(e) = self.epochs {
-            c.train.epochs = e;
-        }
-        if let Some(b) = self.batch_size {
-            c.data.batch_size = b;
-        }
-        if let Some(d) = self.device {
-            c.train.device = d;
-        }
-        if let Some(p) = self.precision {
-            c.train.precision = p;
-        }
-        if let Some(l) = self.channels_last {
-            c.train.channels_last = l;
-        }
-        if let Some(n) = self.accumulate {
-            c.train.accumulate = n;
-        }
+        c.train.epochs = self.epochs.unwrap_or(c.train.epochs);
+        c.data.batch_size = self.batch_size.unwrap_or(c.data.batch_size);
+        c.train.device = self.device.unwrap_or(c.train.device);
+        c.train.precision = self.precision.unwrap_or(c.train.precision);
+        c.train.channels_last = self.channels_last.unwrap_or(c.train.channels_last);
+        c.train.accumulate = self.accumulate.unwrap_or(c.train.accumulate);
     }
 
     /// The flag that set `key`, if one did.
@@ -430,10 +399,7 @@ pub const MAX_THREADS: usize = 256;
 impl TrainConfig {
     /// Parses TOML text; `origin` names the source in errors.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, TrainError> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| TrainError::Config {
-            path: origin.into(),
-            reason: one_line(&e.to_string()),
-        })?;
+        let table = parse_table(text, origin)?;
         Self::from_table(table, origin, &[], &Overrides::default())
     }
 
@@ -449,9 +415,7 @@ impl TrainConfig {
             path: origin.into(),
             reason,
         };
-        let mut config: TrainConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| in_file(one_line(&e.to_string())))?;
+        let mut config = typed(table).map_err(in_file)?;
         overrides.apply(&mut config);
         config.validate().map_err(|e| match e {
             TrainError::InvalidValue { key, reason } => {
@@ -471,11 +435,6 @@ impl TrainConfig {
         Ok(config)
     }
 
-    /// Reads a config file and applies `section.key=value` overrides.
-    pub fn load(path: Option<&Path>, sets: &[String]) -> Result<Self, TrainError> {
-        Self::load_with(path, sets, &Overrides::default())
-    }
-
     /// Reads a config file, applies `section.key=value` overrides and then the flags'.
     pub fn load_with(
         path: Option<&Path>,
@@ -492,36 +451,28 @@ impl TrainConfig {
                     path: p.into(),
                     source,
                 })?;
-                toml::from_str(&text).map_err(|e| TrainError::Config {
-                    path: p.into(),
-                    reason: one_line(&e.to_string()),
-                })?
+                parse_table(&text, p)?
             }
             None => toml::Table::new(),
         };
         if !sets.is_empty() {
             // The file alone must deserialise, so that a type error in an override is blamed
             // on the override.
-            toml::Value::Table(table.clone())
-                .try_into::<TrainConfig>()
-                .map_err(|e| TrainError::Config {
-                    path: origin.clone(),
-                    reason: one_line(&e.to_string()),
-                })?;
+            typed(table.clone()).map_err(|reason| TrainError::Config {
+                path: origin.clone(),
+                reason,
+            })?;
         }
-        for (i, s) in sets.iter().enumerate() {
-            apply_set(&mut table, s)?;
-            toml::Value::Table(table.clone())
-                .try_into::<TrainConfig>()
-                .map_err(|e| TrainError::BadOverride {
-                    set: sets[i].clone(),
-                    reason: one_line(&e.to_string()),
-                })?;
+        for set in sets {
+            apply_set(&mut table, set)?;
+            typed(table.clone()).map_err(|reason| TrainError::BadOverride {
+                set: set.clone(),
+                reason,
+            })?;
         }
         Self::from_table(table, &origin, sets, overrides)
     }
 
-    /// The config as TOML; fails only for a value TOML cannot hold, which `validate` refuses.
     /// The resolved config a run directory was trained with (`config.toml`).
     pub fn of_run(run: &resnext_infer::run::Run) -> Result<Self, TrainError> {
         let path = run.path(resnext_infer::run::RunFile::Config);
@@ -532,21 +483,16 @@ impl TrainConfig {
     /// schedules other than the run's are dropped, as runs written before each component owned
     /// its keys list them all (at values that had no effect).
     pub fn from_run_toml(text: &str, origin: &Path) -> Result<Self, TrainError> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| TrainError::Config {
-            path: origin.into(),
-            reason: one_line(&e.to_string()),
-        })?;
-        for (section, default, components) in [
-            ("optim", "adam", &crate::optim::config::RULES),
-            ("schedule", "constant", &crate::schedule::SCHEDULES),
-        ] {
-            if let Some(toml::Value::Table(t)) = table.get_mut(section) {
-                crate::component::drop_foreign_keys(t, default, components);
+        let mut table = parse_table(text, origin)?;
+        for c in [&crate::optim::config::RULES, &crate::schedule::SCHEDULES] {
+            if let Some(toml::Value::Table(t)) = table.get_mut(c.section) {
+                c.drop_foreign_keys(t);
             }
         }
         Self::from_table(table, origin, &[], &Overrides::default())
     }
 
+    /// The config as TOML; fails only for a value TOML cannot hold, which `validate` refuses.
     pub fn to_toml(&self) -> Result<String, TrainError> {
         toml::to_string_pretty(self).map_err(|e| TrainError::InvalidValue {
             key: "config",
@@ -558,54 +504,33 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<(), TrainError> {
         let (d, o, s, t) = (&self.data, &self.optim, &self.schedule, &self.train);
         // paths are written to config.toml and the sidecars, which hold UTF-8 text
-        check(
-            d.root.to_str().is_some(),
-            "data.root",
-            "must be valid UTF-8",
-        )?;
+        let utf8 = |p: &Path, key| check(p.to_str().is_some(), key, "must be valid UTF-8");
+        utf8(&d.root, "data.root")?;
         if let Some(f) = &d.split_file {
-            check(
-                f.to_str().is_some(),
-                "data.split_file",
-                "must be valid UTF-8",
-            )?;
+            utf8(f, "data.split_file")?;
         }
         check(t.epochs >= 1, "train.epochs", "must be at least 1")?;
         check(t.ranks >= 1, "train.ranks", "must be at least 1")?;
         if let Some(swa) = &t.swa {
             swa.validate(t.epochs)?;
         }
-        check(
-            t.keep_checkpoints <= 10_000,
-            "train.keep_checkpoints",
-            "must be at most 10000",
-        )?;
+        at_most(t.keep_checkpoints, 10_000, "train.keep_checkpoints")?;
         check(
             (1..=65536).contains(&t.accumulate),
             "train.accumulate",
             &format!("must be between 1 and 65536, got {}", t.accumulate),
         )?;
-        check(
-            t.epochs <= 1_000_000,
-            "train.epochs",
-            "must be at most 1000000",
-        )?;
-        check(
-            (1..=65536).contains(&d.batch_size),
-            "data.batch_size",
-            "must be between 1 and 65536",
-        )?;
+        at_most(t.epochs, 1_000_000, "train.epochs")?;
+        let batch =
+            |b: usize, key| check((1..=65536).contains(&b), key, "must be between 1 and 65536");
+        batch(d.batch_size, "data.batch_size")?;
         if let Some(b) = d.eval_batch_size {
-            check(
-                (1..=65536).contains(&b),
-                "data.eval_batch_size",
-                "must be between 1 and 65536",
-            )?;
+            batch(b, "data.eval_batch_size")?;
         }
         let threads = format!("must be at most {MAX_THREADS} (0 chooses from the cores)");
         check(d.threads <= MAX_THREADS, "data.threads", &threads)?;
         check(t.threads <= MAX_THREADS, "train.threads", &threads)?;
-        check(d.prefetch <= 64, "data.prefetch", "must be at most 64")?;
+        at_most(d.prefetch, 64, "data.prefetch")?;
         positive(o.lr, "optim.lr")?;
         non_negative(o.weight_decay, "optim.weight_decay")?;
         o.rule.validate()?;
@@ -613,17 +538,9 @@ impl TrainConfig {
             positive(c, "optim.clip_grad_norm")?;
         }
         s.validate(o.lr)?;
-        check(
-            (0.0..1.0).contains(&t.label_smoothing),
-            "train.label_smoothing",
-            &format!("must be in [0, 1), got {}", t.label_smoothing),
-        )?;
+        below_one(t.label_smoothing, "train.label_smoothing")?;
         if let Some(e) = t.ema_decay {
-            check(
-                (0.0..1.0).contains(&e),
-                "train.ema_decay",
-                &format!("must be in [0, 1), got {e}"),
-            )?;
+            below_one(e, "train.ema_decay")?;
         }
         positive(o.head_lr_mult, "optim.head_lr_mult")?;
         check(
@@ -640,13 +557,11 @@ impl TrainConfig {
                 "must be \"none\", \"balanced\" or a list of finite weights ≥ 0, not all 0",
             )?;
         }
-        if let Some(p) = t.early_stopping_patience {
-            check(
-                p >= 1,
-                "train.early_stopping_patience",
-                "must be at least 1 (leave it out to never stop early)",
-            )?;
-        }
+        check(
+            t.early_stopping_patience.is_none_or(|p| p >= 1),
+            "train.early_stopping_patience",
+            "must be at least 1 (leave it out to never stop early)",
+        )?;
         self.model.to_config(2)?;
         self.data.split_config().validate()?;
         for (t, key) in [
@@ -655,14 +570,11 @@ impl TrainConfig {
         ] {
             let size = t.validate()?;
             let side = resnext_infer::checkpoint::INPUT_SIDE;
+            let (lo, hi) = (side.start(), side.end());
             check(
                 size.iter().all(|s| side.contains(s)),
                 key,
-                &format!(
-                    "makes {size:?}; a network input is {} to {} pixels a side",
-                    side.start(),
-                    side.end()
-                ),
+                &format!("makes {size:?}; a network input is {lo} to {hi} pixels a side"),
             )?;
         }
         if let Some(m) = &self.data.mix {
@@ -670,26 +582,6 @@ impl TrainConfig {
         }
         Ok(())
     }
-}
-
-fn check(ok: bool, key: &'static str, reason: &str) -> Result<(), TrainError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(TrainError::InvalidValue {
-            key,
-            reason: reason.to_string(),
-        })
-    }
-}
-
-/// Finite and > 0 (`!(v > 0)` also rejects NaN).
-fn positive(v: f64, key: &'static str) -> Result<(), TrainError> {
-    check(
-        v.is_finite() && v > 0.0,
-        key,
-        &format!("must be a finite number > 0, got {v}"),
-    )
 }
 
 /// Finite and >= 0.
@@ -701,12 +593,32 @@ fn non_negative(v: f64, key: &'static str) -> Result<(), TrainError> {
     )
 }
 
+/// At most `max`.
+fn at_most(v: usize, max: usize, key: &'static str) -> Result<(), TrainError> {
+    check(v <= max, key, &format!("must be at most {max}"))
+}
+
 /// The `section.key` an override sets (array indices dropped).
 fn set_key(set: &str) -> String {
     set.split_once('=')
         .map_or(set, |(k, _)| k)
         .trim()
         .to_string()
+}
+
+/// Parses TOML text; `origin` names the source in errors.
+fn parse_table(text: &str, origin: &Path) -> Result<toml::Table, TrainError> {
+    toml::from_str(text).map_err(|e| TrainError::Config {
+        path: origin.into(),
+        reason: one_line(&e.to_string()),
+    })
+}
+
+/// Deserialises a config table (not yet validated); the error is one line.
+fn typed(table: toml::Table) -> Result<TrainConfig, String> {
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| one_line(&e.to_string()))
 }
 
 fn one_line(s: &str) -> String {
@@ -733,12 +645,10 @@ pub fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), TrainError> {
     if parts.iter().any(|p| p.is_empty()) {
         return Err(bad("empty key part".into()));
     }
-    let value = match toml::from_str::<toml::Table>(&format!("v = {}", raw.trim())) {
-        Ok(mut t) => t
-            .remove("v")
-            .unwrap_or_else(|| toml::Value::String(raw.trim().to_string())),
-        Err(_) => toml::Value::String(raw.trim().to_string()),
-    };
+    let raw = raw.trim();
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}")).ok();
+    let value = parsed.and_then(|mut t| t.remove("v"));
+    let value = value.unwrap_or_else(|| toml::Value::String(raw.to_string()));
     let mut cur = table;
     for p in &parts[..parts.len() - 1] {
         let entry = cur

@@ -3,9 +3,9 @@
 //! the schedule `name` chooses with its own settings ([`StepConfig`], [`CosineConfig`]) and the
 //! warmup every schedule shares.
 
-use crate::component::{join, parse, split, NoSettings};
+use crate::component::{check, parse, positive, serialize_flat, Components};
 use crate::error::TrainError;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The step schedule's settings: multiply by `gamma` every `step_size` epochs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,16 +28,12 @@ impl StepConfig {
     pub const KEYS: &'static [&'static str] = &["step_size", "gamma"];
 
     pub fn validate(&self) -> Result<(), TrainError> {
-        if self.step_size < 1 {
-            return Err(invalid("schedule.step_size", "must be at least 1".into()));
-        }
-        if !(self.gamma > 0.0 && self.gamma.is_finite()) {
-            return Err(invalid(
-                "schedule.gamma",
-                format!("must be a finite number > 0, got {}", self.gamma),
-            ));
-        }
-        Ok(())
+        check(
+            self.step_size >= 1,
+            "schedule.step_size",
+            "must be at least 1",
+        )?;
+        positive(self.gamma, "schedule.gamma")
     }
 }
 
@@ -53,24 +49,22 @@ impl CosineConfig {
 
     /// `lr` is the optimiser's, which `min_lr` must not exceed.
     pub fn validate(&self, lr: f64) -> Result<(), TrainError> {
-        if !(self.min_lr >= 0.0 && self.min_lr.is_finite()) {
-            return Err(invalid(
-                "schedule.min_lr",
-                format!("must be a finite number ≥ 0, got {}", self.min_lr),
-            ));
-        }
-        if self.min_lr > lr {
-            return Err(invalid(
-                "schedule.min_lr",
-                format!("must not exceed optim.lr ({lr})"),
-            ));
-        }
-        Ok(())
+        at_least_zero(self.min_lr, "schedule.min_lr")?;
+        check(
+            !(self.min_lr > lr),
+            "schedule.min_lr",
+            &format!("must not exceed optim.lr ({lr})"),
+        )
     }
 }
 
-fn invalid(key: &'static str, reason: String) -> TrainError {
-    TrainError::InvalidValue { key, reason }
+/// Finite and ≥ 0.
+fn at_least_zero(v: f64, key: &'static str) -> Result<(), TrainError> {
+    check(
+        v >= 0.0 && v.is_finite(),
+        key,
+        &format!("must be a finite number ≥ 0, got {v}"),
+    )
 }
 
 /// The schedule and its settings.
@@ -92,11 +86,14 @@ impl ScheduleRule {
     }
 }
 
-/// `[schedule]`.
+/// `[schedule]`. Its `Serialize` and `Deserialize` are the whole section; the inherent
+/// `ScheduleSection::serialize`/`deserialize` that `remote = "Self"` derives read and write only
+/// the keys every schedule shares (see [`crate::component`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "toml::Table", into = "toml::Table")]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct ScheduleSection {
     /// `name`, with the schedule's own keys.
+    #[serde(skip)]
     pub rule: ScheduleRule,
     /// Linear warmup length in epochs (fractions allowed), from `warmup_start_factor`·lr.
     pub warmup_epochs: f64,
@@ -105,25 +102,24 @@ pub struct ScheduleSection {
 
 impl Default for ScheduleSection {
     fn default() -> Self {
-        Warmup::default().with(ScheduleRule::default())
+        Self {
+            rule: ScheduleRule::default(),
+            warmup_epochs: 0.0,
+            warmup_start_factor: 0.01,
+        }
     }
 }
 
 impl ScheduleSection {
     /// `lr` is the optimiser's.
     pub fn validate(&self, lr: f64) -> Result<(), TrainError> {
-        if !(self.warmup_epochs >= 0.0 && self.warmup_epochs.is_finite()) {
-            return Err(invalid(
-                "schedule.warmup_epochs",
-                format!("must be a finite number ≥ 0, got {}", self.warmup_epochs),
-            ));
-        }
-        if !(self.warmup_start_factor > 0.0 && self.warmup_start_factor <= 1.0) {
-            return Err(invalid(
-                "schedule.warmup_start_factor",
-                format!("must be in (0, 1], got {}", self.warmup_start_factor),
-            ));
-        }
+        at_least_zero(self.warmup_epochs, "schedule.warmup_epochs")?;
+        let factor = self.warmup_start_factor;
+        check(
+            factor > 0.0 && factor <= 1.0,
+            "schedule.warmup_start_factor",
+            &format!("must be in (0, 1], got {factor}"),
+        )?;
         match &self.rule {
             ScheduleRule::Constant => Ok(()),
             ScheduleRule::Step(s) => s.validate(),
@@ -132,65 +128,43 @@ impl ScheduleSection {
     }
 }
 
-/// The keys every schedule takes, as they are parsed and written.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct Warmup {
-    warmup_epochs: f64,
-    warmup_start_factor: f64,
-}
+pub(crate) const SCHEDULES: Components = Components {
+    section: "schedule",
+    list: &[
+        ("constant", &[]),
+        ("step", StepConfig::KEYS),
+        ("cosine", CosineConfig::KEYS),
+    ],
+};
 
-impl Default for Warmup {
-    fn default() -> Self {
-        Self {
-            warmup_epochs: 0.0,
-            warmup_start_factor: 0.01,
-        }
+impl<'de> Deserialize<'de> for ScheduleSection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // `constant` has no keys of its own, so it never has any to parse
+        let rule = |name: &str, own| -> Result<_, String> {
+            Ok(match name {
+                "constant" => ScheduleRule::Constant,
+                "step" => ScheduleRule::Step(parse(own)?),
+                _ => ScheduleRule::Cosine(parse(own)?),
+            })
+        };
+        let (rule, shared) = SCHEDULES.deserialize(d, rule, Self::deserialize)?;
+        Ok(Self { rule, ..shared })
     }
 }
 
-impl Warmup {
-    fn with(self, rule: ScheduleRule) -> ScheduleSection {
-        ScheduleSection {
-            rule,
-            warmup_epochs: self.warmup_epochs,
-            warmup_start_factor: self.warmup_start_factor,
-        }
-    }
-}
-
-pub(crate) const SCHEDULES: [(&str, &[&str]); 3] = [
-    ("constant", &[]),
-    ("step", StepConfig::KEYS),
-    ("cosine", CosineConfig::KEYS),
-];
-
-impl TryFrom<toml::Table> for ScheduleSection {
-    type Error = String;
-    fn try_from(table: toml::Table) -> Result<Self, String> {
-        let t = split("schedule", table, "constant", &SCHEDULES)?;
-        let rule = match t.name.as_str() {
-            "constant" => {
-                parse::<NoSettings>(t.own)?;
-                ScheduleRule::Constant
+impl Serialize for ScheduleSection {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Shared<'a>(&'a ScheduleSection);
+        impl Serialize for Shared<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                ScheduleSection::serialize(self.0, s)
             }
-            "step" => ScheduleRule::Step(parse(t.own)?),
-            _ => ScheduleRule::Cosine(parse(t.own)?),
-        };
-        Ok(parse::<Warmup>(t.shared)?.with(rule))
-    }
-}
-
-impl From<ScheduleSection> for toml::Table {
-    fn from(s: ScheduleSection) -> Self {
-        let warmup = Warmup {
-            warmup_epochs: s.warmup_epochs,
-            warmup_start_factor: s.warmup_start_factor,
-        };
-        match &s.rule {
-            ScheduleRule::Constant => join("constant", &warmup, &NoSettings {}),
-            ScheduleRule::Step(c) => join("step", &warmup, c),
-            ScheduleRule::Cosine(c) => join("cosine", &warmup, c),
+        }
+        let name = self.rule.name();
+        match &self.rule {
+            ScheduleRule::Constant => serialize_flat(s, name, Shared(self), toml::Table::new()),
+            ScheduleRule::Step(c) => serialize_flat(s, name, Shared(self), c),
+            ScheduleRule::Cosine(c) => serialize_flat(s, name, Shared(self), c),
         }
     }
 }

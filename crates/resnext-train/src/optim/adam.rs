@@ -3,6 +3,7 @@
 //! update (on the CPU, fp32 parameters go to the fused kernel of `fused.rs`).
 
 use super::fused;
+use crate::component::{below_one, positive};
 use crate::error::TrainError;
 use serde::{Deserialize, Serialize};
 use tch::{TchError, Tensor};
@@ -30,20 +31,9 @@ impl AdamConfig {
 
     pub fn validate(&self) -> Result<(), TrainError> {
         for (b, key) in self.betas.iter().zip(["optim.betas[0]", "optim.betas[1]"]) {
-            if !(0.0..1.0).contains(b) {
-                return Err(TrainError::InvalidValue {
-                    key,
-                    reason: format!("must be in [0, 1), got {b}"),
-                });
-            }
+            below_one(*b, key)?;
         }
-        if !(self.eps > 0.0 && self.eps.is_finite()) {
-            return Err(TrainError::InvalidValue {
-                key: "optim.eps",
-                reason: format!("must be a finite number > 0, got {}", self.eps),
-            });
-        }
-        Ok(())
+        positive(self.eps, "optim.eps")
     }
 }
 

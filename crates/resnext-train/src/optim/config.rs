@@ -4,9 +4,9 @@
 
 use super::adam::AdamConfig;
 use super::sgd::SgdConfig;
-use crate::component::{join, parse, split};
+use crate::component::{parse, serialize_flat, Components};
 use crate::error::TrainError;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The update rule and its settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,17 +40,21 @@ impl Default for UpdateRule {
     }
 }
 
-/// `[optim]`.
+/// `[optim]`. Its `Serialize` and `Deserialize` are the whole section; the inherent
+/// `OptimSection::serialize`/`deserialize` that `remote = "Self"` derives read and write only
+/// the keys every rule shares (see [`crate::component`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "toml::Table", into = "toml::Table")]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 pub struct OptimSection {
     /// `name`, with the rule's own keys.
+    #[serde(skip)]
     pub rule: UpdateRule,
     pub lr: f64,
     pub weight_decay: f64,
     /// Apply weight decay to BatchNorm parameters and biases too.
     pub decay_norm_and_bias: bool,
     /// Clip the global gradient norm to this value.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub clip_grad_norm: Option<f64>,
     /// The classifier head's learning rate is `lr × head_lr_mult`.
     pub head_lr_mult: f64,
@@ -58,25 +62,8 @@ pub struct OptimSection {
 
 impl Default for OptimSection {
     fn default() -> Self {
-        Shared::default().with(UpdateRule::default())
-    }
-}
-
-/// The keys every update rule takes, as they are parsed and written.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct Shared {
-    lr: f64,
-    weight_decay: f64,
-    decay_norm_and_bias: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    clip_grad_norm: Option<f64>,
-    head_lr_mult: f64,
-}
-
-impl Default for Shared {
-    fn default() -> Self {
         Self {
+            rule: UpdateRule::default(),
             lr: 1e-4,
             weight_decay: 0.0,
             decay_norm_and_bias: false,
@@ -86,50 +73,41 @@ impl Default for Shared {
     }
 }
 
-impl Shared {
-    fn with(self, rule: UpdateRule) -> OptimSection {
-        OptimSection {
-            rule,
-            lr: self.lr,
-            weight_decay: self.weight_decay,
-            decay_norm_and_bias: self.decay_norm_and_bias,
-            clip_grad_norm: self.clip_grad_norm,
-            head_lr_mult: self.head_lr_mult,
+pub(crate) const RULES: Components = Components {
+    section: "optim",
+    list: &[
+        ("adam", AdamConfig::KEYS),
+        ("adamw", AdamConfig::KEYS),
+        ("sgd", SgdConfig::KEYS),
+    ],
+};
+
+impl<'de> Deserialize<'de> for OptimSection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let rule = |name: &str, own| -> Result<_, String> {
+            Ok(match name {
+                "adam" => UpdateRule::Adam(parse(own)?),
+                "adamw" => UpdateRule::AdamW(parse(own)?),
+                _ => UpdateRule::Sgd(parse(own)?),
+            })
+        };
+        let (rule, shared) = RULES.deserialize(d, rule, Self::deserialize)?;
+        Ok(Self { rule, ..shared })
+    }
+}
+
+impl Serialize for OptimSection {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Shared<'a>(&'a OptimSection);
+        impl Serialize for Shared<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                OptimSection::serialize(self.0, s)
+            }
         }
-    }
-}
-
-pub(crate) const RULES: [(&str, &[&str]); 3] = [
-    ("adam", AdamConfig::KEYS),
-    ("adamw", AdamConfig::KEYS),
-    ("sgd", SgdConfig::KEYS),
-];
-
-impl TryFrom<toml::Table> for OptimSection {
-    type Error = String;
-    fn try_from(table: toml::Table) -> Result<Self, String> {
-        let t = split("optim", table, "adam", &RULES)?;
-        let rule = match t.name.as_str() {
-            "adam" => UpdateRule::Adam(parse(t.own)?),
-            "adamw" => UpdateRule::AdamW(parse(t.own)?),
-            _ => UpdateRule::Sgd(parse(t.own)?),
-        };
-        Ok(parse::<Shared>(t.shared)?.with(rule))
-    }
-}
-
-impl From<OptimSection> for toml::Table {
-    fn from(o: OptimSection) -> Self {
-        let shared = Shared {
-            lr: o.lr,
-            weight_decay: o.weight_decay,
-            decay_norm_and_bias: o.decay_norm_and_bias,
-            clip_grad_norm: o.clip_grad_norm,
-            head_lr_mult: o.head_lr_mult,
-        };
-        match &o.rule {
-            UpdateRule::Adam(c) | UpdateRule::AdamW(c) => join(o.rule.name(), &shared, c),
-            UpdateRule::Sgd(c) => join(o.rule.name(), &shared, c),
+        let name = self.rule.name();
+        match &self.rule {
+            UpdateRule::Adam(c) | UpdateRule::AdamW(c) => serialize_flat(s, name, Shared(self), c),
+            UpdateRule::Sgd(c) => serialize_flat(s, name, Shared(self), c),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! SGD with momentum and Nesterov momentum, PyTorch's update rule: the settings of `[optim]` with
 //! `name = "sgd"` ([`SgdConfig`]), and one parameter's update.
 
+use crate::component::below_one;
 use crate::error::TrainError;
 use serde::{Deserialize, Serialize};
 use tch::{TchError, Tensor};
@@ -27,13 +28,7 @@ impl SgdConfig {
     pub const KEYS: &'static [&'static str] = &["momentum", "nesterov"];
 
     pub fn validate(&self) -> Result<(), TrainError> {
-        if !(0.0..1.0).contains(&self.momentum) {
-            return Err(TrainError::InvalidValue {
-                key: "optim.momentum",
-                reason: format!("must be in [0, 1), got {}", self.momentum),
-            });
-        }
-        Ok(())
+        below_one(self.momentum, "optim.momentum")
     }
 }
 
