@@ -4,19 +4,10 @@
 use tch::{Kind, Tensor};
 
 /// Mean over the batch of −Σ q·log softmax(logits), with q the targets smoothed by ε:
-/// q ← (1 − ε)·q + ε/C. `targets` is [N, C] of probabilities.
+/// q ← (1 − ε)·q + ε/C. `targets` is [N, C] of probabilities. It panics on a libtorch error, as
+/// tch's operators do; [`weighted_soft_cross_entropy`] returns it.
 pub fn soft_cross_entropy(logits: &Tensor, targets: &Tensor, smoothing: f64) -> Tensor {
-    let logits = logits.to_kind(Kind::Float);
-    let c = logits.size()[1] as f64;
-    let q = if smoothing > 0.0 {
-        targets * (1.0 - smoothing) + smoothing / c
-    } else {
-        targets.shallow_clone()
-    };
-    let logp = logits.log_softmax(1, Kind::Float);
-    -(q * logp)
-        .sum_dim_intlist(1, false, Kind::Float)
-        .mean(Kind::Float)
+    weighted_soft_cross_entropy(logits, targets, smoothing, None).unwrap()
 }
 
 /// [`soft_cross_entropy`] with class weights: each sample's loss is weighted by its target's
@@ -28,9 +19,6 @@ pub fn weighted_soft_cross_entropy(
     smoothing: f64,
     weights: Option<&Tensor>,
 ) -> Result<Tensor, tch::TchError> {
-    let Some(w) = weights else {
-        return Ok(soft_cross_entropy(logits, targets, smoothing));
-    };
     let logits = logits.f_to_kind(Kind::Float)?;
     let c = logits.size()[1] as f64;
     let q = if smoothing > 0.0 {
@@ -44,6 +32,9 @@ pub fn weighted_soft_cross_entropy(
         .f_mul(&logits.f_log_softmax(1, Kind::Float)?)?
         .f_sum_dim_intlist(1, false, Kind::Float)?
         .f_neg()?;
+    let Some(w) = weights else {
+        return per_sample.f_mean(Kind::Float);
+    };
     let sw = targets
         .f_mul(&w.f_unsqueeze(0)?)?
         .f_sum_dim_intlist(1, false, Kind::Float)?;

@@ -45,12 +45,19 @@ impl AdamStep {
 
 /// One parameter's four tensors, checked to be plain fp32 CPU memory of identical layout.
 pub(super) struct Operands {
-    p: usize,
-    g: usize,
-    m: usize,
-    v: usize,
+    /// The addresses of p, g, m and v.
+    ptrs: [usize; 4],
     len: usize,
     step: AdamStep,
+}
+
+/// The (size, stride) of each dim of `t` but those of size 1, whose stride does not matter.
+fn layout(t: &Tensor) -> Vec<(i64, i64)> {
+    t.size()
+        .into_iter()
+        .zip(t.stride())
+        .filter(|&(size, _)| size != 1)
+        .collect()
 }
 
 /// True when `t` is fp32 on the CPU and its elements cover one dense block of memory without
@@ -59,16 +66,10 @@ fn dense_f32_cpu(t: &Tensor) -> bool {
     if t.device() != Device::Cpu || t.kind() != Kind::Float {
         return false;
     }
-    let mut dims: Vec<(i64, i64)> = t
-        .size()
-        .into_iter()
-        .zip(t.stride())
-        .filter(|&(size, _)| size != 1)
-        .map(|(size, stride)| (stride, size))
-        .collect();
-    dims.sort_unstable();
+    let mut dims = layout(t);
+    dims.sort_unstable_by_key(|&(size, stride)| (stride, size));
     let mut expected = 1;
-    for (stride, size) in dims {
+    for (size, stride) in dims {
         if stride != expected {
             return false;
         }
@@ -87,43 +88,21 @@ impl Operands {
         step: AdamStep,
     ) -> Option<Self> {
         let all = [p, g, m, v];
-        if !all.iter().all(|t| dense_f32_cpu(t)) {
-            return None;
-        }
-        // same shape, and the same strides where they matter (dims of size 1 have any stride)
-        let layout = |t: &Tensor| -> Vec<(i64, i64)> {
-            t.size()
-                .into_iter()
-                .zip(t.stride())
-                .filter(|&(size, _)| size != 1)
-                .collect()
-        };
+        // dense, of the same shape, and the same strides where they matter (dims of size 1 have
+        // any stride)
         let want = layout(p);
-        if all[1..]
-            .iter()
-            .any(|t| t.size() != p.size() || layout(t) != want)
-        {
+        let like_p = |t: &&Tensor| dense_f32_cpu(t) && t.size() == p.size() && layout(t) == want;
+        if !all.iter().all(like_p) {
             return None;
         }
         let ptrs = all.map(|t| t.data_ptr() as usize);
         // four distinct blocks: the same memory twice would be a data race below
         let len = p.numel();
         let bytes = len * std::mem::size_of::<f32>();
-        for i in 0..4 {
-            for j in i + 1..4 {
-                if ptrs[i] < ptrs[j] + bytes && ptrs[j] < ptrs[i] + bytes {
-                    return None;
-                }
-            }
+        if !no_overlap(ptrs.map(|a| (a, a + bytes))) {
+            return None;
         }
-        Some(Self {
-            p: ptrs[0],
-            g: ptrs[1],
-            m: ptrs[2],
-            v: ptrs[3],
-            len,
-            step,
-        })
+        Some(Self { ptrs, len, step })
     }
 }
 
@@ -154,13 +133,15 @@ pub(super) unsafe fn run(pool: Option<&rayon::ThreadPool>, ops: &[Operands]) {
 
 /// True when no two operands of different parameters share memory.
 fn disjoint(ops: &[Operands]) -> bool {
-    let mut ranges: Vec<(usize, usize)> = ops
-        .iter()
-        .flat_map(|op| {
-            let end = op.len * std::mem::size_of::<f32>();
-            [op.p, op.g, op.m, op.v].map(|a| (a, a + end))
-        })
-        .collect();
+    no_overlap(ops.iter().flat_map(|op| {
+        let end = op.len * std::mem::size_of::<f32>();
+        op.ptrs.map(|a| (a, a + end))
+    }))
+}
+
+/// True when no two of the address ranges [start, end) overlap.
+fn no_overlap(ranges: impl IntoIterator<Item = (usize, usize)>) -> bool {
+    let mut ranges: Vec<_> = ranges.into_iter().collect();
     ranges.sort_unstable();
     ranges.windows(2).all(|w| w[0].1 <= w[1].0)
 }
@@ -173,12 +154,13 @@ fn update(op: &Operands, start: usize, len: usize) {
     // work items of one parameter cover disjoint ranges [start, start + len), and items run
     // in parallel only when `disjoint` found no memory shared between parameters, so no two
     // threads touch the same element.
+    let [p, g, m, v] = op.ptrs;
     let (p, g, m, v) = unsafe {
         (
-            std::slice::from_raw_parts_mut((op.p as *mut f32).add(start), len),
-            std::slice::from_raw_parts((op.g as *const f32).add(start), len),
-            std::slice::from_raw_parts_mut((op.m as *mut f32).add(start), len),
-            std::slice::from_raw_parts_mut((op.v as *mut f32).add(start), len),
+            std::slice::from_raw_parts_mut((p as *mut f32).add(start), len),
+            std::slice::from_raw_parts((g as *const f32).add(start), len),
+            std::slice::from_raw_parts_mut((m as *mut f32).add(start), len),
+            std::slice::from_raw_parts_mut((v as *mut f32).add(start), len),
         )
     };
     let s = op.step;

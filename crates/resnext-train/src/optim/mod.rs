@@ -33,13 +33,8 @@ struct Slot {
 impl Slot {
     /// The gradient of this step, if any.
     fn grad(&self) -> Option<Tensor> {
-        match &self.grad {
-            Some(g) => Some(g.shallow_clone()),
-            None => {
-                let g = self.param.grad();
-                g.defined().then_some(g)
-            }
-        }
+        let own = self.grad.as_ref().map(Tensor::shallow_clone);
+        own.or_else(|| Some(self.param.grad()).filter(Tensor::defined))
     }
 }
 
@@ -137,34 +132,16 @@ impl Optimizer {
         !(frozen.backbone && !s.role.head) && !(frozen.batchnorm && s.role.norm)
     }
 
-    /// Forgets the gradients of the last step.
-    pub fn zero_grad(&mut self) {
-        for s in &mut self.slots {
-            s.grad = None;
-            if s.param.grad().defined() {
-                s.param.zero_grad();
-            }
-        }
-    }
-
     /// Computes the gradients of `loss` with respect to the parameters into fresh tensors (as
     /// PyTorch's `zero_grad(set_to_none=True)` + `backward()`): nothing is zeroed beforehand and
     /// nothing accumulates into `.grad`, which saves two passes over the gradients every step.
     pub fn backward(&mut self, loss: &Tensor) -> Result<(), TrainError> {
-        self.backward_with(loss, None)
+        self.backward_into(loss, None, false)
     }
 
-    /// [`Self::backward`], through the cuts of synchronised BatchNorm when `sync` is given.
-    pub fn backward_with(
-        &mut self,
-        loss: &Tensor,
-        sync: Option<&SyncBatchNorm>,
-    ) -> Result<(), TrainError> {
-        self.backward_into(loss, sync, false)
-    }
-
-    /// [`Self::backward_with`]; with `accumulate`, the gradients are added to those of the
-    /// backward passes since the last step (gradient accumulation's later micro-batches).
+    /// [`Self::backward`], through the cuts of synchronised BatchNorm when `sync` is given; with
+    /// `accumulate`, the gradients are added to those of the backward passes since the last
+    /// step (gradient accumulation's later micro-batches).
     pub fn backward_into(
         &mut self,
         loss: &Tensor,
@@ -272,10 +249,7 @@ impl Optimizer {
         let mut alive = Vec::new();
         tch::no_grad(|| -> Result<(), TchError> {
             let frozen = self.frozen;
-            for s in &mut self.slots {
-                if !Self::active(frozen, s) {
-                    continue;
-                }
+            for s in self.slots.iter_mut().filter(|s| Self::active(frozen, s)) {
                 let Some(g) = s.grad() else {
                     continue;
                 };
