@@ -15,6 +15,7 @@ use crate::launch;
 use crate::stats::{median, range};
 use crate::{cmd, setup};
 use anyhow::{bail, Context, Result};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -34,16 +35,26 @@ pub fn resnext_bench(bin: &Path, args: &[&str]) -> Result<BenchReport> {
         Command::new(bin).arg("bench").args(args).arg("--json"),
         "resnext bench",
     )?;
+    json_report(&out, "resnext bench")
+}
+
+/// The JSON object a `what --json` run printed on stdout.
+pub(crate) fn json_report<T: DeserializeOwned>(out: &Output, what: &str) -> Result<T> {
     serde_json::from_slice(&out.stdout).with_context(|| {
         format!(
-            "resnext bench --json printed no report: {}",
+            "{what} --json printed no report: {}",
             String::from_utf8_lossy(&out.stdout)
         )
     })
 }
 
+/// The `throughput: N img/s` figure of a successful run of a Python script.
+pub(crate) fn throughput(out: &Output, what: &str) -> Result<f64> {
+    field(out, "throughput: ", " img/s", what)
+}
+
 /// The number between `prefix` and `suffix` on a line of a successful run's stdout (the Python
-/// scripts' and `resnext data bench`'s text).
+/// scripts' text).
 pub(crate) fn field(out: &Output, prefix: &str, suffix: &str, what: &str) -> Result<f64> {
     if !out.status.success() {
         bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -86,12 +97,8 @@ pub fn run(f: &flags::Bench) -> Result<()> {
             };
             let mut ours = vec![mode, "--arch", &f.arch, "--batch", &batch];
             ours.extend(["--precision", precision, "--steps", &steps]);
-            if channels_last {
-                ours.push("--channels-last");
-            }
-            if fold_bn {
-                ours.push("--fold-bn");
-            }
+            ours.extend(channels_last.then_some("--channels-last"));
+            ours.extend(fold_bn.then_some("--fold-bn"));
             let mut theirs = Command::new(&python);
             theirs
                 .arg(&script)
@@ -110,7 +117,7 @@ pub fn run(f: &flags::Bench) -> Result<()> {
             let torch = |c: &mut Command| -> Result<(f64, f64)> {
                 let out = c.output()?;
                 Ok((
-                    field(&out, "throughput: ", " img/s", "bench_torch.py")?,
+                    throughput(&out, "bench_torch.py")?,
                     field(&out, "peak memory (RSS): ", " MiB", "bench_torch.py")?,
                 ))
             };
@@ -129,12 +136,7 @@ pub fn run(f: &flags::Bench) -> Result<()> {
                 t_theirs.push(sums.1 / 2.0);
                 ratio.push(sums.0 / sums.1);
                 if mode == "eval" {
-                    let c = field(
-                        &compiled.output()?,
-                        "throughput: ",
-                        " img/s",
-                        "bench_torch.py --compile",
-                    )?;
+                    let c = throughput(&compiled.output()?, "bench_torch.py --compile")?;
                     t_compiled.push(c);
                     compiled_ratio.push(sums.0 / 2.0 / c);
                 }

@@ -10,6 +10,7 @@ use crate::launch;
 use crate::stats::{median, range};
 use crate::{cmd, setup};
 use anyhow::{Context, Result};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -40,18 +41,12 @@ pub fn run(f: &BenchCold) -> Result<()> {
     let weights = random_resnext50(&python)?;
     let photos = work.join("photos");
     if !photos.exists() {
-        let mut c = Command::new(&bin);
-        c.args([
-            "data",
-            "synth",
-            "--per-class",
-            "1",
-            "--size",
-            "224",
-            "--out",
-        ])
-        .arg(&photos);
-        cmd::run(c, "resnext data synth")?;
+        let synth = ["--per-class", "1", "--size", "224", "--out"].map(OsStr::new);
+        cmd::resnext(
+            &bin,
+            "data synth",
+            synth.into_iter().chain([photos.as_os_str()]),
+        )?;
     }
     let photo = photos.join("dots/dots_0000.png");
     let mut ours = Command::new(&bin);

@@ -14,12 +14,16 @@ use crate::launch;
 use crate::stats::{median, range};
 use crate::{bench, cmd, setup};
 use anyhow::{bail, Result};
+use serde::Deserialize;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 
-/// The `throughput: N img/s` figure of a run (resnext's or the torchvision script's).
-fn throughput(out: &std::process::Output, what: &str) -> Result<f64> {
-    bench::field(out, "throughput: ", " img/s", what)
+/// What `resnext data bench --json` reports (the figures this bench reads; it prints more).
+#[derive(Debug, Deserialize)]
+struct DataReport {
+    images_per_second: f64,
+    /// None without Linux's `/proc/self/stat`.
+    cores_busy: Option<f64>,
 }
 
 pub fn run(f: &BenchData) -> Result<()> {
@@ -60,23 +64,20 @@ pub fn run(f: &BenchData) -> Result<()> {
                     .arg(kind)
                     .arg((epochs / 3).max(1).to_string())
                     .output()?;
-                tv.push(throughput(&o, "torchvision benchmark")?);
+                tv.push(bench::throughput(&o, "torchvision benchmark")?);
                 // 1, 2, 2, 1 threads (ABBA): the ratio of the sums cancels a drift of the
                 // machine's speed that is linear over the round.
-                let run = |threads| -> Result<(f64, Option<f64>)> {
-                    let out = rs(&bin, dir, kind, threads, epochs)?;
-                    Ok((throughput(&out, "resnext data bench")?, cores_busy(&out)))
-                };
+                let run = |threads| report(rs_command(&bin, dir, kind, threads, epochs).output()?);
                 let (a1, a2, b2, b1) = (run(1)?, run(2)?, run(2)?, run(1)?);
-                one.push((a1.0 + b1.0) / 2.0);
-                two.push((a2.0 + b2.0) / 2.0);
-                busy.extend(a2.1.into_iter().chain(b2.1));
+                one.push((a1.images_per_second + b1.images_per_second) / 2.0);
+                two.push((a2.images_per_second + b2.images_per_second) / 2.0);
+                busy.extend(a2.cores_busy.into_iter().chain(b2.cores_busy));
                 // The machine's own ceiling: two independent 1-thread runs at the same time.
                 let other = rs_command(&bin, dir, kind, 1, epochs)
-                    .stdout(std::process::Stdio::piped())
+                    .stdout(Stdio::piped())
                     .spawn()?;
-                let a = throughput(&rs(&bin, dir, kind, 1, epochs)?, "resnext data bench")?;
-                let b = throughput(&other.wait_with_output()?, "resnext data bench")?;
+                let a = run(1)?.images_per_second;
+                let b = report(other.wait_with_output()?)?.images_per_second;
                 pair.push(a + b);
             }
             let vs_tv: Vec<f64> = two.iter().zip(&tv).map(|(a, b)| a / b).collect();
@@ -102,23 +103,10 @@ pub fn run(f: &BenchData) -> Result<()> {
     Ok(())
 }
 
-/// The `cpu: …, N cores busy, …` figure of a `resnext data bench` run.
-fn cores_busy(out: &std::process::Output) -> Option<f64> {
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-        l.strip_prefix("cpu: ")?
-            .split(", ")
-            .find_map(|p| p.strip_suffix(" cores busy")?.parse().ok())
-    })
-}
-
-fn rs(
-    bin: &Path,
-    dir: &Path,
-    kind: &str,
-    threads: usize,
-    epochs: usize,
-) -> Result<std::process::Output> {
-    Ok(rs_command(bin, dir, kind, threads, epochs).output()?)
+/// The report of a finished `resnext data bench --json` run.
+fn report(out: Output) -> Result<DataReport> {
+    let what = "resnext data bench";
+    bench::json_report(&cmd::succeeded(out, what)?, what)
 }
 
 fn rs_command(bin: &Path, dir: &Path, kind: &str, threads: usize, epochs: usize) -> Command {
@@ -130,6 +118,22 @@ fn rs_command(bin: &Path, dir: &Path, kind: &str, threads: usize, epochs: usize)
         &threads.to_string(),
         "--epochs",
         &epochs.to_string(),
+        "--json",
     ]);
     c
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_what_resnext_data_bench_json_prints() {
+        // `resnext data bench --root D --threads 1 --image-size 32 --json`, verbatim
+        let out = r#"{"checksum":-1.6555355787277222,"cores_busy":0.0,"cpu_ms_per_image":0.0,"cpu_seconds":0.0,"images":16,"images_per_second":1774.6126575135104,"seconds":0.009016052,"threads":1,"transform":"eval"}"#;
+        let r: super::DataReport = serde_json::from_str(out).unwrap();
+        assert_eq!(r.images_per_second, 1774.6126575135104);
+        assert_eq!(r.cores_busy, Some(0.0));
+        let r: super::DataReport =
+            serde_json::from_str(r#"{"images_per_second":2.5,"cores_busy":null}"#).unwrap();
+        assert_eq!(r.cores_busy, None);
+    }
 }

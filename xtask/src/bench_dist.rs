@@ -8,7 +8,7 @@
 
 use crate::flags::BenchDist;
 use crate::launch;
-use crate::stats::median;
+use crate::stats::{median, range};
 use crate::{cmd, run_files, setup};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -98,11 +98,10 @@ pub fn run(f: &BenchDist) -> Result<()> {
             share.push(per_step / (batch as f64 / ips));
         }
         let (o, m) = (median(&one), median(&many));
+        let (lo, hi) = range(&ratios);
         println!(
-            "| {batch} | {o:.2} | {m:.2} | {:.3} ({:.3}–{:.3}) | {:.0} ms | {:.1}% |",
+            "| {batch} | {o:.2} | {m:.2} | {:.3} ({lo:.3}–{hi:.3}) | {:.0} ms | {:.1}% |",
             median(&ratios),
-            ratios.iter().cloned().fold(f64::INFINITY, f64::min),
-            ratios.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
             median(&reduce) * 1000.0,
             median(&share) * 100.0
         );

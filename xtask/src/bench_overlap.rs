@@ -40,24 +40,17 @@ pub fn run(f: &BenchOverlap) -> Result<()> {
     println!("| setting | steps alone img/s | epoch {EPOCHS} training phase img/s | epoch longer than its steps by | data wait s / training phase s |");
     println!("| --- | --- | --- | --- | --- |");
     for (precision, channels_last) in [("fp32", false), ("bf16", true)] {
-        let setting = format!(
-            "{precision} {}",
-            if channels_last {
-                "channels_last"
-            } else {
-                "nchw"
-            }
-        );
-        let run_dir = work.join(format!(
-            "{precision}-{}",
-            if channels_last { "cl" } else { "nchw" }
-        ));
+        let (layout, short) = if channels_last {
+            ("channels_last", "cl")
+        } else {
+            ("nchw", "nchw")
+        };
+        let setting = format!("{precision} {layout}");
+        let run_dir = work.join(format!("{precision}-{short}"));
         let n = steps.to_string();
         let mut args = vec!["train", "--arch", "resnext50_32x4d", "--batch", "16"];
         args.extend(["--precision", precision, "--steps", &n]);
-        if channels_last {
-            args.push("--channels-last");
-        }
+        args.extend(channels_last.then_some("--channels-last"));
         let bench = || resnext_bench(&bin, &args).map(|r| r.images_per_second);
         let (mut alone, mut epoch, mut longer) = (Vec::new(), Vec::new(), Vec::new());
         let (mut waits, mut phases) = (Vec::new(), Vec::new());

@@ -14,6 +14,7 @@ use crate::launch;
 use crate::{bench_cold, cmd, setup};
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -163,18 +164,12 @@ fn photos(given: &Photos, bin: &Path, work: &Path) -> Result<Vec<PathBuf>> {
         Err(_) if given.root.is_none() => {
             let synth = work.join("photos");
             if !synth.exists() {
-                let mut c = Command::new(bin);
-                c.args([
-                    "data",
-                    "synth",
-                    "--per-class",
-                    "16",
-                    "--size",
-                    "224",
-                    "--out",
-                ])
-                .arg(&synth);
-                cmd::run(c, "resnext data synth")?;
+                let args = ["--per-class", "16", "--size", "224", "--out"].map(OsStr::new);
+                cmd::resnext(
+                    bin,
+                    "data synth",
+                    args.into_iter().chain([synth.as_os_str()]),
+                )?;
             }
             synth
         }

@@ -32,7 +32,14 @@ pub fn run(mut cmd: Command, what: &str) -> Result<()> {
 
 /// Runs `cmd` and returns what it printed, failing with its stderr when it does not succeed.
 pub fn output(cmd: &mut Command, what: &str) -> Result<Output> {
-    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
+    succeeded(
+        cmd.output().with_context(|| format!("cannot run {what}"))?,
+        what,
+    )
+}
+
+/// `out` of a finished run of `what`, or its stderr as the error when the run did not succeed.
+pub fn succeeded(out: Output, what: &str) -> Result<Output> {
     if !out.status.success() {
         bail!(
             "{what} failed: {}",
@@ -59,13 +66,7 @@ pub fn resnext<S: AsRef<OsStr>>(
 pub fn target_dir() -> Result<PathBuf> {
     let mut c = cargo();
     c.args(["metadata", "--format-version", "1", "--no-deps"]);
-    let out = c.output().context("cannot run cargo metadata")?;
-    if !out.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let out = output(&mut c, "cargo metadata")?;
     let meta: serde_json::Value =
         serde_json::from_slice(&out.stdout).context("cargo metadata printed no JSON")?;
     let dir = meta["target_directory"]

@@ -12,7 +12,7 @@
 //! Without a GPU it runs the CPU side (training, predict, export), says that no GPU was found,
 //! and exits 0. Nothing in it has run on a GPU yet.
 
-use crate::bench::{field, resnext_bench};
+use crate::bench::{resnext_bench, throughput};
 use crate::launch;
 use crate::{cmd, flags, run_files, setup};
 use anyhow::{bail, Context, Result};
@@ -82,17 +82,23 @@ pub fn run() -> Result<()> {
     println!("cpu fp32: first-epoch training loss {cpu_loss:.6}");
     let image = data.join("rings");
     let cpu_probs = predict(&resnext, &cpu_run, "cpu", &image)?;
-    for (format, file) in [("torchscript", "model.pt"), ("onnx", "model.onnx")] {
-        resnext(&[
-            "export",
-            "--run",
-            s(&cpu_run),
-            "--format",
-            format,
-            "--out",
-            s(&work.join(file)),
-        ])?;
-    }
+    // TorchScript and ONNX exports of `run`, as STEM.pt and STEM.onnx
+    let export = |run: &Path, stem: &str| -> Result<()> {
+        for (format, ext) in [("torchscript", "pt"), ("onnx", "onnx")] {
+            let out = work.join(format!("{stem}.{ext}"));
+            resnext(&[
+                "export",
+                "--run",
+                s(run),
+                "--format",
+                format,
+                "--out",
+                s(&out),
+            ])?;
+        }
+        Ok(())
+    };
+    export(&cpu_run, "model")?;
     println!(
         "cpu: predict ({} images) and export (TorchScript, ONNX) work",
         cpu_probs.len()
@@ -132,17 +138,7 @@ pub fn run() -> Result<()> {
     if d > 1e-3 {
         failures.push("predict on CUDA".into());
     }
-    for (format, file) in [("torchscript", "cuda.pt"), ("onnx", "cuda.onnx")] {
-        resnext(&[
-            "export",
-            "--run",
-            s(cuda_run),
-            "--format",
-            format,
-            "--out",
-            s(&work.join(file)),
-        ])?;
-    }
+    export(cuda_run, "cuda")?;
     println!("export: TorchScript and ONNX from the CUDA run");
     match serve_once(&bin, cuda_run, &image) {
         Ok(status) => println!("serve --device cuda: POST /v1/predict answered {status}"),
@@ -265,9 +261,7 @@ fn bench_against_pytorch(bin: &Path) -> Result<()> {
             let mut ours = vec![mode, "--arch", "resnext50_32x4d", "--batch", "32"];
             ours.extend(["--steps", "20", "--warmup", "3", "--device", "cuda"]);
             ours.extend(["--precision", precision]);
-            if layout == "channels_last" {
-                ours.push("--channels-last");
-            }
+            ours.extend((layout == "channels_last").then_some("--channels-last"));
             let mut theirs = Command::new(&python);
             theirs.arg(&script).args([
                 mode,
@@ -281,12 +275,7 @@ fn bench_against_pytorch(bin: &Path) -> Result<()> {
                 "cuda",
             ]);
             let a = resnext_bench(bin, &ours)?.images_per_second;
-            let b = field(
-                &theirs.output()?,
-                "throughput: ",
-                " img/s",
-                "bench_torch.py",
-            )?;
+            let b = throughput(&theirs.output()?, "bench_torch.py")?;
             println!(
                 "| {mode} | {precision} | {layout} | {b:.1} | {a:.1} | {:.2} |",
                 a / b

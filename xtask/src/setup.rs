@@ -26,6 +26,14 @@ use std::process::Command;
 
 pub const TORCH_VERSION: &str = "2.13.0";
 const MARKER: &str = ".resnext-complete";
+/// `python -m pip install`, without pip's version check or questions.
+const PIP_INSTALL: [&str; 5] = [
+    "-m",
+    "pip",
+    "install",
+    "--disable-pip-version-check",
+    "--no-input",
+];
 
 /// Which PyTorch install.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,14 +252,7 @@ fn install(venv: &Path, variant: Variant) -> Result<PathBuf> {
     }
     let pip = |what: &[String]| -> Result<()> {
         let mut pip = Command::new(venv.join("bin/python"));
-        pip.args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-        ])
-        .args(what);
+        pip.args(PIP_INSTALL).args(what);
         cmd::run(pip, &format!("pip install {}", what.join(" ")))
             .context("PyTorch could not be installed from PyPI; check the network, or set LIBTORCH to an existing libtorch")
     };
@@ -309,16 +310,7 @@ pub fn ensure_python_packages(reqs: &[&str]) -> Result<PathBuf> {
         bail!("no setup venv at {} (a user LIBTORCH is set?): the PyTorch side of a benchmark needs it", venv.display());
     }
     let mut check = Command::new(&python);
-    check
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "-q",
-        ])
-        .args(reqs);
+    check.args(PIP_INSTALL).arg("-q").args(reqs);
     cmd::run(check, &format!("pip install {}", reqs.join(" ")))?;
     Ok(python)
 }

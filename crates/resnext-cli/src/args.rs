@@ -703,6 +703,9 @@ pub enum DataCommand {
         batch_size: usize,
         #[arg(long, default_value_t = 224)]
         image_size: u32,
+        /// Print the figures as one JSON object on stdout instead of lines of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -12,8 +12,14 @@ use std::time::{Duration, Instant};
 pub const RETRIES: u32 = 3;
 
 /// Downloads `url` into `part`, resuming from `part`'s current length when the server honours
-/// Range requests. `authorization` is sent as the `Authorization` header.
+/// Range requests (it says which on stderr). `authorization` is sent as the `Authorization`
+/// header.
 pub fn fetch(url: &str, authorization: Option<&str>, part: &Path) -> Result<()> {
+    if part.is_file() {
+        eprintln!("resuming {url} from byte {}", file_len(part));
+    } else {
+        eprintln!("downloading {url}");
+    }
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(30)))

@@ -192,15 +192,6 @@ fn download(
     if file.is_file() {
         eprintln!("using the earlier download {}", file.display());
     } else {
-        if part.is_file() {
-            eprintln!(
-                "resuming {} from byte {}",
-                url,
-                std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0)
-            );
-        } else {
-            eprintln!("downloading {url}");
-        }
         http::fetch(url, auth, &part)?;
         std::fs::rename(&part, &file).with_context(|| format!("renaming {}", part.display()))?;
     }

@@ -127,14 +127,6 @@ fn fetch_checked(
         );
     }
     let part = dir.join(format!(".{file_name}.part"));
-    if part.is_file() {
-        eprintln!(
-            "resuming {url} from byte {}",
-            std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0)
-        );
-    } else {
-        eprintln!("downloading {url}");
-    }
     http::fetch(url, None, &part)?;
     let got = sha256_file(&part)?;
     if !check.verify(&got) {

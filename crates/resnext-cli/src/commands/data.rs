@@ -138,14 +138,11 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
             epochs,
             batch_size,
             image_size,
+            json,
         } => {
-            let tc = match transform {
-                BenchTransform::Eval => TransformConfig::resize_exact(image_size),
-                BenchTransform::Train => TransformConfig::rrc_flip(image_size),
-            };
-            let transform = match transform {
-                BenchTransform::Eval => "eval",
-                BenchTransform::Train => "train",
+            let (tc, transform) = match transform {
+                BenchTransform::Eval => (TransformConfig::resize_exact(image_size), "eval"),
+                BenchTransform::Train => (TransformConfig::rrc_flip(image_size), "train"),
             };
             if epochs == 0 || batch_size == 0 {
                 bail!("--epochs and --batch-size must be at least 1");
@@ -171,13 +168,22 @@ pub fn run(cmd: DataCommand) -> Result<ExitCode> {
             bars.end();
             let secs = start.elapsed().as_secs_f64();
             let cpu = process_cpu_seconds().zip(cpu_start).map(|(b, a)| b - a);
-            let threads_used = if threads == 0 {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            } else {
-                threads
-            };
+            let threads_used = loader.threads();
+            if json {
+                let report = serde_json::json!({
+                    "images": images,
+                    "seconds": secs,
+                    "threads": threads_used,
+                    "transform": transform,
+                    "checksum": checksum,
+                    "cpu_seconds": cpu,
+                    "cores_busy": cpu.map(|c| c / secs),
+                    "cpu_ms_per_image": cpu.map(|c| 1e3 * c / images.max(1) as f64),
+                    "images_per_second": images as f64 / secs,
+                });
+                println!("{report}");
+                return Ok(ExitCode::SUCCESS);
+            }
             println!("images: {images} in {secs:.3} s ({threads_used} threads, transform {transform}, checksum {checksum:.3})");
             if let Some(cpu) = cpu {
                 // whether the workers were kept busy: CPU seconds over wall seconds
