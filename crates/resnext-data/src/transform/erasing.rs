@@ -1,7 +1,7 @@
 //! Random Erasing (Zhong et al. 2020) on the normalised image, as torchvision's
 //! `RandomErasing`: a rectangle of random area and aspect ratio filled with zeros or noise.
 
-use super::config::{EraseValue, RandomErasingConfig};
+use super::config::RandomErasingConfig;
 use super::layout::Layout;
 use crate::rng::Rng;
 
@@ -39,23 +39,19 @@ pub(crate) fn erase_box(
     None
 }
 
-pub(crate) fn random_erasing(
-    dst: &mut [f32],
-    w: usize,
-    h: usize,
-    layout: Layout,
+/// Fills the box [`erase_box`] draws (if any) with `value(rng)`, element by element.
+pub(crate) fn random_erasing<T>(
+    dst: &mut [T],
+    (w, h, layout): (usize, usize, Layout),
     e: &RandomErasingConfig,
     rng: &mut Rng,
+    value: impl Fn(&mut Rng) -> T,
 ) {
     if let Some((top, left, eh, ew)) = erase_box(w, h, e, rng) {
         for y in top..top + eh {
             for x in left..left + ew {
                 for k in 0..3 {
-                    let v = match e.value {
-                        EraseValue::Zero => 0.0,
-                        EraseValue::Random => rng.normal() as f32,
-                    };
-                    dst[index(layout, w, h, y, x, k)] = v;
+                    dst[index(layout, w, h, y, x, k)] = value(rng);
                 }
             }
         }

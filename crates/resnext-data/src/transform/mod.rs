@@ -32,7 +32,7 @@ use crate::resize::{resize_crop, CropBox};
 use crate::rng::Rng;
 use autoaugment::{rand_augment, trivial_augment};
 use color::color_jitter;
-use erasing::{erase_box, index, random_erasing};
+use erasing::random_erasing;
 use image::RgbImage;
 
 /// A validated pipeline.
@@ -130,7 +130,10 @@ impl Transform {
             }
         }
         if let Some(e) = &c.random_erasing {
-            random_erasing(dst, w, h, layout, e, rng);
+            random_erasing(dst, (w, h, layout), e, rng, |rng| match e.value {
+                EraseValue::Zero => 0.0,
+                EraseValue::Random => rng.normal() as f32,
+            });
         }
     }
 
@@ -150,16 +153,7 @@ impl Transform {
             }
         }
         if let Some(e) = &self.config.random_erasing {
-            if let Some((top, left, eh, ew)) = erase_box(w, h, e, rng) {
-                for y in top..top + eh {
-                    for x in left..left + ew {
-                        for k in 0..3 {
-                            let i = index(layout, w, h, y, x, k);
-                            dst[i] = 0;
-                        }
-                    }
-                }
-            }
+            random_erasing(dst, (w, h, layout), e, rng, |_| 0);
         }
     }
 
