@@ -16,51 +16,52 @@ fn parse_criterion(s: &str) -> Result<Criterion, String> {
     s.parse::<Criterion>().map_err(|e| e.to_string())
 }
 
-/// An architecture preset, or `custom` with explicit shapes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ArchArg {
-    #[value(name = "resnext50_32x4d")]
-    Resnext50_32x4d,
-    #[value(name = "resnext101_32x8d")]
-    Resnext101_32x8d,
-    #[value(name = "resnext101_64x4d")]
-    Resnext101_64x4d,
-    #[value(name = "resnet50")]
-    Resnet50,
-    Custom,
+/// A [`ValueEnum`] whose variants are those of a library enum of the same variant names, and
+/// its `From` into that enum: each variant is written once.
+macro_rules! value_enum_into {
+    ($(#[$meta:meta])* $name:ident => $target:ty {
+        $($(#[$variant_meta:meta])* $variant:ident,)*
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant,)*
+        }
+
+        impl From<$name> for $target {
+            fn from(v: $name) -> $target {
+                match v {
+                    $($name::$variant => <$target>::$variant,)*
+                }
+            }
+        }
+    };
 }
 
-impl From<ArchArg> for Arch {
-    fn from(a: ArchArg) -> Arch {
-        match a {
-            ArchArg::Resnext50_32x4d => Arch::Resnext50_32x4d,
-            ArchArg::Resnext101_32x8d => Arch::Resnext101_32x8d,
-            ArchArg::Resnext101_64x4d => Arch::Resnext101_64x4d,
-            ArchArg::Resnet50 => Arch::Resnet50,
-            ArchArg::Custom => Arch::Custom,
-        }
+value_enum_into! {
+    /// An architecture preset, or `custom` with explicit shapes.
+    ArchArg => Arch {
+        #[value(name = "resnext50_32x4d")]
+        Resnext50_32x4d,
+        #[value(name = "resnext101_32x8d")]
+        Resnext101_32x8d,
+        #[value(name = "resnext101_64x4d")]
+        Resnext101_64x4d,
+        #[value(name = "resnet50")]
+        Resnet50,
+        Custom,
     }
 }
 
-/// Which saved weights of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CheckpointArg {
-    Best,
-    Last,
-    /// Stochastic weight averaging's (`train.swa`).
-    Swa,
-    /// `resnext average`'s.
-    Average,
-}
-
-impl From<CheckpointArg> for Checkpoint {
-    fn from(c: CheckpointArg) -> Checkpoint {
-        match c {
-            CheckpointArg::Best => Checkpoint::Best,
-            CheckpointArg::Last => Checkpoint::Last,
-            CheckpointArg::Swa => Checkpoint::Swa,
-            CheckpointArg::Average => Checkpoint::Average,
-        }
+value_enum_into! {
+    /// Which saved weights of a run.
+    CheckpointArg => Checkpoint {
+        Best,
+        Last,
+        /// Stochastic weight averaging's (`train.swa`).
+        Swa,
+        /// `resnext average`'s.
+        Average,
     }
 }
 
@@ -89,48 +90,37 @@ impl From<PrecisionArg> for PrecisionChoice {
     }
 }
 
-/// Which images of a run's split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SplitArg {
-    Val,
-    Test,
-    Train,
-    All,
-}
-
-impl From<SplitArg> for SplitPart {
-    fn from(s: SplitArg) -> SplitPart {
-        match s {
-            SplitArg::Val => SplitPart::Val,
-            SplitArg::Test => SplitPart::Test,
-            SplitArg::Train => SplitPart::Train,
-            SplitArg::All => SplitPart::All,
-        }
+value_enum_into! {
+    /// Which images of a run's split.
+    SplitArg => SplitPart {
+        Val,
+        Test,
+        Train,
+        All,
     }
 }
 
-/// An export format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    Torchscript,
-    Onnx,
+value_enum_into! {
+    /// An export format.
+    FormatArg => resnext_export::Format {
+        #[value(name = "torchscript")]
+        TorchScript,
+        Onnx,
+    }
 }
 
-/// `--batch dynamic` or a fixed size.
+/// `--batch dynamic` (`None`) or a fixed size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchArg {
-    Dynamic,
-    Fixed(i64),
-}
+pub struct BatchArg(pub Option<i64>);
 
 impl std::str::FromStr for BatchArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if s == "dynamic" {
-            return Ok(BatchArg::Dynamic);
+            return Ok(BatchArg(None));
         }
         match s.parse::<i64>() {
-            Ok(n) if (1..=4096).contains(&n) => Ok(BatchArg::Fixed(n)),
+            Ok(n) if (1..=4096).contains(&n) => Ok(BatchArg(Some(n))),
             _ => Err(format!(
                 "`{s}` is not `dynamic` or a batch size from 1 to 4096"
             )),
@@ -210,21 +200,14 @@ pub enum Command {
     Data(DataCommand),
 }
 
-/// The rule of `lr-find`'s suggestion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SuggestArg {
-    /// fastai's valley: in the longest descent of the smoothed loss, 1/3 + 1/6 of the way along.
-    Valley,
-    /// Where the smoothed loss falls fastest against log(lr), before its minimum.
-    Steepest,
-}
-
-impl From<SuggestArg> for resnext_train::lr_find::SuggestRule {
-    fn from(s: SuggestArg) -> Self {
-        match s {
-            SuggestArg::Valley => Self::Valley,
-            SuggestArg::Steepest => Self::Steepest,
-        }
+value_enum_into! {
+    /// The rule of `lr-find`'s suggestion.
+    SuggestArg => resnext_train::lr_find::SuggestRule {
+        /// fastai's valley: in the longest descent of the smoothed loss, 1/3 + 1/6 of the way
+        /// along.
+        Valley,
+        /// Where the smoothed loss falls fastest against log(lr), before its minimum.
+        Steepest,
     }
 }
 
@@ -298,9 +281,43 @@ pub struct ModelArgs {
 
 /// `--batch-size` of inference: 1 to 4096 images per forward pass.
 fn batch_size(s: &str) -> Result<usize, String> {
+    batch_up_to(s, 4096)
+}
+
+/// A batch size from 1 to `top`.
+fn batch_up_to(s: &str, top: usize) -> Result<usize, String> {
     match s.parse::<usize>() {
-        Ok(n) if (1..=4096).contains(&n) => Ok(n),
-        _ => Err(format!("`{s}` is not a batch size from 1 to 4096")),
+        Ok(n) if (1..=top).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` is not a batch size from 1 to {top}")),
+    }
+}
+
+/// `--pauc-min-tpr`: a sensitivity in [0, 1).
+fn min_tpr(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>().map_err(|e| e.to_string())? {
+        t if (0.0..1.0).contains(&t) => Ok(t),
+        t => Err(format!("{t} must be in [0, 1)")),
+    }
+}
+
+/// Where and how the network runs (`predict`, `eval`, `serve`, `bench`).
+#[derive(Debug, Args)]
+pub struct NumericsArgs {
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceChoice,
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: PrecisionArg,
+    /// Channels-last memory format: `--channels-last` (true), `--channels-last=false` or
+    /// `--channels-last=auto` (the faster layout for the precision on the device).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub channels_last: LayoutChoice,
+}
+
+impl NumericsArgs {
+    /// The device, and `auto` precision and layout resolved on it ([`crate::source::run_options`]).
+    pub fn resolve(&self, tta: bool) -> anyhow::Result<resnext_train::RunOptions> {
+        crate::source::run_options(self.device, self.precision.into(), self.channels_last, tta)
     }
 }
 
@@ -311,14 +328,12 @@ pub struct Layers(pub [usize; 4]);
 impl std::str::FromStr for Layers {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let parts: Vec<usize> = s
-            .split(',')
-            .map(|p| p.trim().parse::<usize>())
-            .collect::<Result<_, _>>()
-            .map_err(|_| format!("`{s}` must be four comma-separated counts, e.g. 1,1,1,1"))?;
-        <[usize; 4]>::try_from(parts)
+        s.split(',')
+            .map(|p| p.trim().parse::<usize>().ok())
+            .collect::<Option<Vec<usize>>>()
+            .and_then(|parts| parts.try_into().ok())
             .map(Layers)
-            .map_err(|_| format!("`{s}` must be four comma-separated counts, e.g. 1,1,1,1"))
+            .ok_or_else(|| format!("`{s}` must be four comma-separated counts, e.g. 1,1,1,1"))
     }
 }
 
@@ -376,15 +391,8 @@ pub struct PredictArgs {
     /// Average with the horizontally flipped image.
     #[arg(long)]
     pub tta: bool,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceChoice,
-    #[arg(long, value_enum, default_value = "fp32")]
-    pub precision: PrecisionArg,
-    /// Channels-last memory format: `--channels-last` (true), `--channels-last=false` or
-    /// `--channels-last=auto` (the faster layout for the precision on the device).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
-    pub channels_last: LayoutChoice,
+    #[command(flatten)]
+    pub numerics: NumericsArgs,
     /// Images per forward pass.
     #[arg(long, default_value_t = 16, value_parser = batch_size)]
     pub batch_size: usize,
@@ -522,15 +530,8 @@ pub struct EvalArgs {
     /// Average with the horizontally flipped image.
     #[arg(long)]
     pub tta: bool,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceChoice,
-    #[arg(long, value_enum, default_value = "fp32")]
-    pub precision: PrecisionArg,
-    /// Channels-last memory format: `--channels-last` (true), `--channels-last=false` or
-    /// `--channels-last=auto` (the faster layout for the precision on the device).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
-    pub channels_last: LayoutChoice,
+    #[command(flatten)]
+    pub numerics: NumericsArgs,
     #[arg(long, default_value_t = 32, value_parser = batch_size)]
     pub batch_size: usize,
     /// Print the report only: do not write eval.json (and do not wait for a run being trained).
@@ -543,25 +544,39 @@ pub struct EvalArgs {
     /// (predict and serve then use it).
     #[arg(long, conflicts_with = "no_write")]
     pub calibrate: bool,
-    /// The positive class (by name) of `--operating-point` and `--pauc-min-tpr`.
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+    #[command(flatten)]
+    pub intervals: IntervalArgs,
+}
+
+/// What `eval` and `cv` add to the metrics: a positive class, its operating point and partial
+/// ROC-AUC, and every metric per subgroup of the images' metadata.
+#[derive(Debug, Args)]
+pub struct AnalysisArgs {
+    /// The positive class (by name) of the binary intervals (class 1 without it), of
+    /// `--operating-point` and of `--pauc-min-tpr`.
     #[arg(long)]
     pub positive: Option<String>,
-    /// Choose a threshold for --positive on the validation part (`sensitivity=0.95`,
-    /// `specificity=0.90` or `youden`), report it on --split (not val), and store it in the
-    /// sidecar: `predict` and `serve` then answer with a decision.
+    /// A threshold for --positive (`sensitivity=0.95`, `specificity=0.90` or `youden`). `eval`
+    /// chooses it on the validation part, reports it on --split (not val), and stores it in the
+    /// sidecar: `predict` and `serve` then answer with a decision. `cv` chooses it on the
+    /// out-of-fold predictions: the summary reports each fold at the threshold chosen on the
+    /// other folds, and the threshold chosen on all of them.
     #[arg(long, requires = "positive", value_parser = parse_criterion)]
     pub operating_point: Option<Criterion>,
-    /// Report the partial ROC-AUC of --positive above this sensitivity (e.g. 0.8).
-    #[arg(long, requires = "positive")]
+    /// Report the partial ROC-AUC of --positive above this sensitivity (e.g. 0.8), of `eval`'s
+    /// --split or of `cv`'s pooled out-of-fold predictions.
+    #[arg(long, requires = "positive", value_parser = min_tpr)]
     pub pauc_min_tpr: Option<f64>,
-    /// A CSV of image metadata: a column `path` (as in split.json) and any others.
+    /// A CSV of image metadata: a column `path` (as in split.json, or folds.json for `cv`) and
+    /// any others; with --by, every metric per subgroup (`cv`: of the pooled out-of-fold
+    /// predictions).
     #[arg(long, requires = "by")]
     pub metadata: Option<PathBuf>,
     /// The metadata column whose values are the subgroups (skin tone, site, source).
     #[arg(long, requires = "metadata")]
     pub by: Option<String>,
-    #[command(flatten)]
-    pub intervals: IntervalArgs,
 }
 
 #[derive(Debug, Args)]
@@ -721,12 +736,8 @@ pub struct BenchArgs {
     pub batch: usize,
     #[arg(long, default_value_t = 224)]
     pub image_size: u32,
-    #[arg(long, value_enum, default_value = "fp32")]
-    pub precision: PrecisionArg,
-    /// Channels-last memory format: `--channels-last` (true), `--channels-last=false` or
-    /// `--channels-last=auto` (the faster layout for the precision on the device).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
-    pub channels_last: LayoutChoice,
+    #[command(flatten)]
+    pub numerics: NumericsArgs,
     #[arg(long, default_value_t = 5)]
     pub steps: usize,
     #[arg(long, default_value_t = 1)]
@@ -734,9 +745,6 @@ pub struct BenchArgs {
     /// libtorch threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceChoice,
     /// Diagnostic: skip `batchnorm` and/or `relu` (comma-separated) to measure what the rest of
     /// a step costs. The network is not a real ResNeXt then.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "none")]
@@ -760,15 +768,8 @@ pub struct ServeArgs {
     /// Address to listen on (loopback by default; 0.0.0.0:PORT opens it to the network).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceChoice,
-    #[arg(long, value_enum, default_value = "fp32")]
-    pub precision: PrecisionArg,
-    /// Channels-last memory format: `--channels-last` (true), `--channels-last=false` or
-    /// `--channels-last=auto` (the faster layout for the precision on the device).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
-    pub channels_last: LayoutChoice,
+    #[command(flatten)]
+    pub numerics: NumericsArgs,
     /// Fold BatchNorm into the convolutions (same answers, faster).
     #[arg(long)]
     pub fold_bn: bool,
@@ -825,11 +826,7 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 
 /// `--max-batch`: 1 to the server's largest batch.
 fn max_batch(s: &str) -> Result<usize, String> {
-    let top = resnext_serve::config::MAX_BATCH;
-    match s.parse::<usize>() {
-        Ok(n) if (1..=top).contains(&n) => Ok(n),
-        _ => Err(format!("`{s}` is not a batch size from 1 to {top}")),
-    }
+    batch_up_to(s, resnext_serve::config::MAX_BATCH)
 }
 
 #[derive(Debug, Args)]
@@ -864,26 +861,8 @@ pub struct CvArgs {
     /// `swa` (needs `train.swa`).
     #[arg(long, value_enum, default_value_t = CheckpointArg::Best)]
     pub checkpoint: CheckpointArg,
-    /// The positive class (by name) of the binary intervals (class 1 without it), of
-    /// `--operating-point` and of `--pauc-min-tpr`.
-    #[arg(long)]
-    pub positive: Option<String>,
-    /// A threshold for --positive (`sensitivity=0.95`, `specificity=0.90` or `youden`), chosen
-    /// on out-of-fold predictions: the summary reports each fold at the threshold chosen on the
-    /// other folds, and the threshold chosen on all of them.
-    #[arg(long, requires = "positive", value_parser = parse_criterion)]
-    pub operating_point: Option<Criterion>,
-    /// Report the partial ROC-AUC of --positive above this sensitivity (e.g. 0.8) over the
-    /// pooled out-of-fold predictions.
-    #[arg(long, requires = "positive")]
-    pub pauc_min_tpr: Option<f64>,
-    /// A CSV of image metadata: a column `path` (as in folds.json) and any others; with --by,
-    /// every pooled out-of-fold metric per subgroup.
-    #[arg(long, requires = "by")]
-    pub metadata: Option<PathBuf>,
-    /// The metadata column whose values are the subgroups (skin tone, site, source).
-    #[arg(long, requires = "metadata")]
-    pub by: Option<String>,
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
     #[command(flatten)]
     pub intervals: IntervalArgs,
 }

@@ -31,10 +31,9 @@ impl Job {
                     "started as rank {rank} of {} by a launcher (mpirun, srun), but this resnext \
                      was built without MPI: build it with `cargo build --release --features mpi` \
                      (`cargo xtask setup --mpi` installs OpenMPI)",
-                    if size == 0 {
-                        "several".to_string()
-                    } else {
-                        size.to_string()
+                    match size {
+                        0 => "several".to_string(),
+                        n => n.to_string(),
                     }
                 );
             }

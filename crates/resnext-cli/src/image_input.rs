@@ -19,7 +19,6 @@ pub fn expand(inputs: &[PathBuf], follow_links: bool) -> Result<Vec<PathBuf>> {
             .with_context(|| format!("no such file or folder: {}", p.display()))?;
         if meta.is_dir() {
             let mut found = Vec::new();
-            let mut visited = HashSet::new();
             let walk = Walk {
                 root: p,
                 real_root: &p
@@ -27,7 +26,7 @@ pub fn expand(inputs: &[PathBuf], follow_links: bool) -> Result<Vec<PathBuf>> {
                     .with_context(|| format!("cannot read folder {}", p.display()))?,
                 follow_links,
             };
-            walk.collect(p, &mut found, &mut visited)?;
+            walk.collect(p, &mut found, &mut HashSet::new())?;
             if found.is_empty() {
                 bail!("folder {} has no images", p.display());
             }
@@ -87,28 +86,18 @@ impl Walk<'_> {
                     }
                 }
             }
-            self.entry(&p, out, visited)?;
-        }
-        Ok(())
-    }
-
-    fn entry(
-        &self,
-        p: &Path,
-        out: &mut Vec<PathBuf>,
-        visited: &mut HashSet<PathBuf>,
-    ) -> Result<()> {
-        match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => self.collect(p, out, visited)?,
-            Ok(m) if has_image_extension(p) && m.is_file() => out.push(p.to_path_buf()),
-            Ok(m) if has_image_extension(p) => {
-                eprintln!(
-                    "skipped {} (not a regular file: {})",
-                    p.display(),
-                    special_kind(&m)
-                );
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_dir() => self.collect(&p, out, visited)?,
+                Ok(m) if has_image_extension(&p) && m.is_file() => out.push(p),
+                Ok(m) if has_image_extension(&p) => {
+                    eprintln!(
+                        "skipped {} (not a regular file: {})",
+                        p.display(),
+                        special_kind(&m)
+                    );
+                }
+                _ => {}
             }
-            _ => {}
         }
         Ok(())
     }
@@ -116,8 +105,5 @@ impl Walk<'_> {
 
 /// True when `out` names the same file as `input` (through links, `..` or a different spelling).
 pub fn same_file(out: &Path, input: &Path) -> bool {
-    match (resnext_io::resolve(out), resnext_io::resolve(input)) {
-        (Some(a), Some(b)) => a == b,
-        _ => false,
-    }
+    resnext_io::resolve(out).is_some_and(|a| resnext_io::resolve(input) == Some(a))
 }

@@ -42,31 +42,26 @@ fn install() {}
 /// A closed stdout or stderr (`resnext predict DIR | head -1`) ends the process as it ends
 /// other Unix tools, by SIGPIPE, instead of a panic in `println!` (Rust ignores SIGPIPE, so the
 /// write fails). Not for `serve`, whose sockets must not kill it.
-#[cfg(unix)]
 #[allow(unsafe_code)]
 pub fn die_on_closed_pipe() {
+    #[cfg(unix)]
     // SAFETY: restores the default disposition of SIGPIPE; no handler runs.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
-#[cfg(not(unix))]
-pub fn die_on_closed_pipe() {}
-
 /// Holds SIGINT, SIGTERM and SIGHUP pending (blocked on this thread and every thread it starts)
 /// until [`release_stop_signals`]: `serve` installs its draining handlers once its runtime runs,
 /// and a signal that arrives while it starts must wait for them rather than kill it.
-#[cfg(unix)]
-#[allow(unsafe_code)]
 pub fn hold_stop_signals() {
+    #[cfg(unix)]
     stop_signals(libc::SIG_BLOCK);
 }
 
 /// Delivers what [`hold_stop_signals`] held, to the handlers installed since.
-#[cfg(unix)]
-#[allow(unsafe_code)]
 pub fn release_stop_signals() {
+    #[cfg(unix)]
     stop_signals(libc::SIG_UNBLOCK);
 }
 
@@ -84,9 +79,3 @@ fn stop_signals(how: libc::c_int) {
         libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
 }
-
-#[cfg(not(unix))]
-pub fn hold_stop_signals() {}
-
-#[cfg(not(unix))]
-pub fn release_stop_signals() {}

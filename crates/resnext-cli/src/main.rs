@@ -30,22 +30,12 @@ fn main() -> ExitCode {
             let first = lines.next().unwrap_or("error: bad arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
             // "the following required arguments were not provided:" lists them below
-            let listed: Vec<&str> = if first.ends_with(':') {
-                lines
-                    .take_while(|l| !l.trim().is_empty())
-                    .map(str::trim)
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            eprintln!(
-                "error: {first}{} (see --help)",
-                if listed.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {}", listed.join(", "))
-                }
-            );
+            let listed = lines
+                .take_while(|l| first.ends_with(':') && !l.trim().is_empty())
+                .map(|l| format!(" {}", l.trim()))
+                .collect::<Vec<_>>()
+                .join(",");
+            eprintln!("error: {first}{listed} (see --help)");
             return ExitCode::from(2);
         }
     };

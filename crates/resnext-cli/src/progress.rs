@@ -22,13 +22,11 @@ pub fn is_tty() -> bool {
 
 /// A bar of `total` steps with `prefix` before it, in the process's [`MultiProgress`].
 pub fn bar(total: usize, prefix: &str) -> ProgressBar {
-    let bar = multi().add(ProgressBar::new(total as u64));
     let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_prefix(prefix.to_string());
-    bar
+    let bar = ProgressBar::new(total as u64).with_style(style);
+    multi().add(bar.with_prefix(prefix.to_string()))
 }
 
 /// Progress drawn as a bar on a terminal or a line per quarter otherwise; shareable between

@@ -142,29 +142,26 @@ fn attempt(
     let mut reader = resp.body_mut().as_reader();
     let mut buf = vec![0u8; 1 << 16];
     let mut done = start;
-    loop {
+    // what cut the transfer off, if anything
+    let cut = loop {
         let n = match reader.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => break None,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                file.sync_all()
-                    .with_context(|| format!("writing {}", part.display()))?;
-                progress.finish();
-                return Ok(Attempt::CutOff(e.to_string()));
-            }
+            Err(e) => break Some(e.to_string()),
         };
         // A write error (a full disk) is not a network fault: report it, keep what was saved.
         file.write_all(&buf[..n])
             .with_context(|| format!("writing {}", part.display()))?;
         done += n as u64;
         progress.update(done);
-    }
+    };
     file.sync_all()
         .with_context(|| format!("writing {}", part.display()))?;
     progress.finish();
-    match total {
-        Some(t) if done < t => Ok(Attempt::CutOff(format!("{done} of {t} bytes received"))),
+    match (cut, total) {
+        (Some(why), _) => Ok(Attempt::CutOff(why)),
+        (None, Some(t)) if done < t => Ok(Attempt::CutOff(format!("{done} of {t} bytes received"))),
         _ => Ok(Attempt::Complete),
     }
 }

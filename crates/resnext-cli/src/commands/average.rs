@@ -10,10 +10,9 @@ use std::process::ExitCode;
 
 pub fn run(a: AverageArgs) -> Result<ExitCode> {
     let run = Run::open(&a.run)?;
-    let sources = match a.last {
-        Some(n) => Sources::Last(n),
-        None => Sources::Files(a.files.clone()),
-    };
+    let sources = a
+        .last
+        .map_or_else(|| Sources::Files(a.files.clone()), Sources::Last);
     let device = a.device.resolve()?;
     let done = average(&run, &sources, device, &Bars::new())?;
     for f in &done.files {

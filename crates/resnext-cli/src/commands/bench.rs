@@ -40,12 +40,8 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         batchnorm: a.ablate.contains(&AblateArg::Batchnorm),
         relu: a.ablate.contains(&AblateArg::Relu),
     };
-    let device = a.device.resolve()?;
-    let numerics = resnext_train::precision::resolve(a.precision.into(), a.channels_last, device)?;
-    for note in &numerics.notes {
-        eprintln!("{note}");
-    }
-    let (precision, channels_last) = (numerics.precision, numerics.channels_last);
+    let opts = a.numerics.resolve(false)?;
+    let (device, precision, channels_last) = (opts.device, opts.precision, opts.channels_last);
     if a.threads > 0 {
         tch::set_num_threads(a.threads as i32);
     }

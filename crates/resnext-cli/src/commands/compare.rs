@@ -36,16 +36,10 @@ pub fn run(a: CompareArgs) -> Result<ExitCode> {
 /// Two runs on `--split` of the split they share.
 fn compare_runs(a: &CompareArgs) -> Result<Comparison> {
     let (ra, rb) = (Run::open(&a.a)?, Run::open(&a.b)?);
-    let run = crate::source::run_options(
-        a.device,
-        resnext_train::precision::PrecisionChoice::default(),
-        resnext_train::precision::LayoutChoice::default(),
-        false,
-    )?;
     let opts = EvalOptions {
         part: a.split.into(),
         checkpoint: a.checkpoint.into(),
-        run,
+        run: crate::source::run_options(a.device, Default::default(), Default::default(), false)?,
         batch_size: a.batch_size,
         bootstrap: a.intervals.options(),
         ..EvalOptions::default()

@@ -31,16 +31,16 @@ pub fn run(a: CvArgs) -> Result<ExitCode> {
     };
     let mut cv =
         CrossValidation::prepare(cfg, &a.out, &settings)?.with_bootstrap(a.intervals.options());
-    if let Some(p) = &a.positive {
+    if let Some(p) = &a.analysis.positive {
         cv = cv.with_positive(p.clone())?;
     }
-    if let (Some(p), Some(c)) = (&a.positive, a.operating_point) {
+    if let (Some(p), Some(c)) = (&a.analysis.positive, a.analysis.operating_point) {
         cv = cv.with_operating_point(p.clone(), c)?;
     }
-    if let (Some(p), Some(t)) = (&a.positive, a.pauc_min_tpr) {
+    if let (Some(p), Some(t)) = (&a.analysis.positive, a.analysis.pauc_min_tpr) {
         cv = cv.with_partial_auc(p.clone(), t)?;
     }
-    if let (Some(file), Some(column)) = (&a.metadata, &a.by) {
+    if let (Some(file), Some(column)) = (&a.analysis.metadata, &a.analysis.by) {
         let meta = resnext_train::subgroups::read_metadata(file, column)?;
         cv = cv.with_subgroups(column.clone(), meta);
     }

@@ -16,35 +16,29 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
     let opts = EvalOptions {
         part: a.split.into(),
         checkpoint: a.checkpoint.into(),
-        run: crate::source::run_options(a.device, a.precision.into(), a.channels_last, a.tta)?,
+        run: a.numerics.resolve(a.tta)?,
         batch_size: a.batch_size,
         data: a.data,
         fold_bn: a.fold_bn,
         bootstrap: a.intervals.options(),
-        positive: a.positive.clone(),
+        positive: a.analysis.positive.clone(),
     };
     // a writer: refused at once while another process writes the run
     let lock = if a.no_write { None } else { Some(run.lock()?) };
-    let (mut report, preds) = match &a.positive {
-        Some(positive) => {
-            if let Some(t) = a.pauc_min_tpr {
-                if !(0.0..1.0).contains(&t) {
-                    anyhow::bail!("--pauc-min-tpr {t} must be in [0, 1)");
-                }
-            }
-            run.evaluate_at(
-                &opts,
-                positive,
-                a.operating_point,
-                a.pauc_min_tpr,
-                &Bars::new(),
-            )?
-        }
+    let (mut report, preds) = match &a.analysis.positive {
+        Some(positive) => run.evaluate_at(
+            &opts,
+            positive,
+            a.analysis.operating_point,
+            a.analysis.pauc_min_tpr,
+            &Bars::new(),
+        )?,
         None => run.evaluate_with_predictions(&opts, &Bars::new())?,
     };
-    if let (Some(file), Some(column)) = (&a.metadata, &a.by) {
+    if let (Some(file), Some(column)) = (&a.analysis.metadata, &a.analysis.by) {
         let meta = resnext_train::subgroups::read_metadata(file, column)?;
         let positive = a
+            .analysis
             .positive
             .as_deref()
             .map(|p| resnext_train::metric::operating_point::class_index(&report.classes, p))
@@ -89,8 +83,6 @@ pub fn run(a: EvalArgs) -> Result<ExitCode> {
                 op.point.threshold
             );
         }
-    }
-    if lock.is_some() {
         match super::report::write_run(&run, None, &ReportOptions::default()) {
             Ok(p) => println!("-> {}", p.display()),
             Err(e) => eprintln!("warning: report.html not written: {e:#}"),

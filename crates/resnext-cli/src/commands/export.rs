@@ -1,7 +1,7 @@
 //! `resnext export`: a run's checkpoint (or a bare weights file) as TorchScript or ONNX, with a
 //! `FILE.json` sidecar (classes, input size, normalisation, eval transform, architecture).
 
-use crate::args::{BatchArg, ExportArgs, FormatArg};
+use crate::args::ExportArgs;
 use anyhow::{bail, Result};
 use resnext_export::{export, ExportOptions, Format};
 use resnext_train::RunOptions;
@@ -30,14 +30,8 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
         resnext_train::owned::refuse_owned(out, flag)?;
     }
     let options = ExportOptions {
-        format: match a.format {
-            FormatArg::Torchscript => Format::TorchScript,
-            FormatArg::Onnx => Format::Onnx,
-        },
-        batch: match a.batch {
-            BatchArg::Dynamic => None,
-            BatchArg::Fixed(n) => Some(n),
-        },
+        format: a.format.into(),
+        batch: a.batch.0,
         fold_bn: a.fold_bn,
         opset: a.opset,
     };

@@ -21,21 +21,18 @@ fn refuse_run_dir(out: &Path) -> Result<()> {
     let resolved = resnext_io::resolve(out).unwrap_or_else(|| out.to_path_buf());
     for (i, dir) in resolved.ancestors().enumerate() {
         let run = Run::at(dir);
-        let is_run = run.holds_run() || (i == 0 && run.path(RunFile::Config).exists());
-        if is_run {
-            bail!(
-                "--out {}: {} is a run directory; lr-find writes no run's files, choose another folder",
-                out.display(),
-                dir.display()
-            );
-        }
-        if dir.join(CvFile::Folds.name()).exists() {
-            bail!(
-                "--out {}: {} is a cross-validation directory; lr-find writes no run's files, choose another folder",
-                out.display(),
-                dir.display()
-            );
-        }
+        let kind = if run.holds_run() || (i == 0 && run.path(RunFile::Config).exists()) {
+            "a run"
+        } else if dir.join(CvFile::Folds.name()).exists() {
+            "a cross-validation"
+        } else {
+            continue;
+        };
+        bail!(
+            "--out {}: {} is {kind} directory; lr-find writes no run's files, choose another folder",
+            out.display(),
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -76,33 +73,30 @@ pub fn run(a: LrFindArgs) -> Result<ExitCode> {
         resnext_train::plot::lr_find_png(&curve, found.suggestion.map(|s| (s.lr, s.rule.name())))?;
     resnext_io::write_atomic(&png_path, &png)?;
     let steps = found.points.len();
-    match found.stop {
-        SweepStop::Completed => eprintln!("lr-find: {steps} steps"),
-        SweepStop::Diverged { step } => eprintln!(
-            "lr-find: stopped at step {} of {} (lr {:.2e}): the smoothed loss exceeded 4x its best",
-            step + 1,
-            settings.steps,
-            settings.lr_at(step)
-        ),
-        SweepStop::NonFinite { step } => eprintln!(
-            "lr-find: stopped at step {} of {} (lr {:.2e}): the loss became non-finite",
+    let (step, why) = match found.stop {
+        SweepStop::Completed => (None, ""),
+        SweepStop::Diverged { step } => (Some(step), "the smoothed loss exceeded 4x its best"),
+        SweepStop::NonFinite { step } => (Some(step), "the loss became non-finite"),
+    };
+    match step {
+        None => eprintln!("lr-find: {steps} steps"),
+        Some(step) => eprintln!(
+            "lr-find: stopped at step {} of {} (lr {:.2e}): {why}",
             step + 1,
             settings.steps,
             settings.lr_at(step)
         ),
     }
     eprintln!("wrote {} and {}", csv_path.display(), png_path.display());
-    match found.suggestion {
-        Some(s) => {
-            println!(
-                "suggested learning rate: {:.3e} ({} rule)",
-                s.lr,
-                s.rule.name()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        None => bail!(
+    let Some(s) = found.suggestion else {
+        bail!(
             "lr-find: {steps} step(s) are too few to suggest a learning rate; raise --steps or --start-lr"
-        ),
-    }
+        );
+    };
+    println!(
+        "suggested learning rate: {:.3e} ({} rule)",
+        s.lr,
+        s.rule.name()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -21,16 +21,13 @@ use anyhow::{bail, Result};
 use std::process::ExitCode;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    if !matches!(cli.command, Command::Train(_)) {
-        // N copies of another command would each do the whole job (N servers on one port,
-        // N evaluations writing one eval.json)
-        if let Some((rank, size)) = resnext_train::dist::launcher_env() {
-            if size != 1 {
-                bail!(
-                    "started as rank {rank} by a launcher (mpirun, srun): only `resnext train` runs on several processes"
-                );
-            }
-        }
+    // N copies of another command would each do the whole job (N servers on one port, N
+    // evaluations writing one eval.json)
+    let several = resnext_train::dist::launcher_env().filter(|&(_, size)| size != 1);
+    if let (Some((rank, _)), false) = (several, matches!(cli.command, Command::Train(_))) {
+        bail!(
+            "started as rank {rank} by a launcher (mpirun, srun): only `resnext train` runs on several processes"
+        );
     }
     match cli.command {
         Command::Summary(a) => summary::run(a),

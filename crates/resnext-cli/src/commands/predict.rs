@@ -12,7 +12,7 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
     if a.top_k == 0 {
         bail!("--top-k must be at least 1");
     }
-    let opts = crate::source::run_options(a.device, a.precision.into(), a.channels_last, a.tta)?;
+    let opts = a.numerics.resolve(a.tta)?;
     let predictor = crate::source::load_source(&a.source, opts)?
         .predictor
         .with_batch_size(a.batch_size);
@@ -83,16 +83,10 @@ pub fn run(a: PredictArgs) -> Result<ExitCode> {
                     .into_iter()
                     .map(|(i, prob)| format!("{} {prob:.4}", predictor.class_name(i)))
                     .collect();
-                match &decision {
-                    Some(d) => println!(
-                        "{}: {} (decision at {:.4}: {})",
-                        path.display(),
-                        tops.join(", "),
-                        d.threshold,
-                        d.label
-                    ),
-                    None => println!("{}: {}", path.display(), tops.join(", ")),
-                }
+                let decided = decision.map_or(String::new(), |d| {
+                    format!(" (decision at {:.4}: {})", d.threshold, d.label)
+                });
+                println!("{}: {}{decided}", path.display(), tops.join(", "));
             }
         }
     }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 pub fn run(a: ServeArgs) -> Result<ExitCode> {
-    let opts = crate::source::run_options(a.device, a.precision.into(), a.channels_last, false)?;
+    let opts = a.numerics.resolve(false)?;
     let config = ServeConfig {
         addr: a.addr,
         max_batch: a.max_batch,
@@ -35,18 +35,15 @@ pub fn run(a: ServeArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let source = a.source;
-    let fold_bn = a.fold_bn;
-    let max_batch = a.max_batch;
     rt.block_on(async move {
         // handlers first: a signal while the model loads drains (an empty server) too
         let shutdown = shutdown_signal();
         crate::interrupt::release_stop_signals();
         let server = Server::bind(config, move || -> Result<_> {
-            let p = crate::source::load_source(&source, opts)?
+            let p = crate::source::load_source(&a.source, opts)?
                 .predictor
-                .with_batch_size(max_batch);
-            if fold_bn {
+                .with_batch_size(a.max_batch);
+            if a.fold_bn {
                 Ok(p.with_folded_batchnorm()?)
             } else {
                 Ok(p)
@@ -92,24 +89,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         )
     };
     async move {
-        wait_for_signal(
-            #[cfg(unix)]
-            streams,
-        )
-        .await
-    }
-}
-
-#[cfg(unix)]
-type Streams = (
-    std::io::Result<tokio::signal::unix::Signal>,
-    std::io::Result<tokio::signal::unix::Signal>,
-    std::io::Result<tokio::signal::unix::Signal>,
-);
-
-async fn wait_for_signal(#[cfg(unix)] streams: Streams) {
-    #[cfg(unix)]
-    {
+        #[cfg(unix)]
         match streams {
             (Ok(mut term), Ok(mut int), Ok(mut hup)) => {
                 tokio::select! {
@@ -123,12 +103,10 @@ async fn wait_for_signal(#[cfg(unix)] streams: Streams) {
                 std::future::pending::<()>().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
+        eprintln!("shutting down: finishing the requests in flight");
     }
-    eprintln!("shutting down: finishing the requests in flight");
 }

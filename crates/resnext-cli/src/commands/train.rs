@@ -15,14 +15,11 @@ use std::process::ExitCode;
 
 pub fn run(a: TrainArgs) -> Result<ExitCode> {
     let job = Job::start()?;
-    if job.size() == 1 {
-        return train(a, &job);
-    }
     // one rank's error ends the job, named
-    match train(a, &job) {
-        Ok(code) => Ok(code),
-        Err(e) => job.fail(&crate::one_line::one_line(&e)),
-    }
+    train(a, &job).or_else(|e| match job.size() {
+        1 => Err(e),
+        _ => job.fail(&crate::one_line::one_line(&e)),
+    })
 }
 
 fn train(a: TrainArgs, job: &Job) -> Result<ExitCode> {
@@ -147,8 +144,8 @@ fn operating_point(
 
 /// Progress bars with ETA on a terminal; plain lines otherwise (a line per quarter of the
 /// training batches and of the validation images).
+#[derive(Default)]
 pub(crate) struct Progress {
-    tty: bool,
     bar: Option<ProgressBar>,
     /// The training batches' quarter lines, off a terminal.
     training: Bars,
@@ -157,12 +154,7 @@ pub(crate) struct Progress {
 
 impl Progress {
     pub(crate) fn new() -> Self {
-        Self {
-            tty: is_tty(),
-            bar: None,
-            training: Bars::new(),
-            validation: Bars::new(),
-        }
+        Self::default()
     }
     pub(crate) fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
@@ -192,7 +184,7 @@ impl Observer for Progress {
         );
     }
     fn on_epoch_start(&mut self, epoch: usize, num_batches: usize) {
-        if self.tty {
+        if is_tty() {
             self.bar = Some(bar(num_batches, &format!("epoch {epoch}")));
         } else {
             eprintln!("epoch {epoch}: {num_batches} batches");
