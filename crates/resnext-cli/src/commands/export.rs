@@ -5,7 +5,6 @@ use crate::args::ExportArgs;
 use anyhow::{bail, Result};
 use resnext_export::{export, ExportOptions, Format};
 use resnext_train::RunOptions;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub fn run(a: ExportArgs) -> Result<ExitCode> {
@@ -14,7 +13,7 @@ pub fn run(a: ExportArgs) -> Result<ExitCode> {
         weights: source,
         inputs,
     } = crate::source::load_source(&a.source, RunOptions::cpu())?;
-    let sidecar_out = PathBuf::from(format!("{}.json", a.out.display()));
+    let sidecar_out = resnext_export::sidecar_path(&a.out);
     for input in &inputs {
         for out in [&a.out, &sidecar_out] {
             if crate::image_input::same_file(out, input) {
