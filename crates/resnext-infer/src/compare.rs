@@ -9,7 +9,7 @@ use crate::error::InferError;
 use crate::metric::argmax;
 use crate::progress::Progress;
 use crate::run::Run;
-use crate::run_eval::{EvalOptions, SamplePrediction};
+use crate::run_eval::{probs_labels, EvalOptions, SamplePrediction};
 use resnext_stats::{BootstrapOptions, DeLong, Groups, Interval, McNemar};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -38,19 +38,22 @@ fn invalid(reason: String) -> InferError {
     }
 }
 
+/// The paths only in `a` and those only in `b`: how many, and the first (`-` when none).
+fn only_in<'s>(a: &BTreeSet<&'s str>, b: &BTreeSet<&'s str>) -> [(usize, &'s str); 2] {
+    [(a, b), (b, a)].map(|(x, y)| {
+        let only: Vec<&&str> = x.difference(y).collect();
+        (only.len(), only.first().map_or("-", |s| **s))
+    })
+}
+
 /// The images of `a` and `b`: the same paths in the same order, and the same labels.
 fn check_same_images(a: &[SamplePrediction], b: &[SamplePrediction]) -> Result<(), InferError> {
     let pa: BTreeSet<&str> = a.iter().map(|p| p.path.as_str()).collect();
     let pb: BTreeSet<&str> = b.iter().map(|p| p.path.as_str()).collect();
     if pa != pb {
-        let only_a: Vec<&&str> = pa.difference(&pb).collect();
-        let only_b: Vec<&&str> = pb.difference(&pa).collect();
+        let [(na, fa), (nb, fb)] = only_in(&pa, &pb);
         return Err(invalid(format!(
-            "the two are evaluated on different images: {} only in A (first {:?}), {} only in B (first {:?})",
-            only_a.len(),
-            only_a.first().map(|s| **s).unwrap_or("-"),
-            only_b.len(),
-            only_b.first().map(|s| **s).unwrap_or("-")
+            "the two are evaluated on different images: {na} only in A (first {fa:?}), {nb} only in B (first {fb:?})"
         )));
     }
     for (x, y) in a.iter().zip(b) {
@@ -92,10 +95,7 @@ pub fn compare_predictions(
         resnext_stats::bootstrap_paired(&g, bootstrap, |i| acc(&ra, i), |i| acc(&rb, i)).ok();
     let mcnemar = resnext_stats::mcnemar(&ra, &rb).map_err(stats)?;
     let positive = positive.or((classes.len() == 2).then_some(1));
-    let probs =
-        |p: &[SamplePrediction]| -> Vec<Vec<f64>> { p.iter().map(|s| s.probs.clone()).collect() };
-    let (pa, pb) = (probs(a), probs(b));
-    let labels: Vec<usize> = a.iter().map(|s| s.label).collect();
+    let ((pa, labels), (pb, _)) = (probs_labels(a), probs_labels(b));
     let (roc_auc_difference, delong) = match positive {
         Some(p) => {
             let auc = |probs: &[Vec<f64>], idx: &[usize]| {
@@ -154,13 +154,7 @@ impl Run {
                 b.difference(&a).count()
             )));
         }
-        let quiet = EvalOptions {
-            bootstrap: BootstrapOptions {
-                n_resamples: 0,
-                ..opts.bootstrap
-            },
-            ..opts.clone()
-        };
+        let quiet = opts.without_intervals();
         let (_, pa) = self.evaluate_with_predictions(&quiet, progress)?;
         let (_, pb) = other.evaluate_with_predictions(&quiet, progress)?;
         let p = positive
@@ -208,14 +202,9 @@ fn folds_difference(a: &CvDir, b: &CvDir) -> Option<String> {
     let pa: BTreeSet<&str> = fa.images.iter().map(|i| i.path.as_str()).collect();
     let pb: BTreeSet<&str> = fb.images.iter().map(|i| i.path.as_str()).collect();
     if pa != pb {
-        let only_a: Vec<&&str> = pa.difference(&pb).collect();
-        let only_b: Vec<&&str> = pb.difference(&pa).collect();
+        let [(na, fa), (nb, fb)] = only_in(&pa, &pb);
         return Some(format!(
-            "their folds.json hold other images: {} only in A (first {}), {} only in B (first {})",
-            only_a.len(),
-            only_a.first().map_or("-", |s| **s),
-            only_b.len(),
-            only_b.first().map_or("-", |s| **s)
+            "their folds.json hold other images: {na} only in A (first {fa}), {nb} only in B (first {fb})"
         ));
     }
     let by_path: std::collections::HashMap<&str, _> =

@@ -66,35 +66,33 @@ impl PredictionsFile {
     pub fn read(path: &Path, classes: usize) -> Result<PredictionsFile, InferError> {
         let bytes = resnext_data::safe_path::read_regular(path)?;
         let file: PredictionsFile =
-            serde_json::from_slice(&bytes).map_err(|e| InferError::Read {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+            serde_json::from_slice(&bytes).map_err(|e| InferError::read(path, e))?;
         if let Some(p) = file
             .images
             .iter()
             .find(|p| p.label >= classes || p.probs.len() != classes)
         {
-            return Err(InferError::Read {
-                path: path.to_path_buf(),
-                reason: format!("a prediction of {} does not fit {classes} classes", p.path),
-            });
+            let reason = format!("a prediction of {} does not fit {classes} classes", p.path);
+            return Err(InferError::read(path, reason));
         }
         Ok(file)
+    }
+}
+
+impl From<&SamplePrediction> for PredictionRow {
+    fn from(s: &SamplePrediction) -> Self {
+        Self {
+            path: s.path.clone(),
+            label: s.label,
+            probs: s.probs.clone(),
+        }
     }
 }
 
 impl From<&[SamplePrediction]> for PredictionsFile {
     fn from(p: &[SamplePrediction]) -> Self {
         Self {
-            images: p
-                .iter()
-                .map(|s| PredictionRow {
-                    path: s.path.clone(),
-                    label: s.label,
-                    probs: s.probs.clone(),
-                })
-                .collect(),
+            images: p.iter().map(PredictionRow::from).collect(),
         }
     }
 }

@@ -73,23 +73,19 @@ impl DeviceChoice {
                 Ok(Device::cuda_if_available())
             }
             Self::Cuda(n) => {
-                load_cuda().map_err(|reason| InferError::NoCuda {
+                let no_cuda = |reason: String| InferError::NoCuda {
                     device: self.to_string(),
                     reason,
-                })?;
+                };
+                load_cuda().map_err(no_cuda)?;
                 let count = cuda_device_count();
                 if count == 0 {
-                    return Err(InferError::NoCuda {
-                        device: self.to_string(),
-                        reason: "CUDA support is loaded, but no CUDA device or driver was found"
-                            .into(),
-                    });
+                    return Err(no_cuda(
+                        "CUDA support is loaded, but no CUDA device or driver was found".into(),
+                    ));
                 }
                 if n >= count {
-                    return Err(InferError::NoCuda {
-                        device: self.to_string(),
-                        reason: format!("libtorch sees {count} CUDA device(s)"),
-                    });
+                    return Err(no_cuda(format!("libtorch sees {count} CUDA device(s)")));
                 }
                 Ok(Device::Cuda(n))
             }

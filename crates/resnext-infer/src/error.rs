@@ -78,3 +78,13 @@ pub enum InferError {
     #[error("{0} has no epochs yet")]
     NoEpochs(PathBuf),
 }
+
+impl InferError {
+    /// [`InferError::Read`] of `path`: why it could not be read (a parse error, a message).
+    pub(crate) fn read(path: impl Into<PathBuf>, reason: impl ToString) -> Self {
+        InferError::Read {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -82,18 +82,9 @@ pub fn logits(net: &ResNeXt, x: &Tensor, opts: RunOptions) -> Result<Tensor, Inf
     Ok(l.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?)
 }
 
-/// Class probabilities of a prepared batch: the softmax of its logits, averaged with that of the
-/// horizontally flipped batch under TTA. Returns (logits, probabilities); a non-finite value in
-/// either is an error, never a prediction.
-pub fn logits_and_probs(
-    net: &ResNeXt,
-    x: &Tensor,
-    opts: RunOptions,
-) -> Result<(Tensor, Tensor), InferError> {
-    logits_and_probs_at(net, x, opts, None)
-}
-
-/// [`logits_and_probs`] with the probabilities of `logits / temperature` (temperature scaling).
+/// Class probabilities of a prepared batch: the softmax of its logits (of `logits / temperature`
+/// with temperature scaling), averaged with that of the horizontally flipped batch under TTA.
+/// Returns (logits, probabilities); a non-finite value in either is an error, never a prediction.
 pub fn logits_and_probs_at(
     net: &ResNeXt,
     x: &Tensor,
@@ -134,7 +125,7 @@ pub fn predict_loader(
     for batch in loader.epoch(0) {
         let batch = batch?;
         let x = batch_tensor(&batch)?;
-        let (l, probs) = logits_and_probs(net, &x, opts)?;
+        let (l, probs) = logits_and_probs_at(net, &x, opts, None)?;
         let labels =
             Tensor::f_from_slice(&batch.labels.iter().map(|&y| y as i64).collect::<Vec<_>>())?;
         let nll = if opts.tta {

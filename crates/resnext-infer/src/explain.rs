@@ -165,8 +165,17 @@ impl Heatmap {
 
     /// The overlay as PNG bytes, at most [`MAX_OVERLAY_SIDE`] pixels on its longest side.
     pub fn overlay_png(&self, image: &RgbImage) -> Result<Vec<u8>, InferError> {
+        self.overlay_png_at_most(image, MAX_OVERLAY_SIDE)
+    }
+
+    /// The overlay as PNG bytes, at most `max_side` pixels on its longest side.
+    pub fn overlay_png_at_most(
+        &self,
+        image: &RgbImage,
+        max_side: u32,
+    ) -> Result<Vec<u8>, InferError> {
         let mut bytes = Vec::new();
-        self.overlay_at_most(image, MAX_OVERLAY_SIDE)
+        self.overlay_at_most(image, max_side)
             .write_to(
                 &mut std::io::Cursor::new(&mut bytes),
                 image::ImageFormat::Png,

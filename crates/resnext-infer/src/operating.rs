@@ -9,16 +9,9 @@ use crate::metric::operating_point::{
 };
 use crate::metric::report::EvalReport;
 use crate::progress::Progress;
-use crate::run::{Run, SplitPart};
-use crate::run_eval::{EvalOptions, SamplePrediction};
-use resnext_stats::{BootstrapOptions, Criterion};
-
-fn split(preds: &[SamplePrediction]) -> (Vec<Vec<f64>>, Vec<usize>) {
-    (
-        preds.iter().map(|p| p.probs.clone()).collect(),
-        preds.iter().map(|p| p.label).collect(),
-    )
-}
+use crate::run::{Run, RunFile, SplitPart};
+use crate::run_eval::{probs_labels, EvalOptions, SamplePrediction};
+use resnext_stats::Criterion;
 
 /// Checks a requested operating point before any work is done: `positive` is one of `classes`
 /// (its criterion is parsed with the flag).
@@ -46,15 +39,11 @@ impl Run {
         }
         let val = EvalOptions {
             part: SplitPart::Val,
-            bootstrap: BootstrapOptions {
-                n_resamples: 0,
-                ..opts.bootstrap
-            },
-            ..opts.clone()
+            ..opts.without_intervals()
         };
         let (out, val_preds) = self.evaluate_with_predictions(&val, progress)?;
         let p = class_index(&out.classes, positive)?;
-        let (vp, vl) = split(&val_preds);
+        let (vp, vl) = probs_labels(&val_preds);
         choose(&vp, &vl, p, positive, criterion, SplitPart::Val.name())
     }
 
@@ -73,7 +62,7 @@ impl Run {
         let (mut out, preds) = self.evaluate_with_predictions(opts, progress)?;
         let p = class_index(&out.classes, positive)?;
         let groups = self.groups_of(&preds)?;
-        let (probs, labels) = split(&preds);
+        let (probs, labels) = probs_labels(&preds);
         if let Some(criterion) = criterion {
             if matches!(opts.part, SplitPart::Val | SplitPart::All) {
                 return Err(InferError::InvalidValue {
@@ -114,10 +103,8 @@ impl Run {
         let mut info: CheckpointInfo = self.info(which)?;
         info.operating_point = Some(point.clone());
         // what is stored must load again
-        info.validate().map_err(|reason| InferError::Read {
-            path: self.path(crate::run::RunFile::Sidecar(which)),
-            reason,
-        })?;
+        info.validate()
+            .map_err(|reason| InferError::read(self.path(RunFile::Sidecar(which)), reason))?;
         self.write_info(which, &info)
     }
 }

@@ -101,7 +101,7 @@ impl Predictor {
                 outputs: n,
             });
         }
-        let mut p = Self::build(
+        let mut p = Self::from_weights_file(
             &WeightsFile::new(run.path(RunFile::Weights(which))),
             &info.model,
             info.eval_transform.clone(),
@@ -120,20 +120,11 @@ impl Predictor {
         transform: TransformConfig,
         opts: RunOptions,
     ) -> Result<Self, InferError> {
-        Self::build(&WeightsFile::new(weights), model, transform, opts)
+        Self::from_weights_file(&WeightsFile::new(weights), model, transform, opts)
     }
 
     /// [`Self::from_weights`] of a [`WeightsFile`] (a `torch.save` dict's entry chosen by key).
     pub fn from_weights_file(
-        weights: &WeightsFile,
-        model: &ModelConfig,
-        transform: TransformConfig,
-        opts: RunOptions,
-    ) -> Result<Self, InferError> {
-        Self::build(weights, model, transform, opts)
-    }
-
-    fn build(
         weights: &WeightsFile,
         model: &ModelConfig,
         transform: TransformConfig,

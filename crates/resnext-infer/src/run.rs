@@ -308,24 +308,17 @@ impl Run {
     pub fn info(&self, which: Checkpoint) -> Result<CheckpointInfo, InferError> {
         let text = self.read_text(RunFile::Sidecar(which))?;
         let path = self.path(RunFile::Sidecar(which));
-        let info: CheckpointInfo = serde_json::from_str(&text).map_err(|e| InferError::Read {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let info: CheckpointInfo =
+            serde_json::from_str(&text).map_err(|e| InferError::read(&path, e))?;
         info.validate()
-            .map_err(|reason| InferError::Read { path, reason })?;
+            .map_err(|reason| InferError::read(path, reason))?;
         Ok(info)
     }
 
     pub fn write_info(&self, which: Checkpoint, info: &CheckpointInfo) -> Result<(), InferError> {
-        let json = serde_json::to_string_pretty(info).map_err(|e| InferError::Read {
-            path: self.path(RunFile::Sidecar(which)),
-            reason: e.to_string(),
-        })?;
-        Ok(write_atomic(
-            &self.path(RunFile::Sidecar(which)),
-            json.as_bytes(),
-        )?)
+        let path = self.path(RunFile::Sidecar(which));
+        let json = serde_json::to_string_pretty(info).map_err(|e| InferError::read(&path, e))?;
+        Ok(write_atomic(&path, json.as_bytes())?)
     }
 
     /// The run's `data.group_regex` (the patient of each file), if it has one.
@@ -364,19 +357,13 @@ impl Run {
         let text = self.read_text(RunFile::Eval)?;
         serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| InferError::Read {
-                path,
-                reason: e.to_string(),
-            })
+            .map_err(|e| InferError::read(path, e))
     }
 
     /// Writes `eval.json`.
     pub fn save_eval(&self, report: &EvalReport) -> Result<PathBuf, InferError> {
         let path = self.path(RunFile::Eval);
-        let json = serde_json::to_string_pretty(report).map_err(|e| InferError::Read {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let json = serde_json::to_string_pretty(report).map_err(|e| InferError::read(&path, e))?;
         write_atomic(&path, json.as_bytes())?;
         Ok(path)
     }

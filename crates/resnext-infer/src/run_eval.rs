@@ -38,6 +38,14 @@ pub struct SamplePrediction {
     pub logits: Vec<f64>,
 }
 
+/// The probabilities and labels of predictions.
+pub(crate) fn probs_labels(preds: &[SamplePrediction]) -> (Vec<Vec<f64>>, Vec<usize>) {
+    (
+        preds.iter().map(|p| p.probs.clone()).collect(),
+        preds.iter().map(|p| p.label).collect(),
+    )
+}
+
 /// What [`Run::evaluate`] evaluates, and how.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
@@ -69,6 +77,15 @@ impl Default for EvalOptions {
             bootstrap: resnext_stats::BootstrapOptions::default(),
             positive: None,
         }
+    }
+}
+
+impl EvalOptions {
+    /// These options without intervals (no resamples).
+    pub(crate) fn without_intervals(&self) -> Self {
+        let mut o = self.clone();
+        o.bootstrap.n_resamples = 0;
+        o
     }
 }
 
@@ -127,7 +144,7 @@ impl Run {
             roc_curve(&scores, &pos)
         });
         let reliability = crate::metric::reliability(&preds.probs, &preds.labels, ECE_BINS);
-        let per_image = preds
+        let per_image: Vec<SamplePrediction> = preds
             .indices
             .iter()
             .zip(&preds.labels)
@@ -139,6 +156,15 @@ impl Run {
                 logits: logits.clone(),
             })
             .collect();
+        // the intervals resample the run's patients
+        let groups = self.groups_of(&per_image)?;
+        let summary = intervals(
+            &preds.probs,
+            &preds.labels,
+            &groups,
+            &opts.bootstrap,
+            positive,
+        );
         Ok((
             EvalReport {
                 report,
@@ -148,43 +174,12 @@ impl Run {
                 classes: info.classes,
                 roc_curve: roc,
                 reliability: Some(reliability),
-                intervals: self.intervals(
-                    &paths,
-                    &preds.indices,
-                    &preds.probs,
-                    &preds.labels,
-                    &opts.bootstrap,
-                    positive,
-                )?,
+                intervals: summary,
                 operating_point: None,
                 partial_auc: None,
                 subgroups: Vec::new(),
             },
             per_image,
-        ))
-    }
-
-    /// The bootstrap intervals of predictions of the split's `paths` (`indices` into them),
-    /// resampling the run's patients; `None` with no resamples or a part of one class.
-    fn intervals(
-        &self,
-        paths: &[String],
-        indices: &[usize],
-        probs: &[Vec<f64>],
-        labels: &[usize],
-        bootstrap: &resnext_stats::BootstrapOptions,
-        positive: Option<usize>,
-    ) -> Result<Option<resnext_stats::Summary>, InferError> {
-        let rel: Vec<String> = indices
-            .iter()
-            .map(|&i| paths.get(i).cloned().unwrap_or_default())
-            .collect();
-        Ok(intervals(
-            probs,
-            labels,
-            &self.groups_of_paths(&rel)?,
-            bootstrap,
-            positive,
         ))
     }
 
@@ -285,11 +280,7 @@ pub fn intervals(
         };
         resnext_stats::summary(probs, labels, Some(&g), &options)
     });
-    match summary {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!("no confidence intervals: {e}");
-            None
-        }
-    }
+    summary
+        .inspect_err(|e| tracing::warn!("no confidence intervals: {e}"))
+        .ok()
 }

@@ -10,13 +10,6 @@ use resnext_stats::BootstrapOptions;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-fn bad(path: &Path, reason: String) -> InferError {
-    InferError::Read {
-        path: path.to_path_buf(),
-        reason,
-    }
-}
-
 /// The fields of one CSV line (double quotes around a field, `""` inside one).
 fn fields(line: &str) -> Vec<String> {
     let mut out = vec![String::new()];
@@ -43,32 +36,30 @@ fn fields(line: &str) -> Vec<String> {
 
 /// Each image's value of `column` in the metadata CSV at `path`.
 pub fn read_metadata(path: &Path, column: &str) -> Result<HashMap<String, String>, InferError> {
+    let bad = |reason: String| InferError::read(path, reason);
     let bytes = resnext_data::safe_path::read_regular(path)?;
     if bytes.len() > 64 << 20 {
-        return Err(bad(path, "is over 64 MiB".into()));
+        return Err(bad("is over 64 MiB".into()));
     }
-    let text = String::from_utf8(bytes).map_err(|_| bad(path, "is not UTF-8 text".into()))?;
+    let text = String::from_utf8(bytes).map_err(|_| bad("is not UTF-8 text".into()))?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = fields(lines.next().ok_or_else(|| bad(path, "is empty".into()))?);
+    let header = fields(lines.next().ok_or_else(|| bad("is empty".into()))?);
     let find = |name: &str| header.iter().position(|h| h == name);
-    let p = find("path").ok_or_else(|| bad(path, "has no `path` column".into()))?;
+    let p = find("path").ok_or_else(|| bad("has no `path` column".into()))?;
     let c = find(column).ok_or_else(|| {
-        bad(
-            path,
-            format!(
-                "has no column `{column}` (its columns: {})",
-                header.join(", ")
-            ),
-        )
+        bad(format!(
+            "has no column `{column}` (its columns: {})",
+            header.join(", ")
+        ))
     })?;
     let mut out = HashMap::new();
     for (i, line) in lines.enumerate() {
         let f = fields(line);
         let (Some(k), Some(v)) = (f.get(p), f.get(c)) else {
-            return Err(bad(path, format!("line {} has too few fields", i + 2)));
+            return Err(bad(format!("line {} has too few fields", i + 2)));
         };
         if out.insert(k.clone(), v.clone()).is_some() {
-            return Err(bad(path, format!("lists `{k}` twice")));
+            return Err(bad(format!("lists `{k}` twice")));
         }
     }
     Ok(out)

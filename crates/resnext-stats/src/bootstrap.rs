@@ -116,18 +116,11 @@ pub struct Interval {
 /// `0.8553 [0.7763, 0.9211]`; with `{:+}` the signs are shown (differences).
 impl std::fmt::Display for Interval {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (e, l, h) = (self.estimate, self.low, self.high);
         if f.sign_plus() {
-            write!(
-                f,
-                "{:+.4} [{:+.4}, {:+.4}]",
-                self.estimate, self.low, self.high
-            )
+            write!(f, "{e:+.4} [{l:+.4}, {h:+.4}]")
         } else {
-            write!(
-                f,
-                "{:.4} [{:.4}, {:.4}]",
-                self.estimate, self.low, self.high
-            )
+            write!(f, "{e:.4} [{l:.4}, {h:.4}]")
         }
     }
 }

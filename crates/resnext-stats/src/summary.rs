@@ -57,7 +57,7 @@ pub enum Mode {
 }
 
 /// The headline metrics: of the positive class (binary) or top-1 and macro (multi-class).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub accuracy: Option<Interval>,
     pub balanced_accuracy: Option<Interval>,
@@ -82,6 +82,45 @@ pub struct ClassMetrics {
     pub f1: Option<Interval>,
     pub roc_auc: Option<Interval>,
     pub pr_auc: Option<Interval>,
+}
+
+impl Metrics {
+    /// Every metric with its JSON field name and its printed label, in the tables' order.
+    pub fn named(&self) -> [(&'static str, &'static str, Option<Interval>); 10] {
+        [
+            ("accuracy", "accuracy", self.accuracy),
+            (
+                "balanced_accuracy",
+                "balanced accuracy",
+                self.balanced_accuracy,
+            ),
+            ("sensitivity", "sensitivity", self.sensitivity),
+            ("specificity", "specificity", self.specificity),
+            ("ppv", "PPV", self.ppv),
+            ("npv", "NPV", self.npv),
+            ("f1", "F1", self.f1),
+            ("roc_auc", "ROC-AUC", self.roc_auc),
+            ("pr_auc", "PR-AUC", self.pr_auc),
+            ("ece", "ECE", self.ece),
+        ]
+    }
+}
+
+impl ClassMetrics {
+    /// [`Metrics::named`] of the metrics a class has, sensitivity to PR-AUC.
+    pub fn named(&self) -> impl Iterator<Item = (&'static str, &'static str, Option<Interval>)> {
+        let m = Metrics {
+            sensitivity: self.sensitivity,
+            specificity: self.specificity,
+            ppv: self.ppv,
+            npv: self.npv,
+            f1: self.f1,
+            roc_auc: self.roc_auc,
+            pr_auc: self.pr_auc,
+            ..Metrics::default()
+        };
+        m.named().into_iter().skip(2).take(7)
+    }
 }
 
 /// Calibration-in-the-large and calibration slope of one class.
@@ -148,20 +187,8 @@ impl Summary {
             ),
             None => format!("  {label:<34}      n/a\n"),
         };
-        let m = &self.metrics;
-        for (label, v) in [
-            ("accuracy", &m.accuracy),
-            ("balanced accuracy", &m.balanced_accuracy),
-            ("sensitivity", &m.sensitivity),
-            ("specificity", &m.specificity),
-            ("PPV", &m.ppv),
-            ("NPV", &m.npv),
-            ("F1", &m.f1),
-            ("ROC-AUC", &m.roc_auc),
-            ("PR-AUC", &m.pr_auc),
-            ("ECE", &m.ece),
-        ] {
-            out += &row(label, v);
+        for (_, label, v) in self.metrics.named() {
+            out += &row(label, &v);
         }
         for c in &self.calibration {
             out += &row(

@@ -38,20 +38,16 @@ pub fn reliability(probs: &[Vec<f64>], labels: &[usize], bins: usize) -> Vec<Rel
         correct[b] += usize::from(pred == y);
     }
     (0..bins)
-        .map(|b| ReliabilityBin {
-            lower: b as f64 / bins as f64,
-            upper: (b + 1) as f64 / bins as f64,
-            count: count[b],
-            confidence: if count[b] > 0 {
-                conf[b] / count[b] as f64
-            } else {
-                0.0
-            },
-            accuracy: if count[b] > 0 {
-                correct[b] as f64 / count[b] as f64
-            } else {
-                0.0
-            },
+        .map(|b| {
+            // an empty bin's sums are 0
+            let n = count[b].max(1) as f64;
+            ReliabilityBin {
+                lower: b as f64 / bins as f64,
+                upper: (b + 1) as f64 / bins as f64,
+                count: count[b],
+                confidence: conf[b] / n,
+                accuracy: correct[b] as f64 / n,
+            }
         })
         .collect()
 }

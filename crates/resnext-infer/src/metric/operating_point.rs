@@ -4,9 +4,10 @@
 //! minimum sensitivity. Over plain (probabilities, labels); `Run::evaluate_at` (in
 //! `operating.rs`) chooses on the validation part and reports on another.
 
+use super::calibration::softmax_t;
 use crate::error::InferError;
 pub use resnext_stats::Interval;
-use resnext_stats::{BootstrapOptions, Criterion, Groups};
+use resnext_stats::{BootstrapOptions, Confusion, Criterion, Groups};
 use serde::{Deserialize, Serialize};
 
 /// The operating point a sidecar stores: the class, the threshold on its (uncalibrated)
@@ -62,10 +63,9 @@ impl OperatingPoint {
 
     /// The decision for an image's logits; `classes` names the other class of a binary problem.
     pub fn decide(&self, logits: &[f32], classes: &[String]) -> Decision {
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let exp: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
-        let p = exp.get(self.positive_index).copied().unwrap_or(0.0) / exp.iter().sum::<f64>();
-        let positive = p >= self.threshold;
+        let logits: Vec<f64> = logits.iter().map(|&l| f64::from(l)).collect();
+        let p = softmax_t(&logits, 1.0).get(self.positive_index).copied();
+        let positive = p.unwrap_or(0.0) >= self.threshold;
         let label = match (positive, classes.len()) {
             (true, _) => self.positive.clone(),
             (false, 2) => classes[1 - self.positive_index.min(1)].clone(),
@@ -76,6 +76,31 @@ impl OperatingPoint {
             label,
             threshold: self.threshold,
         }
+    }
+
+    /// The figures of the point on `images` images of the part `reported_on`, with intervals
+    /// over `groups`: each resample's confusion counted by `confusion` (None where it cannot be).
+    fn figures(
+        &self,
+        images: usize,
+        groups: &[String],
+        reported_on: &str,
+        bootstrap: &BootstrapOptions,
+        confusion: impl Fn(&[usize]) -> Option<Confusion>,
+    ) -> Result<AtOperatingPoint, InferError> {
+        let g = Groups::new(groups).map_err(stats_err)?;
+        let at = |f: fn(&resnext_stats::BinaryMetrics) -> Option<f64>| {
+            resnext_stats::bootstrap(&g, bootstrap, |idx| f(&confusion(idx)?.metrics())).ok()
+        };
+        Ok(AtOperatingPoint {
+            point: self.clone(),
+            reported_on: reported_on.to_string(),
+            images,
+            sensitivity: at(|m| m.sensitivity),
+            specificity: at(|m| m.specificity),
+            ppv: at(|m| m.ppv),
+            npv: at(|m| m.npv),
+        })
     }
 }
 
@@ -153,24 +178,10 @@ pub fn report(
     reported_on: &str,
     bootstrap: &BootstrapOptions,
 ) -> Result<AtOperatingPoint, InferError> {
-    let g = Groups::new(groups).map_err(stats_err)?;
-    let at = |f: fn(&resnext_stats::BinaryMetrics) -> Option<f64>| {
-        resnext_stats::bootstrap(&g, bootstrap, |idx| {
-            let p: Vec<Vec<f64>> = idx.iter().map(|&i| probs[i].clone()).collect();
-            let l: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
-            let c = resnext_stats::confusion(&p, &l, point.positive_index, point.threshold).ok()?;
-            f(&c.metrics())
-        })
-        .ok()
-    };
-    Ok(AtOperatingPoint {
-        point: point.clone(),
-        reported_on: reported_on.to_string(),
-        images: probs.len(),
-        sensitivity: at(|m| m.sensitivity),
-        specificity: at(|m| m.specificity),
-        ppv: at(|m| m.ppv),
-        npv: at(|m| m.npv),
+    point.figures(probs.len(), groups, reported_on, bootstrap, |idx| {
+        let p: Vec<Vec<f64>> = idx.iter().map(|&i| probs[i].clone()).collect();
+        let l: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
+        resnext_stats::confusion(&p, &l, point.positive_index, point.threshold).ok()
     })
 }
 
@@ -185,36 +196,18 @@ pub fn report_decisions(
     reported_on: &str,
     bootstrap: &BootstrapOptions,
 ) -> Result<AtOperatingPoint, InferError> {
-    let g = Groups::new(groups).map_err(stats_err)?;
-    let truth: Vec<bool> = labels.iter().map(|&l| l == point.positive_index).collect();
-    let at = |f: fn(&[u64; 4]) -> Option<f64>| {
-        resnext_stats::bootstrap(&g, bootstrap, |idx| {
-            // tp, fp, tn, fn
-            let mut c = [0u64; 4];
-            for &i in idx {
-                let k = match (decided[i], truth[i]) {
-                    (true, true) => 0,
-                    (true, false) => 1,
-                    (false, false) => 2,
-                    (false, true) => 3,
-                };
-                c[k] += 1;
-            }
-            f(&c)
-        })
-        .ok()
-    };
-    fn ratio(a: u64, b: u64) -> Option<f64> {
-        (a + b > 0).then(|| a as f64 / (a + b) as f64)
-    }
-    Ok(AtOperatingPoint {
-        point: point.clone(),
-        reported_on: reported_on.to_string(),
-        images: decided.len(),
-        sensitivity: at(|c| ratio(c[0], c[3])),
-        specificity: at(|c| ratio(c[2], c[1])),
-        ppv: at(|c| ratio(c[0], c[1])),
-        npv: at(|c| ratio(c[2], c[3])),
+    point.figures(decided.len(), groups, reported_on, bootstrap, |idx| {
+        let mut c = Confusion::default();
+        for &i in idx {
+            let cell = match (decided[i], labels[i] == point.positive_index) {
+                (true, true) => &mut c.tp,
+                (true, false) => &mut c.fp,
+                (false, false) => &mut c.tn,
+                (false, true) => &mut c.fn_,
+            };
+            *cell += 1;
+        }
+        Some(c)
     })
 }
 

@@ -139,18 +139,15 @@ impl Report {
             f1: wmean(|c| c.f1),
             support: n,
         };
-        let roc_auc = if k == 2 {
-            let scores: Vec<f64> = probs.iter().map(|p| p[1]).collect();
-            let pos: Vec<bool> = labels.iter().map(|&y| y == 1).collect();
+        let auc_of = |c: usize| {
+            let scores: Vec<f64> = probs.iter().map(|p| p[c]).collect();
+            let pos: Vec<bool> = labels.iter().map(|&y| y == c).collect();
             roc_auc(&scores, &pos)
+        };
+        let roc_auc = if k == 2 {
+            auc_of(1)
         } else {
-            let aucs: Option<Vec<f64>> = (0..k)
-                .map(|c| {
-                    let scores: Vec<f64> = probs.iter().map(|p| p[c]).collect();
-                    let pos: Vec<bool> = labels.iter().map(|&y| y == c).collect();
-                    roc_auc(&scores, &pos)
-                })
-                .collect();
+            let aucs: Option<Vec<f64>> = (0..k).map(auc_of).collect();
             aucs.map(|a| a.iter().sum::<f64>() / k as f64)
         };
         Self {
@@ -194,16 +191,13 @@ impl Report {
                 name, a.precision, a.recall, a.f1, a.support
             );
         }
+        let opt = |v: Option<f64>| v.map_or("n/a".into(), |a| format!("{a:.4}"));
         s += &format!(
             "\naccuracy {:.4}   loss {:.4}   ROC-AUC {}   ECE {}\n",
             self.accuracy,
             self.loss,
-            self.roc_auc
-                .map(|a| format!("{a:.4}"))
-                .unwrap_or_else(|| "n/a".into()),
-            self.ece
-                .map(|a| format!("{a:.4}"))
-                .unwrap_or_else(|| "n/a".into())
+            opt(self.roc_auc),
+            opt(self.ece)
         );
         s += "\nconfusion matrix (rows = true class, columns = predicted)\n";
         let names: Vec<&str> = self.per_class.iter().map(|c| c.class.as_str()).collect();

@@ -57,15 +57,7 @@ fn overlay(
     let path = resnext_data::safe_path::resolve_under(&case.data_root, &case.row.path)?;
     let image = resnext_data::decode_file(&path, resnext_data::DecodeLimits::default())?;
     let heatmap = predictor.explain(&image, Some(case.predicted().0))?;
-    let mut bytes = Vec::new();
-    heatmap
-        .overlay_at_most(&image, side)
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .map_err(|e| crate::InferError::Encode(e.to_string()))?;
-    Ok(bytes)
+    heatmap.overlay_png_at_most(&image, side)
 }
 
 /// The gallery's HTML: one captioned overlay per case (a note where it cannot be drawn).

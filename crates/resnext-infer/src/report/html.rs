@@ -91,13 +91,13 @@ pub fn interval(pointer: &str, i: &Option<Interval>) -> String {
 }
 
 /// A table (in a horizontally scrolling box) of a header row and body rows of HTML cells.
-pub fn table(id: &str, header: &[String], rows: &[Vec<String>]) -> String {
+pub fn table(id: &str, header: &[impl AsRef<str>], rows: &[Vec<String>]) -> String {
     let mut out = format!(
         "<div class=\"scroll\"><table id=\"{}\"><thead><tr>",
         esc(id)
     );
     for h in header {
-        let _ = write!(out, "<th>{h}</th>");
+        let _ = write!(out, "<th>{}</th>", h.as_ref());
     }
     out.push_str("</tr></thead><tbody>");
     for r in rows {

@@ -136,22 +136,17 @@ fn curve_figures(
     // the legends' AUCs are the intervals' (eval.json), not recomputed
     let auc_of = |c: usize, roc: bool| -> Option<resnext_stats::Interval> {
         let s = intervals?;
-        match s.mode {
-            Mode::Binary { .. } => {
-                if roc {
-                    s.metrics.roc_auc
-                } else {
-                    s.metrics.pr_auc
-                }
-            }
+        let (roc_auc, pr_auc) = match s.mode {
+            Mode::Binary { .. } => (s.metrics.roc_auc, s.metrics.pr_auc),
             Mode::Multiclass => {
                 let pc = s.per_class.iter().find(|p| p.class == c)?;
-                if roc {
-                    pc.roc_auc
-                } else {
-                    pc.pr_auc
-                }
+                (pc.roc_auc, pc.pr_auc)
             }
+        };
+        if roc {
+            roc_auc
+        } else {
+            pr_auc
         }
     };
     let legend = |c: usize, roc: bool| match auc_of(c, roc) {
@@ -176,18 +171,20 @@ fn curve_figures(
         )
     };
     let mut out = notes;
-    for (curve, id, title, what) in [
+    for (curve, id, title, what, key) in [
         (
             Curve::Roc,
             "fig-roc",
             "ROC curve",
             "ROC curve (vertical averaging)",
+            "roc_auc",
         ),
         (
             Curve::Pr,
             "fig-pr",
             "Precision-recall curve",
             "Precision-recall curve (interpolated precision)",
+            "pr_auc",
         ),
     ] {
         let items: Vec<Banded> = bands
@@ -202,11 +199,6 @@ fn curve_figures(
             .iter()
             .filter_map(|(c, _)| {
                 let i = auc_of(*c, curve == Curve::Roc)?;
-                let key = if curve == Curve::Roc {
-                    "roc_auc"
-                } else {
-                    "pr_auc"
-                };
                 let ptr = match intervals.map(|s| s.mode) {
                     Some(Mode::Binary { .. }) => format!("{at}/metrics/{key}"),
                     _ => {
@@ -236,10 +228,7 @@ fn curve_figures(
 fn svg_or_note(id: &str, svg: Result<String, InferError>, caption: &str) -> String {
     match svg {
         Ok(s) => figure(id, &inline_svg(&s), caption),
-        Err(e) => format!(
-            "<p class=\"note\">figure not drawn: {}</p>",
-            esc(&e.to_string())
-        ),
+        Err(e) => note(&format!("figure not drawn: {}", esc(&e.to_string()))),
     }
 }
 
@@ -272,12 +261,7 @@ fn reliability_section(
     out += "<details><summary>the bins</summary>";
     out += &table(
         "reliability-table",
-        &[
-            "confidence".into(),
-            "images".into(),
-            "mean confidence".into(),
-            "accuracy".into(),
-        ],
+        &["confidence", "images", "mean confidence", "accuracy"],
         &rows,
     );
     out += "</details>";
@@ -518,12 +502,7 @@ impl Run {
                     t.images,
                     t.patients,
                     esc(&folder_name(&info.data_root)),
-                    classes
-                        .iter()
-                        .zip(&t.per_class)
-                        .map(|(c, n)| format!("{}: {n}", esc(c)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    t.class_counts(classes)
                 ),
                 _ => "unknown (no split.json or sidecar).".into(),
             },
@@ -630,14 +609,14 @@ fn cv_metrics_table(rows: &[&CvRow]) -> String {
     table(
         "folds-table",
         &[
-            "fold".into(),
-            "images".into(),
-            "accuracy".into(),
-            "macro precision".into(),
-            "macro recall".into(),
-            "macro F1".into(),
-            "ROC-AUC".into(),
-            "ECE".into(),
+            "fold",
+            "images",
+            "accuracy",
+            "macro precision",
+            "macro recall",
+            "macro F1",
+            "ROC-AUC",
+            "ECE",
         ],
         &body,
     )
@@ -662,22 +641,17 @@ pub fn cv_report_html(cv: &CvReport, opts: &ReportOptions) -> Result<String, Inf
         })
         .collect();
     // the data: each fold's test images
+    let count = |name: &str, of: &dyn Fn(&resnext_data::folds::FoldImage) -> bool| {
+        let imgs: Vec<_> = folds.images.iter().filter(|i| of(i)).collect();
+        let paths: Vec<String> = imgs.iter().map(|i| i.path.clone()).collect();
+        let groups: Vec<String> = imgs.iter().map(|i| i.group.clone()).collect();
+        PartCounts::of(name, &paths, &groups, classes)
+    };
     let parts: Vec<PartCounts> = fold_runs
         .iter()
-        .map(|f| {
-            let imgs: Vec<&resnext_data::folds::FoldImage> = folds
-                .images
-                .iter()
-                .filter(|i| i.folds.get(f.repeat) == Some(&f.fold))
-                .collect();
-            let paths: Vec<String> = imgs.iter().map(|i| i.path.clone()).collect();
-            let groups: Vec<String> = imgs.iter().map(|i| i.group.clone()).collect();
-            PartCounts::of(&f.name, &paths, &groups, classes)
-        })
+        .map(|f| count(&f.name, &|i| i.folds.get(f.repeat) == Some(&f.fold)))
         .collect();
-    let all_paths: Vec<String> = folds.images.iter().map(|i| i.path.clone()).collect();
-    let all_groups: Vec<String> = folds.images.iter().map(|i| i.group.clone()).collect();
-    let all = PartCounts::of("all", &all_paths, &all_groups, classes);
+    let all = count("all", &|_| true);
     let mut data = format!(
         "<p>{} classes: {}. {} images of {} patients in {} folds{}; every patient's images are in one fold (folds.json).</p>",
         classes.len(),
@@ -822,17 +796,11 @@ pub fn cv_report_html(cv: &CvReport, opts: &ReportOptions) -> Result<String, Inf
                     .get(name.as_str())
                     .cloned()
                     .unwrap_or((Checkpoint::Best, PathBuf::new()));
-                let run = Run::at(cv.dir.join(&name));
-                let s = &p.prediction;
                 ErrorCase {
-                    run,
+                    run: Run::at(cv.dir.join(&name)),
                     checkpoint,
                     data_root: root,
-                    row: PredictionRow {
-                        path: s.path.clone(),
-                        label: s.label,
-                        probs: s.probs.clone(),
-                    },
+                    row: PredictionRow::from(&p.prediction),
                     source: name,
                 }
             })
@@ -862,12 +830,7 @@ pub fn cv_report_html(cv: &CvReport, opts: &ReportOptions) -> Result<String, Inf
             "{} images of {} patients ({}); each fold's model trains on the other folds.",
             all.images,
             all.patients,
-            classes
-                .iter()
-                .zip(&all.per_class)
-                .map(|(c, n)| format!("{}: {n}", esc(c)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            all.class_counts(classes)
         ),
         evaluation: format!(
             "{}-fold cross-validation: {} out-of-fold predictions{}.",

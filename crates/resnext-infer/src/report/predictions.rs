@@ -43,14 +43,7 @@ impl EvalPredictions {
             split: Some(report.split.clone()),
             checkpoint: Some(report.checkpoint),
             data_root: Some(data_root),
-            images: preds
-                .iter()
-                .map(|p| PredictionRow {
-                    path: p.path.clone(),
-                    label: p.label,
-                    probs: p.probs.clone(),
-                })
-                .collect(),
+            images: preds.iter().map(PredictionRow::from).collect(),
         }
     }
 
@@ -87,20 +80,14 @@ fn read<T: serde::de::DeserializeOwned>(
     let bytes = resnext_data::safe_path::read_regular(&path)?;
     serde_json::from_slice(&bytes)
         .map(Some)
-        .map_err(|e| InferError::Read {
-            path,
-            reason: e.to_string(),
-        })
+        .map_err(|e| InferError::read(path, e))
 }
 
 impl Run {
     /// Writes `eval_predictions.json`.
     pub fn save_eval_predictions(&self, file: &EvalPredictions) -> Result<PathBuf, InferError> {
         let path = self.path(RunFile::EvalPredictions);
-        let json = serde_json::to_vec(file).map_err(|e| InferError::Read {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let json = serde_json::to_vec(file).map_err(|e| InferError::read(&path, e))?;
         resnext_io::write_atomic(&path, &json)?;
         Ok(path)
     }

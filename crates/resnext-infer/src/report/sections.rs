@@ -7,7 +7,7 @@ use super::html::{count, esc, interval, num, opt_num, table};
 use crate::metric::operating_point::{AtOperatingPoint, PartialAuc};
 use crate::metric::subgroup::Subgroup;
 use crate::metric::Report;
-use resnext_stats::{Interval, Mode, Summary};
+use resnext_stats::{Interval, Metrics, Mode, Summary};
 
 /// Images of one part (or fold) of the data: how many, of how many patients, per class.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +35,15 @@ impl PartCounts {
             patients: patients.len(),
             per_class,
         }
+    }
+
+    /// `class: count` of each class, escaped, separated by commas.
+    pub fn class_counts(&self, classes: &[String]) -> String {
+        let counts = classes.iter().zip(&self.per_class);
+        counts
+            .map(|(c, n)| format!("{}: {n}", esc(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -104,91 +113,47 @@ pub fn intervals_tables(at: &str, s: &Summary, classes: &[String]) -> String {
         count(&format!("{at}/bootstrap/n_resamples"), b.n_resamples),
         b.seed
     );
-    let m = &s.metrics;
-    let rows: Vec<Vec<String>> = [
-        ("accuracy", "accuracy", &m.accuracy),
-        (
-            "balanced_accuracy",
-            "balanced accuracy",
-            &m.balanced_accuracy,
-        ),
-        ("sensitivity", "sensitivity", &m.sensitivity),
-        ("specificity", "specificity", &m.specificity),
-        ("ppv", "PPV", &m.ppv),
-        ("npv", "NPV", &m.npv),
-        ("f1", "F1", &m.f1),
-        ("roc_auc", "ROC-AUC", &m.roc_auc),
-        ("pr_auc", "PR-AUC", &m.pr_auc),
-        ("ece", "ECE", &m.ece),
-    ]
-    .into_iter()
-    .map(|(key, label, v)| {
-        vec![
-            label.to_string(),
-            interval(&format!("{at}/metrics/{key}"), v),
-            v.map_or(String::new(), |i| {
-                format!("{} of {}", i.resamples_used, b.n_resamples)
-            }),
-        ]
-    })
-    .collect();
+    let rows: Vec<Vec<String>> = s
+        .metrics
+        .named()
+        .into_iter()
+        .map(|(key, label, v)| {
+            vec![
+                label.to_string(),
+                interval(&format!("{at}/metrics/{key}"), &v),
+                v.map_or(String::new(), |i| {
+                    format!("{} of {}", i.resamples_used, b.n_resamples)
+                }),
+            ]
+        })
+        .collect();
     out += &table(
         "metrics-table",
         &[
-            "metric".into(),
-            format!("estimate [{:.0}% interval]", b.level * 100.0),
-            "resamples used".into(),
+            "metric",
+            &format!("estimate [{:.0}% interval]", b.level * 100.0),
+            "resamples used",
         ],
         &rows,
     );
-    if !s.per_class.is_empty() {
+    if let Some(first) = s.per_class.first() {
         out += "<h3>Each class against the rest</h3>";
-        let keys = [
-            "sensitivity",
-            "specificity",
-            "ppv",
-            "npv",
-            "f1",
-            "roc_auc",
-            "pr_auc",
-        ];
         let rows: Vec<Vec<String>> = s
             .per_class
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let vals: [&Option<Interval>; 7] = [
-                    &c.sensitivity,
-                    &c.specificity,
-                    &c.ppv,
-                    &c.npv,
-                    &c.f1,
-                    &c.roc_auc,
-                    &c.pr_auc,
-                ];
                 let mut r = vec![name(c.class)];
                 r.extend(
-                    keys.iter()
-                        .zip(vals)
-                        .map(|(k, v)| interval(&format!("{at}/per_class/{i}/{k}"), v)),
+                    c.named()
+                        .map(|(k, _, v)| interval(&format!("{at}/per_class/{i}/{k}"), &v)),
                 );
                 r
             })
             .collect();
-        out += &table(
-            "per-class-intervals",
-            &[
-                "class".into(),
-                "sensitivity".into(),
-                "specificity".into(),
-                "PPV".into(),
-                "NPV".into(),
-                "F1".into(),
-                "ROC-AUC".into(),
-                "PR-AUC".into(),
-            ],
-            &rows,
-        );
+        let mut header = vec!["class".to_string()];
+        header.extend(first.named().map(|(_, label, _)| label.to_string()));
+        out += &table("per-class-intervals", &header, &rows);
     }
     out += "<h3>Calibration</h3><p class=\"note\">Calibration-in-the-large (intercept, 0 is calibrated) and slope (1 is calibrated; below 1: predictions too extreme) of each class's probability (Van Calster et al. 2019).</p>";
     let rows: Vec<Vec<String>> = s
@@ -203,11 +168,7 @@ pub fn intervals_tables(at: &str, s: &Summary, classes: &[String]) -> String {
             ]
         })
         .collect();
-    out += &table(
-        "calibration-table",
-        &["class".into(), "intercept".into(), "slope".into()],
-        &rows,
-    );
+    out += &table("calibration-table", &["class", "intercept", "slope"], &rows);
     out
 }
 
@@ -250,13 +211,7 @@ pub fn report_tables(r: &Report) -> String {
     }
     out += &table(
         "report-table",
-        &[
-            "class".into(),
-            "precision".into(),
-            "recall".into(),
-            "F1".into(),
-            "support".into(),
-        ],
+        &["class", "precision", "recall", "F1", "support"],
         &rows,
     );
     out
@@ -286,7 +241,7 @@ pub fn operating_point(at: &str, op: &AtOperatingPoint, pauc: Option<&PartialAuc
     .collect();
     out += &table(
         "operating-point-table",
-        &["at the threshold".into(), "estimate [interval]".into()],
+        &["at the threshold", "estimate [interval]"],
         &rows,
     );
     if let Some(a) = pauc {
@@ -313,15 +268,12 @@ pub fn subgroups(groups: &[Subgroup]) -> String {
             columns.push(&g.column);
         }
     }
-    let keys = [
-        ("accuracy", "accuracy"),
-        ("sensitivity", "sensitivity"),
-        ("specificity", "specificity"),
-        ("ppv", "PPV"),
-        ("npv", "NPV"),
-        ("roc_auc", "ROC-AUC"),
-        ("ece", "ECE"),
-    ];
+    // the metrics of the subgroup tables: all but balanced accuracy, F1 and PR-AUC
+    let shown = |m: Metrics| {
+        m.named()
+            .into_iter()
+            .filter(|(k, ..)| !matches!(*k, "balanced_accuracy" | "f1" | "pr_auc"))
+    };
     for (c, column) in columns.iter().enumerate() {
         out += &format!("<h3>By <code>{}</code></h3>", esc(column));
         let rows: Vec<Vec<String>> = groups
@@ -338,27 +290,18 @@ pub fn subgroups(groups: &[Subgroup]) -> String {
                     format!("{}{flag}", esc(&g.value)),
                     count(&format!("/subgroups/{i}/n"), g.n),
                 ];
-                let m = g.intervals.as_ref().map(|s| s.metrics);
-                for (k, _) in keys {
-                    let v = m.and_then(|m| match k {
-                        "accuracy" => m.accuracy,
-                        "sensitivity" => m.sensitivity,
-                        "specificity" => m.specificity,
-                        "ppv" => m.ppv,
-                        "npv" => m.npv,
-                        "roc_auc" => m.roc_auc,
-                        _ => m.ece,
-                    });
-                    r.push(interval(
-                        &format!("/subgroups/{i}/intervals/metrics/{k}"),
-                        &v,
-                    ));
-                }
+                let m = g
+                    .intervals
+                    .as_ref()
+                    .map_or(Metrics::default(), |s| s.metrics);
+                r.extend(shown(m).map(|(k, _, v)| {
+                    interval(&format!("/subgroups/{i}/intervals/metrics/{k}"), &v)
+                }));
                 r
             })
             .collect();
         let mut header = vec![esc(column), "images".to_string()];
-        header.extend(keys.iter().map(|(_, l)| l.to_string()));
+        header.extend(shown(Metrics::default()).map(|(_, l, _)| l.to_string()));
         out += &table(&format!("subgroups-{c}"), &header, &rows);
     }
     out
