@@ -103,9 +103,7 @@ pub fn average(
     let threads = data_threads(&cfg, device);
     let opts = RunOptions {
         device,
-        precision: crate::config::Precision::Fp32,
-        channels_last: false,
-        tta: false,
+        ..RunOptions::cpu()
     };
     let loader = batchnorm_loader(&cfg, &split, threads, Shard::whole())?;
     let (images, batches) = batchnorm_pass(&net, &vs, &loader, 0, opts)?;

@@ -26,10 +26,7 @@ impl Ema {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let pairs = vars
             .into_iter()
-            .map(|(n, v)| {
-                let c = v.detach().copy();
-                (n, v, c)
-            })
+            .map(|(n, v)| (n, v.shallow_clone(), v.detach().copy()))
             .collect();
         Self {
             decay,

@@ -70,51 +70,39 @@ impl Default for LrFindSettings {
 
 impl LrFindSettings {
     pub fn validate(&self) -> Result<(), TrainError> {
-        let bad = |key, reason: String| Err(TrainError::BadFlag { flag: key, reason });
+        let bad = |flag: &str, reason: String| {
+            let flag = flag.into();
+            Err(TrainError::BadFlag { flag, reason })
+        };
         let positive = |v: f64| v.is_finite() && v > 0.0;
-        if !positive(self.start_lr) {
-            return bad(
-                "--start-lr".into(),
-                format!("must be a finite number > 0, got {}", self.start_lr),
-            );
+        let (start, end) = (self.start_lr, self.end_lr);
+        if !positive(start) {
+            let reason = format!("must be a finite number > 0, got {start}");
+            return bad("--start-lr", reason);
         }
-        if !(positive(self.end_lr) && self.end_lr > self.start_lr) {
-            return bad(
-                "--end-lr".into(),
-                format!(
-                    "must be finite and above --start-lr ({}), got {}",
-                    self.start_lr, self.end_lr
-                ),
-            );
+        if !(positive(end) && end > start) {
+            let reason = format!("must be finite and above --start-lr ({start}), got {end}");
+            return bad("--end-lr", reason);
         }
-        if !(self.end_lr / self.start_lr).is_finite() {
+        if !(end / start).is_finite() {
             // the rates grow by powers of this ratio: an infinite one makes every rate after
             // the first infinite
-            return bad(
-                "--end-lr".into(),
-                format!(
-                    "{} / --start-lr {} is too large a range (not a finite number)",
-                    self.end_lr, self.start_lr
-                ),
-            );
+            let reason =
+                format!("{end} / --start-lr {start} is too large a range (not a finite number)");
+            return bad("--end-lr", reason);
         }
-        if !(2..=100_000).contains(&self.steps) {
-            return bad(
-                "--steps".into(),
-                format!("must be between 2 and 100000, got {}", self.steps),
-            );
+        let steps = self.steps;
+        if !(2..=100_000).contains(&steps) {
+            let reason = format!("must be between 2 and 100000, got {steps}");
+            return bad("--steps", reason);
         }
         if !(self.beta >= 0.0 && self.beta < 1.0) {
-            return bad(
-                "beta".into(),
-                format!("must be in [0, 1), got {}", self.beta),
-            );
+            return bad("beta", format!("must be in [0, 1), got {}", self.beta));
         }
-        if !(self.divergence > 1.0 && self.divergence.is_finite()) {
-            return bad(
-                "divergence".into(),
-                format!("must be a finite number > 1, got {}", self.divergence),
-            );
+        let divergence = self.divergence;
+        if !(divergence > 1.0 && divergence.is_finite()) {
+            let reason = format!("must be a finite number > 1, got {divergence}");
+            return bad("divergence", reason);
         }
         Ok(())
     }

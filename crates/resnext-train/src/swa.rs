@@ -145,20 +145,20 @@ pub fn recompute_batchnorm(
     batches: impl Iterator<Item = Result<Tensor, TrainError>>,
     mut forward: impl FnMut(&Tensor) -> Result<(), TrainError>,
 ) -> Result<usize, TrainError> {
-    let stats: Vec<(Tensor, Tensor)> = vars
+    // (statistic, its cumulative average, a copy of it as it was)
+    let stats: Vec<(Tensor, Tensor, Tensor)> = vars
         .iter()
         .filter(|(n, _)| n.ends_with(".running_mean") || n.ends_with(".running_var"))
-        .map(|(_, t)| Ok((t.shallow_clone(), t.f_detach()?.f_zeros_like()?)))
+        .map(|(_, t)| {
+            let zeros = t.f_detach()?.f_zeros_like()?;
+            Ok((t.shallow_clone(), zeros.f_zeros_like()?, zeros.f_add(t)?))
+        })
         .collect::<Result<_, tch::TchError>>()?;
     let counters: Vec<Tensor> = vars
         .iter()
         .filter(|(n, _)| n.ends_with(".num_batches_tracked"))
         .map(|(_, t)| t.shallow_clone())
         .collect();
-    let saved: Vec<Tensor> = stats
-        .iter()
-        .map(|(t, _)| t.f_detach()?.f_zeros_like()?.f_add(t))
-        .collect::<Result<_, tch::TchError>>()?;
     // BatchNorm's update is running ← (1 − m)·running + m·batch; from zero it is m·batch
     let unscale = 1.0 / resnext_model::layers::BN_MOMENTUM;
     let mut used = 0usize;
@@ -168,13 +168,13 @@ pub fn recompute_batchnorm(
             if x.size().first().copied().unwrap_or(0) < 2 {
                 continue;
             }
-            for (t, _) in &stats {
+            for (t, _, _) in &stats {
                 t.shallow_clone().f_zero_().map(drop)?;
             }
             forward(&x)?;
             used += 1;
             let k = used as f64;
-            for (t, cum) in &stats {
+            for (t, cum, _) in &stats {
                 // cum ← cum + (batch − cum) / k: the mean of the k batches' statistics
                 let batch = t.f_mul_scalar(unscale)?;
                 let step = batch.f_sub(cum)?.f_div_scalar(k)?;
@@ -185,7 +185,7 @@ pub fn recompute_batchnorm(
     });
     tch::no_grad(|| -> Result<(), TrainError> {
         let keep = pass.is_err() || used == 0;
-        for ((t, cum), old) in stats.iter().zip(&saved) {
+        for (t, cum, old) in &stats {
             t.shallow_clone().f_copy_(if keep { old } else { cum })?;
         }
         if !keep {
@@ -257,18 +257,14 @@ pub fn mean_state(dicts: &[HashMap<String, Tensor>]) -> Result<Vec<(String, Tens
             parts.push(t);
         }
         let mean = if t0.is_floating_point() {
-            let mut sum = t0
-                .f_to_kind(Kind::Double)
-                .and_then(|t| t.f_zeros_like())
-                .map_err(|e| e.to_string())?;
-            for t in &parts {
-                sum = sum
-                    .f_add(&t.f_to_kind(Kind::Double).map_err(|e| e.to_string())?)
-                    .map_err(|e| e.to_string())?;
-            }
-            sum.f_div_scalar(parts.len() as f64)
-                .and_then(|m| m.f_to_kind(t0.kind()))
-                .map_err(|e| e.to_string())?
+            let mean = || -> Result<Tensor, tch::TchError> {
+                let mut sum = t0.f_to_kind(Kind::Double)?.f_zeros_like()?;
+                for t in &parts {
+                    sum = sum.f_add(&t.f_to_kind(Kind::Double)?)?;
+                }
+                sum.f_div_scalar(parts.len() as f64)?.f_to_kind(t0.kind())
+            };
+            mean().map_err(|e| e.to_string())?
         } else {
             parts[parts.len() - 1].shallow_clone()
         };

@@ -97,16 +97,11 @@ pub fn launcher_env_from(get: impl Fn(&str) -> Option<String>) -> Option<(usize,
         ("PMI_RANK", "PMI_SIZE"),
         ("SLURM_PROCID", "SLURM_NTASKS"),
     ];
-    for (r, s) in pairs {
-        if let (Some(rank), Some(size)) = (var(r), var(s)) {
-            return Some((rank, size));
-        }
-    }
-    // PMIx launchers (srun --mpi=pmix, prterun) always set PMIX_RANK; the size comes from MPI
-    if let Some(rank) = var("PMIX_RANK") {
-        return Some((rank, 0));
-    }
-    None
+    pairs
+        .into_iter()
+        .find_map(|(r, s)| Some((var(r)?, var(s)?)))
+        // PMIx launchers (srun --mpi=pmix, prterun) always set PMIX_RANK; the size comes from MPI
+        .or_else(|| var("PMIX_RANK").map(|rank| (rank, 0)))
 }
 
 /// Adapts a collective to synchronised BatchNorm's reducer.

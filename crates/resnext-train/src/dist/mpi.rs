@@ -123,11 +123,8 @@ impl Collective for Mpi {
         world.all_gather_into(&n, &mut counts[..]);
         let displs: Vec<i32> = counts
             .iter()
-            .scan(0i32, |at, &c| {
-                let d = *at;
-                *at += c;
-                Some(d)
-            })
+            // each rank's offset: the counts before it
+            .scan(0i32, |at, &c| Some(std::mem::replace(at, *at + c)))
             .collect();
         let total: usize = counts.iter().map(|&c| c as usize).sum();
         let mut all = vec![0f64; total];

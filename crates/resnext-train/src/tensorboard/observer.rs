@@ -85,10 +85,7 @@ impl TensorBoard {
 
     /// The first write error since the last call, if any.
     pub fn take_error(&mut self) -> Result<(), TrainError> {
-        match self.error.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.error.take().map_or(Ok(()), Err)
     }
 
     /// Ends the session (the hparams plugin's status) and flushes the file.
@@ -109,11 +106,8 @@ impl TensorBoard {
         let w = &mut self.writer;
         w.scalar("train/loss", step, s.loss)?;
         w.scalar("train/lr", step, s.lr)?;
-        w.scalar(
-            "train/throughput",
-            step,
-            s.images as f64 / s.seconds.max(1e-9),
-        )?;
+        let throughput = s.images as f64 / s.seconds.max(1e-9);
+        w.scalar("train/throughput", step, throughput)?;
         if !self.inputs_written {
             self.inputs_written = true;
             if let Some((png, size)) = input_grid(s.batch_data, self.mean, self.std)? {
@@ -246,14 +240,12 @@ pub fn for_run(
 
 /// Ends a run's TensorBoard session (when there is one): success or failure, flushed.
 pub fn finish(tb: Option<TensorBoard>, ok: bool) -> Result<(), TrainError> {
-    match tb {
-        Some(mut tb) => tb.finish(if ok {
-            SessionStatus::Success
-        } else {
-            SessionStatus::Failure
-        }),
-        None => Ok(()),
-    }
+    let status = if ok {
+        SessionStatus::Success
+    } else {
+        SessionStatus::Failure
+    };
+    tb.map_or(Ok(()), |mut tb| tb.finish(status))
 }
 
 /// The caller's observer and the TensorBoard one, each told everything (a method added to
@@ -263,48 +255,36 @@ pub struct Tee<'a>(pub &'a mut dyn Observer, pub Option<&'a mut TensorBoard>);
 impl Tee<'_> {
     /// The TensorBoard observer's first write error, if any.
     pub fn take_error(&mut self) -> Result<(), TrainError> {
-        match &mut self.1 {
-            Some(tb) => tb.take_error(),
-            None => Ok(()),
-        }
+        self.1.as_mut().map_or(Ok(()), |tb| tb.take_error())
     }
 }
 
-impl Observer for Tee<'_> {
-    fn on_start(&mut self, info: &crate::trainer::observer::StartInfo) {
-        self.0.on_start(info);
-    }
-    fn on_epoch_start(&mut self, epoch: usize, num_batches: usize) {
-        self.0.on_epoch_start(epoch, num_batches);
-    }
-    fn on_batch(&mut self, epoch: usize, batch: usize, loss: f64, acc: f64) {
-        self.0.on_batch(epoch, batch, loss, acc);
-    }
-    fn on_step(&mut self, step: &StepInfo<'_>) {
-        self.0.on_step(step);
-        if let Some(tb) = &mut self.1 {
-            tb.on_step(step);
+/// `impl Observer for Tee`: each method before the `;` told to the caller's observer, each
+/// after it to the TensorBoard one too.
+macro_rules! tee_observer {
+    ($($one:ident($($a:ident: $t:ty),*)),*; $($both:ident($($b:ident: $u:ty),*)),*) => {
+        impl Observer for Tee<'_> {
+            $(fn $one(&mut self, $($a: $t),*) {
+                self.0.$one($($a),*);
+            })*
+            $(fn $both(&mut self, $($b: $u),*) {
+                self.0.$both($($b),*);
+                if let Some(tb) = &mut self.1 {
+                    tb.$both($($b),*);
+                }
+            })*
         }
-    }
-    fn on_validate(&mut self, epoch: usize, images: usize) {
-        self.0.on_validate(epoch, images);
-    }
-    fn on_validate_progress(&mut self, n: usize) {
-        self.0.on_validate_progress(n);
-    }
-    fn on_validated(&mut self, epoch: usize, preds: &Predictions) {
-        self.0.on_validated(epoch, preds);
-        if let Some(tb) = &mut self.1 {
-            tb.on_validated(epoch, preds);
-        }
-    }
-    fn on_epoch(&mut self, row: &EpochRow, is_best: bool) {
-        self.0.on_epoch(row, is_best);
-        if let Some(tb) = &mut self.1 {
-            tb.on_epoch(row, is_best);
-        }
-    }
-    fn on_note(&mut self, note: &str) {
-        self.0.on_note(note);
-    }
+    };
+}
+
+tee_observer! {
+    on_start(info: &crate::trainer::observer::StartInfo),
+    on_epoch_start(epoch: usize, num_batches: usize),
+    on_batch(epoch: usize, batch: usize, loss: f64, acc: f64),
+    on_validate(epoch: usize, images: usize),
+    on_validate_progress(n: usize),
+    on_note(note: &str);
+    on_step(step: &StepInfo<'_>),
+    on_validated(epoch: usize, preds: &Predictions),
+    on_epoch(row: &EpochRow, is_best: bool)
 }

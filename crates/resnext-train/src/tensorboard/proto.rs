@@ -1,7 +1,10 @@
 //! The few protobuf messages of a TensorBoard event file, written by hand with prost's derive
 //! (field numbers and types from TensorFlow's `event.proto`, `summary.proto`, `tensor.proto`,
 //! `tensor_shape.proto`, `types.proto`, TensorBoard's `plugins/hparams/{api,plugin_data}.proto`,
-//! `plugins/text/plugin_data.proto` and protobuf's `struct.proto`). Only what the writer sets.
+//! `plugins/text/plugin_data.proto` and protobuf's `struct.proto`). Only what the writer sets:
+//! a field it would leave at its default (an empty string, a zero version) is never encoded in
+//! proto3, so it is left out here, and the text plugin's `TextPluginData` (a version 0 only) is
+//! the empty message.
 
 #![allow(missing_docs)]
 
@@ -117,18 +120,9 @@ pub struct Dim {
     pub size: i64,
 }
 
-/// `tensorboard.TextPluginData`.
-#[derive(Clone, PartialEq, ::prost::Message)]
-pub struct TextPluginData {
-    #[prost(int32, tag = "1")]
-    pub version: i32,
-}
-
 /// `tensorboard.hparams.HParamsPluginData`.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct HParamsPluginData {
-    #[prost(int32, tag = "1")]
-    pub version: i32,
     #[prost(oneof = "hparams_plugin_data::Data", tags = "2, 3, 4")]
     pub data: Option<hparams_plugin_data::Data>,
 }
@@ -148,8 +142,6 @@ pub mod hparams_plugin_data {
 /// `tensorboard.hparams.Experiment`.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Experiment {
-    #[prost(string, tag = "1")]
-    pub description: String,
     #[prost(double, tag = "3")]
     pub time_created_secs: f64,
     #[prost(message, repeated, tag = "4")]
@@ -178,8 +170,6 @@ pub struct MetricInfo {
 /// `tensorboard.hparams.MetricName`.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct MetricName {
-    #[prost(string, tag = "1")]
-    pub group: String,
     #[prost(string, tag = "2")]
     pub tag: String,
 }
@@ -189,8 +179,6 @@ pub struct MetricName {
 pub struct SessionStartInfo {
     #[prost(btree_map = "string, message", tag = "1")]
     pub hparams: std::collections::BTreeMap<String, ProtoValue>,
-    #[prost(string, tag = "4")]
-    pub group_name: String,
     #[prost(double, tag = "5")]
     pub start_time_secs: f64,
 }

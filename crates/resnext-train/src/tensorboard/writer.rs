@@ -18,22 +18,12 @@ pub enum HParam {
     Bool(bool),
 }
 
-/// How a training session ended, for the hparams plugin.
+/// How a training session ended, for the hparams plugin (its `Status` codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionStatus {
-    Success,
-    Failure,
-    Running,
-}
-
-impl SessionStatus {
-    fn code(self) -> i32 {
-        match self {
-            SessionStatus::Success => 1,
-            SessionStatus::Failure => 2,
-            SessionStatus::Running => 3,
-        }
-    }
+    Success = 1,
+    Failure = 2,
+    Running = 3,
 }
 
 /// Appends events to a new event file in a directory.
@@ -158,20 +148,37 @@ impl EventWriter {
         self.file.write_all(&bytes).map_err(|e| self.io_error(e))
     }
 
-    fn summary(&mut self, step: i64, value: proto::summary::Value) -> Result<(), TrainError> {
-        self.event(step, What::Summary(Summary { value: vec![value] }))
+    /// One summary value `tag` (with its plugin's `metadata`).
+    fn summary(
+        &mut self,
+        step: i64,
+        tag: &str,
+        metadata: Option<SummaryMetadata>,
+        value: Option<SummaryValue>,
+    ) -> Result<(), TrainError> {
+        let tag = tag.into();
+        let value = vec![proto::summary::Value {
+            tag,
+            metadata,
+            value,
+        }];
+        self.event(step, What::Summary(Summary { value }))
+    }
+
+    /// A plugin's metadata: its name and its encoded plugin data.
+    fn plugin(name: &str, content: Vec<u8>) -> Option<SummaryMetadata> {
+        Some(SummaryMetadata {
+            plugin_data: Some(PluginData {
+                plugin_name: name.into(),
+                content,
+            }),
+        })
     }
 
     /// A scalar (stored as f32, as TensorBoard's `simple_value` is).
     pub fn scalar(&mut self, tag: &str, step: i64, value: f64) -> Result<(), TrainError> {
-        self.summary(
-            step,
-            proto::summary::Value {
-                tag: tag.into(),
-                metadata: None,
-                value: Some(SummaryValue::SimpleValue(value as f32)),
-            },
-        )
+        let value = SummaryValue::SimpleValue(value as f32);
+        self.summary(step, tag, None, Some(value))
     }
 
     /// An RGB image, given as its PNG encoding and size.
@@ -182,43 +189,27 @@ impl EventWriter {
         png: Vec<u8>,
         (width, height): (u32, u32),
     ) -> Result<(), TrainError> {
-        self.summary(
-            step,
-            proto::summary::Value {
-                tag: tag.into(),
-                metadata: None,
-                value: Some(SummaryValue::Image(proto::summary::Image {
-                    height: height as i32,
-                    width: width as i32,
-                    colorspace: 3,
-                    encoded_image_string: png,
-                })),
-            },
-        )
+        let image = proto::summary::Image {
+            height: height as i32,
+            width: width as i32,
+            colorspace: 3,
+            encoded_image_string: png,
+        };
+        self.summary(step, tag, None, Some(SummaryValue::Image(image)))
     }
 
     /// Text (Markdown) for the text plugin.
     pub fn text(&mut self, tag: &str, step: i64, text: &str) -> Result<(), TrainError> {
-        let metadata = SummaryMetadata {
-            plugin_data: Some(PluginData {
-                plugin_name: "text".into(),
-                content: proto::TextPluginData { version: 0 }.encode_to_vec(),
+        // `TextPluginData` of version 0: the empty message
+        let metadata = Self::plugin("text", Vec::new());
+        let tensor = proto::TensorProto {
+            dtype: proto::DT_STRING,
+            tensor_shape: Some(proto::TensorShapeProto {
+                dim: vec![proto::Dim { size: 1 }],
             }),
+            string_val: vec![text.as_bytes().to_vec()],
         };
-        self.summary(
-            step,
-            proto::summary::Value {
-                tag: tag.into(),
-                metadata: Some(metadata),
-                value: Some(SummaryValue::Tensor(proto::TensorProto {
-                    dtype: proto::DT_STRING,
-                    tensor_shape: Some(proto::TensorShapeProto {
-                        dim: vec![proto::Dim { size: 1 }],
-                    }),
-                    string_val: vec![text.as_bytes().to_vec()],
-                })),
-            },
-        )
+        self.summary(step, tag, metadata, Some(SummaryValue::Tensor(tensor)))
     }
 
     fn hparams_value(
@@ -226,24 +217,8 @@ impl EventWriter {
         tag: &str,
         data: proto::hparams_plugin_data::Data,
     ) -> Result<(), TrainError> {
-        let content = proto::HParamsPluginData {
-            version: 0,
-            data: Some(data),
-        }
-        .encode_to_vec();
-        self.summary(
-            0,
-            proto::summary::Value {
-                tag: tag.into(),
-                metadata: Some(SummaryMetadata {
-                    plugin_data: Some(PluginData {
-                        plugin_name: "hparams".into(),
-                        content,
-                    }),
-                }),
-                value: None,
-            },
-        )
+        let content = proto::HParamsPluginData { data: Some(data) }.encode_to_vec();
+        self.summary(0, tag, Self::plugin("hparams", content), None)
     }
 
     /// The hyper-parameters of this session and the scalar tags that measure it (the hparams
@@ -257,7 +232,6 @@ impl EventWriter {
         use proto::proto_value::Kind;
         let start = now_secs();
         let experiment = proto::Experiment {
-            description: String::new(),
             time_created_secs: start,
             hparam_infos: hparams
                 .iter()
@@ -273,10 +247,7 @@ impl EventWriter {
             metric_infos: metric_tags
                 .iter()
                 .map(|tag| proto::MetricInfo {
-                    name: Some(proto::MetricName {
-                        group: String::new(),
-                        tag: (*tag).into(),
-                    }),
+                    name: Some(proto::MetricName { tag: (*tag).into() }),
                 })
                 .collect(),
         };
@@ -293,7 +264,6 @@ impl EventWriter {
                     (name.clone(), proto::ProtoValue { kind: Some(kind) })
                 })
                 .collect(),
-            group_name: String::new(),
             start_time_secs: start,
         };
         self.hparams_value(
@@ -307,7 +277,7 @@ impl EventWriter {
         self.hparams_value(
             "_hparams_/session_end_info",
             proto::hparams_plugin_data::Data::SessionEndInfo(proto::SessionEndInfo {
-                status: status.code(),
+                status: status as i32,
                 end_time_secs: now_secs(),
             }),
         )
@@ -321,10 +291,10 @@ impl EventWriter {
     }
 }
 
-/// A TOML table flattened into `section.key` hyper-parameters (arrays and other values as their
-/// TOML text).
-pub fn flatten_toml(table: &toml::Table) -> Vec<(String, HParam)> {
-    fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<(String, HParam)>) {
+/// Every value of a TOML table that is not a table, under its dotted `section.key` name, in
+/// order (for the hyper-parameters here, and for `cv.toml`'s comparison).
+pub(crate) fn toml_leaves(table: &toml::Table) -> Vec<(String, &toml::Value)> {
+    fn walk<'a>(prefix: &str, table: &'a toml::Table, out: &mut Vec<(String, &'a toml::Value)>) {
         for (k, v) in table {
             let name = if prefix.is_empty() {
                 k.clone()
@@ -333,17 +303,29 @@ pub fn flatten_toml(table: &toml::Table) -> Vec<(String, HParam)> {
             };
             match v {
                 toml::Value::Table(t) => walk(&name, t, out),
-                toml::Value::Integer(i) => out.push((name, HParam::Number(*i as f64))),
-                toml::Value::Float(f) => out.push((name, HParam::Number(*f))),
-                toml::Value::Boolean(b) => out.push((name, HParam::Bool(*b))),
-                toml::Value::String(s) => out.push((name, HParam::Text(s.clone()))),
-                other => out.push((name, HParam::Text(other.to_string()))),
+                other => out.push((name, other)),
             }
         }
     }
     let mut out = Vec::new();
     walk("", table, &mut out);
     out
+}
+
+/// A TOML table flattened into `section.key` hyper-parameters (arrays and other values as their
+/// TOML text).
+pub fn flatten_toml(table: &toml::Table) -> Vec<(String, HParam)> {
+    let hparam = |v: &toml::Value| match v {
+        toml::Value::Integer(i) => HParam::Number(*i as f64),
+        toml::Value::Float(f) => HParam::Number(*f),
+        toml::Value::Boolean(b) => HParam::Bool(*b),
+        toml::Value::String(s) => HParam::Text(s.clone()),
+        other => HParam::Text(other.to_string()),
+    };
+    toml_leaves(table)
+        .into_iter()
+        .map(|(name, v)| (name, hparam(v)))
+        .collect()
 }
 
 #[cfg(test)]
