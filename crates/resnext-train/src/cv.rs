@@ -22,11 +22,11 @@ use resnext_data::folds::{FoldConfig, Folds};
 use resnext_data::scan::scan;
 use resnext_data::ImageFolder;
 use resnext_infer::checkpoint::Checkpoint;
-use resnext_infer::evaluate::RunOptions;
 use resnext_infer::metric::{EvalReport, Report};
 use resnext_infer::progress::Progress;
 use resnext_infer::run::{Run, RunFile, SplitPart};
 use resnext_infer::run_eval::{EvalOptions, SamplePrediction};
+use resnext_infer::InferError;
 use resnext_io::write_atomic;
 use resnext_model::weights::WeightsFile;
 use serde::{Deserialize, Serialize};
@@ -175,17 +175,16 @@ pub struct CrossValidation {
     out: PathBuf,
     folder: ImageFolder,
     folds: Folds,
-    val: f64,
-    init_weights: Option<WeightsFile>,
-    /// The checkpoint each fold is tested with.
-    checkpoint: Checkpoint,
+    /// The validation share, the initial weights and the checkpoint each fold is tested with.
+    settings: CvSettings,
     bootstrap: resnext_infer::run_eval::BootstrapOptions,
-    /// `--positive` and `--operating-point`.
-    operating: Option<(String, resnext_stats::Criterion)>,
-    /// `--positive` and `--pauc-min-tpr`.
-    pauc: Option<(String, f64)>,
-    /// `--positive` alone: the class of the binary intervals (as `eval --positive`).
+    /// `--positive`: the class of the binary intervals (as `eval --positive`), of the operating
+    /// point and of the partial AUC.
     positive: Option<String>,
+    /// `--operating-point`.
+    operating: Option<resnext_stats::Criterion>,
+    /// `--pauc-min-tpr`.
+    pauc: Option<f64>,
     /// `--by` and each image's value of that column (`--metadata`).
     subgroups: Option<(String, std::collections::HashMap<String, String>)>,
 }
@@ -193,29 +192,33 @@ pub struct CrossValidation {
 impl CrossValidation {
     /// An operating point for class `positive` by `criterion` (`sensitivity=0.95`, …), chosen on
     /// out-of-fold predictions and reported cross-fitted in the summary.
-    /// Both are checked now, before any fold trains.
+    /// Both are checked now, before any fold trains; `positive` is [`Self::with_positive`]'s.
     pub fn with_operating_point(
-        mut self,
+        self,
         positive: String,
         criterion: resnext_stats::Criterion,
     ) -> Result<Self, TrainError> {
-        resnext_infer::metric::operating_point::class_index(&self.folds.classes, &positive)?;
-        self.operating = Some((positive, criterion));
-        Ok(self)
+        Ok(Self {
+            operating: Some(criterion),
+            ..self.with_positive(positive)?
+        })
     }
 
     /// The partial ROC-AUC of class `positive` above sensitivity `min_tpr` (in [0, 1)) over the
-    /// pooled out-of-fold predictions. Both are checked now, before any fold trains.
-    pub fn with_partial_auc(mut self, positive: String, min_tpr: f64) -> Result<Self, TrainError> {
-        resnext_infer::metric::operating_point::class_index(&self.folds.classes, &positive)?;
+    /// pooled out-of-fold predictions. Both are checked now, before any fold trains; `positive`
+    /// is [`Self::with_positive`]'s.
+    pub fn with_partial_auc(self, positive: String, min_tpr: f64) -> Result<Self, TrainError> {
+        let cv = self.with_positive(positive)?;
         if !(0.0..1.0).contains(&min_tpr) {
             return Err(TrainError::InvalidValue {
                 key: "--pauc-min-tpr",
                 reason: format!("{min_tpr} must be in [0, 1)"),
             });
         }
-        self.pauc = Some((positive, min_tpr));
-        Ok(self)
+        Ok(Self {
+            pauc: Some(min_tpr),
+            ..cv
+        })
     }
 
     /// The positive class (by name) of the folds' and the pooled binary intervals, as
@@ -224,15 +227,6 @@ impl CrossValidation {
         resnext_infer::metric::operating_point::class_index(&self.folds.classes, &positive)?;
         self.positive = Some(positive);
         Ok(self)
-    }
-
-    /// The class `--positive` names: given alone, or with the operating point or the partial
-    /// AUC.
-    fn positive_class(&self) -> Option<&String> {
-        self.positive
-            .as_ref()
-            .or(self.operating.as_ref().map(|(p, _)| p))
-            .or(self.pauc.as_ref().map(|(p, _)| p))
     }
 
     /// Every metric of the pooled out-of-fold predictions per value of `column`, each image's
@@ -247,32 +241,27 @@ impl CrossValidation {
     }
 
     /// Each fold's images decided at the threshold chosen on the other folds' predictions of
-    /// their repeat; the point to deploy chosen on all of them.
+    /// their repeat; the point to deploy chosen on all of them. `(p, positive)` is the positive
+    /// class's index and name.
     fn cross_fitted(
         &self,
-        positive: &str,
+        (p, positive): (usize, &str),
         criterion: resnext_stats::Criterion,
         probs: &[Vec<f64>],
         labels: &[usize],
         groups: &[String],
         folds: &[FoldId],
     ) -> Result<resnext_infer::metric::operating_point::AtOperatingPoint, TrainError> {
-        use resnext_infer::metric::operating_point::{choose, class_index, report_decisions};
-        let p = class_index(&self.folds.classes, positive)?;
+        use resnext_infer::metric::operating_point::{choose, report_decisions};
         let mut decided = vec![false; probs.len()];
         for id in self.ids() {
-            let (mut fp, mut fl) = (Vec::new(), Vec::new());
-            for (i, f) in folds.iter().enumerate() {
-                if f.repeat == id.repeat && f.fold != id.fold {
-                    fp.push(probs[i].clone());
-                    fl.push(labels[i]);
-                }
-            }
+            let (fp, fl): (Vec<Vec<f64>>, Vec<usize>) = (0..probs.len())
+                .filter(|&i| folds[i].repeat == id.repeat && folds[i].fold != id.fold)
+                .map(|i| (probs[i].clone(), labels[i]))
+                .unzip();
             let point = choose(&fp, &fl, p, positive, criterion, "other folds")?;
-            for (i, f) in folds.iter().enumerate() {
-                if *f == id {
-                    decided[i] = probs[i][p] >= point.threshold;
-                }
+            for i in (0..probs.len()).filter(|&i| folds[i] == id) {
+                decided[i] = probs[i][p] >= point.threshold;
             }
         }
         let deploy = choose(probs, labels, p, positive, criterion, "out-of-fold")?;
@@ -356,17 +345,14 @@ impl CrossValidation {
             }
         }
         let path = out.join(CvFile::Folds.name());
-        if path.exists() {
-            let existing = Folds::load(&path)?;
-            if existing != folds {
-                return Err(TrainError::InvalidValue {
-                    key: "cv",
-                    reason: format!(
-                        "{} holds folds made with other settings or data (folds, repeats, seed, group_regex or images differ); use another --out",
-                        path.display()
-                    ),
-                });
-            }
+        if path.exists() && Folds::load(&path)? != folds {
+            return Err(TrainError::InvalidValue {
+                key: "cv",
+                reason: format!(
+                    "{} holds folds made with other settings or data (folds, repeats, seed, group_regex or images differ); use another --out",
+                    path.display()
+                ),
+            });
         }
         let recorded = settings_toml(&cfg, settings)?;
         let settings_path = out.join(CvFile::Settings.name());
@@ -384,10 +370,7 @@ impl CrossValidation {
                 });
             }
         }
-        std::fs::create_dir_all(out).map_err(|source| TrainError::ReadIo {
-            path: out.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(out).map_err(|e| resnext_data::DataError::io(out, e))?;
         if !path.exists() {
             folds.save(&path)?;
         }
@@ -399,13 +382,11 @@ impl CrossValidation {
             out: out.to_path_buf(),
             folder,
             folds,
-            val,
-            init_weights: settings.init_weights.clone(),
-            checkpoint: settings.checkpoint,
+            settings: settings.clone(),
             bootstrap: Default::default(),
+            positive: None,
             operating: None,
             pauc: None,
-            positive: None,
             subgroups: None,
         })
     }
@@ -465,48 +446,28 @@ impl CrossValidation {
     ) -> Result<EvalReport, TrainError> {
         let dir = self.dir(id);
         let mut trainer = match self.state(id) {
-            FoldState::Done => {
-                return Run::at(&dir).eval_report()?.ok_or(TrainError::NotARun {
-                    dir,
-                    reason: "its eval.json went missing",
-                })
-            }
+            FoldState::Done => return Ok(eval_report(&Run::at(&dir))?),
             FoldState::Started => Trainer::resume(&dir, None, None)?,
             FoldState::New => {
-                if let Some(parent) = dir.parent() {
-                    std::fs::create_dir_all(parent).map_err(|source| TrainError::ReadIo {
-                        path: parent.to_path_buf(),
-                        source,
-                    })?;
-                }
-                let split = self
-                    .folds
-                    .split(&self.folder, id.repeat, id.fold, self.val)?;
-                Trainer::with_split(self.cfg.clone(), &dir, split, self.init_weights.as_ref())?.0
+                // `Trainer::with_split` creates the fold's directory (and `repeat-<r>/`)
+                let s = &self.settings;
+                let split = self.folds.split(&self.folder, id.repeat, id.fold, s.val)?;
+                Trainer::with_split(self.cfg.clone(), &dir, split, s.init_weights.as_ref())?.0
             }
         };
         trainer.fit(obs)?;
-        let cfg = trainer.config().clone();
         let opts = EvalOptions {
             part: SplitPart::Test,
-            checkpoint: self.checkpoint,
-            run: RunOptions {
-                device: trainer.device(),
-                precision: trainer.numerics().precision,
-                channels_last: trainer.numerics().channels_last,
-                tta: false,
-            },
-            batch_size: cfg.data.eval_batch_size.unwrap_or(cfg.data.batch_size),
-            data: None,
-            fold_bn: false,
+            checkpoint: self.settings.checkpoint,
             bootstrap: self.bootstrap,
-            positive: self.positive_class().cloned(),
+            positive: self.positive.clone(),
+            ..trainer.eval_options()
         };
         let run = trainer.run().clone();
         let _lock = trainer.into_lock();
         let (report, preds) = run.evaluate_with_predictions(&opts, progress)?;
         let json = serde_json::to_vec_pretty(&PredictionsFile::from(&preds[..])).map_err(|e| {
-            TrainError::Read {
+            InferError::Read {
                 path: run.path(RunFile::Predictions),
                 reason: e.to_string(),
             }
@@ -525,34 +486,22 @@ impl CrossValidation {
 
     /// Reads every fold's test predictions and writes `oof.csv` and `cv.json`.
     pub fn summarise(&self) -> Result<(CvSummary, Vec<RocCurve>), TrainError> {
-        let classes = self.folds.classes.clone();
-        let mut fold_metrics = Vec::new();
-        let mut curves = Vec::new();
-        let mut all_probs = Vec::new();
-        let mut all_labels = Vec::new();
-        let mut all_groups = Vec::new();
-        let mut all_folds: Vec<FoldId> = Vec::new();
-        let mut all_paths = Vec::new();
+        use resnext_infer::metric::operating_point as op;
+        let classes = &self.folds.classes;
         let group_of = self.folds.group_of();
-        let mut csv = String::from("path,repeat,fold,true,pred");
-        for c in &classes {
-            csv.push(',');
-            csv.push_str(&csv_field(c));
-        }
-        csv.push('\n');
-        let mut rows: Vec<(usize, String, String)> = Vec::new();
+        let (mut fold_metrics, mut curves) = (Vec::new(), Vec::new());
+        // every out-of-fold prediction, fold by fold, with its fold and its patient
+        let (mut preds, mut ids, mut groups) = (Vec::new(), Vec::new(), Vec::new());
         for id in self.ids() {
-            let run = Run::at(self.dir(id));
             if self.state(id) != FoldState::Done {
-                return Err(TrainError::NotARun {
+                return Err(InferError::NotARun {
                     dir: self.dir(id),
                     reason: "this fold is not finished; run `resnext cv` again (or with --fold) to finish it",
-                });
+                }
+                .into());
             }
-            let report = run.eval_report()?.ok_or(TrainError::NotARun {
-                dir: self.dir(id),
-                reason: "its eval.json went missing",
-            })?;
+            let run = Run::at(self.dir(id));
+            let report = eval_report(&run)?;
             let file = PredictionsFile::read(&run.path(RunFile::Predictions), classes.len())?;
             fold_metrics.push(FoldMetrics {
                 repeat: id.repeat,
@@ -560,88 +509,53 @@ impl CrossValidation {
                 n: report.report.samples,
                 metrics: Metrics::of(&report.report),
             });
-            curves.push(report.roc_curve.clone());
+            curves.push(report.roc_curve);
             for p in file.images {
-                let pred = resnext_infer::metric::argmax(&p.probs);
-                let mut line = format!(
-                    "{},{},{},{},{}",
-                    csv_field(&p.path),
-                    id.repeat,
-                    id.fold,
-                    csv_field(&classes[p.label]),
-                    csv_field(&classes[pred])
-                );
-                for v in &p.probs {
-                    line.push_str(&format!(",{v}"));
-                }
-                line.push('\n');
-                rows.push((id.repeat, p.path.clone(), line));
-                all_folds.push(id);
-                all_groups.push(
-                    group_of
-                        .get(p.path.as_str())
-                        .map_or_else(|| p.path.clone(), |g| g.to_string()),
-                );
-                all_paths.push(p.path);
-                all_probs.push(p.probs);
-                all_labels.push(p.label);
+                ids.push(id);
+                let path = p.path.as_str();
+                groups.push(group_of.get(path).copied().unwrap_or(path).to_string());
+                preds.push(SamplePrediction {
+                    path: p.path,
+                    label: p.label,
+                    probs: p.probs,
+                    logits: Vec::new(),
+                });
             }
         }
-        rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        for (_, _, line) in &rows {
-            csv.push_str(line);
-        }
-        let pooled_report = Report::from_predictions(&classes, &all_probs, &all_labels, 0.0);
-        // binary intervals of the class the user named (operating point or partial AUC)
-        let positive = self
-            .positive_class()
-            .map(|p| resnext_infer::metric::operating_point::class_index(&classes, p))
-            .transpose()?;
-        let operating_point = match &self.operating {
-            Some((positive, criterion)) => Some(self.cross_fitted(
-                positive,
-                *criterion,
-                &all_probs,
-                &all_labels,
-                &all_groups,
-                &all_folds,
-            )?),
+        let probs: Vec<Vec<f64>> = preds.iter().map(|p| p.probs.clone()).collect();
+        let labels: Vec<usize> = preds.iter().map(|p| p.label).collect();
+        let pooled_report = Report::from_predictions(classes, &probs, &labels, 0.0);
+        // the class the user named (binary intervals, operating point, partial AUC)
+        let positive = match &self.positive {
+            Some(name) => Some((op::class_index(classes, name)?, name.as_str())),
             None => None,
         };
-        let partial_auc = match &self.pauc {
-            Some((positive, min_tpr)) => Some(resnext_infer::metric::operating_point::partial_auc(
-                &all_probs,
-                &all_labels,
-                &all_groups,
-                resnext_infer::metric::operating_point::class_index(&classes, positive)?,
-                positive,
-                *min_tpr,
+        let operating_point = match (positive, self.operating) {
+            (Some(p), Some(c)) => Some(self.cross_fitted(p, c, &probs, &labels, &groups, &ids)?),
+            _ => None,
+        };
+        let partial_auc = match (positive, self.pauc) {
+            (Some((p, name)), Some(min_tpr)) => Some(op::partial_auc(
+                &probs,
+                &labels,
+                &groups,
+                p,
+                name,
+                min_tpr,
                 &self.bootstrap,
             )?),
-            None => None,
+            _ => None,
         };
+        let positive = positive.map(|(p, _)| p);
         let subgroups = match &self.subgroups {
-            Some((column, metadata)) => {
-                let preds: Vec<SamplePrediction> = all_paths
-                    .iter()
-                    .zip(&all_probs)
-                    .zip(&all_labels)
-                    .map(|((path, probs), &label)| SamplePrediction {
-                        path: path.clone(),
-                        label,
-                        probs: probs.clone(),
-                        logits: Vec::new(),
-                    })
-                    .collect();
-                resnext_infer::subgroups::subgroups(
-                    column,
-                    metadata,
-                    &preds,
-                    &all_groups,
-                    &self.bootstrap,
-                    positive,
-                )
-            }
+            Some((column, metadata)) => resnext_infer::subgroups::subgroups(
+                column,
+                metadata,
+                &preds,
+                &groups,
+                &self.bootstrap,
+                positive,
+            ),
             None => Vec::new(),
         };
         let summary = CvSummary {
@@ -653,31 +567,67 @@ impl CrossValidation {
             std: aggregate(&fold_metrics, true),
             folds: fold_metrics,
             pooled: Pooled {
-                n: all_labels.len(),
+                n: labels.len(),
                 metrics: Metrics::of(&pooled_report),
                 confusion_matrix: pooled_report.confusion_matrix.clone(),
                 reliability: resnext_infer::metric::reliability(
-                    &all_probs,
-                    &all_labels,
+                    &probs,
+                    &labels,
                     resnext_infer::metric::ECE_BINS,
                 ),
                 intervals: resnext_infer::run_eval::intervals(
-                    &all_probs,
-                    &all_labels,
-                    &all_groups,
+                    &probs,
+                    &labels,
+                    &groups,
                     &self.bootstrap,
                     positive,
                 ),
             },
         };
-        write_atomic(&self.path(CvFile::Oof), csv.as_bytes())?;
-        let json = serde_json::to_string_pretty(&summary).map_err(|e| TrainError::Read {
+        let oof = oof_csv(classes, &preds, &ids);
+        write_atomic(&self.path(CvFile::Oof), oof.as_bytes())?;
+        let json = serde_json::to_string_pretty(&summary).map_err(|e| InferError::Read {
             path: self.path(CvFile::Summary),
             reason: e.to_string(),
         })?;
         write_atomic(&self.path(CvFile::Summary), json.as_bytes())?;
         Ok((summary, curves))
     }
+}
+
+/// A done fold's test report (its `eval.json`).
+fn eval_report(run: &Run) -> Result<EvalReport, InferError> {
+    run.eval_report()?.ok_or(InferError::NotARun {
+        dir: run.dir().to_path_buf(),
+        reason: "its eval.json went missing",
+    })
+}
+
+/// `oof.csv`: the out-of-fold predictions `preds` (of folds `ids`), by repeat, then path.
+fn oof_csv(classes: &[String], preds: &[SamplePrediction], ids: &[FoldId]) -> String {
+    let mut csv = String::from("path,repeat,fold,true,pred");
+    for c in classes {
+        csv += &format!(",{}", csv_field(c));
+    }
+    csv.push('\n');
+    let mut order: Vec<usize> = (0..preds.len()).collect();
+    order.sort_by_key(|&i| (ids[i].repeat, &preds[i].path));
+    for i in order {
+        let (p, id) = (&preds[i], ids[i]);
+        csv += &format!(
+            "{},{},{},{},{}",
+            csv_field(&p.path),
+            id.repeat,
+            id.fold,
+            csv_field(&classes[p.label]),
+            csv_field(&classes[resnext_infer::metric::argmax(&p.probs)])
+        );
+        for v in &p.probs {
+            csv += &format!(",{v}");
+        }
+        csv.push('\n');
+    }
+    csv
 }
 
 fn fold_name(repeats: usize, id: FoldId) -> String {
@@ -714,20 +664,14 @@ fn normalised(text: &str, path: &Path) -> String {
     let Ok(cfg) = TrainConfig::from_run_toml(&train, path).and_then(|c| c.to_toml()) else {
         return text.to_string();
     };
-    let mut rest = toml::Table::new();
-    if let Some(cv) = cv {
-        rest.insert("cv".into(), cv);
-    }
+    let rest: toml::Table = cv.map(|cv| ("cv".to_string(), cv)).into_iter().collect();
     format!("{cfg}\n{}", toml::to_string(&rest).unwrap_or_default())
 }
 
 /// The FNV-1a 64-bit hash of a file's bytes, in hex.
 fn fnv64_file(path: &Path) -> Result<String, TrainError> {
     use std::io::Read;
-    let io = |source| TrainError::ReadIo {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |e| resnext_data::DataError::io(path, e);
     resnext_data::safe_path::check_regular(path)?;
     let mut f = std::fs::File::open(path).map_err(io)?;
     let mut h = crate::fnv::Fnv1a::default();
@@ -771,34 +715,16 @@ fn settings_toml(cfg: &TrainConfig, s: &CvSettings) -> Result<String, TrainError
     Ok(format!("{}\n{cv}", cfg.to_toml()?))
 }
 
-/// Every value of a TOML document under its dotted key.
-fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
-    match v {
-        toml::Value::Table(t) => {
-            for (k, v) in t {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, v, out);
-            }
-        }
-        other => {
-            out.insert(prefix.to_string(), other.to_string());
-        }
-    }
-}
-
 /// The first key (in order) whose value differs between the recorded settings and these, as
 /// `KEY = RECORDED, this run has KEY = NOW`; `None` when they agree.
 fn first_difference(recorded: &str, now: &str) -> Option<String> {
-    let parse = |text: &str| {
-        let mut out = BTreeMap::new();
-        if let Ok(v) = text.parse::<toml::Table>() {
-            flatten("", &toml::Value::Table(v), &mut out);
-        }
-        out
+    // every value under its dotted key
+    let parse = |text: &str| -> BTreeMap<String, String> {
+        let Ok(table) = text.parse::<toml::Table>() else {
+            return BTreeMap::new();
+        };
+        let leaves = crate::tensorboard::writer::toml_leaves(&table).into_iter();
+        leaves.map(|(k, v)| (k, v.to_string())).collect()
     };
     let (a, b) = (parse(recorded), parse(now));
     if a.is_empty() {

@@ -6,6 +6,7 @@
 use crate::cv::{CvFile, CvSummary, Metrics};
 use crate::error::TrainError;
 use resnext_infer::report::{fold_name, write_cv_report, CvReport, CvRow, ReportOptions};
+use resnext_infer::InferError;
 use std::path::{Path, PathBuf};
 
 fn row(name: String, pointer: String, n: Option<usize>, m: &Metrics) -> CvRow {
@@ -32,13 +33,14 @@ pub fn write_cv(
     let repeats = resnext_data::folds::Folds::load(&dir.join(CvFile::Folds.name()))?.repeats;
     let summary_path = dir.join(CvFile::Summary.name());
     if !summary_path.is_file() {
-        return Err(TrainError::Read {
+        return Err(InferError::Read {
             path: summary_path,
             reason: "it does not exist yet: run `resnext cv` until every fold is done".into(),
-        });
+        }
+        .into());
     }
     let bytes = resnext_data::safe_path::read_regular(&summary_path)?;
-    let s: CvSummary = serde_json::from_slice(&bytes).map_err(|e| TrainError::Read {
+    let s: CvSummary = serde_json::from_slice(&bytes).map_err(|e| InferError::Read {
         path: summary_path.clone(),
         reason: e.to_string(),
     })?;

@@ -1,6 +1,6 @@
 //! Typed errors of the training crate: one variant per thing a caller could act on. Whatever
-//! inference can go wrong with (a run directory, a sidecar, a device, prediction) is
-//! [`InferError`], wrapped.
+//! inference can go wrong with (a run directory, a sidecar, a device, prediction), and a file
+//! that does not read or a batch of the wrong layout, is [`InferError`], wrapped.
 
 use resnext_infer::InferError;
 use std::path::PathBuf;
@@ -37,8 +37,6 @@ pub enum TrainError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot read {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
     #[error("cannot remove {path}: {source}")]
     Remove {
         path: PathBuf,
@@ -47,8 +45,6 @@ pub enum TrainError {
     /// Checkpoints that `resnext average` cannot average (too few, another model's).
     #[error("cannot average: {0}")]
     Average(String),
-    #[error("{dir} is not a run directory: {reason}")]
-    NotARun { dir: PathBuf, reason: &'static str },
     #[error("{0} already holds a run; continue it with --resume {0} or choose another --out")]
     RunExists(PathBuf),
     #[error("the run directory {run} is inside the data root {root}: its files would mix with the images; choose another --out")]
@@ -59,8 +55,6 @@ pub enum TrainError {
     EmptySplit { train: usize, val: usize },
     #[error("the resume checkpoint {path} {reason}")]
     BadResume { path: PathBuf, reason: String },
-    #[error("the data loader must yield {0}")]
-    BatchLayout(&'static str),
     #[error("loss became {value} at epoch {epoch}, batch {batch}; stopped (the last good checkpoint is intact; try a lower learning rate)")]
     NonFinite {
         epoch: usize,
@@ -69,8 +63,6 @@ pub enum TrainError {
     },
     #[error("the weights became non-finite (NaN or infinite) at epoch {epoch}, batch {batch}; stopped (the last good checkpoint is intact; check the optimiser settings)")]
     NonFiniteWeights { epoch: usize, batch: usize },
-    #[error("the model's output is not finite (NaN or infinite): its weights are broken")]
-    NonFiniteOutput,
     #[error(
         "run directory {0} holds no resumable checkpoint (checkpoint.safetensors); if it was \
          stopped while starting, run the original command again"

@@ -6,6 +6,7 @@
 use crate::error::TrainError;
 use resnext_infer::metric::EpochRow;
 use resnext_infer::run::{Run, RunFile};
+use resnext_infer::InferError;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tch::Tensor;
@@ -44,7 +45,7 @@ impl ResumePoint for Run {
         mut tensors: Vec<(String, Tensor)>,
         state: &LoopState,
     ) -> Result<(), TrainError> {
-        let json = serde_json::to_vec(state).map_err(|e| TrainError::Read {
+        let json = serde_json::to_vec(state).map_err(|e| InferError::Read {
             path: self.path(RunFile::Resume),
             reason: e.to_string(),
         })?;
@@ -59,7 +60,7 @@ impl ResumePoint for Run {
         if !p.exists() {
             return Err(TrainError::NothingToResume(self.dir().to_path_buf()));
         }
-        let bad = |reason: String| TrainError::Read {
+        let bad = |reason: String| InferError::Read {
             path: p.clone(),
             reason,
         };

@@ -36,6 +36,7 @@ use resnext_infer::metric::{metrics_csv, Running};
 use resnext_infer::precision::{prepare_input, with_autocast};
 use resnext_infer::progress::Progress;
 use resnext_infer::run::{Run, RunFile, RunLock};
+use resnext_infer::run_eval::EvalOptions;
 use resnext_io::write_atomic;
 use resnext_model::sync_bn::SyncBatchNorm;
 use resnext_model::weights::save_weights;
@@ -129,6 +130,27 @@ impl Trainer {
     /// The precision and layout in use, with what `auto` chose and why.
     pub fn numerics(&self) -> &resnext_infer::precision::Numerics {
         &self.numerics
+    }
+
+    /// How the network runs here: this trainer's device, precision and layout, no TTA.
+    fn run_options(&self) -> RunOptions {
+        RunOptions {
+            device: self.device,
+            precision: self.numerics.precision,
+            channels_last: self.numerics.channels_last,
+            tta: false,
+        }
+    }
+
+    /// The evaluation of the run once trained: on this trainer's device and numerics, in
+    /// batches of `data.eval_batch_size` (or `data.batch_size`), every other option its default.
+    pub fn eval_options(&self) -> EvalOptions {
+        let data = &self.cfg.data;
+        EvalOptions {
+            run: self.run_options(),
+            batch_size: data.eval_batch_size.unwrap_or(data.batch_size),
+            ..EvalOptions::default()
+        }
     }
 
     /// Frees the model, optimiser and loaders but keeps the run's write lock (to evaluate and
@@ -319,10 +341,8 @@ impl Trainer {
                     continue;
                 };
                 part.running.add(loss, correct, batch.len());
-                (step_loss, step_images) = (
-                    step_loss + loss * batch.len() as f64,
-                    step_images + batch.len(),
-                );
+                step_loss += loss * batch.len() as f64;
+                step_images += batch.len();
                 tracing::debug!(epoch, batch = bi + 1, num_batches, loss, "train step");
                 obs.on_batch(epoch, bi + 1, part.running.loss(), part.running.acc());
             }
@@ -381,12 +401,10 @@ impl Trainer {
         let softs: Vec<_> = group.iter().map(|(_, b)| b.soft_targets(classes)).collect();
         // this process's images and loss weight per micro-batch, and every process's
         let mut local = Vec::with_capacity(2 * group.len());
+        let class_weights = self.class_weight_values.as_deref();
         for ((_, batch), soft) in group.iter().zip(&softs) {
             local.push(batch.len() as f64);
-            local.push(step::loss_weight(
-                soft.view(),
-                self.class_weight_values.as_deref(),
-            ));
+            local.push(step::loss_weight(soft.view(), class_weights));
         }
         let all = self.comm.gather_f64(&local)?;
         // one process's batch, or its share in the BatchNorm statistics of every process
@@ -429,7 +447,7 @@ impl Trainer {
             let x = prepare_input(batch_tensor(batch)?, precision, channels_last, device)?;
             let soft = soft
                 .as_slice()
-                .ok_or(TrainError::BatchLayout("contiguous targets"))?;
+                .ok_or(resnext_infer::InferError::BatchLayout("contiguous targets"))?;
             let targets = Tensor::f_from_slice(soft)?
                 .f_view([batch.len() as i64, classes as i64])?
                 .f_to_device(device)?;
@@ -474,7 +492,7 @@ impl Trainer {
         let Some(at) = last_at else {
             return Ok((results, std::time::Duration::ZERO));
         };
-        let stepped = apply_step(
+        let reduce = apply_step(
             &mut self.opt,
             self.schedule.lr(t),
             StepConfig {
@@ -488,7 +506,7 @@ impl Trainer {
                 sync_batchnorm: self.sync_bn.as_deref(),
             }),
         )?;
-        Ok((results, stepped.reduce.elapsed))
+        Ok((results, reduce.elapsed))
     }
 
     /// Validation of an epoch (with the EMA's weights when there is one): every process
@@ -501,19 +519,13 @@ impl Trainer {
     ) -> Result<resnext_infer::evaluate::Predictions, TrainError> {
         // progress counts this rank's share of the validation images
         obs.on_validate(epoch, self.val.num_samples());
-        let opts = RunOptions {
-            device: self.device,
-            precision: self.numerics.precision,
-            channels_last: self.numerics.channels_last,
-            tta: false,
-        };
         if let Some(ema) = &mut self.ema {
             ema.swap()?;
         }
         let preds = predict_loader(
             &self.net,
             &self.val,
-            opts,
+            self.run_options(),
             &ValidationProgress(std::cell::RefCell::new(obs)),
         );
         if let Some(ema) = &mut self.ema {
@@ -702,10 +714,8 @@ impl Trainer {
         self.ema = ema;
         let preds = preds?;
         if self.writes() {
-            let mut row = self.info.metrics.clone();
-            if let Some(last) = self.state.history.last() {
-                row = last.clone();
-            }
+            let last = self.state.history.last();
+            let mut row = last.unwrap_or(&self.info.metrics).clone();
             row.val_loss = preds.loss;
             row.val_acc = preds.accuracy();
             let info = CheckpointInfo {
@@ -736,18 +746,12 @@ impl Trainer {
         // each process its own statistics (no collective per batch), averaged below
         let sync = self.sync_bn.take();
         self.net.set_sync_batchnorm(None);
-        let opts = RunOptions {
-            device: self.device,
-            precision: self.numerics.precision,
-            channels_last: self.numerics.channels_last,
-            tta: false,
-        };
         let used = crate::swa::batchnorm_pass(
             &self.net,
             &self.vs,
             &loader,
             self.state.epoch as u64 + 1,
-            opts,
+            self.run_options(),
         );
         self.net.set_sync_batchnorm(sync.clone());
         self.sync_bn = sync;

@@ -52,21 +52,7 @@ impl Trainer {
             return Ok((Self::follow(comm, run_dir)?, None));
         }
         cfg.train.ranks = comm.size();
-        let folder = scan(&cfg.data.root)?;
-        if resnext_data::safe_path::is_inside(run_dir, &cfg.data.root) {
-            return Err(TrainError::RunInsideData {
-                run: run_dir.to_path_buf(),
-                root: cfg.data.root.clone(),
-            });
-        }
-        let split = match &cfg.data.split_file {
-            Some(f) => {
-                let s = Split::load(f)?;
-                s.check_classes(&folder.classes)?;
-                s
-            }
-            None => cfg.data.split_config().split(&folder)?,
-        };
+        let split = data_split(&cfg)?;
         let (trainer, report) = Self::start_fresh(comm, cfg, run_dir, split, init_weights)?;
         trainer.lead()?;
         Ok((trainer, report))
@@ -115,18 +101,11 @@ impl Trainer {
             return Err(TrainError::RunExists(run_dir.to_path_buf()));
         }
         let mut trainer = Self::build(cfg, run, split, Some(lock), comm)?;
-        let report = match init_weights {
-            Some(w) => Some(load_weights_from(
-                &trainer.vs,
-                w,
-                HeadPolicy::ReplaceIfMismatched,
-            )?),
-            None => None,
-        };
-        if report.is_some() {
-            if let Some(ema) = &mut trainer.ema {
-                *ema = Ema::new(ema.decay(), trainer.vs.variables().into_iter().collect());
-            }
+        let report = init_weights
+            .map(|w| load_weights_from(&trainer.vs, w, HeadPolicy::ReplaceIfMismatched))
+            .transpose()?;
+        if let (Some(_), Some(ema)) = (&report, &mut trainer.ema) {
+            *ema = Ema::new(ema.decay(), trainer.vs.variables().into_iter().collect());
         }
         write_atomic(
             &trainer.run.path(RunFile::Config),
@@ -213,14 +192,12 @@ impl Trainer {
         tensors: &HashMap<String, Tensor>,
         origin: &Path,
     ) -> Result<(), TrainError> {
-        let t = self;
-        let resume_path = origin.to_path_buf();
         let bad = |reason: String| TrainError::BadResume {
-            path: resume_path.clone(),
+            path: origin.to_path_buf(),
             reason,
         };
         // Shapes first: a checkpoint of another model is one line, not a libtorch trace.
-        for (name, var) in t.vs.variables() {
+        for (name, var) in self.vs.variables() {
             let src = tensors
                 .get(&format!("model.{name}"))
                 .ok_or_else(|| bad(format!("lacks model.{name}")))?;
@@ -233,22 +210,22 @@ impl Trainer {
             }
         }
         tch::no_grad(|| -> Result<(), TrainError> {
-            for (name, mut var) in t.vs.variables() {
+            for (name, mut var) in self.vs.variables() {
                 if let Some(src) = tensors.get(&format!("model.{name}")) {
                     var.f_copy_(&src.f_to_kind(var.kind())?.f_to_device(var.device())?)?;
                 }
             }
             Ok(())
         })?;
-        t.opt.load_state(tensors, &resume_path)?;
-        if let Some(ema) = &mut t.ema {
+        self.opt.load_state(tensors, origin)?;
+        if let Some(ema) = &mut self.ema {
             ema.load_state(tensors)?;
         }
-        if let Some(swa) = &mut t.swa {
+        if let Some(swa) = &mut self.swa {
             swa.load_state(tensors)?;
         }
         if let Some(s) = tensors.get("loss_scale") {
-            t.scaler = LossScaler::with_scale(s.f_double_value(&[0])?);
+            self.scaler = LossScaler::with_scale(s.f_double_value(&[0])?);
         }
         Ok(())
     }
@@ -305,10 +282,9 @@ impl Trainer {
             cfg.train.channels_last,
             device,
         )?;
-        let torch_threads = if cfg.train.threads == 0 {
-            cores()
-        } else {
-            cfg.train.threads
+        let torch_threads = match cfg.train.threads {
+            0 => cores(),
+            n => n,
         };
         tch::set_num_threads(torch_threads as i32);
         let data_threads = data_threads(&cfg, device);
@@ -440,6 +416,20 @@ impl Trainer {
             numerics,
         })
     }
+}
+
+/// The split of `cfg`'s data: `data.split_file`'s (checked against the classes found under
+/// `data.root`), or one made by `data.*`'s settings.
+pub(super) fn data_split(cfg: &TrainConfig) -> Result<Split, TrainError> {
+    let folder = scan(&cfg.data.root)?;
+    Ok(match &cfg.data.split_file {
+        Some(f) => {
+            let s = Split::load(f)?;
+            s.check_classes(&folder.classes)?;
+            s
+        }
+        None => cfg.data.split_config().split(&folder)?,
+    })
 }
 
 /// What rank 0 sends the other ranks at the start of a job.

@@ -91,33 +91,6 @@ pub struct StepDist<'a> {
     pub sync_batchnorm: Option<&'a SyncBatchNorm>,
 }
 
-/// What a step did.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StepOutcome {
-    /// False when fp16's loss scaler skipped the update.
-    pub updated: bool,
-    /// The sum of the gradients across processes (zero on one process).
-    pub reduce: ReduceStats,
-}
-
-/// Backward through `loss`, the gradients summed across processes under `dist`, and one update
-/// at learning rate `lr`: [`micro_backward`] then [`apply_step`].
-#[allow(clippy::too_many_arguments)]
-pub fn optimisation_step(
-    opt: &mut Optimizer,
-    loss: &Tensor,
-    lr: f64,
-    cfg: StepConfig,
-    scaler: Option<&mut LossScaler>,
-    ema: Option<&mut Ema>,
-    at: StepAt,
-    dist: Option<StepDist<'_>>,
-) -> Result<StepOutcome, TrainError> {
-    let sync = dist.and_then(|d| d.sync_batchnorm);
-    micro_backward(opt, loss, scaler.as_deref(), sync, false)?;
-    apply_step(opt, lr, cfg, scaler, ema, at, dist)
-}
-
 /// Backward through one micro-batch's `loss` (its share of the optimiser step's loss: gradient
 /// accumulation sums the shares' gradients), multiplied by fp16's loss scale when there is one.
 /// `accumulate` adds to the gradients of the micro-batches before it since the last step; the
@@ -139,7 +112,8 @@ pub fn micro_backward(
 /// The update after a step's backward passes ([`micro_backward`]): the gradients summed across
 /// processes under `dist` (once per step), fp16's unscaling and overflow check, clipping (once,
 /// on the accumulated gradients), the update at learning rate `lr`, the finite-weights check
-/// and the EMA update (once per step).
+/// and the EMA update (once per step); fp16's loss scaler skips the update when the gradients
+/// overflowed. What summing the gradients cost (nothing on one process).
 pub fn apply_step(
     opt: &mut Optimizer,
     lr: f64,
@@ -148,14 +122,14 @@ pub fn apply_step(
     ema: Option<&mut Ema>,
     at: StepAt,
     dist: Option<StepDist<'_>>,
-) -> Result<StepOutcome, TrainError> {
-    let mut outcome = StepOutcome::default();
-    if let Some(d) = dist {
-        outcome.reduce = sum_gradients(d.comm, opt, BUCKET_BYTES)?;
-    }
+) -> Result<ReduceStats, TrainError> {
+    let reduce = match dist {
+        Some(d) => sum_gradients(d.comm, opt, BUCKET_BYTES)?,
+        None => ReduceStats::default(),
+    };
     if let Some(scaler) = scaler {
         if !scaler.unscale(opt)? {
-            return Ok(outcome);
+            return Ok(reduce);
         }
     }
     if let Some(max) = cfg.clip_grad_norm {
@@ -171,8 +145,7 @@ pub fn apply_step(
     if let Some(ema) = ema {
         ema.update()?;
     }
-    outcome.updated = true;
-    Ok(outcome)
+    Ok(reduce)
 }
 
 #[cfg(test)]

@@ -8,8 +8,6 @@ use crate::config::TrainConfig;
 use crate::dist;
 use crate::error::TrainError;
 use crate::schedule::{Schedule, ScheduleSection};
-use resnext_data::scan::scan;
-use resnext_data::split::Split;
 use resnext_infer::run::Run;
 use resnext_model::weights::{load_weights_from, HeadPolicy, WeightsFile};
 
@@ -29,15 +27,7 @@ impl Trainer {
         cfg: TrainConfig,
         init_weights: Option<&WeightsFile>,
     ) -> Result<Self, TrainError> {
-        let folder = scan(&cfg.data.root)?;
-        let split = match &cfg.data.split_file {
-            Some(f) => {
-                let s = Split::load(f)?;
-                s.check_classes(&folder.classes)?;
-                s
-            }
-            None => cfg.data.split_config().split(&folder)?,
-        };
+        let split = super::start::data_split(&cfg)?;
         split.validate()?;
         // the run is only a name: `build` neither reads nor writes it
         let t = Self::build(cfg, Run::at(""), split, None, dist::single())?;
