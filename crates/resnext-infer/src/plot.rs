@@ -10,7 +10,9 @@ use crate::error::InferError;
 use crate::metric::{EpochRow, ReliabilityBin};
 use crate::progress::Progress;
 use crate::run::{Run, RunFile};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
 
 pub(crate) fn register_font() -> Result<(), InferError> {
@@ -32,72 +34,6 @@ pub(crate) fn register_font() -> Result<(), InferError> {
     }
 }
 
-/// Draws every figure the run's files allow; returns the paths written.
-pub fn plot_run(run: &Run, progress: &dyn Progress) -> Result<Vec<PathBuf>, InferError> {
-    register_font()?;
-    let rows = run.metrics()?;
-    if rows.is_empty() {
-        return Err(InferError::NoEpochs(run.path(RunFile::Metrics)));
-    }
-    let eval = run.eval_report()?;
-    let figures = 1 + eval.as_ref().map_or(0, |e| {
-        1 + usize::from(e.roc_curve.is_some() && e.report.roc_auc.is_some())
-            + usize::from(e.reliability.is_some())
-    });
-    progress.begin("plotting", figures);
-    let mut written = Vec::new();
-    let draw = |file: RunFile,
-                f: &dyn Fn(&mut Canvas) -> DrawResult|
-     -> Result<PathBuf, InferError> {
-        let p = run.path(file);
-        atomic_png(&p, f).map_err(|e| InferError::Plot(format!("drawing {}: {e}", p.display())))?;
-        progress.advance(1);
-        Ok(p)
-    };
-    written.push(draw(RunFile::Curves, &|t| {
-        draw_curves(&t.area(CURVES_SIZE), &rows)
-    })?);
-    if let Some(e) = &eval {
-        let title = format!("Confusion matrix ({} split)", e.split);
-        let cm: Vec<Vec<u64>> = e
-            .report
-            .confusion_matrix
-            .iter()
-            .map(|r| r.iter().map(|&v| v as u64).collect())
-            .collect();
-        written.push(draw(RunFile::ConfusionMatrix, &|t| {
-            draw_confusion(&t.area(confusion_size(cm.len())), &e.classes, &cm, &title)
-        })?);
-        if let (Some(pts), Some(auc)) = (&e.roc_curve, e.report.roc_auc) {
-            let positive = e
-                .classes
-                .get(1)
-                .cloned()
-                .unwrap_or_else(|| "class 1".into());
-            written.push(draw(RunFile::Roc, &|t| {
-                draw_roc(&t.area(SQUARE_SIZE), pts, auc, &positive)
-            })?);
-        }
-        if let Some(bins) = &e.reliability {
-            let ece = e.report.ece.unwrap_or(0.0);
-            written.push(draw(RunFile::Reliability, &|t| {
-                let root = t.area(SQUARE_SIZE);
-                root.fill(&WHITE)?;
-                draw_reliability(
-                    &root,
-                    bins,
-                    ece,
-                    &format!("Reliability ({} split)", e.split),
-                )?;
-                root.present()?;
-                Ok(())
-            })?);
-        }
-    }
-    progress.end();
-    Ok(written)
-}
-
 pub(crate) type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 /// The size of the training curves' figure.
@@ -116,33 +52,27 @@ pub(crate) fn svg(
 ) -> Result<String, InferError> {
     register_font()?;
     let mut out = String::new();
-    {
+    let drawn = || -> DrawResult {
         let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
-        root.fill(&WHITE)
-            .map_err(|e| InferError::Plot(e.to_string()))?;
-        draw(&root).map_err(|e| InferError::Plot(e.to_string()))?;
-        root.present()
-            .map_err(|e| InferError::Plot(e.to_string()))?;
-    }
+        root.fill(&WHITE)?;
+        draw(&root)?;
+        root.present()?;
+        Ok(())
+    };
+    drawn().map_err(|e| InferError::Plot(e.to_string()))?;
     Ok(out)
 }
 
 /// What a figure is drawn on: an RGB buffer that becomes a PNG in memory, written to its file by
 /// the one writer (`resnext_io`), so a figure is complete or absent and never replaces what is
 /// not a regular file.
+#[derive(Default)]
 pub(crate) struct Canvas {
     size: (u32, u32),
     rgb: Vec<u8>,
 }
 
 impl Canvas {
-    fn new() -> Self {
-        Canvas {
-            size: (0, 0),
-            rgb: Vec::new(),
-        }
-    }
-
     /// A white drawing area of `size` pixels.
     fn area(&mut self, size: (u32, u32)) -> Area<'_> {
         self.size = size;
@@ -166,7 +96,7 @@ impl Canvas {
 /// Draws a figure and writes it to `out` as a PNG (atomically).
 fn atomic_png(out: &Path, draw: impl FnOnce(&mut Canvas) -> DrawResult) -> DrawResult {
     resnext_io::check_target(out)?;
-    let mut canvas = Canvas::new();
+    let mut canvas = Canvas::default();
     draw(&mut canvas)?;
     resnext_io::write_atomic(out, &canvas.png()?)?;
     Ok(())
@@ -244,22 +174,15 @@ where
             chart
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(3)))?
                 .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
-                });
+                .legend(legend_line(color.stroke_width(3)));
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 5, color.filled())))?;
         }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 20))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(if title == "Loss" {
-                SeriesLabelPosition::UpperRight
-            } else {
-                SeriesLabelPosition::LowerRight
-            })
-            .draw()?;
+        let position = if title == "Loss" {
+            SeriesLabelPosition::UpperRight
+        } else {
+            SeriesLabelPosition::LowerRight
+        };
+        draw_legend(&mut chart, 20, position)?;
     }
     root.present()?;
     Ok(())
@@ -281,26 +204,22 @@ pub(crate) fn confusion_size(k: usize) -> (u32, u32) {
 pub(crate) fn draw_confusion<DB: DrawingBackend>(
     root: &AreaOf<DB>,
     classes: &[String],
-    cm: &[Vec<u64>],
+    cm: &[Vec<usize>],
     title: &str,
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     let k = cm.len().max(1);
-    let cell = confusion_cell(k);
-    let side = cell * k as u32;
+    let cell = confusion_cell(k) as i32;
+    let side = cell * k as i32;
     root.fill(&WHITE)?;
-    root.draw(&Text::new(
-        title.to_string(),
-        (20, 15),
-        ("sans-serif", 28).into_font(),
-    ))?;
+    put(root, title, (20, 15), 28)?;
     let x0 = 220i32;
     let y0 = 70i32;
     let max = cm.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
     for (i, row) in cm.iter().enumerate() {
-        let total: u64 = row.iter().sum();
+        let total: usize = row.iter().sum();
         for (j, &v) in row.iter().enumerate() {
             let t = v as f64 / max;
             // white to dark blue
@@ -309,70 +228,49 @@ where
                 (255.0 - t * 180.0) as u8,
                 (255.0 - t * 90.0) as u8,
             );
-            let (cx, cy) = (x0 + j as i32 * cell as i32, y0 + i as i32 * cell as i32);
-            root.draw(&Rectangle::new(
-                [(cx, cy), (cx + cell as i32, cy + cell as i32)],
-                color.filled(),
-            ))?;
-            root.draw(&Rectangle::new(
-                [(cx, cy), (cx + cell as i32, cy + cell as i32)],
-                BLACK.stroke_width(1),
-            ))?;
+            let (cx, cy) = (x0 + j as i32 * cell, y0 + i as i32 * cell);
+            for style in [color.filled(), BLACK.stroke_width(1)] {
+                root.draw(&Rectangle::new([(cx, cy), (cx + cell, cy + cell)], style))?;
+            }
             let text_color = if t > 0.5 { WHITE } else { BLACK };
             let pct = if total > 0 {
                 format!("{:.0}%", 100.0 * v as f64 / total as f64)
             } else {
                 String::new()
             };
-            let centre = plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Center,
-                plotters::style::text_anchor::VPos::Center,
-            );
-            let style = TextStyle::from(("sans-serif", 28).into_font())
-                .color(&text_color)
-                .pos(centre);
+            let centred = |size: u32| {
+                TextStyle::from(("sans-serif", size).into_font())
+                    .color(&text_color)
+                    .pos(Pos::new(HPos::Center, VPos::Center))
+            };
+            let middle = (cx + cell / 2, cy + cell / 2);
             root.draw(&Text::new(
                 v.to_string(),
-                (cx + cell as i32 / 2, cy + cell as i32 / 2 - 12),
-                style,
+                (middle.0, middle.1 - 12),
+                centred(28),
             ))?;
-            let small = TextStyle::from(("sans-serif", 18).into_font())
-                .color(&text_color)
-                .pos(centre);
-            root.draw(&Text::new(
-                pct,
-                (cx + cell as i32 / 2, cy + cell as i32 / 2 + 18),
-                small,
-            ))?;
+            root.draw(&Text::new(pct, (middle.0, middle.1 + 18), centred(18)))?;
         }
     }
-    let label_style = ("sans-serif", 20).into_font();
     for (i, name) in classes.iter().enumerate() {
-        let cy = y0 + i as i32 * cell as i32 + cell as i32 / 2 - 10;
-        root.draw(&Text::new(name.clone(), (20, cy), label_style.clone()))?;
-        let cx = x0 + i as i32 * cell as i32 + 8;
-        root.draw(&Text::new(
-            name.clone(),
-            (cx, y0 + side as i32 + 12),
-            label_style.clone(),
-        ))?;
+        let at = i as i32 * cell;
+        put(root, name, (20, y0 + at + cell / 2 - 10), 20)?;
+        put(root, name, (x0 + at + 8, y0 + side + 12), 20)?;
     }
-    root.draw(&Text::new(
-        "predicted class →".to_string(),
-        (x0, y0 + side as i32 + 50),
-        ("sans-serif", 22).into_font(),
-    ))?;
-    root.draw(&Text::new(
-        "rows: true class".to_string(),
-        (20, y0 + side as i32 + 50),
-        ("sans-serif", 22).into_font(),
-    ))?;
-    root.draw(&Text::new(
-        "cell: count and % of the true class".to_string(),
-        (20, y0 + side as i32 + 85),
-        ("sans-serif", 18).into_font(),
-    ))?;
+    put(root, "predicted class →", (x0, y0 + side + 50), 22)?;
+    put(root, "rows: true class", (20, y0 + side + 50), 22)?;
+    let note = "cell: count and % of the true class";
+    put(root, note, (20, y0 + side + 85), 18)?;
     root.present()?;
+    Ok(())
+}
+
+/// Draws `text` on `area` at `pos`, `size` points.
+fn put<DB: DrawingBackend>(area: &AreaOf<DB>, text: &str, pos: (i32, i32), size: u32) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    area.draw(&Text::new(text, pos, ("sans-serif", size)))?;
     Ok(())
 }
 
@@ -386,58 +284,87 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(
-            format!("ROC curve (positive class: {positive})"),
-            ("sans-serif", 26),
-        )
+    let mut chart = unit_chart(
+        root,
+        &format!("ROC curve (positive class: {positive})"),
+        (26, 22, 18),
+        ("false positive rate", "true positive rate"),
+    )?;
+    chart
+        .draw_series(LineSeries::new(points.to_vec(), RED.stroke_width(3)))?
+        .label(format!("model (AUC = {auc:.3})"))
+        .legend(legend_line(RED.stroke_width(3)));
+    draw_chance(&mut chart)?;
+    draw_legend(&mut chart, 20, SeriesLabelPosition::LowerRight)?;
+    root.present()?;
+    Ok(())
+}
+
+/// A ROC chart's chance diagonal, grey, labelled `chance` (the PNG's and the report's).
+pub(crate) fn draw_chance<DB: DrawingBackend>(chart: &mut UnitChart<'_, DB>) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let grey = BLACK.mix(0.5).stroke_width(2);
+    chart
+        .draw_series(LineSeries::new(vec![(0.0, 0.0), (1.0, 1.0)], grey))?
+        .label("chance")
+        .legend(legend_line(grey));
+    Ok(())
+}
+
+/// A chart over the unit square (the ROC, PR and reliability figures).
+pub(crate) type UnitChart<'a, DB> =
+    ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart on `area` over the unit square, captioned, its axes described by `(x, y)`; `sizes`
+/// are the fonts' of the caption, the axis descriptions and the tick labels.
+pub(crate) fn unit_chart<'a, DB: DrawingBackend>(
+    area: &'a AreaOf<DB>,
+    caption: &str,
+    sizes: (u32, u32, u32),
+    (x, y): (&str, &str),
+) -> Result<UnitChart<'a, DB>, Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", sizes.0))
         .margin(20)
         .x_label_area_size(55)
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..1.0f64, 0.0..1.0f64)?;
     chart
         .configure_mesh()
-        .x_desc("false positive rate")
-        .y_desc("true positive rate")
-        .axis_desc_style(("sans-serif", 22))
-        .label_style(("sans-serif", 18))
+        .x_desc(x)
+        .y_desc(y)
+        .axis_desc_style(("sans-serif", sizes.1))
+        .label_style(("sans-serif", sizes.2))
         .draw()?;
-    chart
-        .draw_series(LineSeries::new(points.to_vec(), RED.stroke_width(3)))?
-        .label(format!("model (AUC = {auc:.3})"))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], RED.stroke_width(3)));
-    draw_chance(&mut chart)?;
-    chart
-        .configure_series_labels()
-        .label_font(("sans-serif", 20))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
-    root.present()?;
-    Ok(())
+    Ok(chart)
 }
 
-/// A ROC chart's chance diagonal, grey, labelled `chance` (the PNG's and the report's).
-pub(crate) fn draw_chance<DB: DrawingBackend>(
-    chart: &mut ChartContext<
-        '_,
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
+/// A legend entry: a short line in `style`.
+pub(crate) fn legend_line(style: ShapeStyle) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style)
+}
+
+/// The chart's legend, `size` points, boxed in white at `position`.
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    size: u32,
+    position: SeriesLabelPosition,
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     chart
-        .draw_series(LineSeries::new(
-            vec![(0.0, 0.0), (1.0, 1.0)],
-            BLACK.mix(0.5).stroke_width(2),
-        ))?
-        .label("chance")
-        .legend(|(x, y)| {
-            PathElement::new(vec![(x, y), (x + 24, y)], BLACK.mix(0.5).stroke_width(2))
-        });
+        .configure_series_labels()
+        .label_font(("sans-serif", size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(position)
+        .draw()?;
     Ok(())
 }
 
@@ -453,19 +380,12 @@ pub(crate) fn draw_reliability<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let mut chart = ChartBuilder::on(area)
-        .caption(format!("{title}: ECE {ece:.3}"), ("sans-serif", 24))
-        .margin(20)
-        .x_label_area_size(55)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..1.0f64, 0.0..1.0f64)?;
-    chart
-        .configure_mesh()
-        .x_desc("confidence (top-class probability)")
-        .y_desc("accuracy")
-        .axis_desc_style(("sans-serif", 20))
-        .label_style(("sans-serif", 16))
-        .draw()?;
+    let mut chart = unit_chart(
+        area,
+        &format!("{title}: ECE {ece:.3}"),
+        (24, 20, 16),
+        ("confidence (top-class probability)", "accuracy"),
+    )?;
     chart.draw_series(bins.iter().filter(|b| b.count > 0).map(|b| {
         Rectangle::new(
             [(b.lower, 0.0), (b.upper, b.accuracy)],
@@ -503,11 +423,12 @@ pub(crate) fn draw_fold_metrics<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let metrics: [(&str, RGBColor); 4] = [
-        ("accuracy", BLUE),
-        ("macro F1", GREEN),
-        ("ROC-AUC", MAGENTA),
-        ("ECE", RED),
+    type Metric = (&'static str, RGBColor, fn(&CvFoldPlot) -> f64);
+    let metrics: [Metric; 4] = [
+        ("accuracy", BLUE, |f| f.accuracy),
+        ("macro F1", GREEN, |f| f.macro_f1),
+        ("ROC-AUC", MAGENTA, |f| f.roc_auc.unwrap_or(0.0)),
+        ("ECE", RED, |f| f.ece),
     ];
     let n = folds.len().max(1);
     let mut chart = ChartBuilder::on(area)
@@ -526,13 +447,7 @@ where
         })
         .label_style(("sans-serif", 14))
         .draw()?;
-    for (m, (name, color)) in metrics.iter().enumerate() {
-        let value = |f: &CvFoldPlot| match m {
-            0 => f.accuracy,
-            1 => f.macro_f1,
-            2 => f.roc_auc.unwrap_or(0.0),
-            _ => f.ece,
-        };
+    for (m, (name, color, value)) in metrics.iter().enumerate() {
         chart
             .draw_series(folds.iter().enumerate().map(|(i, f)| {
                 let x0 = i as f64 + 0.1 + m as f64 * 0.2;
@@ -541,14 +456,7 @@ where
             .label(*name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .label_font(("sans-serif", 16))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()?;
-    Ok(())
+    draw_legend(&mut chart, 16, SeriesLabelPosition::UpperRight)
 }
 
 /// `cv.png`: per-fold metrics, the pooled confusion matrix, one ROC curve per fold and the pooled
@@ -574,11 +482,7 @@ pub fn plot_cv(
         draw_fold_metrics(&parts[0], folds)?;
         // pooled confusion matrix
         let area = &parts[1];
-        area.draw(&Text::new(
-            "pooled confusion matrix (rows: true)".to_string(),
-            (20, 15),
-            ("sans-serif", 22).into_font(),
-        ))?;
+        put(area, "pooled confusion matrix (rows: true)", (20, 15), 22)?;
         let k = pooled_cm.len().max(1);
         let cell = (380 / k).clamp(40, 190) as i32;
         let (x0, y0) = (160i32, 90i32);
@@ -598,26 +502,16 @@ pub fn plot_cv(
                     [(x, y), (x + cell, y + cell)],
                     RGBColor(shade, shade, 255).filled(),
                 ))?;
-                area.draw(&Text::new(
-                    v.to_string(),
-                    (x + cell / 2 - 12, y + cell / 2 - 10),
-                    ("sans-serif", 22).into_font(),
-                ))?;
+                let at = (x + cell / 2 - 12, y + cell / 2 - 10);
+                put(area, &v.to_string(), at, 22)?;
             }
             let name: String = classes
                 .get(i)
                 .map(|c| c.chars().take(16).collect())
                 .unwrap_or_default();
-            area.draw(&Text::new(
-                name.clone(),
-                (10, y0 + i as i32 * cell + cell / 2 - 8),
-                ("sans-serif", 16).into_font(),
-            ))?;
-            area.draw(&Text::new(
-                name,
-                (x0 + i as i32 * cell + 4, y0 - 24),
-                ("sans-serif", 16).into_font(),
-            ))?;
+            let at = i as i32 * cell;
+            put(area, &name, (10, y0 + at + cell / 2 - 8), 16)?;
+            put(area, &name, (x0 + at + 4, y0 - 24), 16)?;
         }
         // ROC per fold
         let mut chart = ChartBuilder::on(&parts[2])
@@ -647,13 +541,7 @@ pub fn plot_cv(
             vec![(0.0, 0.0), (1.0, 1.0)],
             BLACK.mix(0.4).stroke_width(1),
         ))?;
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()?;
+        draw_legend(&mut chart, 14, SeriesLabelPosition::LowerRight)?;
         root.present()?;
         Ok(())
     })
@@ -663,7 +551,63 @@ pub fn plot_cv(
 impl Run {
     /// Draws every figure the run's files allow; returns the paths written.
     pub fn plot(&self, progress: &dyn Progress) -> Result<Vec<PathBuf>, InferError> {
-        plot_run(self, progress)
+        register_font()?;
+        let rows = self.metrics()?;
+        if rows.is_empty() {
+            return Err(InferError::NoEpochs(self.path(RunFile::Metrics)));
+        }
+        let eval = self.eval_report()?;
+        let figures = 1 + eval.as_ref().map_or(0, |e| {
+            1 + usize::from(e.roc_curve.is_some() && e.report.roc_auc.is_some())
+                + usize::from(e.reliability.is_some())
+        });
+        progress.begin("plotting", figures);
+        let mut written = Vec::new();
+        let draw =
+            |file: RunFile, f: &dyn Fn(&mut Canvas) -> DrawResult| -> Result<PathBuf, InferError> {
+                let p = self.path(file);
+                atomic_png(&p, f)
+                    .map_err(|e| InferError::Plot(format!("drawing {}: {e}", p.display())))?;
+                progress.advance(1);
+                Ok(p)
+            };
+        written.push(draw(RunFile::Curves, &|t| {
+            draw_curves(&t.area(CURVES_SIZE), &rows)
+        })?);
+        if let Some(e) = &eval {
+            let title = format!("Confusion matrix ({} split)", e.split);
+            let cm = &e.report.confusion_matrix;
+            written.push(draw(RunFile::ConfusionMatrix, &|t| {
+                draw_confusion(&t.area(confusion_size(cm.len())), &e.classes, cm, &title)
+            })?);
+            if let (Some(pts), Some(auc)) = (&e.roc_curve, e.report.roc_auc) {
+                let positive = e
+                    .classes
+                    .get(1)
+                    .cloned()
+                    .unwrap_or_else(|| "class 1".into());
+                written.push(draw(RunFile::Roc, &|t| {
+                    draw_roc(&t.area(SQUARE_SIZE), pts, auc, &positive)
+                })?);
+            }
+            if let Some(bins) = &e.reliability {
+                let ece = e.report.ece.unwrap_or(0.0);
+                written.push(draw(RunFile::Reliability, &|t| {
+                    let root = t.area(SQUARE_SIZE);
+                    root.fill(&WHITE)?;
+                    draw_reliability(
+                        &root,
+                        bins,
+                        ece,
+                        &format!("Reliability ({} split)", e.split),
+                    )?;
+                    root.present()?;
+                    Ok(())
+                })?);
+            }
+        }
+        progress.end();
+        Ok(written)
     }
 }
 
@@ -673,15 +617,15 @@ fn png_of(
     draw: impl FnOnce(&AreaOf<BitMapBackend>) -> DrawResult,
 ) -> Result<Vec<u8>, InferError> {
     register_font()?;
-    let failed = |e: Box<dyn std::error::Error>| InferError::Plot(e.to_string());
-    let mut canvas = Canvas::new();
-    {
+    let mut canvas = Canvas::default();
+    let drawn = || -> Result<Vec<u8>, Box<dyn std::error::Error>> {
         let root = canvas.area(size);
-        draw(&root).map_err(failed)?;
-        root.present()
-            .map_err(|e| InferError::Plot(e.to_string()))?;
-    }
-    canvas.png().map_err(failed)
+        draw(&root)?;
+        root.present()?;
+        drop(root);
+        canvas.png()
+    };
+    drawn().map_err(|e| InferError::Plot(e.to_string()))
 }
 
 /// The confusion matrix (rows: true class) as `confusion_matrix.png` draws it: PNG bytes and
@@ -692,7 +636,11 @@ pub fn confusion_matrix_png(
     title: &str,
 ) -> Result<(Vec<u8>, (u32, u32)), InferError> {
     let size = confusion_size(cm.len());
-    let png = png_of(size, |root| draw_confusion(root, classes, cm, title))?;
+    let cm: Vec<Vec<usize>> = cm
+        .iter()
+        .map(|r| r.iter().map(|&v| v as usize).collect())
+        .collect();
+    let png = png_of(size, |root| draw_confusion(root, classes, &cm, title))?;
     Ok((png, size))
 }
 
@@ -758,7 +706,7 @@ pub fn lr_find_png(
                 BLUE.mix(0.3).stroke_width(1),
             ))?
             .label("loss")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLUE.mix(0.3)));
+            .legend(legend_line(BLUE.mix(0.3).into()));
         chart
             .draw_series(LineSeries::new(
                 points
@@ -768,7 +716,7 @@ pub fn lr_find_png(
                 BLUE.stroke_width(3),
             ))?
             .label("smoothed")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLUE.stroke_width(3)));
+            .legend(legend_line(BLUE.stroke_width(3)));
         if let Some((lr, rule)) = suggestion.filter(|s| finite(&s.0)) {
             chart
                 .draw_series(LineSeries::new(
@@ -776,15 +724,8 @@ pub fn lr_find_png(
                     RED.stroke_width(2),
                 ))?
                 .label(format!("suggested ({rule}): {lr:.2e}"))
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], RED.stroke_width(2)));
+                .legend(legend_line(RED.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 20))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()?;
-        Ok(())
+        draw_legend(&mut chart, 20, SeriesLabelPosition::UpperLeft)
     })
 }

@@ -5,8 +5,8 @@
 use crate::error::InferError;
 use crate::metric::{EpochRow, ReliabilityBin};
 use crate::plot::{
-    confusion_size, draw_confusion, draw_curves, draw_fold_metrics, draw_reliability, svg, AreaOf,
-    CvFoldPlot, DrawResult, CURVES_SIZE, SQUARE_SIZE,
+    confusion_size, draw_confusion, draw_curves, draw_fold_metrics, draw_legend, draw_reliability,
+    legend_line, svg, unit_chart, AreaOf, CvFoldPlot, DrawResult, CURVES_SIZE, SQUARE_SIZE,
 };
 use plotters::prelude::*;
 use resnext_stats::CurveBands;
@@ -18,12 +18,8 @@ pub fn curves(rows: &[EpochRow]) -> Result<String, InferError> {
 
 /// A confusion matrix (rows: true class).
 pub fn confusion(classes: &[String], cm: &[Vec<usize>], title: &str) -> Result<String, InferError> {
-    let cm: Vec<Vec<u64>> = cm
-        .iter()
-        .map(|r| r.iter().map(|&v| v as u64).collect())
-        .collect();
     svg(confusion_size(cm.len()), |a| {
-        draw_confusion(a, classes, &cm, title)
+        draw_confusion(a, classes, cm, title)
     })
 }
 
@@ -64,23 +60,11 @@ fn draw_banded<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let (x_desc, y_desc) = match curve {
+    let descs = match curve {
         Curve::Roc => ("false positive rate", "true positive rate"),
         Curve::Pr => ("recall (sensitivity)", "precision (PPV)"),
     };
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 24))
-        .margin(20)
-        .x_label_area_size(55)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..1.0f64, 0.0..1.0f64)?;
-    chart
-        .configure_mesh()
-        .x_desc(x_desc)
-        .y_desc(y_desc)
-        .axis_desc_style(("sans-serif", 20))
-        .label_style(("sans-serif", 16))
-        .draw()?;
+    let mut chart = unit_chart(area, title, (24, 20, 16), descs)?;
     for (k, c) in classes.iter().enumerate() {
         let color = if classes.len() == 1 {
             RED.to_rgba()
@@ -115,22 +99,14 @@ where
         chart
             .draw_series(LineSeries::new(line, color.stroke_width(3)))?
             .label(c.label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
-            });
+            .legend(legend_line(color.stroke_width(3)));
     }
     if curve == Curve::Roc {
         crate::plot::draw_chance(&mut chart)?;
     }
-    chart
-        .configure_series_labels()
-        .label_font(("sans-serif", 18))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(match curve {
-            Curve::Roc => SeriesLabelPosition::LowerRight,
-            Curve::Pr => SeriesLabelPosition::LowerLeft,
-        })
-        .draw()?;
-    Ok(())
+    let position = match curve {
+        Curve::Roc => SeriesLabelPosition::LowerRight,
+        Curve::Pr => SeriesLabelPosition::LowerLeft,
+    };
+    draw_legend(&mut chart, 18, position)
 }
