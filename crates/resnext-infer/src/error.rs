@@ -81,7 +81,7 @@ pub enum InferError {
 
 impl InferError {
     /// [`InferError::Read`] of `path`: why it could not be read (a parse error, a message).
-    pub(crate) fn read(path: impl Into<PathBuf>, reason: impl ToString) -> Self {
+    pub fn read(path: impl Into<PathBuf>, reason: impl ToString) -> Self {
         InferError::Read {
             path: path.into(),
             reason: reason.to_string(),
