@@ -141,39 +141,18 @@ impl Serialize for DeviceName {
 impl ModelReply {
     pub fn of(p: &Predictor, classes: Vec<String>) -> Self {
         let opts = p.options();
+        // every field of the sidecar named (once, for the pattern and the reply): one added to
+        // the sidecar is a decision here, not a leak
+        macro_rules! trained {
+            ($info:expr => $($field:ident),*) => {{
+                let CheckpointInfo { model, classes: _, data_root: _, $($field),* } = $info;
+                (model, Some(Trained { $($field),* }))
+            }};
+        }
         let (model, trained) = match p.info() {
             None => (p.net().config().clone(), None),
-            Some(info) => {
-                // every field named: one added to the sidecar is a decision here, not a leak
-                let CheckpointInfo {
-                    model,
-                    classes: _,
-                    image_size,
-                    mean,
-                    std,
-                    eval_transform,
-                    data_root: _,
-                    epoch,
-                    metrics,
-                    temperature,
-                    precision,
-                    channels_last,
-                    operating_point,
-                } = info.clone();
-                let trained = Trained {
-                    image_size,
-                    mean,
-                    std,
-                    eval_transform,
-                    epoch,
-                    metrics,
-                    temperature,
-                    precision,
-                    channels_last,
-                    operating_point,
-                };
-                (model, Some(trained))
-            }
+            Some(info) => trained! { info.clone() => image_size, mean, std, eval_transform,
+            epoch, metrics, temperature, precision, channels_last, operating_point },
         };
         Self {
             model,
