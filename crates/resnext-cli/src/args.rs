@@ -315,10 +315,31 @@ pub struct NumericsArgs {
 }
 
 impl NumericsArgs {
-    /// The device, and `auto` precision and layout resolved on it ([`crate::source::run_options`]).
+    /// The device, and `auto` precision and layout resolved on it ([`run_options`]).
     pub fn resolve(&self, tta: bool) -> anyhow::Result<resnext_train::RunOptions> {
-        crate::source::run_options(self.device, self.precision.into(), self.channels_last, tta)
+        run_options(self.device, self.precision.into(), self.channels_last, tta)
     }
+}
+
+/// How `eval`, `predict` and `serve` run the network: the device, and `auto` precision and
+/// layout resolved on it; what `auto` chose (and a warning for emulated bf16) goes to stderr.
+pub fn run_options(
+    device: resnext_train::DeviceChoice,
+    precision: resnext_train::precision::PrecisionChoice,
+    layout: resnext_train::precision::LayoutChoice,
+    tta: bool,
+) -> anyhow::Result<resnext_train::RunOptions> {
+    let device = device.resolve()?;
+    let n = resnext_train::precision::resolve(precision, layout, device)?;
+    for note in &n.notes {
+        eprintln!("{note}");
+    }
+    Ok(resnext_train::RunOptions {
+        device,
+        precision: n.precision,
+        channels_last: n.channels_last,
+        tta,
+    })
 }
 
 /// `--layers`: four block counts, `1,1,1,1`.

@@ -1,6 +1,6 @@
-//! What `predict`, `eval`, `export`, `serve`, `summary` and `bench` share: how the network runs
-//! on the device ([`run_options`]), the model given by `--run` or by `--weights --arch …`
-//! ([`load_source`]), and architecture flags validated into a model config ([`model_config`]).
+//! What `predict`, `eval`, `export`, `serve`, `summary` and `bench` share: the model given by
+//! `--run` or by `--weights --arch …` ([`load_source`]) on the device that
+//! [`crate::args::run_options`] resolved, and architecture flags validated into a model config ([`model_config`]).
 //! Its own module, so that the commands depend on it and it on none of them.
 
 use crate::args::{ArchArg, ModelArgs, SourceArgs};
@@ -9,27 +9,6 @@ use resnext_data::TransformConfig;
 use resnext_model::ModelConfig;
 use resnext_train::{Checkpoint, Predictor, Run, RunFile, RunOptions};
 use std::path::PathBuf;
-
-/// How `eval`, `predict` and `serve` run the network: the device, and `auto` precision and
-/// layout resolved on it; what `auto` chose (and a warning for emulated bf16) goes to stderr.
-pub fn run_options(
-    device: resnext_train::DeviceChoice,
-    precision: resnext_train::precision::PrecisionChoice,
-    layout: resnext_train::precision::LayoutChoice,
-    tta: bool,
-) -> Result<RunOptions> {
-    let device = device.resolve()?;
-    let n = resnext_train::precision::resolve(precision, layout, device)?;
-    for note in &n.notes {
-        eprintln!("{note}");
-    }
-    Ok(RunOptions {
-        device,
-        precision: n.precision,
-        channels_last: n.channels_last,
-        tta,
-    })
-}
 
 /// A predictor from `--run` or `--weights`, the weights file it was made from, and every file it
 /// read (outputs must not replace them).

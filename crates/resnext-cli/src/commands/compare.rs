@@ -39,7 +39,7 @@ fn compare_runs(a: &CompareArgs) -> Result<Comparison> {
     let opts = EvalOptions {
         part: a.split.into(),
         checkpoint: a.checkpoint.into(),
-        run: crate::source::run_options(a.device, Default::default(), Default::default(), false)?,
+        run: crate::args::run_options(a.device, Default::default(), Default::default(), false)?,
         batch_size: a.batch_size,
         bootstrap: a.intervals.options(),
         ..EvalOptions::default()
