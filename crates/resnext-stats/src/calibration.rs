@@ -11,8 +11,8 @@
 //!   fixed at 1 (x as an offset). 0 is ideal; above 0 the probabilities are too low on average.
 //!
 //! Each comes with its standard error from the inverse of the observed information at the
-//! maximum. A fit that does not converge (the predictions separate the outcome perfectly, so
-//! the maximum is at infinity) is an error, not a number.
+//! maximum. Predictions that separate the outcome (the slope's maximum is at infinity) and a
+//! fit that does not converge are errors, not numbers.
 
 use crate::error::StatsError;
 use crate::input::{check, check_both, check_positive};
@@ -76,8 +76,33 @@ impl Outcome {
         if seen.all(|(&x, _)| Some(x) == first) {
             return Err(StatsError::ConstantPredictions(self.class));
         }
+        if self.separated(w) {
+            return Err(StatsError::Separated(self.class));
+        }
         let (a, b, _, se_b) = self.fit(w, true, start)?;
         Ok(((a, b), se_b))
+    }
+
+    /// Whether the counted images' logits separate the class from the rest, completely or
+    /// quasi-completely (ties on the boundary): then the slope's likelihood rises without bound
+    /// and no Newton step can converge (Albert and Anderson 1984). In one dimension a finite
+    /// maximum exists exactly when each outcome reaches strictly past the other's extreme.
+    fn separated(&self, w: &[u32]) -> bool {
+        let (mut pos, mut neg) = (
+            (f64::INFINITY, f64::NEG_INFINITY),
+            (f64::INFINITY, f64::NEG_INFINITY),
+        );
+        for ((&x, &y), _) in self
+            .logit
+            .iter()
+            .zip(&self.y)
+            .zip(w)
+            .filter(|(_, &w)| w > 0)
+        {
+            let range = if y { &mut pos } else { &mut neg };
+            *range = (range.0.min(x), range.1.max(x));
+        }
+        !(neg.1 > pos.0 && pos.1 > neg.0)
     }
 
     /// At (a, b), in one pass: the log-likelihood (when `with_ll`, else 0), its gradient and

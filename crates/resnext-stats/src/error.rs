@@ -46,7 +46,9 @@ pub enum StatsError {
         "calibration of class {0}: all predicted probabilities are equal, the slope is undefined"
     )]
     ConstantPredictions(usize),
-    #[error("calibration fit of class {class} did not converge in {iterations} iterations (the predictions separate the outcome perfectly?)")]
+    #[error("calibration slope of class {0} is unbounded: the predictions separate the class from the rest")]
+    Separated(usize),
+    #[error("calibration fit of class {class} did not converge in {iterations} iterations")]
     NoConvergence { class: usize, iterations: usize },
     #[error("the statistic is undefined on the whole set")]
     Undefined,

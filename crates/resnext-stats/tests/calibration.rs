@@ -85,8 +85,20 @@ fn an_undefined_fit_is_an_error() {
     // perfectly separated: the slope's maximum likelihood is at infinity
     assert!(matches!(
         calibration(&binary(&[0.1, 0.2, 0.8, 0.9]), &[0, 0, 1, 1], 1),
-        Err(StatsError::NoConvergence { class: 1, .. })
+        Err(StatsError::Separated(1))
     ));
+    // quasi-completely separated (a tie on the boundary): unbounded too
+    assert_eq!(
+        calibration(&binary(&[0.1, 0.5, 0.5, 0.9]), &[0, 0, 1, 1], 1),
+        Err(StatsError::Separated(1))
+    );
+    // separated the wrong way round (the slope's maximum at minus infinity)
+    assert_eq!(
+        calibration(&binary(&[0.8, 0.9, 0.1, 0.2]), &[0, 0, 1, 1], 1),
+        Err(StatsError::Separated(1))
+    );
+    // one image on the wrong side is enough for a finite fit
+    assert!(calibration(&binary(&[0.1, 0.6, 0.5, 0.9]), &[0, 0, 1, 1], 1).is_ok());
     assert_eq!(
         calibration(&binary(&[0.3; 4]), &[0, 0, 1, 1], 1),
         Err(StatsError::ConstantPredictions(1))
