@@ -4,9 +4,10 @@
 //! Two installs, one venv each, so switching is relinking:
 //! - **cpu** (`<cache>/torch-2.13.0-cpu`, the default without an NVIDIA GPU): the torch wheel
 //!   without its dependencies, plus the only CUDA packages that `libtorch_cpu.so` loads (the CUDA
-//!   runtime and CUPTI) and torch's pure-Python dependencies; about 1.5 GB. Python's
-//!   `import torch` needs all of CUDA (`libtorch_python.so` links cuDNN, cuBLAS, NCCL), so it
-//!   does not work here; the Rust side and ONNX Runtime do.
+//!   runtime and CUPTI) and torch's pure-Python dependencies, with the wheel's CUDA and Python
+//!   libraries removed ([`CPU_UNUSED`]). Python's `import torch` needs all of CUDA
+//!   (`libtorch_python.so` links cuDNN, cuBLAS, NCCL), so it does not work here; the Rust side
+//!   and ONNX Runtime do.
 //! - **cuda** (`<cache>/torch-2.13.0`, with `--cuda` or when a GPU is present): the full wheel set
 //!   (about 5 GB).
 //!
@@ -178,9 +179,69 @@ pub fn run(flags: &Setup) -> Result<PathBuf> {
         Some(t) if is_complete(&venv, variant) => t,
         _ => install(&venv, variant)?,
     };
-    link(&torch)?;
+    let pruned = variant == Variant::Cpu && prune_cpu(&torch)?;
+    if link(&torch)? | pruned {
+        forget_torch_sys_build()?;
+    }
     install_checkers(&venv)?;
     Ok(torch)
+}
+
+/// torch-sys's build script decides once which of libtorch's libraries to link (CUDA's when
+/// `libtorch_cuda.so` is there) and reruns only when `LIBTORCH` changes, which `.libtorch`
+/// keeps the same: after a switch or a prune its cached answer can name a library that is gone.
+/// Cleaning the package makes the next build ask again (about a minute of C++).
+fn forget_torch_sys_build() -> Result<()> {
+    let target = cmd::target_dir()?;
+    let built = |profile: std::fs::DirEntry| {
+        std::fs::read_dir(profile.path().join("build")).is_ok_and(|builds| {
+            builds
+                .flatten()
+                .any(|b| b.file_name().to_string_lossy().starts_with("torch-sys-"))
+        })
+    };
+    let profiles = std::fs::read_dir(&target).into_iter().flatten().flatten();
+    if !profiles.into_iter().any(built) {
+        return Ok(());
+    }
+    let mut clean = cmd::cargo();
+    clean.args(["clean", "--quiet", "-p", "torch-sys"]);
+    cmd::output(&mut clean, "cargo clean -p torch-sys")?;
+    eprintln!("setup: libtorch changed, so torch-sys is rebuilt against it on the next build");
+    Ok(())
+}
+
+/// The libraries of the torch wheel that the CPU install never loads: the CUDA side
+/// (`libtorch_cuda*.so` alone is 490 MB) and Python's bindings, which need all of CUDA.
+/// `libtorch_cpu.so` and `libc10.so` load none of them (`ldd`).
+const CPU_UNUSED: [&str; 6] = [
+    "libtorch_cuda.so",
+    "libtorch_cuda_linalg.so",
+    "libtorch_nvshmem.so",
+    "libc10_cuda.so",
+    "libcaffe2_nvrtc.so",
+    "libtorch_python.so",
+];
+
+/// Removes [`CPU_UNUSED`] from a CPU install (also one made before they were left out); true
+/// when something was removed.
+fn prune_cpu(torch: &Path) -> Result<bool> {
+    let mut freed = 0;
+    for name in CPU_UNUSED {
+        let path = torch.join("lib").join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        freed += meta.len();
+    }
+    if freed > 0 {
+        eprintln!(
+            "setup: removed {} MB of CUDA and Python libraries that libtorch's CPU path never loads",
+            freed / 1_000_000
+        );
+    }
+    Ok(freed > 0)
 }
 
 /// What the tests check outputs with: the export round-trip tests load exported models with
@@ -228,7 +289,7 @@ fn install(venv: &Path, variant: Variant) -> Result<PathBuf> {
         },
         venv.display(),
         match variant {
-            Variant::Cpu => "about 1.5 GB",
+            Variant::Cpu => "about 1.4 GB",
             Variant::Cuda => "about 5 GB",
         }
     );
@@ -274,12 +335,15 @@ fn install(venv: &Path, variant: Variant) -> Result<PathBuf> {
     Ok(torch)
 }
 
-fn link(torch: &Path) -> Result<()> {
+/// Points `.libtorch` at `torch`; true when it pointed elsewhere before.
+fn link(torch: &Path) -> Result<bool> {
     let link = cmd::root().join(".libtorch");
+    let mut replaced = false;
     if let Ok(current) = std::fs::read_link(&link) {
         if current == torch {
-            return Ok(());
+            return Ok(false);
         }
+        replaced = true;
         std::fs::remove_file(&link)
             .with_context(|| format!("cannot replace {}", link.display()))?;
     } else if link.exists() {
@@ -291,7 +355,7 @@ fn link(torch: &Path) -> Result<()> {
     std::os::unix::fs::symlink(torch, &link)
         .with_context(|| format!("cannot link {} -> {}", link.display(), torch.display()))?;
     eprintln!("setup: .libtorch -> {}", torch.display());
-    Ok(())
+    Ok(replaced)
 }
 
 /// Makes sure the setup venv has these pip requirements (for benchmarks against PyTorch);

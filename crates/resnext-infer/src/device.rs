@@ -125,19 +125,20 @@ fn open_cuda_library() -> Result<(), String> {
     Err(cuda_load_error(&last))
 }
 
-/// Why CUDA cannot be used, from dlopen's error: a `libtorch_cuda.so` whose CUDA libraries are
-/// missing is the CPU-only install of `cargo xtask setup`; none at all is a CPU build of
-/// libtorch.
+/// Why CUDA cannot be used, from dlopen's error: a missing `libtorch_cuda.so`, or CUDA
+/// libraries it needs, is a CPU-only libtorch (`cargo xtask setup`'s CPU install leaves both
+/// out); any other failure is reported as it is.
 fn cuda_load_error(dlerror: &str) -> String {
     let dlerror = dlerror.trim();
+    // "PATH/libX.so: cannot open shared object file", PATH absent when found by name
     let missing = dlerror
         .split(':')
         .next()
-        .map(str::trim)
-        .filter(|lib| lib.starts_with("lib") && !lib.starts_with("libtorch_cuda"));
+        .map(|path| path.trim().rsplit('/').next().unwrap_or(path))
+        .filter(|lib| lib.starts_with("lib"));
     match missing {
         Some(lib) if dlerror.contains("cannot open shared object file") => format!(
-            "CUDA support is not installed: libtorch's CUDA library needs {lib}, which this \
+            "CUDA support is not installed: libtorch's CUDA support needs {lib}, which this \
              CPU-only install leaves out; install CUDA's libraries with `cargo xtask setup --cuda`"
         ),
         _ => format!(
@@ -191,6 +192,20 @@ mod tests {
         let e = super::cuda_load_error(
             "libtorch_cuda.so: cannot open shared object file: No such file or directory",
         );
+        assert!(e.starts_with("CUDA support is not installed"), "{e}");
+        assert!(
+            e.contains("libtorch_cuda.so,") && e.contains("setup --cuda"),
+            "{e}"
+        );
+        let e = super::cuda_load_error(
+            "/opt/libtorch/lib/libtorch_cuda.so: cannot open shared object file: No such file",
+        );
+        assert!(
+            e.contains("needs libtorch_cuda.so,") && !e.contains("/opt"),
+            "{e}"
+        );
+        let e =
+            super::cuda_load_error("libtorch_cuda.so: undefined symbol: cudaGetDriverEntryPoint");
         assert!(e.starts_with("this libtorch has no CUDA support"), "{e}");
         assert!(e.contains("setup --cuda") && !e.contains('\n'), "{e}");
     }
