@@ -4,6 +4,7 @@
 #
 #   scripts/bench_layout.sh [ROUNDS]                         # this CPU as it is
 #   ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 scripts/bench_layout.sh   # as a CPU without AVX-512
+#   PRECISIONS=fp32 scripts/bench_layout.sh 2                 # one precision (emulated bf16 is slow)
 #
 # Prints one Markdown row per mode and precision: median img/s of each layout and their ratio.
 set -euo pipefail
@@ -18,7 +19,7 @@ median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] 
 echo "| mode | precision | batch | NCHW img/s | channels-last img/s | channels-last / NCHW |"
 echo "| --- | --- | --- | --- | --- | --- |"
 for mode in train eval; do
-    for precision in fp32 bf16; do
+    for precision in ${PRECISIONS:-fp32 bf16}; do
         batch=16; steps=3
         # emulated bf16 is 5-14x slower: a smaller measurement
         native=1

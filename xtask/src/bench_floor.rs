@@ -37,7 +37,7 @@ pub fn run(f: &BenchFloor) -> Result<()> {
     let gemm = cmd::root().join("scripts/gemm_peak.py");
     let peak_line = format!("{precision} GEMM peak: ");
     let gemm_peak = || -> Result<f64> {
-        let out = Command::new(&python).arg(&gemm).output()?;
+        let out = Command::new(&python).arg(&gemm).arg(&precision).output()?;
         field(&out, &peak_line, " GFLOP/s", "gemm_peak.py")
     };
     let peak_before = gemm_peak()?;

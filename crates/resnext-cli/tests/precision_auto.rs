@@ -70,7 +70,7 @@ fn auto_says_what_it_chose_records_it_and_resolves_again_on_resume() {
         "precision = \"auto\"\nchannels_last = \"auto\"",
     );
     let run = dir.path().join("run");
-    // a CPU without native bf16: fp32 NCHW, said on the first line
+    // a CPU without native bf16: fp32 channels-last, said on the first two lines
     let o = resnext(&["train", "--config", s(&cfg), "--out", s(&run)], true);
     let err = stderr(&o);
     let first = err.lines().next().unwrap_or_default();
@@ -81,11 +81,11 @@ fn auto_says_what_it_chose_records_it_and_resolves_again_on_resume() {
     assert!(
         err.lines()
             .nth(1)
-            .is_some_and(|l| l.starts_with("channels_last auto → false")),
+            .is_some_and(|l| l.starts_with("channels_last auto → true")),
         "{err}"
     );
     assert!(!err.contains("warning:"), "{err}");
-    assert_eq!(ran(&run), ("fp32".to_string(), false));
+    assert_eq!(ran(&run), ("fp32".to_string(), true));
     // the config keeps `auto`, so the resumed run resolves it on its own machine
     let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(config.contains("precision = \"auto\""), "{config}");
@@ -94,7 +94,7 @@ fn auto_says_what_it_chose_records_it_and_resolves_again_on_resume() {
     let want = if native_bf16() {
         ("bf16".to_string(), true)
     } else {
-        ("fp32".to_string(), false)
+        ("fp32".to_string(), true)
     };
     assert!(
         err.lines()
@@ -159,7 +159,7 @@ fn explicit_bf16_without_native_bf16_runs_with_one_warning() {
         true,
     );
     assert!(
-        stderr(&o).starts_with("precision auto → fp32 (this CPU has no AVX512-BF16/AMX-BF16)\nchannels_last auto → false"),
+        stderr(&o).starts_with("precision auto → fp32 (this CPU has no AVX512-BF16/AMX-BF16)\nchannels_last auto → true"),
         "{}",
         stderr(&o)
     );

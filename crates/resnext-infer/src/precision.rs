@@ -178,72 +178,45 @@ impl<'de> Deserialize<'de> for LayoutChoice {
     }
 }
 
-/// What libtorch's kernels may use of this CPU: its flags (`/proc/cpuinfo`), less what
-/// oneDNN's instruction-set cap (`ONEDNN_MAX_CPU_ISA=AVX2` …) keeps it off.
-#[derive(Debug, Clone, Copy, Default)]
-struct CpuIsa {
-    avx512: bool,
-    bf16: Option<&'static str>,
-}
-
-fn cpu_isa() -> CpuIsa {
-    static FOUND: std::sync::OnceLock<CpuIsa> = std::sync::OnceLock::new();
+/// Whether this CPU computes bf16 natively, and with what; `None` when libtorch's oneDNN would
+/// emulate it (several times slower than fp32): the CPU's flags (`/proc/cpuinfo`), unless
+/// oneDNN's instruction-set cap (`ONEDNN_MAX_CPU_ISA=AVX2` …) keeps them off.
+pub fn cpu_native_bf16() -> Option<&'static str> {
+    static FOUND: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
     *FOUND.get_or_init(|| {
-        let mut isa = cpu_flags();
-        if let Ok(cap) =
-            std::env::var("ONEDNN_MAX_CPU_ISA").or_else(|_| std::env::var("DNNL_MAX_CPU_ISA"))
-        {
-            let cap = cap.to_ascii_uppercase();
-            let all = cap.is_empty() || cap == "ALL" || cap == "DEFAULT";
-            let avx512 =
-                all || cap.contains("AVX512") || cap.contains("AVX10") || cap.contains("AMX");
-            let bf16 = all
-                || cap.contains("BF16")
-                || cap.contains("AMX")
-                || cap.contains("FP16")
-                || cap.contains("AVX10");
-            isa.avx512 &= avx512;
-            if !bf16 {
-                isa.bf16 = None;
-            }
-        }
-        isa
+        let capped = std::env::var("ONEDNN_MAX_CPU_ISA")
+            .or_else(|_| std::env::var("DNNL_MAX_CPU_ISA"))
+            .is_ok_and(|cap| {
+                let cap = cap.to_ascii_uppercase();
+                let all = cap.is_empty() || cap == "ALL" || cap == "DEFAULT";
+                !(all
+                    || ["BF16", "AMX", "FP16", "AVX10"]
+                        .iter()
+                        .any(|i| cap.contains(i)))
+            });
+        cpu_bf16_flag().filter(|_| !capped)
     })
 }
 
-/// Whether this CPU computes bf16 natively, and with what; `None` when libtorch's oneDNN would
-/// emulate it (several times slower than fp32).
-pub fn cpu_native_bf16() -> Option<&'static str> {
-    cpu_isa().bf16
-}
-
 #[cfg(target_os = "linux")]
-fn cpu_flags() -> CpuIsa {
-    let Some(info) = std::fs::read_to_string("/proc/cpuinfo").ok() else {
-        return CpuIsa::default();
-    };
-    let Some(flags) = info
+fn cpu_bf16_flag() -> Option<&'static str> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let flags = info
         .lines()
-        .find(|l| l.starts_with("flags") || l.starts_with("Features"))
-    else {
-        return CpuIsa::default();
-    };
+        .find(|l| l.starts_with("flags") || l.starts_with("Features"))?;
     let has = |f: &str| flags.split_whitespace().any(|w| w == f);
-    CpuIsa {
-        avx512: has("avx512f"),
-        bf16: if has("amx_bf16") {
-            Some("AMX-BF16")
-        } else if has("avx512_bf16") {
-            Some("AVX512-BF16")
-        } else {
-            None
-        },
+    if has("amx_bf16") {
+        Some("AMX-BF16")
+    } else if has("avx512_bf16") {
+        Some("AVX512-BF16")
+    } else {
+        None
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn cpu_flags() -> CpuIsa {
-    CpuIsa::default()
+fn cpu_bf16_flag() -> Option<&'static str> {
+    None
 }
 
 /// The precision and memory format a run uses on a device, with what `auto` chose and why, and
@@ -260,8 +233,8 @@ pub struct Numerics {
 /// - precision: bf16 on a CPU with native bf16 (AVX512-BF16 or AMX-BF16) and on CUDA; fp32
 ///   elsewhere;
 /// - layout: channels-last for bf16 and fp16 (oneDNN's and cuDNN's fast bf16/fp16 convolutions
-///   are channels-last); for fp32 channels-last on a CPU with AVX-512 and NCHW without it; NCHW
-///   for fp64 and for fp32 on CUDA (measured: docs/performance.md, "precision auto").
+///   are channels-last); channels-last for fp32 on a CPU (with AVX-512 or AVX2 only); NCHW for
+///   fp64 and for fp32 on CUDA (measured: docs/performance.md, "precision auto").
 ///
 /// An explicit bf16 on a CPU without native bf16 runs as asked, with a warning; fp16 on the CPU
 /// is an error.
@@ -304,12 +277,9 @@ pub fn resolve(
         LayoutChoice::ChannelsLast => true,
         LayoutChoice::Nchw => false,
         LayoutChoice::Auto => {
-            let avx512 = cpu_isa().avx512;
             let (cl, place) = match (p, device) {
-                (Precision::Bf16 | Precision::Fp16, Device::Cpu) => (true, "a CPU"),
-                (Precision::Fp32, Device::Cpu) if avx512 => (true, "a CPU with AVX-512"),
-                (_, Device::Cpu) if avx512 => (false, "a CPU"),
-                (_, Device::Cpu) => (false, "a CPU without AVX-512"),
+                (Precision::Fp64, Device::Cpu) => (false, "a CPU"),
+                (_, Device::Cpu) => (true, "a CPU"),
                 (Precision::Bf16 | Precision::Fp16, _) => (true, "CUDA"),
                 _ => (false, "CUDA"),
             };
@@ -427,7 +397,7 @@ mod tests {
                 assert!(n.notes[0].contains(isa), "{:?}", n.notes);
             }
             None => {
-                assert_eq!((n.precision, n.channels_last), (Precision::Fp32, false));
+                assert_eq!((n.precision, n.channels_last), (Precision::Fp32, true));
                 assert!(
                     n.notes[0].contains("no AVX512-BF16/AMX-BF16"),
                     "{:?}",
@@ -464,7 +434,7 @@ mod tests {
         assert!(resolve(Precision::Fp16.into(), LayoutChoice::Auto, Device::Cpu).is_err());
         assert_eq!((d.precision, d.channels_last), (Precision::Fp64, false));
         let e = resolve(Precision::Fp32.into(), LayoutChoice::Auto, Device::Cpu).unwrap();
-        assert_eq!(e.channels_last, cpu_isa().avx512, "{:?}", e.notes);
+        assert!(e.channels_last, "{:?}", e.notes);
     }
 
     #[test]
