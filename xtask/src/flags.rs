@@ -26,7 +26,7 @@ pub struct Flags {
 pub enum Command {
     /// Install PyTorch 2.13.0 (libtorch) from PyPI into a cache venv and link .libtorch
     ///
-    /// Without an NVIDIA GPU only what libtorch's CPU path loads (about 1.5 GB), with one or with
+    /// Without an NVIDIA GPU only what libtorch's CPU path loads (about 1.4 GB), with one or with
     /// --cuda the full wheel set with CUDA (about 5 GB); --cpu and --cuda switch between the two.
     Setup(Setup),
     /// Setup on first use, then `cargo test --workspace --no-fail-fast [ARGS]`
@@ -77,7 +77,7 @@ pub enum Command {
 
 #[derive(Debug, Default, Args)]
 pub struct Setup {
-    /// The CPU install (about 1.5 GB): what libtorch's CPU path loads
+    /// The CPU install (about 1.4 GB): what libtorch's CPU path loads
     #[arg(long, conflicts_with = "cuda")]
     pub cpu: bool,
     /// The full wheel set with CUDA (about 5 GB); the default where an NVIDIA GPU is present
