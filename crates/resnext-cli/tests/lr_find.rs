@@ -187,6 +187,25 @@ fn divergence_stops_the_sweep_early_and_run_directories_are_refused() {
     let cv = dir.path().join("cv");
     std::fs::create_dir(&cv).unwrap();
     std::fs::write(cv.join("folds.json"), b"{}").unwrap();
+    // --epochs means nothing to a sweep of --steps: refused before anything is made
+    let unused = dir.path().join("unused");
+    let o = run(&[
+        "lr-find",
+        "--config",
+        c,
+        "--out",
+        unused.to_str().unwrap(),
+        "--epochs",
+        "3",
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("--epochs 3") && err.contains("--steps"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!unused.exists());
     for (target, says) in [
         (run_dir.clone(), "is a run directory"),
         (run_dir.join("sub"), "is a run directory"),

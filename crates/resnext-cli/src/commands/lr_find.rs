@@ -38,6 +38,9 @@ fn refuse_run_dir(out: &Path) -> Result<()> {
 }
 
 pub fn run(a: LrFindArgs) -> Result<ExitCode> {
+    if let Some(epochs) = a.training.epochs {
+        bail!("--epochs {epochs}: lr-find runs --steps optimiser steps (default 100), not epochs; drop --epochs");
+    }
     let settings = LrFindSettings {
         start_lr: a.start_lr,
         end_lr: a.end_lr,
