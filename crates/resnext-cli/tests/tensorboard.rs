@@ -216,6 +216,13 @@ fn cv_writes_one_event_file_per_fold_and_tb_must_be_a_folder() {
         "{err}"
     );
     assert_eq!(std::fs::read(run.join("tb")).unwrap(), b"not a folder");
+    // and nothing of the run was written beside it
+    let left: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["tb"], "{left:?}");
 }
 
 #[test]

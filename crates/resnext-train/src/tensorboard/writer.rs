@@ -26,6 +26,27 @@ pub enum SessionStatus {
     Running = 3,
 }
 
+/// Whether `dir` can hold a run's event files: true when it is a directory, false when it is
+/// absent (to be created); a link or anything else is an error that leaves it as it is. Training
+/// checks this before it writes any of a new run's files.
+pub fn check_target(dir: &Path) -> Result<bool, TrainError> {
+    let refuse = |reason: String| TrainError::TensorBoard {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(refuse(
+            "is a symbolic link, which is not followed; remove it".into(),
+        )),
+        Ok(m) if !m.is_dir() => Err(refuse(
+            "exists and is not a directory; it was left as it is".into(),
+        )),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(refuse(e.to_string())),
+    }
+}
+
 /// Appends events to a new event file in a directory.
 pub struct EventWriter {
     path: PathBuf,
@@ -74,22 +95,8 @@ impl EventWriter {
             path: dir.to_path_buf(),
             reason,
         };
-        match std::fs::symlink_metadata(dir) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(refuse(
-                    "is a symbolic link, which is not followed; remove it".into(),
-                ))
-            }
-            Ok(m) if !m.is_dir() => {
-                return Err(refuse(
-                    "exists and is not a directory; it was left as it is".into(),
-                ))
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir(dir).map_err(|e| refuse(format!("cannot be created: {e}")))?
-            }
-            Err(e) => return Err(refuse(e.to_string())),
+        if !check_target(dir)? {
+            std::fs::create_dir(dir).map_err(|e| refuse(format!("cannot be created: {e}")))?
         }
         let secs = now_secs() as u64;
         let base = format!(

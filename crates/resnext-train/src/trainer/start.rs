@@ -95,6 +95,11 @@ impl Trainer {
                 ),
             });
         }
+        if cfg.train.tensorboard && comm.rank() == 0 {
+            // before anything of the run is written: a `tb` that cannot be the events' folder
+            let tb = Run::at(run_dir).path(RunFile::TensorBoard);
+            crate::tensorboard::writer::check_target(&tb)?;
+        }
         let run = Run::create(run_dir)?;
         let lock = run.lock()?;
         if run.holds_run() {
