@@ -200,8 +200,8 @@ fn forget_torch_sys_build() -> Result<()> {
                 .any(|b| b.file_name().to_string_lossy().starts_with("torch-sys-"))
         })
     };
-    let profiles = std::fs::read_dir(&target).into_iter().flatten().flatten();
-    if !profiles.into_iter().any(built) {
+    let mut profiles = std::fs::read_dir(&target).into_iter().flatten().flatten();
+    if !profiles.any(built) {
         return Ok(());
     }
     let mut clean = cmd::cargo();
