@@ -59,9 +59,66 @@ impl Outcome {
 
     /// Calibration-in-the-large and its standard error, image `i` counted `w[i]` times; the
     /// fit starts from `start` (0 when unknown).
+    ///
+    /// The score Σ w (y − σ(a + x)) falls strictly with a, so its one root is bracketed first and
+    /// then found by Newton's steps kept inside the bracket, bisecting where a step would leave
+    /// it: confident predictions (logits near the clamp, where the information is almost 0) send
+    /// plain Newton steps far past the root.
     pub(crate) fn intercept(&self, w: &[u32], start: f64) -> Result<(f64, f64), StatsError> {
-        let (a, _, se_a, _) = self.fit(w, false, (start, 1.0))?;
-        Ok((a, se_a))
+        self.check_counts(w)?;
+        let diverged = StatsError::NoConvergence {
+            class: self.class,
+            iterations: MAX_ITERATIONS,
+        };
+        let score = |a: f64| {
+            let (_, g, h) = self.evaluate(w, a, 1.0, false);
+            (g[0], h[0])
+        };
+        let start = if start.is_finite() { start } else { 0.0 };
+        // widen by 1, 2, 4, … until the score changes sign: the root lies within the logits'
+        // range plus log of the counts, so a few dozen doublings always reach it
+        let (mut lo, mut hi) = (start, start);
+        let mut width = 1.0;
+        while score(lo).0 <= 0.0 {
+            lo -= width;
+            width *= 2.0;
+            if width > 1e12 {
+                return Err(diverged);
+            }
+        }
+        width = 1.0;
+        while score(hi).0 >= 0.0 {
+            hi += width;
+            width *= 2.0;
+            if width > 1e12 {
+                return Err(diverged);
+            }
+        }
+        let mut a = start.clamp(lo, hi);
+        for _ in 0..MAX_ITERATIONS {
+            let (g, h) = score(a);
+            if g > 0.0 {
+                lo = a;
+            } else {
+                hi = a;
+            }
+            let newton = a + g / h;
+            let next = if newton > lo && newton < hi {
+                newton
+            } else {
+                0.5 * (lo + hi)
+            };
+            if (next - a).abs() < STEP_TOLERANCE || hi - lo < STEP_TOLERANCE {
+                let h = score(next).1;
+                let var = 1.0 / h;
+                if !(var.is_finite() && var > 0.0) {
+                    return Err(diverged);
+                }
+                return Ok((next, var.sqrt()));
+            }
+            a = next;
+        }
+        Err(diverged)
     }
 
     /// The joint fit (a, b), b the calibration slope, and the standard error of b, image `i`
@@ -73,14 +130,30 @@ impl Outcome {
     ) -> Result<((f64, f64), f64), StatsError> {
         let mut seen = self.logit.iter().zip(w).filter(|(_, &w)| w > 0);
         let first = seen.next().map(|(&x, _)| x);
+        self.check_counts(w)?;
         if seen.all(|(&x, _)| Some(x) == first) {
             return Err(StatsError::ConstantPredictions(self.class));
         }
         if self.separated(w) {
             return Err(StatsError::Separated(self.class));
         }
-        let (a, b, _, se_b) = self.fit(w, true, start)?;
+        let (a, b, se_b) = self.fit(w, start)?;
         Ok(((a, b), se_b))
+    }
+
+    /// Both outcomes must be among the counted images.
+    fn check_counts(&self, w: &[u32]) -> Result<(), StatsError> {
+        let (mut positives, mut negatives) = (0u64, 0u64);
+        for (&y, &w) in self.y.iter().zip(w) {
+            *(if y { &mut positives } else { &mut negatives }) += u64::from(w);
+        }
+        if positives == 0 {
+            return Err(StatsError::NoPositives(self.class));
+        }
+        if negatives == 0 {
+            return Err(StatsError::NoNegatives(self.class));
+        }
+        Ok(())
     }
 
     /// Whether the counted images' logits separate the class from the rest, completely or
@@ -130,64 +203,44 @@ impl Outcome {
         (ll, g, h)
     }
 
-    /// Newton–Raphson from `start`, b fixed at 1 unless `free_slope`, halving a step longer
-    /// than [`LINE_SEARCH_ABOVE`] until the log-likelihood does not fall. (Shorter steps go
+    /// The joint (a, b) by Newton–Raphson from `start`, halving a step longer than
+    /// [`LINE_SEARCH_ABOVE`] until the log-likelihood does not fall. (Shorter steps go
     /// unchecked: any point where Newton's steps vanish is the one maximum, and steps that do
-    /// not vanish end in [`StatsError::NoConvergence`].) Returns (a, b, se(a), se(b)), se(b) = 0
-    /// when b is fixed.
-    fn fit(
-        &self,
-        w: &[u32],
-        free_slope: bool,
-        start: (f64, f64),
-    ) -> Result<(f64, f64, f64, f64), StatsError> {
-        let (mut positives, mut negatives) = (0u64, 0u64);
-        for (&y, &w) in self.y.iter().zip(w) {
-            *(if y { &mut positives } else { &mut negatives }) += u64::from(w);
-        }
-        if positives == 0 {
-            return Err(StatsError::NoPositives(self.class));
-        }
-        if negatives == 0 {
-            return Err(StatsError::NoNegatives(self.class));
-        }
+    /// not vanish end in [`StatsError::NoConvergence`], as does a long step that finds no point
+    /// at least as likely.) Returns (a, b, se(b)). The counts are checked and the predictions
+    /// neither constant nor separated, so the maximum exists.
+    fn fit(&self, w: &[u32], start: (f64, f64)) -> Result<(f64, f64, f64), StatsError> {
         let diverged = StatsError::NoConvergence {
             class: self.class,
             iterations: MAX_ITERATIONS,
         };
-        let (mut a, mut b) = if free_slope { start } else { (start.0, 1.0) };
+        let (mut a, mut b) = start;
         let (_, mut g, mut h) = self.evaluate(w, a, b, false);
         for _ in 0..MAX_ITERATIONS {
-            let (da, db) = if free_slope {
-                let det = h[0] * h[2] - h[1] * h[1];
-                (
-                    (h[2] * g[0] - h[1] * g[1]) / det,
-                    (h[0] * g[1] - h[1] * g[0]) / det,
-                )
-            } else {
-                (g[0] / h[0], 0.0)
-            };
+            let det = h[0] * h[2] - h[1] * h[1];
+            let (da, db) = (
+                (h[2] * g[0] - h[1] * g[1]) / det,
+                (h[0] * g[1] - h[1] * g[0]) / det,
+            );
             if !(da.is_finite() && db.is_finite()) {
                 return Err(diverged);
             }
             if da.abs().max(db.abs()) < STEP_TOLERANCE {
                 // converged: the information here is that at the maximum to within the step
-                let (var_a, var_b) = if free_slope {
-                    let det = h[0] * h[2] - h[1] * h[1];
-                    (h[2] / det, h[0] / det)
-                } else {
-                    (1.0 / h[0], 0.0)
-                };
-                if !(var_a.is_finite() && var_b.is_finite() && var_a > 0.0) {
+                let var_b = h[0] / det;
+                if !(var_b.is_finite() && var_b > 0.0) {
                     return Err(diverged);
                 }
-                return Ok((a + da, b + db, var_a.sqrt(), var_b.sqrt()));
+                return Ok((a + da, b + db, var_b.sqrt()));
             }
             let mut t = 1.0;
             if da.abs().max(db.abs()) > LINE_SEARCH_ABOVE {
                 let ll = self.evaluate(w, a, b, true).0;
-                while self.evaluate(w, a + t * da, b + t * db, true).0 < ll && t > 1e-9 {
+                while self.evaluate(w, a + t * da, b + t * db, true).0 < ll {
                     t /= 2.0;
+                    if t < 1e-9 {
+                        return Err(diverged);
+                    }
                 }
             }
             (a, b) = (a + t * da, b + t * db);
@@ -217,4 +270,37 @@ pub fn calibration(
         slope,
         slope_se,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Outcome, P_CLAMP};
+
+    #[test]
+    fn the_intercept_of_predictions_at_the_clamp_is_found() {
+        // every probability 1: logits all at the clamp, where Newton's first step from 0 is
+        // about −5e11; the maximum is where σ(x + a) = 1/2
+        let probs = vec![vec![0.0, 1.0]; 4];
+        let outcome = Outcome::new(&probs, &[0, 0, 1, 1], 1);
+        let (a, se) = outcome.intercept(&[1; 4], 0.0).unwrap();
+        let p = 1.0 - P_CLAMP; // as Outcome::new computes it
+        let x = (p / (1.0 - p)).ln();
+        assert!((a + x).abs() < 1e-8, "{a} against {}", -x);
+        // the information at the maximum is 4 · 1/4
+        assert!((se - 1.0).abs() < 1e-8, "{se}");
+        // and from a start on the other side, or not finite
+        for start in [-100.0, 100.0, f64::NAN] {
+            let (b, _) = outcome.intercept(&[1; 4], start).unwrap();
+            assert!((a - b).abs() < 1e-8, "from {start}: {b}");
+        }
+        // a counted resample with one outcome only is named as such
+        assert!(matches!(
+            outcome.intercept(&[1, 1, 0, 0], 0.0),
+            Err(crate::StatsError::NoPositives(1))
+        ));
+        assert!(matches!(
+            outcome.slope(&[0, 0, 1, 1], (0.0, 1.0)),
+            Err(crate::StatsError::NoNegatives(1))
+        ));
+    }
 }

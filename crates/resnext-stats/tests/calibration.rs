@@ -81,6 +81,55 @@ fn probabilities_of_0_and_1_are_clamped() {
 }
 
 #[test]
+fn confident_predictions_are_fitted_at_the_root_of_the_score() {
+    // logits of 16 to 27.6 (the clamp), where the information is almost 0: Newton's first step
+    // from a = 0 is of the order of 1e9, far past the root
+    let p = [
+        1.0 - 1e-7,
+        1.0,
+        1.0 - 1e-10,
+        1.0,
+        1.0 - 1e-9,
+        1.0 - 1e-12,
+        1.0 - 1e-8,
+        1.0 - 1e-11,
+    ];
+    let labels = [0, 1, 1, 0, 1, 0, 0, 1];
+    let c = calibration(&binary(&p), &labels, 1).unwrap();
+    let x: Vec<f64> = p
+        .iter()
+        .map(|&p: &f64| {
+            let p = p.clamp(1e-12, 1.0 - 1e-12);
+            (p / (1.0 - p)).ln()
+        })
+        .collect();
+    let y: Vec<f64> = labels.iter().map(|&l| l as f64).collect();
+    let residual = |a: f64, b: f64, by_x: bool| -> f64 {
+        x.iter()
+            .zip(&y)
+            .map(|(&x, &y)| (y - sigmoid(a + b * x)) * if by_x { x } else { 1.0 })
+            .sum()
+    };
+    assert!(c.intercept < -20.0, "{c:?}");
+    assert!(residual(c.intercept, 1.0, false).abs() < 1e-8, "{c:?}");
+    assert!(c.intercept_se.is_finite() && c.intercept_se > 0.0, "{c:?}");
+    // the joint fit too: both score equations hold at (a, b)
+    // the joint fit too: at the fitted slope, the a that solves the first score equation
+    // (found here by bisection) also solves the second
+    let (mut lo, mut hi) = (-1e3, 1e3);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if residual(mid, c.slope, false) > 0.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let a = 0.5 * (lo + hi);
+    assert!(residual(a, c.slope, true).abs() < 1e-6, "{c:?} a = {a}");
+}
+
+#[test]
 fn an_undefined_fit_is_an_error() {
     // perfectly separated: the slope's maximum likelihood is at infinity
     assert!(matches!(
