@@ -198,16 +198,31 @@ pub fn write_atomic_with(
     // The temporary file is a writer's while it holds the file's lock: one left by a killed
     // process is unlocked, stale, and removed (a link is removed, not followed); one that another
     // process is writing is locked, and this write waits for it (then replaces its result).
+    // Only the holder of the lock on the file the temporary path names renames or removes that
+    // path (a writer that fails removes it before unlocking), so a stale file is removed only
+    // while it is locked here and the path still names it: the file opened may have been renamed
+    // into place and unlocked since, and the path may name another writer's new file by now.
     let io = |e| WriteError::io(path, e);
+    let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
     let mut f = None;
     for _ in 0..500 {
         match std::fs::symlink_metadata(&tmp) {
-            Ok(m) if m.file_type().is_symlink() => {
-                std::fs::remove_file(&tmp).map_err(|e| WriteError::io(&tmp, e))?
-            }
+            Ok(m) if m.file_type().is_symlink() => match std::fs::remove_file(&tmp) {
+                Err(e) if !gone(&e) => return Err(WriteError::io(&tmp, e)),
+                _ => continue,
+            },
             Ok(m) if m.file_type().is_file() => match File::open(&tmp) {
                 Ok(other) => match other.try_lock() {
-                    Ok(()) => std::fs::remove_file(&tmp).map_err(|e| WriteError::io(&tmp, e))?,
+                    Ok(()) => {
+                        if same_file(&other, &tmp) {
+                            match std::fs::remove_file(&tmp) {
+                                Err(e) if !gone(&e) => return Err(WriteError::io(&tmp, e)),
+                                _ => {}
+                            }
+                        }
+                        // look again: removed, or renamed into place and another's by now
+                        continue;
+                    }
                     Err(std::fs::TryLockError::WouldBlock) => {
                         std::thread::sleep(std::time::Duration::from_millis(20));
                         continue;
@@ -227,10 +242,15 @@ pub fn write_atomic_with(
         }
         match OpenOptions::new().write(true).create_new(true).open(&tmp) {
             Ok(new) => {
-                // nobody else can have it yet: the lock only tells later writers it is in use
+                // Another writer may have opened it before this lock and taken it for stale
+                // (unlocked): the file is this writer's only if the path still names it once
+                // locked; otherwise the other one removed it, and this one looks again.
                 new.lock().map_err(io)?;
-                f = Some(new);
-                break;
+                if same_file(&new, &tmp) {
+                    f = Some(new);
+                    break;
+                }
+                continue;
             }
             // another writer created it between the check and here: look again
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -254,12 +274,30 @@ pub fn write_atomic_with(
         created = false;
         sync_parent(&target).map_err(io)
     })();
-    drop(f);
     if result.is_err() && created {
-        // Best effort: the write already failed, and that error is the one to report.
+        // Best effort, while still locked: the write already failed, and that error is the one
+        // to report.
         std::fs::remove_file(&tmp).ok();
     }
+    drop(f);
     result
+}
+
+/// Whether `path` (not followed) still names the file `file` has open.
+fn same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::symlink_metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
+    }
 }
 
 /// Makes a rename in `path`'s directory durable.

@@ -131,13 +131,15 @@ fn a_stale_temporary_is_replaced_and_a_missing_directory_named() {
 fn two_writers_of_one_file_never_mix_their_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("folds.json");
-    let writers: Vec<_> = [b'a', b'b']
+    // four writers of small files, so that one often finds another's temporary file between
+    // its creation and its lock, or just after its rename: neither may be taken for stale
+    let writers: Vec<_> = [b'a', b'b', b'c', b'd']
         .into_iter()
         .map(|byte| {
             let p = p.clone();
             std::thread::spawn(move || {
-                for _ in 0..20 {
-                    write_atomic(&p, &vec![byte; 1 << 20]).unwrap();
+                for _ in 0..50 {
+                    write_atomic(&p, &vec![byte; 1 << 16]).unwrap();
                 }
             })
         })
@@ -146,7 +148,7 @@ fn two_writers_of_one_file_never_mix_their_bytes() {
         w.join().unwrap();
     }
     let got = std::fs::read(&p).unwrap();
-    assert_eq!(got.len(), 1 << 20);
+    assert_eq!(got.len(), 1 << 16);
     assert!(
         got.iter().all(|&b| b == got[0]),
         "the bytes of two writers mixed"
