@@ -179,41 +179,81 @@ pub fn run(flags: &Setup) -> Result<PathBuf> {
         Some(t) if is_complete(&venv, variant) => t,
         _ => install(&venv, variant)?,
     };
-    let pruned = variant == Variant::Cpu && prune_cpu(&torch)?;
-    if link(&torch)? | pruned {
-        forget_torch_sys_build()?;
+    if variant == Variant::Cpu {
+        prune_cpu(&torch)?;
     }
+    link(&torch)?;
+    forget_stale_torch_sys_builds(&torch.join("lib"))?;
     install_checkers(&venv)?;
     Ok(torch)
 }
 
 /// torch-sys's build script decides once which of libtorch's libraries to link (CUDA's when
 /// `libtorch_cuda.so` is there) and reruns only when `LIBTORCH` changes, which `.libtorch`
-/// keeps the same: after a switch or a prune its cached answer can name a library that is gone.
-/// Cleaning the package makes the next build ask again (about a minute of C++).
-fn forget_torch_sys_build() -> Result<()> {
-    let target = cmd::target_dir()?;
-    let built = |profile: std::fs::DirEntry| {
-        std::fs::read_dir(profile.path().join("build")).is_ok_and(|builds| {
-            builds
-                .flatten()
-                .any(|b| b.file_name().to_string_lossy().starts_with("torch-sys-"))
-        })
-    };
-    let mut profiles = std::fs::read_dir(&target).into_iter().flatten().flatten();
-    if !profiles.any(built) {
-        return Ok(());
+/// keeps the same: after a switch or a prune its cached answer can name a library that is gone
+/// (`unable to find library -ltorch_cuda`), or leave out CUDA that is now there. Each profile's
+/// torch-sys build is checked against the libraries in `lib` on every setup (so a clean that
+/// failed or was interrupted is done the next time) and a stale one is cleaned, which makes its
+/// next build ask again (about a minute of C++ per profile).
+fn forget_stale_torch_sys_builds(lib: &Path) -> Result<()> {
+    let stale = stale_torch_sys_profiles(&cmd::target_dir()?, lib);
+    for profile in &stale {
+        let mut clean = cmd::cargo();
+        clean.args(["clean", "--quiet", "-p", "torch-sys", "--profile", profile]);
+        cmd::output(
+            &mut clean,
+            &format!("cargo clean -p torch-sys --profile {profile}"),
+        )?;
     }
-    let mut clean = cmd::cargo();
-    clean.args(["clean", "--quiet", "-p", "torch-sys"]);
-    cmd::output(&mut clean, "cargo clean -p torch-sys")?;
-    eprintln!("setup: libtorch changed, so torch-sys is rebuilt against it on the next build");
+    if !stale.is_empty() {
+        eprintln!(
+            "setup: libtorch changed, so torch-sys is rebuilt against it on the next build ({})",
+            stale.join(", ")
+        );
+    }
     Ok(())
+}
+
+/// The profiles (`dev`, `release`, a custom one) under `target` whose torch-sys build output
+/// links a libtorch library that `lib` lacks, or does not link `torch_cuda` that `lib` has.
+fn stale_torch_sys_profiles(target: &Path, lib: &Path) -> Vec<String> {
+    let has = |name: &str| lib.join(format!("lib{name}.so")).exists();
+    let mut stale = Vec::new();
+    for profile in std::fs::read_dir(target).into_iter().flatten().flatten() {
+        let outputs = std::fs::read_dir(profile.path().join("build"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|b| b.file_name().to_string_lossy().starts_with("torch-sys-"))
+            .filter_map(|b| std::fs::read_to_string(b.path().join("output")).ok());
+        let is_stale = outputs.into_iter().any(|output| {
+            let linked: Vec<&str> = output
+                .lines()
+                .filter_map(|l| l.strip_prefix("cargo:rustc-link-lib="))
+                .filter(|n| !n.starts_with("static="))
+                .filter(|n| n.starts_with("torch") || n.starts_with("c10"))
+                .collect();
+            linked.iter().any(|n| !has(n)) || (has("torch_cuda") && !linked.contains(&"torch_cuda"))
+        });
+        if is_stale {
+            let dir = profile.file_name().to_string_lossy().into_owned();
+            stale.push(if dir == "debug" {
+                "dev".to_string()
+            } else {
+                dir
+            });
+        }
+    }
+    stale.sort();
+    stale
 }
 
 /// The libraries of the torch wheel that the CPU install never loads: the CUDA side
 /// (`libtorch_cuda*.so` alone is 490 MB) and Python's bindings, which need all of CUDA.
-/// `libtorch_cpu.so` and `libc10.so` load none of them (`ldd`).
+/// `libtorch_cpu.so` and `libc10.so` load none of them (`ldd`). `libtorch.so` still names
+/// `libtorch_cuda.so` as needed; torch-sys links it with `-ltorch`, and rustc's `--as-needed`
+/// leaves it out of the binaries, as nothing in it is used. A C++ program linking `.libtorch`
+/// without `--as-needed` needs the CUDA install (`cargo xtask setup --cuda`).
 const CPU_UNUSED: [&str; 6] = [
     "libtorch_cuda.so",
     "libtorch_cuda_linalg.so",
@@ -223,9 +263,8 @@ const CPU_UNUSED: [&str; 6] = [
     "libtorch_python.so",
 ];
 
-/// Removes [`CPU_UNUSED`] from a CPU install (also one made before they were left out); true
-/// when something was removed.
-fn prune_cpu(torch: &Path) -> Result<bool> {
+/// Removes [`CPU_UNUSED`] from a CPU install (also one made before they were left out).
+fn prune_cpu(torch: &Path) -> Result<()> {
     let mut freed = 0;
     for name in CPU_UNUSED {
         let path = torch.join("lib").join(name);
@@ -241,7 +280,7 @@ fn prune_cpu(torch: &Path) -> Result<bool> {
             freed / 1_000_000
         );
     }
-    Ok(freed > 0)
+    Ok(())
 }
 
 /// What the tests check outputs with: the export round-trip tests load exported models with
@@ -336,14 +375,12 @@ fn install(venv: &Path, variant: Variant) -> Result<PathBuf> {
 }
 
 /// Points `.libtorch` at `torch`; true when it pointed elsewhere before.
-fn link(torch: &Path) -> Result<bool> {
+fn link(torch: &Path) -> Result<()> {
     let link = cmd::root().join(".libtorch");
-    let mut replaced = false;
     if let Ok(current) = std::fs::read_link(&link) {
         if current == torch {
-            return Ok(false);
+            return Ok(());
         }
-        replaced = true;
         std::fs::remove_file(&link)
             .with_context(|| format!("cannot replace {}", link.display()))?;
     } else if link.exists() {
@@ -355,7 +392,7 @@ fn link(torch: &Path) -> Result<bool> {
     std::os::unix::fs::symlink(torch, &link)
         .with_context(|| format!("cannot link {} -> {}", link.display(), torch.display()))?;
     eprintln!("setup: .libtorch -> {}", torch.display());
-    Ok(replaced)
+    Ok(())
 }
 
 /// Makes sure the setup venv has these pip requirements (for benchmarks against PyTorch);
@@ -483,4 +520,56 @@ fn apt_install(why: &str, packages: &[&str]) -> Result<()> {
         apt(&install)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stale_torch_sys_profiles;
+    use std::fs;
+    use std::path::Path;
+
+    fn build(target: &Path, profile: &str, links: &[&str]) {
+        let dir = target.join(profile).join("build/torch-sys-0123abcd");
+        fs::create_dir_all(&dir).unwrap();
+        let mut out = String::from("cargo:rerun-if-env-changed=LIBTORCH\ncargo:rustc-link-lib=static=tch\ncargo:rustc-link-lib=stdc++\n");
+        for l in links {
+            out.push_str(&format!("cargo:rustc-link-lib={l}\n"));
+        }
+        fs::write(dir.join("output"), out).unwrap();
+    }
+
+    fn lib(dir: &Path, names: &[&str]) {
+        fs::create_dir_all(dir).unwrap();
+        for n in names {
+            fs::write(dir.join(format!("lib{n}.so")), b"").unwrap();
+        }
+    }
+
+    #[test]
+    fn a_torch_sys_build_is_stale_when_its_link_list_and_the_libraries_disagree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (target, cpu, cuda) = (
+            tmp.path().join("target"),
+            tmp.path().join("cpu"),
+            tmp.path().join("cuda"),
+        );
+        lib(&cpu, &["torch_cpu", "torch", "c10"]);
+        lib(&cuda, &["torch_cpu", "torch", "c10", "torch_cuda"]);
+        let cpu_links = ["torch_cpu", "torch", "c10", "gomp"];
+        let cuda_links = ["torch_cpu", "torch_cuda", "torch", "c10", "gomp"];
+        // no build yet
+        assert!(stale_torch_sys_profiles(&target, &cpu).is_empty());
+        // built against CUDA, then pruned or switched to the CPU install: both profiles
+        build(&target, "debug", &cuda_links);
+        build(&target, "release", &cuda_links);
+        fs::create_dir_all(target.join("tmp")).unwrap();
+        assert_eq!(stale_torch_sys_profiles(&target, &cpu), ["dev", "release"]);
+        assert!(stale_torch_sys_profiles(&target, &cuda).is_empty());
+        // built against the CPU install, then switched to CUDA: CUDA would be left out
+        build(&target, "debug", &cpu_links);
+        assert_eq!(stale_torch_sys_profiles(&target, &cuda), ["dev"]);
+        assert_eq!(stale_torch_sys_profiles(&target, &cpu), ["release"]);
+        build(&target, "release", &cpu_links);
+        assert!(stale_torch_sys_profiles(&target, &cpu).is_empty());
+    }
 }
