@@ -216,7 +216,9 @@ value_enum_into! {
     after_help = "The sweep trains a fresh model of the config (or --init-weights) through the \
 training step itself, with the learning rate growing exponentially from --start-lr to --end-lr; it \
 stops when the smoothed loss exceeds 4 times its best or the loss is not finite. Nothing is written \
-but --out/lr_find.csv and --out/lr_find.png; --out may not be a run or cross-validation directory."
+but --out/lr_find.csv and --out/lr_find.png; --out may not be a run or cross-validation directory.",
+    // a sweep runs --steps optimiser steps; --epochs is refused, so not offered
+    mut_arg("epochs", |a| a.hide(true))
 )]
 pub struct LrFindArgs {
     #[command(flatten)]

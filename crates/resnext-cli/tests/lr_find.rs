@@ -206,6 +206,29 @@ fn divergence_stops_the_sweep_early_and_run_directories_are_refused() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!unused.exists());
+    // so is an epoch count given through --set, and the help does not offer --epochs
+    let o = run(&[
+        "lr-find",
+        "--config",
+        c,
+        "--out",
+        unused.to_str().unwrap(),
+        "--set",
+        "train.epochs=3",
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("train.epochs=3") && err.contains("--steps"),
+        "{err}"
+    );
+    assert!(!unused.exists());
+    let help = run(&["lr-find", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--steps") && !help.contains("--epochs"),
+        "{help}"
+    );
     for (target, says) in [
         (run_dir.clone(), "is a run directory"),
         (run_dir.join("sub"), "is a run directory"),

@@ -223,6 +223,23 @@ fn cv_writes_one_event_file_per_fold_and_tb_must_be_a_folder() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(left, ["tb"], "{left:?}");
+    // an --out that is a file is refused as the run's directory, not as a TensorBoard folder
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"kept").unwrap();
+    let o = common::run(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = common::stderr(&o);
+    assert!(
+        err.contains("a-file") && !err.contains("TensorBoard"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"kept");
 }
 
 #[test]

@@ -139,11 +139,13 @@ fn cuda_load_error(dlerror: &str) -> String {
     match missing {
         Some(lib) if dlerror.contains("cannot open shared object file") => format!(
             "CUDA support is not installed: libtorch's CUDA support needs {lib}, which this \
-             CPU-only install leaves out; install CUDA's libraries with `cargo xtask setup --cuda`"
+             CPU-only libtorch leaves out; install CUDA's libraries with `cargo xtask setup --cuda` \
+             (with your own LIBTORCH: point it at a CUDA build of libtorch)"
         ),
         _ => format!(
             "this libtorch has no CUDA support (libtorch_cuda.so cannot be loaded: {dlerror}); \
-             `cargo xtask setup --cuda` installs one that has"
+             `cargo xtask setup --cuda` installs one that has (with your own LIBTORCH: a CUDA \
+             build of libtorch)"
         ),
     }
 }

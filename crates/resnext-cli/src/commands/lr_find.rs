@@ -41,6 +41,16 @@ pub fn run(a: LrFindArgs) -> Result<ExitCode> {
     if let Some(epochs) = a.training.epochs {
         bail!("--epochs {epochs}: lr-find runs --steps optimiser steps (default 100), not epochs; drop --epochs");
     }
+    if let Some(set) = a
+        .training
+        .sets
+        .iter()
+        .find(|s| s.split('=').next().map(str::trim) == Some("train.epochs"))
+    {
+        bail!(
+            "--set {set}: lr-find runs --steps optimiser steps (default 100), not epochs; drop it"
+        );
+    }
     let settings = LrFindSettings {
         start_lr: a.start_lr,
         end_lr: a.end_lr,
