@@ -205,7 +205,9 @@ pub fn write_atomic_with(
     let io = |e| WriteError::io(path, e);
     let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
     let mut f = None;
-    for _ in 0..500 {
+    // a deadline, not a count of tries: a try that finds a file just renamed away does not wait
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
         match std::fs::symlink_metadata(&tmp) {
             Ok(m) if m.file_type().is_symlink() => match std::fs::remove_file(&tmp) {
                 Err(e) if !gone(&e) => return Err(WriteError::io(&tmp, e)),
