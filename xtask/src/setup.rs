@@ -374,7 +374,7 @@ fn install(venv: &Path, variant: Variant) -> Result<PathBuf> {
     Ok(torch)
 }
 
-/// Points `.libtorch` at `torch`; true when it pointed elsewhere before.
+/// Points `.libtorch` at `torch` (replacing a link to another install).
 fn link(torch: &Path) -> Result<()> {
     let link = cmd::root().join(".libtorch");
     if let Ok(current) = std::fs::read_link(&link) {

@@ -77,23 +77,21 @@ impl Outcome {
         let start = if start.is_finite() { start } else { 0.0 };
         // widen by 1, 2, 4, … until the score changes sign: the root lies within the logits'
         // range plus log of the counts, so a few dozen doublings always reach it
-        let (mut lo, mut hi) = (start, start);
-        let mut width = 1.0;
-        while score(lo).0 <= 0.0 {
-            lo -= width;
-            width *= 2.0;
-            if width > 1e12 {
-                return Err(diverged);
+        // (down: while the score is not yet positive; up: while it is not yet negative)
+        let widen = |direction: f64| {
+            let (mut bound, mut width) = (start, 1.0);
+            while direction * score(bound).0 >= 0.0 {
+                bound += direction * width;
+                width *= 2.0;
+                if width > 1e12 {
+                    return None;
+                }
             }
-        }
-        width = 1.0;
-        while score(hi).0 >= 0.0 {
-            hi += width;
-            width *= 2.0;
-            if width > 1e12 {
-                return Err(diverged);
-            }
-        }
+            Some(bound)
+        };
+        let (Some(mut lo), Some(mut hi)) = (widen(-1.0), widen(1.0)) else {
+            return Err(diverged);
+        };
         let mut a = start.clamp(lo, hi);
         for _ in 0..MAX_ITERATIONS {
             let (g, h) = score(a);

@@ -38,18 +38,20 @@ fn refuse_run_dir(out: &Path) -> Result<()> {
 }
 
 pub fn run(a: LrFindArgs) -> Result<ExitCode> {
-    if let Some(epochs) = a.training.epochs {
-        bail!("--epochs {epochs}: lr-find runs --steps optimiser steps (default 100), not epochs; drop --epochs");
-    }
-    if let Some(set) = a
+    // an epoch count, as a flag or through --set, means nothing to a sweep
+    let set_epochs = a
         .training
         .sets
         .iter()
         .find(|s| s.split('=').next().map(str::trim) == Some("train.epochs"))
+        .map(|s| format!("--set {s}"));
+    if let Some(given) = a
+        .training
+        .epochs
+        .map(|e| format!("--epochs {e}"))
+        .or(set_epochs)
     {
-        bail!(
-            "--set {set}: lr-find runs --steps optimiser steps (default 100), not epochs; drop it"
-        );
+        bail!("{given}: lr-find runs --steps optimiser steps (default 100), not epochs; drop it");
     }
     let settings = LrFindSettings {
         start_lr: a.start_lr,

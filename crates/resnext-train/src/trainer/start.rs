@@ -97,11 +97,11 @@ impl Trainer {
         }
         // a `--out` that is not a directory, and one that holds a run (busy or finished), are
         // refused below as such, not for their TensorBoard folder
-        let fresh = run_dir.is_dir() && !Run::at(run_dir).holds_run();
+        let planned = Run::at(run_dir);
+        let fresh = run_dir.is_dir() && !planned.holds_run();
         if cfg.train.tensorboard && comm.rank() == 0 && fresh {
             // before anything of the run is written: a `tb` that cannot be the events' folder
-            let tb = Run::at(run_dir).path(RunFile::TensorBoard);
-            crate::tensorboard::writer::check_target(&tb)?;
+            crate::tensorboard::writer::check_target(&planned.path(RunFile::TensorBoard))?;
         }
         let run = Run::create(run_dir)?;
         let lock = run.lock()?;
